@@ -1,0 +1,55 @@
+"""The exception hierarchy: every error carries a one-line user message and an exit code.
+
+Exit codes (documented in README.md):
+  0 success, 1 other error, 2 usage error, 3 not found, 4 conflict,
+  5 refused by policy, 6 integrity failure, 7 storage unreachable.
+"""
+
+from __future__ import annotations
+
+
+class ModelregError(Exception):
+    """Root of every error modelreg raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class UsageError(ModelregError):
+    """Bad input: a malformed name, reference, option value or file."""
+
+    exit_code = 2
+
+
+class NotFound(ModelregError):
+    """A model, version, stage, object or registry that does not exist."""
+
+    exit_code = 3
+
+
+class Conflict(ModelregError):
+    """A compare-and-swap mismatch, a version that exists with other content, or a lock timeout."""
+
+    exit_code = 4
+
+
+class PolicyRefused(ModelregError):
+    """A rule or gate refused the operation."""
+
+    exit_code = 5
+
+
+class IntegrityError(ModelregError):
+    """Stored data does not match its hash, is torn, or otherwise fails verification."""
+
+    exit_code = 6
+
+
+class Unreachable(ModelregError):
+    """A storage backend could not be reached (connection refused, TLS failure, timeout)."""
+
+    exit_code = 7
