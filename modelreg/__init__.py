@@ -1,0 +1,24 @@
+"""modelreg: a Git-style model registry that lives in a directory.
+
+>>> from modelreg import Registry
+>>> reg = Registry.init("project")                      # doctest: +SKIP
+>>> reg.register("faq-bot", "1.0.0", artifacts=["checkpoint=model.bin"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["Registry", "__version__"]
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Registry":  # imported on first use so `modelreg --help` stays light
+        from .registry import Registry
+
+        return Registry
+    raise AttributeError(name)

@@ -1,0 +1,206 @@
+"""Canonical YAML: one byte sequence for one content, and a strict safe reader.
+
+Writing rules (see docs/format.md, "Canonical YAML"):
+- block style only, two-space indent, UTF-8, ``\\n`` line ends, no aliases, no folding;
+- mapping keys sorted, except that ``ordered`` keys lead at the top level in the given order;
+- a string is written plain only when it is unambiguous under both YAML 1.1 and 1.2
+  (``[A-Za-z_][A-Za-z0-9_./-]*`` and not a boolean/null word); otherwise it is written
+  double-quoted with JSON escapes. So ``1.10``, ``yes``, ``on``, ``2024-01-02``, ``0755``
+  and ``1e3`` stay strings;
+- integers in decimal; floats by ``repr`` with a ``.0`` added before an exponent when
+  needed, so YAML 1.1 readers see a float; NaN and infinities are refused;
+- empty mappings and lists are written ``{}`` and ``[]``.
+
+Reading rejects anchors/aliases, duplicate keys, non-UTF-8 input, tags other than
+the plain core types, and documents larger than a size cap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from .errors import UsageError
+
+MAX_BYTES = 1 << 20  # 1 MiB: a manifest is metadata, never payload
+
+_PLAIN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*\Z")
+_SPECIAL_WORDS = frozenset(
+    "y n yes no on off true false null nan inf infinity".split()
+)
+
+
+class CanonicalError(UsageError):
+    """Data that cannot be written canonically or YAML that cannot be read safely."""
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CanonicalError(f"cannot store {value!r}: only finite numbers are allowed")
+        text = repr(value)
+        if "e" in text and "." not in text:
+            mantissa, exp = text.split("e")
+            text = f"{mantissa}.0e{exp}"
+        return text
+    if isinstance(value, str):
+        if _PLAIN_RE.match(value) and value.lower() not in _SPECIAL_WORDS and not value.endswith(":"):
+            return value
+        return json.dumps(value, ensure_ascii=False)
+    raise CanonicalError(f"cannot store a value of type {type(value).__name__}")
+
+
+def _key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise CanonicalError(f"mapping keys must be strings, got {key!r}")
+    return _scalar(key)
+
+
+def _emit(value: Any, indent: int, out: list[str], ordered: tuple[str, ...] = ()) -> None:
+    pad = "  " * indent
+    if isinstance(value, dict):
+        head = [k for k in ordered if k in value]
+        rest = sorted(k for k in value if k not in ordered)
+        for k in rest:
+            if not isinstance(k, str):
+                raise CanonicalError(f"mapping keys must be strings, got {k!r}")
+        for k in head + rest:
+            v = value[k]
+            if isinstance(v, (dict, list)) and v:
+                out.append(f"{pad}{_key(k)}:\n")
+                _emit(v, indent + 1 if isinstance(v, dict) else indent, out)
+            else:
+                out.append(f"{pad}{_key(k)}: {_inline(v)}\n")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and item:
+                lines: list[str] = []
+                _emit(item, indent + 1, lines)
+                first = lines[0]
+                lines[0] = f"{pad}- {first[len(pad) + 2:]}"
+                out.extend(lines)
+            elif isinstance(item, list) and item:
+                lines = []
+                _emit(item, indent + 1, lines)
+                lines[0] = f"{pad}- {lines[0][len(pad) + 2:]}"
+                out.extend(lines)
+            else:
+                out.append(f"{pad}- {_inline(item)}\n")
+    else:
+        raise CanonicalError("the top level must be a mapping")
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{}"
+    if isinstance(value, list):
+        return "[]"
+    return _scalar(value)
+
+
+def dump(data: dict[str, Any], ordered: tuple[str, ...] = ()) -> bytes:
+    """Return the canonical YAML bytes of a mapping."""
+    if not isinstance(data, dict):
+        raise CanonicalError("the top level must be a mapping")
+    out: list[str] = []
+    _emit(data, 0, out, ordered)
+    return "".join(out).encode("utf-8")
+
+
+def _loader_class() -> type:
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(base):  # type: ignore[misc, valid-type]
+        """SafeLoader that refuses duplicate and merge keys (anchors are refused before parsing)."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise CanonicalError("YAML merge keys ('<<') are not allowed")
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hashable = key in seen
+                except TypeError:
+                    raise CanonicalError("mapping keys must be plain scalars") from None
+                if hashable:
+                    raise CanonicalError(f"duplicate key {key!r}")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+_LOADER: type | None = None
+
+
+def load(data: bytes, *, what: str = "YAML document") -> Any:
+    """Parse YAML bytes strictly (size cap, UTF-8, no aliases, no duplicate keys)."""
+    global _LOADER
+    if len(data) > MAX_BYTES:
+        raise CanonicalError(f"{what} is larger than {MAX_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CanonicalError(f"{what} is not valid UTF-8") from None
+    if "&" in text or "*" in text:
+        _reject_anchors(text, what)
+    import yaml
+
+    if _LOADER is None:
+        _LOADER = _loader_class()
+    try:
+        loader = _LOADER(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except CanonicalError as exc:
+        raise CanonicalError(f"{what}: {exc.message}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CanonicalError(f"{what} is not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise CanonicalError(f"{what} is nested too deeply") from None
+
+
+def _reject_anchors(text: str, what: str) -> None:
+    import yaml
+
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise CanonicalError(f"{what}: YAML anchors and aliases are not allowed")
+    except yaml.YAMLError:
+        return  # the full load reports syntax errors with a position
+
+
+def header(data: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Read top-level scalar ``keys`` from canonical bytes without a YAML parser.
+
+    Only valid for bytes written by :func:`dump` (callers verify the hash first).
+    """
+    found: dict[str, Any] = {}
+    for line in data.decode("utf-8").split("\n"):
+        if not line or line[0] in " -":
+            continue
+        key, sep, value = line.partition(": ")
+        if sep and key in keys:
+            found[key] = json.loads(value) if value.startswith('"') else value
+            if len(found) == len(keys):
+                break
+    return found

@@ -1,0 +1,76 @@
+"""``config.yaml``: the format version and the registry's settings (stages, policy, storage)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import canonical, fileio
+from .errors import IntegrityError, UsageError
+from .names import check_stage
+
+FORMAT = 1
+DEFAULT_STAGES = ("staging", "production")
+_FORMAT_LINE = re.compile(rb"^format:[ \t]*[\"']?(\d+)[\"']?[ \t]*(?:#.*)?$", re.M)
+
+DEFAULT_TEXT = f"""\
+# modelreg registry settings. The on-disk format is specified in docs/format.md.
+format: {FORMAT}
+# Stages a version can be promoted to, in promotion order.
+stages:
+- staging
+- production
+"""
+
+
+def format_version(data: bytes, path: Path) -> int:
+    """The ``format`` number of a config file's bytes (full parse only if the quick scan fails)."""
+    m = _FORMAT_LINE.findall(data)
+    if len(m) == 1:
+        return int(m[0])
+    raw = canonical.load(data, what=str(path))
+    value = raw.get("format") if isinstance(raw, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise IntegrityError(f"{path} has no valid 'format' field")
+    return value
+
+
+def check_format(version: int, path: Path) -> None:
+    """Refuse registries written in a format this modelreg does not know."""
+    if version > FORMAT:
+        raise UsageError(
+            f"{path.parent} uses registry format {version}, this modelreg reads format {FORMAT}: upgrade modelreg"
+        )
+    if version < 1:
+        raise IntegrityError(f"{path} declares an invalid format {version}")
+
+
+@dataclass
+class Config:
+    """Parsed settings. ``raw`` keeps every section so later features read their own."""
+
+    format: int = FORMAT
+    stages: tuple[str, ...] = DEFAULT_STAGES
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def load(path: Path) -> Config:
+    """Read and validate ``config.yaml``."""
+    data = fileio.read_file(path, canonical.MAX_BYTES)
+    raw = canonical.load(data, what=str(path.name))
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path.name} must be a mapping")
+    fmt = raw.get("format")
+    if not isinstance(fmt, int) or isinstance(fmt, bool):
+        raise IntegrityError(f"{path} has no valid 'format' field")
+    check_format(fmt, path)
+    stages = raw.get("stages", list(DEFAULT_STAGES))
+    if not isinstance(stages, list) or not stages or not all(isinstance(s, str) for s in stages):
+        raise UsageError(f"{path.name}: 'stages' must be a non-empty list of names")
+    for s in stages:
+        check_stage(s)
+    if len(set(stages)) != len(stages):
+        raise UsageError(f"{path.name}: 'stages' lists a stage twice")
+    return Config(format=fmt, stages=tuple(stages), raw=raw)

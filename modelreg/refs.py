@@ -1,0 +1,139 @@
+"""Ref files: stage pointers (``refs/<model>/<stage>``) and the version map (``versions/<model>/<version>``).
+
+Each ref file holds one line, ``sha256:<64 hex>\\n``. Stage refs move only through
+:meth:`Refs.set_stage_if_equals` (compare-and-swap); version entries are created once and
+never change. Callers hold the model's lock (see Registry) around every write, so the
+read-compare-write is atomic with respect to other writers; readers need no lock because
+every write is a rename.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import fileio
+from .errors import Conflict, IntegrityError
+from .names import check_model, check_stage, check_version, is_full_digest
+
+REF_MAX = 4096
+CONFLICT_MARKERS = (b"<<<<<<<", b"=======", b">>>>>>>")
+
+
+def parse_ref_bytes(data: bytes, path: Path | str) -> str:
+    """The digest held in a ref file's bytes; IntegrityError if they are not exactly one digest line."""
+    if any(m in data for m in CONFLICT_MARKERS):
+        raise IntegrityError(
+            f"{path} has unresolved git merge conflict markers: pick a side with "
+            "'modelreg promote NAME@VERSION STAGE --force --reason ...' (or check out one side of the file)"
+        )
+    text = data.decode("ascii", "replace")
+    if not text.endswith("\n") or not is_full_digest(text[:-1]):
+        raise IntegrityError(f"{path} is torn or malformed: expected one line 'sha256:<64 hex>'")
+    return text[:-1]
+
+
+def _list(directory: Path) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(directory) if not n.startswith("."))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+class Refs:
+    """Stage pointers and the immutable version map of a registry directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.refs_dir = self.root / "refs"
+        self.versions_dir = self.root / "versions"
+
+    # --- paths (names validated before they touch a path) ---
+    def stage_path(self, model: str, stage: str) -> Path:
+        return self.refs_dir / check_model(model) / check_stage(stage)
+
+    def version_path(self, model: str, version: str) -> Path:
+        return self.versions_dir / check_model(model) / check_version(version)
+
+    def _read(self, path: Path) -> str | None:
+        try:
+            data = fileio.read_file(path, REF_MAX)
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise IntegrityError(f"{path} is a directory, expected a ref file") from None
+        return parse_ref_bytes(data, path)
+
+    # --- stages ---
+    def read_stage(self, model: str, stage: str) -> str | None:
+        """Digest held by a stage, or None when the stage is empty."""
+        return self._read(self.stage_path(model, stage))
+
+    def stages(self, model: str) -> dict[str, str]:
+        """Every non-empty stage of a model and its digest."""
+        out = {}
+        for stage in _list(self.refs_dir / check_model(model)):
+            value = self._read(self.refs_dir / model / stage)
+            if value is not None:
+                out[stage] = value
+        return out
+
+    def set_stage_if_equals(self, model: str, stage: str, old: str | None, new: str | None) -> None:
+        """Point ``stage`` at ``new`` (None empties it) if it now holds ``old``; Conflict otherwise.
+
+        The caller holds the model's lock.
+        """
+        path = self.stage_path(model, stage)
+        current = self._read(path)
+        if current != old:
+            raise Conflict(
+                f"{model}@{stage} holds {current or 'nothing'}, expected {old or 'nothing'}: "
+                "someone else moved it; re-read and retry"
+            )
+        if new is None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            fileio.fsync_dir(path.parent)
+            return
+        fileio.makedirs(path.parent)
+        fileio.atomic_write(path, f"{new}\n".encode("ascii"))
+
+    # --- versions ---
+    def read_version(self, model: str, version: str) -> str | None:
+        """Digest registered under ``version``, or None."""
+        return self._read(self.version_path(model, version))
+
+    def version_names(self, model: str) -> list[str]:
+        """Names of the registered versions of ``model`` (directory order, sorted)."""
+        return _list(self.versions_dir / check_model(model))
+
+    def versions(self, model: str) -> dict[str, str]:
+        """Every version of a model and its digest."""
+        base = self.versions_dir / check_model(model)
+        return {v: self._read(base / v) or "" for v in self.version_names(model)}
+
+    def add_version(self, model: str, version: str, digest: str) -> bool:
+        """Record ``version -> digest`` once; True if created, False if already identical.
+
+        Conflict if the version exists with another digest or differs from one only by case.
+        The caller holds the model's lock.
+        """
+        path = self.version_path(model, version)
+        current = self._read(path)
+        if current is not None:
+            if current == digest:
+                return False
+            raise Conflict(f"{model}@{version} is already registered with {current}")
+        folded = version.lower()
+        for other in self.version_names(model):
+            if other.lower() == folded and other != version:
+                raise Conflict(f"{model}@{version} differs only by case from the existing version {other!r}")
+        fileio.makedirs(path.parent)
+        fileio.atomic_write(path, f"{digest}\n".encode("ascii"))
+        return True
+
+    def models(self) -> list[str]:
+        """Every model that has at least one registered version."""
+        return [m for m in _list(self.versions_dir) if (self.versions_dir / m).is_dir()]
