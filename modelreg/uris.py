@@ -1,0 +1,804 @@
+"""Artifact URIs: safety checks, local-path rules, and stat/open/fetch/upload/verify over fsspec.
+
+This is the only module in modelreg that talks to fsspec, and it imports fsspec (and every
+storage backend) lazily inside functions, so importing modelreg stays fast and works without
+the optional backends installed.
+
+Local-path rule: a local artifact inside the project root (the directory holding `.modelreg/`)
+is stored as a POSIX path relative to that root; anything outside is stored as `file:///abs`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import hashlib
+import importlib.util
+import os
+import re
+import secrets
+import socket
+import ssl
+import stat as stat_mod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from modelreg.errors import IntegrityError, ModelregError, NotFound, Unreachable, UsageError
+from modelreg.hashing import CHUNK, sha256_file, sha256_stream
+
+Progress = Callable[[int], None]
+StorageOptions = dict[str, dict]
+
+S3_ENDPOINT_ENV = "MODELREG_S3_ENDPOINT_URL"
+
+# protocol -> (importable module that backs it, pip package, modelreg extra); None = built into fsspec
+_BACKENDS: dict[str, tuple[str, str, str] | None] = {
+    "memory": None,
+    "s3": ("s3fs", "s3fs", "s3"),
+    "gs": ("gcsfs", "gcsfs", "gcs"),
+    "gcs": ("gcsfs", "gcsfs", "gcs"),
+    "hf": ("huggingface_hub", "huggingface_hub", "hf"),
+    "http": ("aiohttp", "aiohttp", "http"),
+    "https": ("aiohttp", "aiohttp", "http"),
+}
+# storage_options may be keyed by either spelling of a protocol
+_OPTION_ALIASES = {"gcs": "gs", "gs": "gcs", "https": "http", "http": "https"}
+
+# Query parameter names (lower-case) whose value is a secret or a request signature.
+_SECRET_PARAMS = frozenset(
+    {
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-goog-signature",
+        "x-goog-credential",
+        "sig",  # Azure SAS (se=/sp= are only sensitive next to sig=, which this catches)
+        "signature",  # GCS V2 / CloudFront signed URLs
+        "token",
+        "access_token",
+        "api_key",
+        "apikey",
+        "key",
+    }
+)
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_CHAINED_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*::.*://")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """What is known about one artifact without trusting anything but the store."""
+
+    uri: str
+    """The URI as it should be stored: unchanged for remote URIs, the local-path rule for local ones."""
+    size: int
+    sha256: str | None
+    """Lower-case hex, or None if not known without reading the bytes."""
+    sha256_source: str
+    """"computed" (we hashed the bytes), "store" (the store vouches for it), or "none"."""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of checking one artifact against its recorded size and hash."""
+
+    uri: str
+    ok: bool
+    status: str
+    """One of "ok", "missing", "size-mismatch", "hash-mismatch", "unreachable", "not-a-file"."""
+    expected_size: int | None
+    actual_size: int | None
+    expected_sha256: str | None
+    actual_sha256: str | None
+    message: str
+
+
+class _NotAFile(UsageError):
+    """The URI names a directory or an object-store prefix."""
+
+
+# --------------------------------------------------------------------------- URI basics
+
+
+def _protocol(uri: str) -> str | None:
+    m = _SCHEME_RE.match(uri)
+    return m.group(1).lower() if m else None
+
+
+def is_local(uri: str) -> bool:
+    """True for a plain filesystem path or a file:// URI."""
+    if _CHAINED_RE.match(uri):
+        return False
+    proto = _protocol(uri)
+    return proto is None or proto == "file"
+
+
+def check_uri_safe(uri: str) -> None:
+    """Raise UsageError if the URI embeds credentials (user info or signed/secret query parameters)."""
+    if is_local(uri):
+        return
+    proto = _protocol(uri) or ""
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:
+        raise UsageError(f"malformed URI: {exc}") from None
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        # hf:// paths use "@revision" and have no user-info concept; only "user:secret@" is a leak there.
+        if proto != "hf" or ":" in userinfo:
+            raise UsageError(
+                f"refusing a URI with credentials in its user-info part (before '@{host}'); "
+                "configure credentials in the environment or storage options instead"
+            )
+    for name, _value in parse_qsl(parts.query, keep_blank_values=True):
+        if name.lower() in _SECRET_PARAMS:
+            raise UsageError(
+                f"refusing a URI with a secret or signed query parameter '{name}'; "
+                "store an unsigned URI and configure credentials in the environment instead"
+            )
+
+
+def _require_sha256(sha256: str) -> str:
+    value = (sha256 or "").lower()
+    if not _SHA256_RE.match(value):
+        raise UsageError(f"not a sha256 hex digest: {sha256!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- local paths
+
+
+def _file_uri_to_path(uri: str) -> Path:
+    rest = uri[len("file://") :]
+    host, slash, path = rest.partition("/")
+    if host not in ("", "localhost"):
+        raise UsageError(f"file:// URIs with a host are not supported: {uri}")
+    return Path(unquote(slash + path))
+
+
+def _as_file_uri(path: Path) -> str:
+    return "file://" + quote(path.as_posix(), safe="/")
+
+
+def normalize_local_uri(uri: str, root: str | os.PathLike[str]) -> str:
+    """Return the stored form of a local path: POSIX-relative inside root, file:///abs outside.
+
+    Relative input paths are taken relative to the current working directory.
+    """
+    if not is_local(uri):
+        raise UsageError(f"not a local path: {uri}")
+    path = _file_uri_to_path(uri) if _protocol(uri) == "file" else Path(uri)
+    real = (Path.cwd() / path).resolve()
+    root_real = Path(root).resolve()
+    if real == root_real or root_real in real.parents:
+        return real.relative_to(root_real).as_posix()
+    return _as_file_uri(real)
+
+
+def resolve_local(uri: str, root: str | os.PathLike[str]) -> Path:
+    """Return the real filesystem path of a stored local URI (relative ones are relative to root).
+
+    A relative URI that resolves outside root (via `..` or a symlink) is refused.
+    """
+    if not is_local(uri):
+        raise UsageError(f"not a local path: {uri}")
+    if _protocol(uri) == "file":
+        path = _file_uri_to_path(uri)
+        if not path.is_absolute():
+            raise UsageError(f"file:// URI must hold an absolute path: {uri}")
+        return path.resolve()
+    path = Path(uri)
+    if path.is_absolute():
+        return path.resolve()
+    root_real = Path(root).resolve()
+    real = (root_real / path).resolve()
+    if real != root_real and root_real not in real.parents:
+        raise UsageError(f"relative artifact path escapes the project directory: {uri}")
+    return real
+
+
+def _local_file(uri: str, root: str | os.PathLike[str]) -> Path:
+    path = resolve_local(uri, root)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise NotFound(f"artifact not found: {uri}") from None
+    except NotADirectoryError:
+        raise NotFound(f"artifact not found: {uri}") from None
+    except PermissionError:
+        raise Unreachable(f"cannot access {uri}: permission denied") from None
+    if stat_mod.S_ISDIR(st.st_mode):
+        raise _NotAFile(f"{uri} is a directory, not a file")
+    if not stat_mod.S_ISREG(st.st_mode):
+        raise _NotAFile(f"{uri} is not a regular file")
+    return path
+
+
+# --------------------------------------------------------------------------- error mapping
+
+# exception class names (anywhere in the MRO) that mean "could not talk to the store"
+_UNREACHABLE_NAMES = {
+    "ClientConnectorCertificateError": "TLS failure",
+    "ClientConnectorSSLError": "TLS failure",
+    "ClientSSLError": "TLS failure",
+    "SSLError": "TLS failure",
+    "ConnectTimeoutError": "timed out",
+    "ReadTimeoutError": "timed out",
+    "ConnectionTimeoutError": "timed out",
+    "ServerTimeoutError": "timed out",
+    "FSTimeoutError": "timed out",
+    "EndpointConnectionError": "could not connect to endpoint",
+    "ClientConnectorError": "connection failed",
+    "ServerDisconnectedError": "server disconnected",
+    "ClientOSError": "connection failed",
+    "ConnectionClosedError": "connection closed",
+}
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo.extend([e.__cause__, e.__context__])  # type: ignore[list-item]
+        for attr in ("os_error", "original_error"):  # aiohttp / botocore keep the OSError here
+            inner = getattr(e, attr, None)
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+
+
+def _unreachable_reason(exc: BaseException) -> str | None:
+    generic = None
+    for e in _chain(exc):
+        if isinstance(e, (ssl.SSLError, ssl.CertificateError)):
+            return f"TLS failure ({e})"
+        if isinstance(e, socket.gaierror):
+            return "DNS lookup failed"
+        if isinstance(e, ConnectionRefusedError) or (
+            isinstance(e, OSError) and e.errno == errno.ECONNREFUSED
+        ):
+            return "connection refused"
+        if isinstance(e, TimeoutError):  # asyncio.TimeoutError and socket.timeout are aliases
+            return "timed out"
+        if isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "network unreachable"
+        if "Connection refused" in str(e) or "ECONNREFUSED" in str(e):
+            return "connection refused"
+        for cls in type(e).__mro__:
+            label = _UNREACHABLE_NAMES.get(cls.__name__)
+            if label is not None:
+                generic = generic or f"{label} ({e})"
+                break
+        if generic is None and isinstance(e, ConnectionError):
+            generic = f"connection failed ({e})"
+    return generic
+
+
+def _http_status(exc: BaseException) -> int | None:
+    for e in _chain(exc):
+        status = getattr(e, "status", None)
+        if type(e).__name__ == "ClientResponseError" or (
+            isinstance(status, int) and 100 <= status <= 599 and hasattr(e, "request_info")
+        ):
+            return status if isinstance(status, int) else None
+    return None
+
+
+def _map_error(exc: BaseException, uri: str) -> ModelregError:
+    reason = _unreachable_reason(exc)
+    if reason is not None:
+        return Unreachable(f"cannot reach {uri}: {reason}")
+    status = _http_status(exc)
+    if status in (401, 403):
+        return Unreachable(f"cannot access {uri}: permission denied (HTTP {status})")
+    if status is not None and status >= 500:
+        return Unreachable(f"cannot reach {uri}: HTTP {status}")
+    if status in (404, 410):
+        return NotFound(f"artifact not found: {uri}")
+    if isinstance(exc, PermissionError):
+        return Unreachable(f"cannot access {uri}: permission denied")
+    if isinstance(exc, FileNotFoundError):
+        return NotFound(f"artifact not found: {uri}")
+    if isinstance(exc, (IsADirectoryError, NotADirectoryError)):
+        return _NotAFile(f"{uri} is a directory/prefix, not a file")
+    if isinstance(exc, NotImplementedError):
+        return UsageError(f"{_protocol(uri)}:// does not support this operation on {uri}")
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "NoCredentialsError" in names or "PartialCredentialsError" in names:
+        return UsageError(f"no credentials for {uri}: configure them in the environment")
+    if status is not None:
+        return ModelregError(f"cannot access {uri}: HTTP {status}")
+    return ModelregError(f"cannot access {uri}: {type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def _errors(uri: str) -> Iterator[None]:
+    try:
+        yield
+    except ModelregError:
+        raise
+    except Exception as exc:
+        raise _map_error(exc, uri) from exc
+
+
+class _MappedStream:
+    """A read-only binary stream whose backend errors become modelreg errors."""
+
+    def __init__(self, raw: Any, uri: str) -> None:
+        self._raw = raw
+        self._uri = uri
+
+    def read(self, n: int = -1) -> bytes:
+        with _errors(self._uri):
+            return self._raw.read(n)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return bool(getattr(self._raw, "seekable", lambda: False)())
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        with _errors(self._uri):
+            return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> _MappedStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- fsspec plumbing
+
+
+def _backend_installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _filesystem(uri: str, storage_options: StorageOptions | None) -> Any:
+    """Return an fsspec filesystem for a remote URI, or raise UsageError if it cannot be served."""
+    if _CHAINED_RE.match(uri):
+        raise UsageError(f"chained fsspec URLs are not supported: {uri.split('://')[0]}://")
+    proto = _protocol(uri)
+    if proto is None or proto == "file":
+        raise UsageError(f"not a remote URI: {uri}")
+    if proto not in _BACKENDS:
+        raise UsageError(
+            f"unsupported protocol {proto}:// (supported: {', '.join(sorted(p + '://' for p in _BACKENDS))})"
+        )
+    backend = _BACKENDS[proto]
+    if backend is not None and not _backend_installed(backend[0]):
+        _module, package, extra = backend
+        raise UsageError(f"{proto}:// needs {package}: pip install 'modelreg[{extra}]'")
+    options = storage_options or {}
+    opts = dict(options.get(proto) or options.get(_OPTION_ALIASES.get(proto, proto)) or {})
+    if proto == "s3":
+        client_kwargs = opts.get("client_kwargs") or {}
+        env_endpoint = os.environ.get(S3_ENDPOINT_ENV)
+        if env_endpoint and "endpoint_url" not in opts and "endpoint_url" not in client_kwargs:
+            opts["endpoint_url"] = env_endpoint
+        if "versionId" in dict(parse_qsl(urlsplit(uri).query)):
+            opts.setdefault("version_aware", True)
+    import fsspec
+
+    try:
+        return fsspec.filesystem(proto, **opts)
+    except ImportError:
+        if backend is None:
+            raise
+        raise UsageError(f"{proto}:// needs {backend[1]}: pip install 'modelreg[{backend[2]}]'") from None
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"invalid storage options for {proto}://: {exc}") from None
+
+
+def _remote_info(fs: Any, uri: str) -> dict[str, Any]:
+    with _errors(uri):
+        fs.invalidate_cache(uri)  # s3fs may answer from a stale listing otherwise
+        info = fs.info(uri)
+    if info.get("type") == "directory":
+        raise _NotAFile(f"{uri} is a directory/prefix, not a file")
+    return info
+
+
+def _s3_store_sha256(fs: Any, uri: str) -> tuple[int, str] | None:
+    """Return (size, sha256) from one S3 HEAD if the object carries a full-object SHA-256 checksum."""
+    try:
+        bucket, key, version_id = fs.split_path(uri)
+        extra = {"VersionId": version_id} if version_id else {}
+        head = fs.call_s3("head_object", fs.kwargs, Bucket=bucket, Key=key, ChecksumMode="ENABLED", **extra)
+    except Exception:  # a store that does not support checksums just gives us no free hash
+        return None
+    value = head.get("ChecksumSHA256")
+    # A multipart upload's SHA-256 is a checksum of part checksums (COMPOSITE; S3 allows no full-object
+    # SHA-256 for multipart), not a content hash. S3 marks it with "-N" and ChecksumType, but not every
+    # S3 implementation does (moto does neither), so a multipart ETag ("...-N") also rules it out.
+    etag = str(head.get("ETag", "")).strip('"')
+    if (
+        not value
+        or "-" in value
+        or re.search(r"-\d+$", etag)
+        or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT"
+    ):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != 32:
+        return None
+    return int(head["ContentLength"]), raw.hex()
+
+
+def _open_remote(fs: Any, uri: str) -> Any:
+    proto = _protocol(uri)
+    with _errors(uri):
+        if proto in ("http", "https"):
+            # streaming mode: plain GET, no reliance on Range support
+            return fs.open(uri, "rb", block_size=0)
+        return fs.open(uri, "rb", block_size=8 * CHUNK)
+
+
+def _hash_remote(fs: Any, uri: str, progress: Progress | None) -> tuple[str, int]:
+    raw = _open_remote(fs, uri)
+    try:
+        return sha256_stream(_MappedStream(raw, uri), progress)  # type: ignore[arg-type]
+    finally:
+        with _errors(uri):
+            raw.close()
+
+
+# --------------------------------------------------------------------------- public operations
+
+
+def stat_artifact(
+    uri: str,
+    *,
+    root: str | os.PathLike[str],
+    compute_hash: bool = False,
+    progress: Progress | None = None,
+    storage_options: StorageOptions | None = None,
+) -> ArtifactInfo:
+    """Check that the artifact exists and is a file; return its stored URI, size and (if known) sha256.
+
+    Local files are always hashed. Remote objects are hashed only when compute_hash is set, unless the
+    store provides a SHA-256 for free (S3 ChecksumSHA256, Hugging Face LFS sha256).
+    """
+    check_uri_safe(uri)
+    if is_local(uri):
+        path = _local_file(uri, root)
+        with _errors(uri):
+            digest, size = sha256_file(path, progress)
+        return ArtifactInfo(normalize_local_uri(str(path), root), size, digest, "computed")
+
+    fs = _filesystem(uri, storage_options)
+    info = _remote_info(fs, uri)
+    size = info.get("size")
+    sha: str | None = None
+    source = "none"
+    proto = _protocol(uri)
+    if proto == "s3":
+        from_store = _s3_store_sha256(fs, uri)
+        if from_store is not None:
+            size, sha = from_store
+            source = "store"
+    elif proto == "hf":
+        lfs = info.get("lfs") or {}
+        if isinstance(lfs, dict) and isinstance(lfs.get("sha256"), str) and _SHA256_RE.match(lfs["sha256"].lower()):
+            sha, source = lfs["sha256"].lower(), "store"
+    if compute_hash or size is None:  # an unknown size can only be learned by reading the bytes
+        sha, size = _hash_remote(fs, uri, progress)
+        source = "computed"
+    return ArtifactInfo(uri, int(size), sha, source)
+
+
+@contextmanager
+def open_artifact(
+    uri: str,
+    *,
+    root: str | os.PathLike[str],
+    storage_options: StorageOptions | None = None,
+) -> Iterator[BinaryIO]:
+    """Yield a binary read stream over the artifact's bytes."""
+    check_uri_safe(uri)
+    if is_local(uri):
+        path = _local_file(uri, root)
+        with _errors(uri):
+            raw: Any = open(path, "rb")
+    else:
+        fs = _filesystem(uri, storage_options)
+        _remote_info(fs, uri)
+        raw = _open_remote(fs, uri)
+    try:
+        yield _MappedStream(raw, uri)  # type: ignore[misc]
+    finally:
+        try:
+            raw.close()
+        except Exception:  # nothing useful to report once the caller is done
+            pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _create_temp(directory: Path, prefix: str) -> tuple[Path, int]:
+    """Create a new file with a random name in directory; honours the umask (unlike mkstemp's 0600)."""
+    for _ in range(100):
+        tmp = directory / f"{prefix}{secrets.token_hex(8)}"
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+    raise ModelregError(f"cannot create a temporary file in {directory}")
+
+
+def _copy_hashing(
+    src: Any, dst: Any, progress: Progress | None, limit: int | None = None
+) -> tuple[str, int]:
+    """Copy src to dst in chunks; return (sha256, bytes). Stops early once more than `limit` bytes arrive."""
+    h = hashlib.sha256()
+    total = 0
+    while True:
+        chunk = src.read(CHUNK)
+        if not chunk:
+            break
+        dst.write(chunk)
+        h.update(chunk)
+        total += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+        if limit is not None and total > limit:
+            break
+    return h.hexdigest(), total
+
+
+def _mismatch(what: str, uri: str, expected: str, actual: str, expected_size: int | None, size: int) -> IntegrityError:
+    if expected_size is not None and size != expected_size:
+        got = f"more than {expected_size}" if size > expected_size else str(size)  # reading stops early
+        return IntegrityError(f"{what} {uri} does not match: expected {expected_size} bytes, got {got}")
+    return IntegrityError(
+        f"{what} {uri} does not match: expected sha256 {expected[:12]}…, got {actual[:12]}…"
+    )
+
+
+def fetch_artifact(
+    uri: str,
+    dest: str | os.PathLike[str],
+    *,
+    sha256: str,
+    size: int | None,
+    root: str | os.PathLike[str],
+    progress: Progress | None = None,
+    storage_options: StorageOptions | None = None,
+) -> bool:
+    """Download the artifact to dest atomically, only if its bytes match sha256 (and size).
+
+    Returns False if dest already held the right bytes, True if it downloaded them.
+    """
+    check_uri_safe(uri)
+    expected = _require_sha256(sha256)
+    dest = Path(dest)
+    if dest.is_dir():
+        raise UsageError(f"destination is a directory: {dest}")
+    if dest.exists():
+        try:
+            have, have_size = sha256_file(dest)
+        except OSError as exc:
+            raise ModelregError(f"cannot read {dest}: {exc.strerror or exc}") from None
+        if have == expected and (size is None or have_size == size):
+            return False
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp, fd = _create_temp(dest.parent, f".{dest.name}.modelreg-tmp-")
+    except OSError as exc:
+        raise ModelregError(f"cannot write to {dest.parent}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as out, open_artifact(uri, root=root, storage_options=storage_options) as src:
+            try:
+                actual, got = _copy_hashing(src, out, progress, limit=size)
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as exc:  # our side: disk full, permissions (source errors arrive mapped)
+                raise ModelregError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        if actual != expected or (size is not None and got != size):
+            raise _mismatch("downloaded bytes of", uri, expected, actual, size, got)
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(dest.parent)
+    return True
+
+
+def _upload_local(local: Path, size: int, store_url: str, target: str, expected: str, progress: Progress | None) -> str:
+    if _protocol(store_url) == "file":
+        target_path = _file_uri_to_path(target)
+    else:
+        target_path = Path(target)
+    try:
+        if target_path.is_file() and target_path.stat().st_size == size:
+            return target
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp, fd = _create_temp(target_path.parent, ".tmp-")
+    except OSError as exc:
+        raise ModelregError(f"cannot write to store {store_url}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as out, open(local, "rb") as src:
+            actual, got = _copy_hashing(src, out, progress)
+            out.flush()
+            os.fsync(out.fileno())
+        if actual != expected:
+            raise _mismatch("local file", str(local), expected, actual, None, got)
+        os.replace(tmp, target_path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError):
+            raise ModelregError(f"cannot upload {local} to {target}: {exc.strerror or exc}") from None
+        raise
+    _fsync_dir(target_path.parent)
+    return target
+
+
+def _abandon(out: Any) -> None:
+    """Drop a half-written fsspec file without committing it (closing one would upload what it has)."""
+    discard = getattr(out, "discard", None)  # aborts an S3 multipart upload / drops the buffer
+    try:
+        if discard is not None:
+            discard()
+            # fsspec's discard() leaves the file "open"; mark it closed so __del__ does not flush it
+            out.closed = True
+        else:
+            out.close()
+    except Exception:
+        pass
+
+
+def upload_artifact(
+    local_path: str | os.PathLike[str],
+    store_url: str,
+    *,
+    sha256: str,
+    progress: Progress | None = None,
+    storage_options: StorageOptions | None = None,
+) -> str:
+    """Upload a local file to a content-addressed store (`<store>/sha256/ab/cdef…`); return the final URI.
+
+    Skips the upload when the target already exists with the same size. The final key only ever
+    appears complete, and only if the uploaded bytes hash to sha256.
+    """
+    check_uri_safe(store_url)
+    expected = _require_sha256(sha256)
+    local = Path(local_path)
+    try:
+        st = local.stat()
+    except FileNotFoundError:
+        raise NotFound(f"artifact not found: {local}") from None
+    if not local.is_file():
+        raise UsageError(f"{local} is not a file")
+    size = st.st_size
+    target = f"{store_url.rstrip('/')}/sha256/{expected[:2]}/{expected[2:]}"
+    if is_local(store_url):
+        return _upload_local(local, size, store_url, target, expected, progress)
+
+    fs = _filesystem(store_url, storage_options)
+    try:
+        info = _remote_info(fs, target)
+    except NotFound:
+        info = None
+    if info is not None and info.get("size") == size:
+        return target
+    tmp = f"{target.rsplit('/', 1)[0]}/.tmp-{secrets.token_hex(8)}"
+    try:
+        with _errors(tmp):
+            out = fs.open(tmp, "wb")
+        try:
+            with open(local, "rb") as src, _errors(tmp):
+                actual, got = _copy_hashing(src, out, progress)
+            if actual != expected:
+                raise _mismatch("local file", str(local), expected, actual, None, got)
+        except BaseException:
+            _abandon(out)
+            raise
+        with _errors(tmp):
+            out.close()
+        with _errors(target):
+            fs.mv(tmp, target)
+    except BaseException:
+        try:
+            if fs.exists(tmp):
+                fs.rm(tmp)
+        except Exception:
+            pass
+        raise
+    with _errors(target):
+        if fs.exists(tmp):  # some backends copy without deleting
+            fs.rm(tmp)
+        fs.invalidate_cache(target)
+    return target
+
+
+def verify_artifact(
+    uri: str,
+    *,
+    size: int | None,
+    sha256: str | None,
+    compute_hash: bool,
+    root: str | os.PathLike[str],
+    progress: Progress | None = None,
+    storage_options: StorageOptions | None = None,
+) -> VerifyResult:
+    """Check an artifact against its recorded size and sha256 and report the outcome.
+
+    Missing, unreachable, mismatched and not-a-file artifacts are reported in the result, not raised.
+    Remote bytes are only hashed with compute_hash; otherwise a store-provided sha256 is compared if any.
+    """
+    expected = sha256.lower() if sha256 else None
+
+    def result(status: str, message: str, actual_size: int | None = None, actual_sha: str | None = None) -> VerifyResult:
+        return VerifyResult(uri, status == "ok", status, size, actual_size, expected, actual_sha, message)
+
+    try:
+        info = stat_artifact(uri, root=root, compute_hash=False, progress=progress, storage_options=storage_options)
+        if size is not None and info.size != size:
+            return result(
+                "size-mismatch", f"expected {size} bytes, found {info.size}", info.size, info.sha256
+            )
+        if compute_hash and info.sha256_source != "computed":
+            fs = _filesystem(uri, storage_options)
+            actual, actual_size = _hash_remote(fs, uri, progress)
+            info = ArtifactInfo(info.uri, actual_size, actual, "computed")
+            if size is not None and actual_size != size:
+                return result("size-mismatch", f"expected {size} bytes, read {actual_size}", actual_size, actual)
+    except NotFound as exc:
+        return result("missing", exc.message)
+    except Unreachable as exc:
+        return result("unreachable", exc.message)
+    except _NotAFile as exc:
+        return result("not-a-file", exc.message)
+    if expected is not None and info.sha256 is not None and info.sha256 != expected:
+        return result(
+            "hash-mismatch",
+            f"expected sha256 {expected[:12]}…, found {info.sha256[:12]}… ({info.sha256_source})",
+            info.size,
+            info.sha256,
+        )
+    if expected is not None and info.sha256 is None:
+        return result("ok", "size matches; content not hashed (use compute_hash)", info.size, None)
+    return result("ok", f"ok (sha256 {info.sha256_source})" if info.sha256 else "ok", info.size, info.sha256)
