@@ -49,7 +49,7 @@ OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "~=")
 _OP_CHARS = frozenset("=!<>~")
 _QUOTES = ("'", '"')
 _FIELD_RE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\Z")
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
 _MISSING: Any = object()
 
 # --------------------------------------------------------------------------- versions
@@ -58,7 +58,8 @@ _SEMVER_IDENT = r"(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)"
 _SEMVER_RE = re.compile(
     r"v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
     rf"(?:-(?P<pre>{_SEMVER_IDENT}(?:\.{_SEMVER_IDENT})*))?"
-    r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?\Z"
+    r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?\Z",
+    re.ASCII,
 )
 # PEP 440's public + local version grammar (the same shape `packaging` uses).
 _PEP440_RE = re.compile(
@@ -67,7 +68,7 @@ _PEP440_RE = re.compile(
     r"(?:-(?P<post_n1>\d+)|[-_.]?(?P<post_l>post|rev|r)[-_.]?(?P<post_n2>\d+)?)?"
     r"(?:[-_.]?(?P<dev_l>dev)[-_.]?(?P<dev_n>\d+)?)?"
     r"(?:\+(?P<local>[a-z0-9]+(?:[-_.][a-z0-9]+)*))?\Z",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 _PRE_SPELLINGS = {"alpha": "a", "a": "a", "beta": "b", "b": "b", "c": "rc", "pre": "rc", "preview": "rc", "rc": "rc"}
 
