@@ -46,6 +46,9 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
                 return fn(*a, **kw)
             except ModelregError as exc:
                 fail(exc)
+            except OSError as exc:  # disk full, permission denied...: still one line, exit 1
+                where = f": {exc.filename}" if exc.filename else ""
+                fail(ModelregError(f"{exc.strerror or exc}{where}"))
 
         app.command(*args, **kwargs)(wrapper)
         return fn
