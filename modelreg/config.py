@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import canonical, fileio
+from . import policy as policy_mod
 from .errors import IntegrityError, UsageError
 from .names import check_stage
 
@@ -22,6 +23,17 @@ format: {FORMAT}
 stages:
 - staging
 - production
+# Promotion rules and gates (docs/policy.md). Defaults: a version must have been in
+# staging before production, and the version production replaces moves to staging.
+# policy:
+#   require_previous_stage: {{production: staging}}
+#   demote_to: {{production: staging}}
+#   gates:
+#     production:
+#       require_suites: [core-v1]
+#       thresholds: {{"core-v1.score": ">= 0.85"}}
+#       not_worse_than_current: {{"core-v1.score": higher}}
+#       require_approvals: 2
 """
 
 
@@ -54,6 +66,7 @@ class Config:
     format: int = FORMAT
     stages: tuple[str, ...] = DEFAULT_STAGES
     raw: dict[str, Any] = field(default_factory=dict)
+    policy: policy_mod.Policy = field(default_factory=lambda: policy_mod.parse(None, DEFAULT_STAGES))
 
 
 def load(path: Path) -> Config:
@@ -73,4 +86,4 @@ def load(path: Path) -> Config:
         check_stage(s)
     if len(set(stages)) != len(stages):
         raise UsageError(f"{path.name}: 'stages' lists a stage twice")
-    return Config(format=fmt, stages=tuple(stages), raw=raw)
+    return Config(format=fmt, stages=tuple(stages), raw=raw, policy=policy_mod.parse(raw.get("policy"), tuple(stages)))
