@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,12 @@ class Config:
     format: int = FORMAT
     stages: tuple[str, ...] = DEFAULT_STAGES
     raw: dict[str, Any] = field(default_factory=dict)
-    policy: policy_mod.Policy = field(default_factory=lambda: policy_mod.parse(None, DEFAULT_STAGES))
+
+    @functools.cached_property
+    def policy(self) -> policy_mod.Policy:
+        """The validated ``policy:`` section, defaults filled in (parsed on first use, so a bad
+        policy fails promote/check/fsck with a usage error but does not block reading)."""
+        return policy_mod.parse(self.raw.get("policy"), self.stages)
 
 
 def load(path: Path) -> Config:
@@ -86,4 +92,4 @@ def load(path: Path) -> Config:
         check_stage(s)
     if len(set(stages)) != len(stages):
         raise UsageError(f"{path.name}: 'stages' lists a stage twice")
-    return Config(format=fmt, stages=tuple(stages), raw=raw, policy=policy_mod.parse(raw.get("policy"), tuple(stages)))
+    return Config(format=fmt, stages=tuple(stages), raw=raw)

@@ -94,7 +94,9 @@ class _Checker:
 
     def check_config(self) -> None:
         try:
-            self.stages = set(config_mod.load(self.root / "config.yaml").stages)
+            cfg = config_mod.load(self.root / "config.yaml")
+            self.stages = set(cfg.stages)
+            cfg.policy  # noqa: B018 - validates the policy section
         except ModelregError as exc:
             self.error(self.root / "config.yaml", exc.message)
             self.stages = set(config_mod.DEFAULT_STAGES)

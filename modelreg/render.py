@@ -119,7 +119,7 @@ def gate_table(report: Any, stderr: bool = False) -> None:
     table = Table(box=None, pad_edge=False, title=f"{report.name}@{report.version} -> {report.stage}{current}",
                   title_justify="left")
     for col in ("GATE", "SUBJECT", "EXPECTED", "ACTUAL", "RESULT", "DETAIL"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("GATE", "SUBJECT", "RESULT"))
     for r in report.results:
         actual = "-" if r.actual is None else _fmt(r.actual)
         mark = "[green]pass[/green]" if r.passed else "[bold red]FAIL[/bold red]"
