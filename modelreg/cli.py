@@ -36,8 +36,15 @@ _state: dict[str, Any] = {"registry": None}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
-    """Register a command whose ModelregErrors become one line on stderr and the documented exit code."""
+metrics_app = typer.Typer(name="metrics", help="Record and show evaluation metrics by suite.", no_args_is_help=True)
+policy_app = typer.Typer(name="policy", help="Inspect the promotion policy of config.yaml.", no_args_is_help=True)
+app.add_typer(metrics_app)
+app.add_typer(policy_app)
+
+
+def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Callable[[F], F]:
+    """Register a command (on ``group``, default the top level) whose ModelregErrors become one line on
+    stderr and the documented exit code."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -50,7 +57,7 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
                 where = f": {exc.filename}" if exc.filename else ""
                 fail(ModelregError(f"{exc.strerror or exc}{where}"))
 
-        app.command(*args, **kwargs)(wrapper)
+        (group or app).command(*args, **kwargs)(wrapper)
         return fn
 
     return decorate
@@ -216,10 +223,25 @@ def promote_cmd(
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Point STAGE of the model at a version (compare-and-swap with --expect)."""
+    """Point STAGE of the model at a version (compare-and-swap with --expect), if the policy's gates pass."""
+    from .errors import PolicyRefused
+
     reg = open_registry()
-    move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor, force=force)
+    try:
+        move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor, force=force)
+    except PolicyRefused as exc:
+        if exc.report is not None:
+            if as_json:
+                emit_json(exc.report.to_dict())
+            else:
+                from .render import gate_table
+
+                gate_table(exc.report, stderr=True)
+        raise
     _print_move(move, as_json, "Promoted")
+    for ev in move.events[1:]:
+        if ev.action == "demote" and not as_json:
+            note(f"Demoted {ev.model}@{ev.version} to {ev.stage}")
 
 
 @command("rollback")
@@ -390,6 +412,191 @@ def fsck_cmd(
         )
     if not report.ok:
         raise typer.Exit(6)
+
+
+# ------------------------------------------------------- policy and annotations
+def _read_json_object(path: str, what: str) -> dict[str, Any]:
+    from . import fileio
+
+    try:
+        data = json.loads(fileio.read_file(path, 1 << 20))
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path}: no such file") from None
+    except (IsADirectoryError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{what} {path}: not a JSON file ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{what} {path}: must hold a JSON object")
+    return data
+
+
+@command("set", group=metrics_app)
+def metrics_set_cmd(
+    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    suite: Annotated[str, typer.Option("--suite", "-s", help="Evaluation suite name (e.g. core-v1).")],
+    pairs: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE; VALUE keeps its JSON type (0.9, true, 3).")] = None,
+    file: Annotated[str | None, typer.Option("--file", "-f", help="JSON object of values (KEY=VALUE pairs win).")] = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge metrics into a suite of a version (later values win per key; other suites untouched)."""
+    values = _read_json_object(file, "--file") if file else {}
+    values.update(parse_pairs(pairs or [], "metric"))
+    reg = open_registry()
+    ev = reg.set_metrics(ref, suite, values, actor=actor)
+    if as_json:
+        emit_json(ev.to_dict())
+    else:
+        note(f"Recorded {len(values)} metric(s) of suite {suite} for {ev.model}@{ev.version}")
+
+
+@command("show", group=metrics_app)
+def metrics_show_cmd(
+    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    suite: Annotated[str | None, typer.Option("--suite", "-s", help="Only this suite.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the current metrics of a version."""
+    values = open_registry().metrics(ref, suite)
+    if as_json:
+        emit_json(values)
+        return
+    from .render import metrics_lines
+
+    for line in metrics_lines(values if suite is None else {suite: values}):
+        typer.echo(line)
+
+
+@command("show", group=policy_app)
+def policy_show_cmd(as_json: JsonOpt = False) -> None:
+    """Print the effective policy (config.yaml with defaults filled in)."""
+    reg = open_registry()
+    data = {"stages": list(reg.stages), **reg.policy.to_dict()}
+    if as_json:
+        emit_json(data)
+    else:
+        from . import canonical
+
+        typer.echo(canonical.dump(data, ordered=("stages",)).decode(), nl=False)
+
+
+@command("tag")
+def tag_cmd(
+    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    op: Annotated[str, typer.Argument(help="add or rm.")],
+    tags: Annotated[list[str], typer.Argument(help="Tags.")],
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or remove tags of a version (the manifest's tags stay; changes are events)."""
+    if op not in ("add", "rm"):
+        raise UsageError(f"tag: expected 'add' or 'rm', not {op!r}")
+    reg = open_registry()
+    ev = reg.tag(ref, add=tags if op == "add" else [], remove=tags if op == "rm" else [], actor=actor)
+    if as_json:
+        emit_json({"changed": ev is not None, "event": ev and ev.to_dict()})
+    else:
+        note(f"{ref}: tags {'added' if op == 'add' else 'removed'}" if ev else f"{ref}: tags already so; nothing changed")
+
+
+@command("approve")
+def approve_cmd(
+    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    stage: Annotated[str, typer.Option("--stage", help="Stage the approval is for.")] = "production",
+    comment: Annotated[str | None, typer.Option("--comment", help="Review comment.")] = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a version for a stage (one approval per actor; approving again replaces it)."""
+    ev = open_registry().approve(ref, stage, comment, actor=actor)
+    if as_json:
+        emit_json(ev.to_dict())
+    else:
+        note(f"{ev.actor} approved {ev.model}@{ev.version} for {stage}")
+
+
+@command("bind")
+def bind_cmd(
+    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    provider: Annotated[str, typer.Option("--provider", help="Serving provider name.")],
+    id: Annotated[str, typer.Option("--id", help="The provider's model id.")],
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Endpoint URL.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Provider parameter K=V.")] = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record where a version is served (one binding per provider; binding again replaces it)."""
+    ev = open_registry().bind(ref, provider, id, endpoint, parse_pairs(param or [], "--param"), actor=actor)
+    if as_json:
+        emit_json(ev.to_dict())
+    else:
+        note(f"Bound {ev.model}@{ev.version} to {provider} {id}")
+
+
+@command("unbind")
+def unbind_cmd(
+    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    provider: Annotated[str, typer.Option("--provider", help="Serving provider name.")],
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a version's binding to a provider."""
+    ev = open_registry().unbind(ref, provider, actor=actor)
+    if as_json:
+        emit_json({"changed": ev is not None, "event": ev and ev.to_dict()})
+    else:
+        note(f"{ref}: unbound from {provider}" if ev else f"{ref} has no binding to {provider}; nothing changed")
+
+
+@command("check")
+def check_cmd(
+    ref: Annotated[str, typer.Argument(help="Candidate version reference.")],
+    stage: Annotated[str, typer.Argument(help="Target stage.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate the promotion rules and gates for STAGE without moving anything (exit 5 if any fails)."""
+    report = open_registry().check(ref, stage)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        from .render import gate_table
+
+        gate_table(report)
+    if not report.passed:
+        if not as_json:
+            note(f"modelreg: {report.summary()}")
+        raise typer.Exit(5)
+
+
+@command("prune")
+def prune_cmd(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    keep: Annotated[int, typer.Option("--keep", min=0, help="Keep the newest N unarchived versions.")],
+    apply: Annotated[bool, typer.Option("--apply", help="Archive them (default: dry run).")] = False,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Archive all but the newest N versions, never one that holds a stage (dry run unless --apply)."""
+    chosen = open_registry().prune(name, keep, apply, actor=actor)
+    if as_json:
+        emit_json({"name": name, "keep": keep, "applied": apply, "archived": [r.to_dict() for r in chosen]})
+        return
+    for r in chosen:
+        typer.echo(r.version)
+    verb = "archived" if apply else "would archive"
+    note(f"{name}: {verb} {len(chosen)} version(s)" + ("" if apply or not chosen else "; run with --apply to do it"))
+
+
+@command("stats")
+def stats_cmd(as_json: JsonOpt = False) -> None:
+    """Models, versions, archived versions, versions per stage, and registry size on disk."""
+    data = open_registry().stats()
+    if as_json:
+        emit_json(data)
+        return
+    from .render import stats_lines
+
+    for line in stats_lines(data):
+        typer.echo(line)
 
 
 def main(argv: list[str] | None = None) -> None:

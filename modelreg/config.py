@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import canonical, fileio
+from . import policy as policy_mod
 from .errors import IntegrityError, UsageError
 from .names import check_stage
 
@@ -22,6 +24,17 @@ format: {FORMAT}
 stages:
 - staging
 - production
+# Promotion rules and gates (docs/policy.md). Defaults: a version must have been in
+# staging before production, and the version production replaces moves to staging.
+# policy:
+#   require_previous_stage: {{production: staging}}
+#   demote_to: {{production: staging}}
+#   gates:
+#     production:
+#       require_suites: [core-v1]
+#       thresholds: {{"core-v1.score": ">= 0.85"}}
+#       not_worse_than_current: {{"core-v1.score": higher}}
+#       require_approvals: 2
 """
 
 
@@ -54,6 +67,12 @@ class Config:
     format: int = FORMAT
     stages: tuple[str, ...] = DEFAULT_STAGES
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def policy(self) -> policy_mod.Policy:
+        """The validated ``policy:`` section, defaults filled in (parsed on first use, so a bad
+        policy fails promote/check/fsck with a usage error but does not block reading)."""
+        return policy_mod.parse(self.raw.get("policy"), self.stages)
 
 
 def load(path: Path) -> Config:

@@ -7,6 +7,8 @@ Exit codes (documented in README.md):
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ModelregError(Exception):
     """Root of every error modelreg raises on purpose."""
@@ -38,9 +40,13 @@ class Conflict(ModelregError):
 
 
 class PolicyRefused(ModelregError):
-    """A rule or gate refused the operation."""
+    """A rule or gate refused the operation; ``report`` is the GateReport when gates were evaluated."""
 
     exit_code = 5
+
+    def __init__(self, message: str, *, details: list[str] | None = None, report: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.report = report
 
 
 class IntegrityError(ModelregError):

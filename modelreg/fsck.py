@@ -19,7 +19,7 @@ from .errors import ModelregError
 from .log import Event
 from .names import check_model, check_stage, check_version
 from .refs import REF_MAX, parse_ref_bytes
-from .state import fold
+from .state import ANNOTATIONS, fold
 
 STALE_TMP_SECONDS = 60.0
 
@@ -94,7 +94,9 @@ class _Checker:
 
     def check_config(self) -> None:
         try:
-            self.stages = set(config_mod.load(self.root / "config.yaml").stages)
+            cfg = config_mod.load(self.root / "config.yaml")
+            self.stages = set(cfg.stages)
+            cfg.policy  # noqa: B018 - validates the policy section
         except ModelregError as exc:
             self.error(self.root / "config.yaml", exc.message)
             self.stages = set(config_mod.DEFAULT_STAGES)
@@ -249,6 +251,12 @@ class _Checker:
         for e in events:
             if e.action == "register" and e.version and e.version not in versions:
                 self.error(path, f"event {e.id} registers {model}@{e.version}, which has no version entry")
+            elif e.action in ANNOTATIONS:
+                if not e.version or e.version not in versions:
+                    self.error(path, f"{e.action} event {e.id} is about {model}@{e.version}, which does not exist")
+                elif e.to and e.to != versions[e.version]:
+                    self.error(path, f"{e.action} event {e.id} names digest {e.to[:19]} for {model}@{e.version}, "
+                                     f"which is {versions[e.version][:19]}")
         for stage, digest in refs.items():
             moves = state.stage_events(stage)
             last = moves[-1].to if moves else None

@@ -17,13 +17,15 @@ from typing import Any
 
 from . import config as config_mod
 from . import fileio, log, manifest
+from . import policy as policy_mod
 from .actor import resolve_actor
 from .artifacts import ProgressFactory, describe, is_local
 from .errors import Conflict, IntegrityError, ModelregError, NotFound, PolicyRefused, UsageError
 from .log import Event
-from .names import Ref, check_model, check_stage, is_full_digest, parse_ref
+from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
+from .policy import GateReport
 from .refs import Refs
-from .state import ModelState, fold
+from .state import ModelState, VersionState, fold
 from .store import ObjectStore
 
 DIRNAME = ".modelreg"
@@ -70,6 +72,10 @@ class VersionInfo:
     archived_reason: str | None = None
     registered_at: str | None = None
     registered_by: str | None = None
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tags: list[str] | None = None  # current tags; None when the manifest was not read (listings)
+    approvals: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    bindings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -81,10 +87,32 @@ class VersionInfo:
             "archived_reason": self.archived_reason,
             "registered_at": self.registered_at,
             "registered_by": self.registered_by,
+            "metrics": self.metrics,
         }
+        if self.tags is not None:
+            d["tags"] = list(self.tags)
+        d["approvals"] = self.approvals
+        d["bindings"] = self.bindings
         if self.manifest is not None:
             d["manifest"] = self.manifest
         return d
+
+    def extra_lines(self) -> list[tuple[str, str]]:
+        """Annotation lines for the text form of ``show``."""
+        import json
+
+        lines = []
+        if self.tags is not None:
+            lines.append(("tags", ", ".join(self.tags) or "-"))
+        for suite in sorted(self.metrics):
+            values = "  ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(self.metrics[suite].items()))
+            lines.append(("metrics", f"{suite}: {values}"))
+        for stage in sorted(self.approvals):
+            lines.append(("approvals", f"{stage}: {', '.join(sorted(self.approvals[stage]))}"))
+        for provider in sorted(self.bindings):
+            b = self.bindings[provider]
+            lines.append(("binding", f"{provider}: {b['id']}" + (f" at {b['endpoint']}" if b.get("endpoint") else "")))
+        return lines
 
 
 @dataclass(frozen=True)
@@ -141,13 +169,14 @@ class DiffResult:
     a: Resolved
     b: Resolved
     changes: list[manifest.Change]
+    annotations: list[manifest.Change] = field(default_factory=list)  # metrics.SUITE.KEY and tags
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "a": self.a.to_dict(),
-            "b": self.b.to_dict(),
-            "changes": [{"path": c.path, "kind": c.kind, "old": c.old, "new": c.new} for c in self.changes],
-        }
+        def rows(changes: list[manifest.Change]) -> list[dict[str, Any]]:
+            return [{"path": c.path, "kind": c.kind, "old": c.old, "new": c.new} for c in changes]
+
+        return {"a": self.a.to_dict(), "b": self.b.to_dict(), "changes": rows(self.changes),
+                "annotations": rows(self.annotations)}
 
 
 Expect = str | None  # a version name, a digest (prefix), or "none"
@@ -220,6 +249,11 @@ class Registry:
     @property
     def stages(self) -> tuple[str, ...]:
         return self.config.stages
+
+    @property
+    def policy(self) -> policy_mod.Policy:
+        """The promotion rules and gates of ``config.yaml`` (defaults filled in)."""
+        return self.config.policy
 
     def _check_stage(self, stage: str) -> str:
         check_stage(stage)
@@ -325,17 +359,21 @@ class Registry:
         return self._info(r, m, self.model_state(r.name), self.stage_holders(r.name))
 
     def _info(self, r: Resolved, m: dict[str, Any] | None, state: ModelState, holders: dict[str, str]) -> VersionInfo:
-        st = state.versions.get(r.version)
+        st = state.versions.get(r.version) or VersionState(r.version)
         return VersionInfo(
             name=r.name,
             version=r.version,
             digest=r.digest,
             manifest=m,
             stages=[s for s in self._stage_order(holders) if holders[s] == r.digest],
-            archived=bool(st and st.archived),
-            archived_reason=st.archived_reason if st else None,
-            registered_at=st.registered_at if st else None,
-            registered_by=st.registered_by if st else None,
+            archived=st.archived,
+            archived_reason=st.archived_reason,
+            registered_at=st.registered_at,
+            registered_by=st.registered_by,
+            metrics=st.metrics,
+            tags=st.tags(m.get("tags", [])) if m is not None else None,
+            approvals=st.approvals,
+            bindings=st.bindings,
         )
 
     def _stage_order(self, holders: dict[str, str]) -> list[str]:
@@ -385,9 +423,20 @@ class Registry:
         return merged
 
     def diff(self, a: str, b: str) -> DiffResult:
-        """The manifest differences from version ``a`` to version ``b``."""
+        """The differences from version ``a`` to version ``b``: manifests, then metrics and current tags."""
         ra, rb = self.resolve(a), self.resolve(b)
-        return DiffResult(ra, rb, manifest.diff(self.manifest(ra.digest), self.manifest(rb.digest)))
+        ma, mb = self.manifest(ra.digest), self.manifest(rb.digest)
+        states = {n: self.model_state(n) for n in {ra.name, rb.name}}
+
+        def annotations(r: Resolved, m: dict[str, Any]) -> dict[str, Any]:
+            st = states[r.name].versions.get(r.version) or VersionState(r.version)
+            out: dict[str, Any] = {"tags": st.tags(m.get("tags", []))}
+            metrics = {s: v for s, v in st.metrics.items() if v}
+            if metrics:
+                out["metrics"] = metrics
+            return out
+
+        return DiffResult(ra, rb, manifest.diff(ma, mb), manifest.diff(annotations(ra, ma), annotations(rb, mb)))
 
     # --------------------------------------------------------------- writing
     def register(
@@ -498,11 +547,22 @@ class Registry:
         actor: str | None = None,
         force: bool = False,
     ) -> Move:
-        """Point ``stage`` of the model at the version ``ref``; ``expect`` is a compare-and-swap on the old value."""
+        """Point ``stage`` of the model at the version ``ref``; ``expect`` is a compare-and-swap on the old value.
+
+        Inside the model's lock, after the compare-and-swap, the policy's rules and gates for
+        ``stage`` are evaluated: a failure raises PolicyRefused (with ``.report``) and changes
+        nothing, unless ``force`` (which needs a ``reason``; the event records both and the
+        failed gates). Archived versions are refused even with ``force``. When the policy's
+        ``demote_to`` names a stage for ``stage``, the replaced version moves there with its
+        own ``demote`` event, written after the promote event.
+        """
+        if force and not (reason and reason.strip()):
+            raise UsageError("--force needs --reason: say why the policy is overridden (it is recorded)")
         target = self.resolve(ref)
         self._check_stage(stage)
         want = _UNSET if expect is _UNSET or expect is None else self._expected_digest(target.name, expect)
         who = resolve_actor(actor)
+        policy = self.policy
         with self._locked(target.name):
             current = self.refs.read_stage(target.name, stage)
             if want is not _UNSET and current != want:
@@ -516,13 +576,43 @@ class Registry:
                 raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted")
             if current == target.digest:
                 return Move(target.name, stage, target, target, False, [])
+            report = self._evaluate(target, stage, state, current)
+            if not report.passed and not force:
+                raise PolicyRefused(report.summary(), details=[r.message for r in report.failed], report=report)
             self.refs.set_stage_if_equals(target.name, stage, current, target.digest)
-            data = {"forced": True} if force else {}
+            data: dict[str, Any] = {}
+            if force:
+                data = {"forced": True, "failed_gates": [r.to_dict() for r in report.failed]}
             ev = self._record(
                 Event("promote", target.name, who, version=target.version, stage=stage,
                       from_=current, to=target.digest, reason=reason, data=data)
             )
-        return Move(target.name, stage, self._maybe_identity(current), target, True, [ev])
+            events = [ev]
+            demote_stage = policy.demote_to.get(stage)
+            if demote_stage and current is not None:
+                held = self.refs.read_stage(target.name, demote_stage)
+                if held != current:
+                    self.refs.set_stage_if_equals(target.name, demote_stage, held, current)
+                    events.append(self._record(Event(
+                        "demote", target.name, who, version=self._identity(current).version, stage=demote_stage,
+                        from_=held, to=current, reason=f"replaced in {stage} by {target.version}",
+                        data={"replaced_in": stage, "by": ev.id},
+                    )))
+        return Move(target.name, stage, self._maybe_identity(current), target, True, events)
+
+    def _evaluate(self, target: Resolved, stage: str, state: ModelState, current: str | None) -> GateReport:
+        holder = self._maybe_identity(current)
+        return policy_mod.evaluate(
+            self.policy, stage, target.name, target.version, target.digest, state.versions.get(target.version),
+            holder.version if holder else None, state.versions.get(holder.version) if holder else None,
+        )
+
+    def check(self, ref: str, stage: str) -> GateReport:
+        """Evaluate the rules and gates for moving ``ref`` into ``stage`` without moving anything."""
+        target = self.resolve(ref)
+        self._check_stage(stage)
+        current = self.refs.read_stage(target.name, stage)
+        return self._evaluate(target, stage, self.model_state(target.name), current)
 
     def _label(self, digest: str | None) -> str:
         if digest is None:
@@ -586,19 +676,147 @@ class Registry:
         target = self.resolve(ref)
         who = resolve_actor(actor)
         with self._locked(target.name):
-            st = self.model_state(target.name).versions.get(target.version)
-            if bool(st and st.archived) != undo:
-                return None
-            if not undo:
-                held = [s for s, d in self.stage_holders(target.name).items() if d == target.digest]
-                if held and not force:
-                    raise PolicyRefused(
-                        f"{target.name}@{target.version} holds {', '.join(held)}; move the stage first or use --force"
-                    )
-            return self._record(
-                Event("unarchive" if undo else "archive", target.name, who, version=target.version,
-                      to=target.digest, reason=reason, data={"forced": True} if force else {})
-            )
+            return self._archive_locked(target, who, reason, force, undo)
+
+    def _archive_locked(
+        self, target: Resolved, who: str, reason: str | None, force: bool, undo: bool, data: dict[str, Any] | None = None
+    ) -> Event | None:
+        st = self.model_state(target.name).versions.get(target.version)
+        if bool(st and st.archived) != undo:
+            return None
+        if not undo:
+            held = [s for s, d in self.stage_holders(target.name).items() if d == target.digest]
+            if held and not force:
+                raise PolicyRefused(
+                    f"{target.name}@{target.version} holds {', '.join(held)}; move the stage first or use --force"
+                )
+        return self._record(
+            Event("unarchive" if undo else "archive", target.name, who, version=target.version,
+                  to=target.digest, reason=reason, data={**({"forced": True} if force else {}), **(data or {})})
+        )
+
+    # ------------------------------------------------------------ annotations
+    def _annotate(self, ref: str, action: str, data: dict[str, Any], actor: str | None) -> Event:
+        target = self.resolve(ref)
+        who = resolve_actor(actor)
+        with self._locked(target.name):
+            return self._record(Event(action, target.name, who, version=target.version, to=target.digest, data=data))
+
+    def set_metrics(self, ref: str, suite: str, values: dict[str, Any], actor: str | None = None) -> Event:
+        """Merge ``values`` into ``suite``'s metrics of a version (later values win per key; JSON types kept)."""
+        check_key("suite", suite)
+        if not isinstance(values, dict) or not values:
+            raise UsageError(f"metrics for suite {suite}: give at least one KEY=VALUE")
+        _check_json(values, f"metrics for suite {suite}")
+        return self._annotate(ref, "metrics", {"suite": suite, "values": values}, actor)
+
+    def metrics(self, ref: str, suite: str | None = None) -> dict[str, Any]:
+        """Current metrics of a version: ``{suite: {key: value}}``, or one suite's ``{key: value}``."""
+        r = self.resolve(ref)
+        st = self.model_state(r.name).versions.get(r.version) or VersionState(r.version)
+        if suite is None:
+            return st.metrics
+        check_key("suite", suite)
+        if suite not in st.metrics:
+            raise NotFound(f"{r.name}@{r.version} has no metrics for suite {suite!r} "
+                           f"(has: {', '.join(sorted(st.metrics)) or 'none'})")
+        return st.metrics[suite]
+
+    def tag(
+        self, ref: str, add: list[str] = (), remove: list[str] = (), actor: str | None = None  # type: ignore[assignment]
+    ) -> Event | None:
+        """Add and remove tags of a version; None when nothing would change."""
+        add, remove = sorted({check_key("tag", t) for t in add}), sorted({check_key("tag", t) for t in remove})
+        if not add and not remove:
+            raise UsageError("tag: give at least one TAG")
+        both = set(add) & set(remove)
+        if both:
+            raise UsageError(f"tag {sorted(both)[0]!r} is both added and removed")
+        current = set(self.show(ref).tags or [])
+        if set(add) <= current and not set(remove) & current:
+            return None
+        return self._annotate(ref, "tag", {"add": add, "remove": remove}, actor)
+
+    def approve(self, ref: str, stage: str, comment: str | None = None, actor: str | None = None) -> Event:
+        """Record the actor's approval of a version for ``stage`` (one per actor and stage; again replaces it)."""
+        self._check_stage(stage)
+        return self._annotate(ref, "approve", {"stage": stage, "comment": comment}, actor)
+
+    def bind(
+        self, ref: str, provider: str, id: str, endpoint: str | None = None,
+        params: dict[str, Any] | None = None, actor: str | None = None,
+    ) -> Event:
+        """Record where a version is served: ``provider``'s model ``id`` (one binding per provider)."""
+        check_key("provider", provider)
+        if not isinstance(id, str) or not id.strip():
+            raise UsageError("bind needs a non-empty --id")
+        params = params or {}
+        if not isinstance(params, dict):
+            raise UsageError("bind params must be a mapping")
+        _check_json(params, "bind params")
+        data = {"provider": provider, "id": id, "endpoint": endpoint, "params": params}
+        return self._annotate(ref, "bind", data, actor)
+
+    def unbind(self, ref: str, provider: str, actor: str | None = None) -> Event | None:
+        """Remove a version's binding to ``provider``; None if it had none."""
+        check_key("provider", provider)
+        r = self.resolve(ref)
+        st = self.model_state(r.name).versions.get(r.version)
+        if not st or provider not in st.bindings:
+            return None
+        return self._annotate(ref, "unbind", {"provider": provider}, actor)
+
+    # -------------------------------------------------------------- retention
+    def prune(self, name: str, keep: int, apply: bool = False, *, actor: str | None = None) -> list[Resolved]:
+        """The versions archived (or, without ``apply``, that would be): all but the newest ``keep``
+        unarchived versions, in registration order, never one that holds a stage.
+
+        Already archived versions neither count toward ``keep`` nor appear in the result.
+        Staged versions count toward ``keep`` when they are among the newest, and are
+        simply skipped when they are not. Without ``apply`` nothing changes.
+        """
+        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+            raise UsageError(f"--keep must be a non-negative integer, not {keep!r}")
+        check_model(name)
+        self._require_model(name)
+        who = resolve_actor(actor)
+        with self._locked(name):
+            digests = self.refs.versions(name)
+            state = self.model_state(name)
+            live = [v for v in state.order(list(digests)) if not (state.versions.get(v) and state.versions[v].archived)]
+            staged = set(self.stage_holders(name).values())
+            old = live[: max(len(live) - keep, 0)]
+            chosen = [Resolved(name, v, digests[v]) for v in old if digests[v] not in staged]
+            if apply:
+                for r in chosen:
+                    self._archive_locked(r, who, f"pruned: keep {keep}", False, False, {"prune": {"keep": keep}})
+        return chosen
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of models, versions, archived versions, versions per stage, and bytes on disk."""
+        models = self.refs.models()
+        versions = archived = 0
+        per_stage: dict[str, int] = {s: 0 for s in self.stages}
+        for name in models:
+            names = self.refs.version_names(name)
+            versions += len(names)
+            state = self.model_state(name)
+            archived += sum(1 for v in names if state.versions.get(v) and state.versions[v].archived)
+            for stage in self.stage_holders(name):
+                per_stage[stage] = per_stage.get(stage, 0) + 1
+        size = files = 0
+        for dirpath, dirnames, filenames in os.walk(self.path):
+            if Path(dirpath) == self.locks_dir:
+                dirnames[:] = []
+                continue
+            for f in filenames:
+                try:
+                    size += os.lstat(os.path.join(dirpath, f)).st_size
+                    files += 1
+                except FileNotFoundError:
+                    pass
+        return {"models": len(models), "versions": versions, "archived": archived,
+                "stages": per_stage, "size_bytes": size, "files": files}
 
 
 def parse_artifact_spec(text: str) -> dict[str, Any]:
@@ -618,6 +836,26 @@ def parse_artifact_spec(text: str) -> dict[str, Any]:
     from .names import check_key
 
     return {"role": check_key("artifact role", role), "uri": uri}
+
+
+def _check_json(value: Any, what: str, depth: int = 0) -> None:
+    """Values stored in event data: JSON types only, finite numbers, string keys."""
+    import math
+
+    if depth > 16:
+        raise UsageError(f"{what}: nested too deeply")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str) or not k:
+                raise UsageError(f"{what}: key {k!r} is not a non-empty string")
+            _check_json(v, f"{what}: {k}" if depth == 0 else f"{what}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_json(v, what, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{what}: {value!r} is not a finite number")
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise UsageError(f"{what}: a value of type {type(value).__name__} cannot be stored")
 
 
 def _short(value: Any) -> str:

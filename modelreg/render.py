@@ -72,7 +72,21 @@ def event_text(e: Any) -> str:
         move = f" ({_short(e.from_)} -> {_short(e.to)})"
     forced = " [forced]" if e.data.get("forced") else ""
     reason = f"  # {e.reason}" if e.reason else ""
-    return f"{when}  {e.action:<9} {what}{move}{forced}  by {e.actor}{reason}"
+    return f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}"
+
+
+def _annotation(e: Any) -> str:
+    d = e.data
+    if e.action == "metrics":
+        values = " ".join(f"{k}={_fmt(v)}" for k, v in (d.get("values") or {}).items())
+        return f" [{d.get('suite')}] {values}"
+    if e.action == "tag":
+        return "".join(f" +{t}" for t in d.get("add") or []) + "".join(f" -{t}" for t in d.get("remove") or [])
+    if e.action == "approve":
+        return f" for {d.get('stage')}" + (f": {d['comment']}" if d.get("comment") else "")
+    if e.action in ("bind", "unbind"):
+        return f" {d.get('provider')}" + (f" {d['id']}" if d.get("id") else "")
+    return ""
 
 
 def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
@@ -81,11 +95,54 @@ def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
     yield f"+++ {result.b.name}@{result.b.version} ({_short(result.b.digest)})", None
     if not result.changes:
         yield "(manifests are identical)", None
-    for c in result.changes:
+    yield from _change_lines(result.changes)
+    annotations = getattr(result, "annotations", [])
+    if annotations:
+        yield "# metrics and tags", None
+        yield from _change_lines(annotations)
+
+
+def _change_lines(changes: list[Any]) -> Iterator[tuple[str, str | None]]:
+    for c in changes:
         if c.old is not None:
             yield f"- {c.path}: {_fmt(c.old)}", "red"
         if c.new is not None:
             yield f"+ {c.path}: {_fmt(c.new)}", "green"
+
+
+def gate_table(report: Any, stderr: bool = False) -> None:
+    """Print each rule and gate of a GateReport: what was expected, the value found, pass or FAIL."""
+    from rich.console import Console
+    from rich.table import Table
+
+    current = f" (now: {report.current})" if report.current else " (now: empty)"
+    table = Table(box=None, pad_edge=False, title=f"{report.name}@{report.version} -> {report.stage}{current}",
+                  title_justify="left")
+    for col in ("GATE", "SUBJECT", "EXPECTED", "ACTUAL", "RESULT", "DETAIL"):
+        table.add_column(col, no_wrap=col in ("GATE", "SUBJECT", "RESULT"))
+    for r in report.results:
+        actual = "-" if r.actual is None else _fmt(r.actual)
+        mark = "[green]pass[/green]" if r.passed else "[bold red]FAIL[/bold red]"
+        table.add_row(r.gate, r.subject, _fmt(r.expected), actual, mark, r.message)
+    Console(highlight=False, soft_wrap=False, stderr=stderr).print(table)
+
+
+def metrics_lines(metrics: dict[str, dict[str, Any]]) -> Iterator[str]:
+    """``suite  key  value`` lines, suites and keys sorted, values as JSON."""
+    if not metrics:
+        yield "(no metrics recorded)"
+    for suite in sorted(metrics):
+        for key in sorted(metrics[suite]):
+            yield f"{suite}\t{key}\t{_fmt(metrics[suite][key])}"
+
+
+def stats_lines(stats: dict[str, Any]) -> Iterator[str]:
+    """The registry statistics as ``name: value`` lines."""
+    yield f"models:    {stats['models']}"
+    yield f"versions:  {stats['versions']} ({stats['archived']} archived)"
+    for stage, n in stats["stages"].items():
+        yield f"  {stage}: {n}"
+    yield f"size:      {stats['size_bytes']} bytes in {stats['files']} files"
 
 
 def _fmt(value: Any) -> str:

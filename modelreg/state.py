@@ -1,18 +1,24 @@
-"""What a model's event log says about its versions: registration order, archived state, stage history.
+"""What a model's event log says about its versions: registration order, archived state, stage history,
+and the annotations recorded after registration (metrics, tag changes, approvals, bindings).
 
-Pure functions over events; the log itself stays the only copy.
+Pure functions over events; the log itself stays the only copy. Events are folded in
+``(time, id)`` order, so after a git union merge of two branches the later write wins.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .log import Event
 
 
 @dataclass
 class VersionState:
-    """What the log records about one version."""
+    """What the log records about one version.
+
+    ``tags_added``/``tags_removed`` are deltas against the manifest's own tags (see :meth:`tags`).
+    """
 
     version: str
     digest: str | None = None
@@ -20,6 +26,16 @@ class VersionState:
     registered_by: str | None = None
     archived: bool = False
     archived_reason: str | None = None
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tags_added: set[str] = field(default_factory=set)
+    tags_removed: set[str] = field(default_factory=set)
+    approvals: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    bindings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stages_held: set[str] = field(default_factory=set)
+
+    def tags(self, manifest_tags: list[str] | tuple[str, ...] = ()) -> list[str]:
+        """Current tags: the manifest's, plus those added, minus those removed since."""
+        return sorted((set(manifest_tags) | self.tags_added) - self.tags_removed)
 
 
 @dataclass
@@ -46,6 +62,35 @@ class ModelState:
 
 
 MOVES = frozenset({"promote", "rollback", "demote", "reconcile", "clear"})
+ANNOTATIONS = frozenset({"metrics", "tag", "approve", "bind", "unbind", "archive", "unarchive"})
+
+
+def _apply(st: VersionState, e: Event) -> None:
+    d = e.data
+    if e.action == "metrics":
+        suite, values = d.get("suite"), d.get("values")
+        if isinstance(suite, str) and isinstance(values, dict):
+            st.metrics.setdefault(suite, {}).update(values)
+    elif e.action == "tag":
+        for t in d.get("add") or []:
+            st.tags_added.add(t)
+            st.tags_removed.discard(t)
+        for t in d.get("remove") or []:
+            st.tags_removed.add(t)
+            st.tags_added.discard(t)
+    elif e.action == "approve":
+        stage = d.get("stage")
+        if isinstance(stage, str):
+            st.approvals.setdefault(stage, {})[e.actor] = {"time": e.time, "comment": d.get("comment")}
+    elif e.action == "bind":
+        provider = d.get("provider")
+        if isinstance(provider, str):
+            st.bindings[provider] = {
+                "id": d.get("id"), "endpoint": d.get("endpoint"), "params": d.get("params") or {},
+                "time": e.time, "actor": e.actor,
+            }
+    elif e.action == "unbind":
+        st.bindings.pop(d.get("provider"), None)  # type: ignore[arg-type]
 
 
 def fold(events: list[Event]) -> ModelState:
@@ -64,4 +109,9 @@ def fold(events: list[Event]) -> ModelState:
         elif e.action == "unarchive":
             st = state.get(e.version)
             st.archived, st.archived_reason = False, None
+        elif e.action in MOVES:
+            if e.stage and e.to:
+                state.get(e.version).stages_held.add(e.stage)
+        elif e.action in ANNOTATIONS:
+            _apply(state.get(e.version), e)
     return state
