@@ -802,5 +802,5 @@ def verify_artifact(
             info.sha256,
         )
     if expected is not None and info.sha256 is None:
-        return result("ok", "size matches; content not hashed (use compute_hash)", info.size, None)
+        return result("ok", "size matches; content not hashed (use --hash / compute_hash)", info.size, None)
     return result("ok", f"ok (sha256 {info.sha256_source})" if info.sha256 else "ok", info.size, info.sha256)
