@@ -249,12 +249,16 @@ def fetch_entries(
     out = Path(dest)
     if out.exists() and not out.is_dir():
         raise UsageError(f"destination {dest} exists and is not a directory")
+    names = [fetch_name(e) for e in entries]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise UsageError(f"two artifacts of {ref.name}@{ref.version} would both be fetched as {clash[0]}")
     created = not out.exists()
     written: list[Path] = []
     files: list[FetchedFile] = []
     try:
-        for e in entries:
-            path = out / fetch_name(e)
+        for e, name in zip(entries, names):
+            path = out / name
             sha, size = e.get("sha256"), e.get("size")
             wrote = _with_bar(
                 progress, e["uri"], size,

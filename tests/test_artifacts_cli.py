@@ -433,3 +433,19 @@ def test_local_register_resolve_show_and_no_check_do_not_import_fsspec(project):
     assert out.stdout.strip().splitlines()[-1] == "[]"
     m = Registry.open(project / ".modelreg").show("faq@2.0.0").manifest
     assert m["artifacts"] == [{"role": "nope.bin", "uri": f"s3://{BUCKET}/nope.bin"}]
+
+
+def test_fetch_names_and_clashes(project, tmp_path):
+    from modelreg.artifacts import fetch_name
+
+    assert fetch_name({"role": "model.bin", "uri": "s3://b/x/model.bin"}) == "model.bin"
+    assert fetch_name({"role": "checkpoint", "uri": "s3://b/x/model.safetensors?versionId=1"}) == "checkpoint.safetensors"
+    assert fetch_name({"role": "checkpoint", "uri": "s3://b/store/sha256/ab/cdef"}) == "checkpoint"
+    assert fetch_name({"role": "w", "uri": "https://h/odd.na$me"}) == "w"
+    (project / "x.bin").write_bytes(b"1")
+    (project / "y").write_bytes(b"2")
+    reg = Registry.open(project / ".modelreg")
+    reg.register("faq", "1.0.0", artifacts=["a=x.bin", "a.bin=y"])
+    with pytest.raises(Exception, match="both be fetched as a.bin") as info:
+        reg.fetch("faq@1.0.0", tmp_path / "out")
+    assert info.value.exit_code == 2 and not (tmp_path / "out").exists()
