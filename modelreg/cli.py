@@ -168,9 +168,17 @@ def register_cmd(
     from_file: Annotated[str | None, typer.Option("--from-file", help="Register a manifest YAML file.")] = None,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Record remote artifact URIs as given, without contacting the store.")
+    ] = False,
+    hash_: Annotated[bool, typer.Option("--hash", help="Stream remote artifacts through SHA-256 too.")] = False,
+    upload: Annotated[
+        bool, typer.Option("--upload", help="Copy local artifacts into config.yaml's artifact_store; record its URIs.")
+    ] = False,
 ) -> None:
     """Register a model version (idempotent for identical content)."""
     reg = open_registry()
+    checks = {"check": not no_check, "compute_hash": hash_, "upload": upload}
     if from_file:
         if any([name, version, artifact, param, meta, tag, parent, description, license]):
             raise UsageError("--from-file takes the whole manifest; give no NAME, VERSION or other fields")
@@ -185,7 +193,7 @@ def register_cmd(
         raw = canonical.load(data, what=from_file)
         if not isinstance(raw, dict):
             raise UsageError(f"{from_file}: a manifest must be a mapping")
-        result = reg.register_manifest(raw, actor=actor, progress=_progress_factory())
+        result = reg.register_manifest(raw, actor=actor, progress=_progress_factory(), **checks)
     else:
         if not name or not version:
             raise UsageError("register needs NAME and VERSION (or --from-file)")
@@ -201,6 +209,7 @@ def register_cmd(
             license=license,
             actor=actor,
             progress=_progress_factory(),
+            **checks,
         )
     if as_json:
         emit_json(result.to_dict())
@@ -393,11 +402,17 @@ def diff_cmd(
 def fsck_cmd(
     repair: Annotated[bool, typer.Option("--repair", help="Fix what an interrupted write can leave behind.")] = False,
     as_json: JsonOpt = False,
+    artifacts: Annotated[
+        bool, typer.Option("--artifacts", help="Also check every artifact exists with its recorded size.")
+    ] = False,
+    hash_: Annotated[bool, typer.Option("--hash", help="With --artifacts: check remote artifacts by content.")] = False,
 ) -> None:
     """Check every object's hash, every ref and every log line; name each problem."""
     from .fsck import fsck
 
-    report = fsck(open_registry(), repair=repair)
+    if hash_ and not artifacts:
+        raise UsageError("--hash needs --artifacts")
+    report = fsck(open_registry(), repair=repair, artifacts=artifacts, compute_hash=hash_)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -405,13 +420,72 @@ def fsck_cmd(
             typer.echo(f"{p.severity}: {p.path}: {p.message}")
         c = report.counts
         note(
-            f"checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events: "
+            f"checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
+            + (f", {c['artifacts']} artifacts" if "artifacts" in c else "") + ": "
             + ("ok" if report.ok else f"{len(report.errors)} error(s)")
             + (f", {len(report.warnings)} warning(s)" if report.warnings else "")
             + (f"; repaired {len(report.repaired)}" if report.repaired else "")
         )
     if not report.ok:
         raise typer.Exit(6)
+    if report.counts.get("unreachable"):
+        raise typer.Exit(7)
+
+
+@command("verify")
+def verify_cmd(
+    ref: Annotated[str | None, typer.Argument(help="Version reference (or --all).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every version that holds a stage.")] = False,
+    stage: Annotated[str | None, typer.Option("--stage", help="With --all: only versions holding this stage.")] = None,
+    hash_: Annotated[bool, typer.Option("--hash", help="Stream remote artifacts through SHA-256 too.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-check a version's artifacts: exist, same size, and with --hash the same SHA-256."""
+    from .artifacts import exit_code
+
+    if (ref is None) == (not all_):
+        raise UsageError("verify needs REF or --all (not both)")
+    if stage is not None and not all_:
+        raise UsageError("--stage goes with --all")
+    reg = open_registry()
+    if all_:
+        reports = reg.verify_all(stage, compute_hash=hash_, progress=_progress_factory())
+    else:
+        reports = [reg.verify(ref, compute_hash=hash_, progress=_progress_factory())]
+    results = [(rep, r) for rep in reports for r in rep.results]
+    if as_json:
+        data = [rep.to_dict() for rep in reports]
+        emit_json(data if all_ else data[0])
+    else:
+        from .render import verify_table
+
+        verify_table(reports)
+        for rep, r in results:
+            if not r.ok:
+                note(f"modelreg: {r.status}: {rep.ref.name}@{rep.ref.version} artifact {r.role} ({r.uri}): {r.message}")
+        bad = sum(1 for _, r in results if not r.ok)
+        note(f"verified {len(results)} artifact(s) of {len(reports)} version(s): " + (f"{bad} failed" if bad else "ok"))
+    code = exit_code(r for _, r in results)
+    if code:
+        raise typer.Exit(code)
+
+
+@command("fetch")
+def fetch_cmd(
+    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    dest: Annotated[str, typer.Argument(help="Directory to write the artifacts into (created if missing).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Download a version's artifacts into DEST, each checked against its recorded SHA-256."""
+    report = open_registry().fetch(ref, dest, progress=_progress_factory())
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for f in report.files:
+            typer.echo(f"{f.status:<10}  {f.role}  {f.path}")
+    for f in report.unverified:
+        note(f"modelreg: warning: {f.role} has no recorded sha256; fetched with "
+             + ("a size check only" if f.size is not None else "no check at all"))
 
 
 # ------------------------------------------------------- policy and annotations

@@ -62,8 +62,10 @@ class Report:
 
 
 class _Checker:
-    def __init__(self, reg: Any, repair: bool) -> None:
+    def __init__(self, reg: Any, repair: bool, artifacts: bool = False, compute_hash: bool = False) -> None:
         self.reg = reg
+        self.artifacts = artifacts
+        self.compute_hash = compute_hash
         self.root: Path = reg.path
         self.repair = repair
         self.report = Report()
@@ -90,6 +92,8 @@ class _Checker:
         refs = self.check_refs()
         self.check_logs(versions, refs)
         self.check_lineage()
+        if self.artifacts:
+            self.check_artifacts()
         return self.report
 
     def check_config(self) -> None:
@@ -303,6 +307,44 @@ class _Checker:
                         state[nxt] = 1
                         stack.append((nxt, iter(parents[nxt])))
 
+    def check_artifacts(self) -> None:
+        """Optional pass: every artifact of every version exists with its recorded size (and hash).
+
+        Missing or different bytes are errors; an unreachable store is a warning (nothing is known
+        about the bytes) counted in ``counts["unreachable"]``. Each (uri, size, sha256) is checked once.
+        """
+        from .artifacts import verify_entry
+
+        counts = self.report.counts
+        counts.setdefault("artifacts", 0)
+        counts.setdefault("unreachable", 0)
+        done: dict[tuple[Any, ...], Any] = {}
+        try:
+            _store, options = self.reg.artifact_settings()
+        except ModelregError as exc:
+            self.error(self.root / "config.yaml", exc.message)
+            return
+        for digest in sorted(self.manifests, key=lambda d: (self.manifests[d]["name"], self.manifests[d]["version"])):
+            m = self.manifests[digest]
+            for a in m.get("artifacts", []):
+                where = f"{m['name']}@{m['version']} artifact {a['role']} ({a['uri']})"
+                key = (a["uri"], a.get("size"), a.get("sha256"))
+                if key not in done:
+                    counts["artifacts"] += 1
+                    try:
+                        done[key] = verify_entry(a, self.reg.root, compute_hash=self.compute_hash,
+                                                 storage_options=options)
+                    except ModelregError as exc:
+                        done[key] = exc
+                res = done[key]
+                if isinstance(res, ModelregError):
+                    self.report.problems.append(Problem("error", where, res.message))
+                elif res.status == "unreachable":
+                    counts["unreachable"] += 1
+                    self.report.problems.append(Problem("warning", where, res.message))
+                elif not res.ok:
+                    self.report.problems.append(Problem("error", where, f"{res.status}: {res.message}"))
+
 
 def _valid_name(digest: str) -> bool:
     from .names import is_full_digest
@@ -318,6 +360,9 @@ def _ok(check: Any, name: str) -> bool:
         return False
 
 
-def fsck(reg: Any, repair: bool = False) -> Report:
-    """Check the whole registry; with ``repair``, settle what interrupted writes left behind."""
-    return _Checker(reg, repair).run()
+def fsck(reg: Any, repair: bool = False, *, artifacts: bool = False, compute_hash: bool = False) -> Report:
+    """Check the whole registry; with ``repair``, settle what interrupted writes left behind.
+
+    With ``artifacts``, also check every artifact against its store (``compute_hash``: by content).
+    """
+    return _Checker(reg, repair, artifacts, compute_hash).run()

@@ -19,7 +19,7 @@ from . import config as config_mod
 from . import fileio, log, manifest
 from . import policy as policy_mod
 from .actor import resolve_actor
-from .artifacts import ProgressFactory, describe, is_local
+from .artifacts import FetchReport, ProgressFactory, describe
 from .errors import Conflict, IntegrityError, ModelregError, NotFound, PolicyRefused, UsageError
 from .log import Event
 from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
@@ -27,6 +27,7 @@ from .policy import GateReport
 from .refs import Refs
 from .state import ModelState, VersionState, fold
 from .store import ObjectStore
+from .uris import VerifyResult, is_local
 
 DIRNAME = ".modelreg"
 ENV_DIR = "MODELREG_DIR"
@@ -454,11 +455,16 @@ class Registry:
         license: str | None = None,
         actor: str | None = None,
         progress: ProgressFactory | None = None,
+        check: bool = True,
+        compute_hash: bool = False,
+        upload: bool = False,
     ) -> RegisterResult:
         """Register ``name@version``; identical content again is a no-op, other content a Conflict.
 
         ``artifacts`` are ``[ROLE=]URI`` strings or mappings with role/uri (and optionally
-        sha256/size). Local files are hashed; remote URIs are taken as given.
+        sha256/size). Local files are hashed; remote URIs are checked (exists, is a file, size)
+        unless ``check=False``, and hashed with ``compute_hash``. ``upload`` copies local files to
+        the configured ``artifact_store`` (see docs/artifacts.md).
         ``parents`` are references resolved to digests.
         """
         check_model(name)
@@ -486,10 +492,19 @@ class Registry:
             "tags": list(tags),
             "parents": parent_entries,
         }
-        return self.register_manifest(raw, actor=actor, progress=progress)
+        return self.register_manifest(
+            raw, actor=actor, progress=progress, check=check, compute_hash=compute_hash, upload=upload
+        )
 
     def register_manifest(
-        self, raw: dict[str, Any], *, actor: str | None = None, progress: ProgressFactory | None = None
+        self,
+        raw: dict[str, Any],
+        *,
+        actor: str | None = None,
+        progress: ProgressFactory | None = None,
+        check: bool = True,
+        compute_hash: bool = False,
+        upload: bool = False,
     ) -> RegisterResult:
         """Register a manifest mapping (validated, local artifacts hashed, made canonical).
 
@@ -497,7 +512,15 @@ class Registry:
         """
         m = manifest.validate(raw, set(self.stages))
         if m.get("artifacts"):
-            m["artifacts"] = [describe(a, self.root, progress) for a in m["artifacts"]]
+            store, options = self.artifact_settings()
+            if upload and store is None:
+                raise UsageError("--upload needs 'artifact_store: URL' in config.yaml")
+            m["artifacts"] = [
+                describe(a, self.root, progress, check=check, compute_hash=compute_hash,
+                         upload_to=store if upload else None, storage_options=options)
+                for a in m["artifacts"]
+            ]
+            m = manifest.validate(m, set(self.stages))  # re-normalise what describe filled in
         for p in m.get("parents", []):
             if not self.objects.exists(p["digest"]):
                 raise NotFound(f"parent {p['digest']} does not exist in this registry")
@@ -817,6 +840,118 @@ class Registry:
                     pass
         return {"models": len(models), "versions": versions, "archived": archived,
                 "stages": per_stage, "size_bytes": size, "files": files}
+
+    # --------------------------------------------------------------- artifacts
+    def artifact_settings(self) -> tuple[str | None, dict[str, dict[str, Any]] | None]:
+        """``(artifact_store, storage_options)`` from config.yaml, validated (see docs/artifacts.md)."""
+        return _artifact_settings(self.config.raw, self.root)
+
+    def verify(
+        self, ref: str, *, compute_hash: bool = False, progress: ProgressFactory | None = None
+    ) -> VerifyReport:
+        """Re-check every artifact of a version: exists, same size, and with ``compute_hash`` same SHA-256."""
+        return self._verify(self.resolve(ref), compute_hash, progress)
+
+    def _verify(self, r: Resolved, compute_hash: bool, progress: ProgressFactory | None) -> VerifyReport:
+        from .artifacts import verify_entries
+
+        _store, options = self.artifact_settings()
+        results = verify_entries(
+            self.manifest(r.digest).get("artifacts", []), self.root,
+            compute_hash=compute_hash, progress=progress, storage_options=options,
+        )
+        return VerifyReport(r, list(results))
+
+    def verify_all(
+        self, stage: str | None = None, *, compute_hash: bool = False, progress: ProgressFactory | None = None
+    ) -> list[VerifyReport]:
+        """:meth:`verify` every version that holds a stage (or ``stage``), once each, models in name order."""
+        if stage is not None:
+            self._check_stage(stage)
+        reports = []
+        for name in self.refs.models():
+            holders = self.stage_holders(name)
+            seen: set[str] = set()
+            for s in self._stage_order(holders):
+                digest = holders[s]
+                if (stage is not None and s != stage) or digest in seen:
+                    continue
+                seen.add(digest)
+                reports.append(self._verify(self._identity(digest), compute_hash, progress))
+        return reports
+
+    def fetch(
+        self, ref: str, dest: str | os.PathLike[str], *, progress: ProgressFactory | None = None
+    ) -> FetchReport:
+        """Download every artifact of a version into directory ``dest``, each checked against its SHA-256.
+
+        Files are named by role (plus the URI's extension, see :func:`artifacts.fetch_name`). Files
+        already there with the right hash are not downloaded again. All or nothing: on a mismatch
+        (IntegrityError) or any other failure, the files this call wrote are removed. Artifacts with
+        no recorded sha256 are downloaded with only a size check and reported as "unverified".
+        """
+        from .artifacts import fetch_entries
+
+        r = self.resolve(ref)
+        _store, options = self.artifact_settings()
+        return fetch_entries(
+            r, self.manifest(r.digest).get("artifacts", []), dest, self.root,
+            progress=progress, storage_options=options,
+        )
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Outcome of :meth:`Registry.verify`: one result per artifact (an ``artifacts.ArtifactResult``)."""
+
+    ref: Resolved
+    results: list[VerifyResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.ref.to_dict(), "ok": self.ok, "results": [r.to_dict() for r in self.results]}  # type: ignore[attr-defined]
+
+
+# credentials must not sit in config.yaml either: it is committed with the registry
+_SECRET_OPTION_KEYS = frozenset({
+    "key", "secret", "token", "password", "session_token", "client_secret", "account_key", "sas_token",
+    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "hf_token", "api_key",
+})
+
+
+def _artifact_settings(raw: dict[str, Any], root: Path) -> tuple[str | None, dict[str, dict[str, Any]] | None]:
+    from .uris import check_uri_safe
+
+    store = raw.get("artifact_store")
+    if store is not None:
+        if not isinstance(store, str) or not store.strip():
+            raise UsageError("config.yaml: 'artifact_store' must be a URL or a path (a non-empty string)")
+        check_uri_safe(store)
+        if is_local(store) and not store.startswith("file://"):
+            path = Path(store).expanduser()  # a relative store path is relative to the project root
+            store = (path if path.is_absolute() else root / path).resolve().as_uri()
+    options = raw.get("storage_options")
+    if options is not None:
+        if not isinstance(options, dict) or not all(
+            isinstance(k, str) and isinstance(v, dict) for k, v in options.items()
+        ):
+            raise UsageError("config.yaml: 'storage_options' must map a protocol (s3, gs, ...) to a mapping of options")
+        _refuse_secret_options(options, "storage_options")
+    return store, options
+
+
+def _refuse_secret_options(value: Any, where: str) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if str(k).lower() in _SECRET_OPTION_KEYS:
+                raise UsageError(
+                    f"config.yaml: refusing credential option {where}.{k}: config.yaml is committed; "
+                    "configure credentials in the environment instead"
+                )
+            _refuse_secret_options(v, f"{where}.{k}")
 
 
 def parse_artifact_spec(text: str) -> dict[str, Any]:

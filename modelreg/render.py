@@ -170,4 +170,27 @@ def progress_bar(label: str, total: int) -> Callable[[int], None]:
         if done[0] >= total:
             progress.stop()
 
+    advance.close = progress.stop  # type: ignore[attr-defined]  # for a transfer cut short
     return advance
+
+
+def verify_table(reports: list[Any]) -> None:
+    """Print one row per artifact of each verified version: role, status, size and hash checked."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    colours = {"ok": "green", "unreachable": "yellow"}
+    table = Table(box=None, pad_edge=False)
+    for col in ("VERSION", "ROLE", "STATUS", "SIZE", "SHA256", "DETAIL"):
+        table.add_column(col)
+    for rep in reports:
+        label = f"{rep.ref.name}@{rep.ref.version}"
+        if not rep.results:
+            table.add_row(label, "-", "ok", "-", "-", "no artifacts")
+        for r in rep.results:
+            size = r.actual_size if r.actual_size is not None else r.expected_size
+            table.add_row(
+                escape(label), escape(r.role), f"[{colours.get(r.status, 'red')}]{r.status}[/]",
+                "-" if size is None else str(size), (r.expected_sha256 or "-")[:12], escape(r.message),
+            )
+    _console().print(table)

@@ -596,7 +596,7 @@ def fetch_artifact(
     uri: str,
     dest: str | os.PathLike[str],
     *,
-    sha256: str,
+    sha256: str | None,
     size: int | None,
     root: str | os.PathLike[str],
     progress: Progress | None = None,
@@ -604,14 +604,16 @@ def fetch_artifact(
 ) -> bool:
     """Download the artifact to dest atomically, only if its bytes match sha256 (and size).
 
-    Returns False if dest already held the right bytes, True if it downloaded them.
+    Returns False if dest already held the right bytes, True if it downloaded them. With
+    sha256=None (nothing recorded to check against) only the size is checked, and the file
+    is always downloaded again: bytes already at dest cannot be known to be the right ones.
     """
     check_uri_safe(uri)
-    expected = _require_sha256(sha256)
+    expected = _require_sha256(sha256) if sha256 is not None else None
     dest = Path(dest)
     if dest.is_dir():
         raise UsageError(f"destination is a directory: {dest}")
-    if dest.exists():
+    if expected is not None and dest.exists():
         try:
             have, have_size = sha256_file(dest)
         except OSError as exc:
@@ -631,8 +633,8 @@ def fetch_artifact(
                 os.fsync(out.fileno())
             except OSError as exc:  # our side: disk full, permissions (source errors arrive mapped)
                 raise ModelregError(f"cannot write {dest}: {exc.strerror or exc}") from None
-        if actual != expected or (size is not None and got != size):
-            raise _mismatch("downloaded bytes of", uri, expected, actual, size, got)
+        if (expected is not None and actual != expected) or (size is not None and got != size):
+            raise _mismatch("downloaded bytes of", uri, expected or "", actual, size, got)
         os.replace(tmp, dest)
     except BaseException:
         try:
@@ -800,5 +802,5 @@ def verify_artifact(
             info.sha256,
         )
     if expected is not None and info.sha256 is None:
-        return result("ok", "size matches; content not hashed (use compute_hash)", info.size, None)
+        return result("ok", "size matches; content not hashed (use --hash / compute_hash)", info.size, None)
     return result("ok", f"ok (sha256 {info.sha256_source})" if info.sha256 else "ok", info.size, info.sha256)
