@@ -240,8 +240,8 @@ def test_verify_all_by_stage_and_fsck_artifacts(s3, project, cli):
     s3.put_object(Bucket=BUCKET, Key="bad.bin", Body=b"bad!")
     assert cli("register", "good", "1.0.0", "-a", f"s3://{BUCKET}/good.bin", "--hash")[0] == 0
     assert cli("register", "bad", "1.0.0", "-a", f"s3://{BUCKET}/bad.bin", "--hash")[0] == 0
-    assert cli("promote", "good@1.0.0", "production")[0] == 0
     assert cli("promote", "good@1.0.0", "staging")[0] == 0
+    assert cli("promote", "good@1.0.0", "production")[0] == 0
     assert cli("promote", "bad@1.0.0", "staging")[0] == 0
     assert cli("fsck", "--artifacts", "--hash")[0] == 0
 
