@@ -163,13 +163,13 @@ def _summary(loc: Location) -> str:
     return f"modelreg: {shown}"
 
 
-def commit(reg: Any, message: str | None = None) -> tuple[str | None, str | None]:
+def commit(reg: Any, message: str | None = None, *, loc: Location | None = None) -> tuple[str | None, str | None]:
     """Stage and commit the changes under the registry directory only; (sha, message) or (None, None).
 
     During a merge whose conflicts are all resolved (e.g. by ``promote --force``), this
     concludes the merge. Files outside the registry are never staged.
     """
-    loc = locate(reg)
+    loc = loc or locate(reg)
     state = _in_progress(loc)
     if state == "rebase":
         raise UsageError("a git rebase is in progress: finish it (git rebase --continue) or abort it first")
@@ -191,8 +191,8 @@ def commit(reg: Any, message: str | None = None) -> tuple[str | None, str | None
     return _out(["rev-parse", "HEAD"], loc.top), msg
 
 
-def current_branch(reg: Any) -> str:
-    loc = locate(reg)
+def current_branch(reg: Any, *, loc: Location | None = None) -> str:
+    loc = loc or locate(reg)
     proc = _git(["symbolic-ref", "-q", "--short", "HEAD"], loc.top, check=False)
     name = proc.stdout.decode().strip()
     if proc.returncode != 0 or not name:
@@ -287,11 +287,11 @@ def sync(
     """
     if attempts < 1:
         raise UsageError("--attempts must be at least 1")
-    sha, msg = commit(reg, message)
+    loc = locate(reg)
+    sha, msg = commit(reg, message, loc=loc)
     if not push:
         return SyncResult(sha, False, None, None, 0, 0, msg)
-    loc = locate(reg)
-    branch = branch or current_branch(reg)
+    branch = branch or current_branch(reg, loc=loc)
     rebases = 0
     checked: dict[str, str] = {}
     for attempt in range(1, attempts + 1):
