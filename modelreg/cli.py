@@ -228,7 +228,11 @@ def promote_cmd(
         str | None, typer.Option("--expect", help="Only if the stage now holds VERSION, sha256:..., or none.")
     ] = None,
     reason: ReasonOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Override policy; recorded in the event.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Override policy, or pick this version for a stage left with git conflict "
+                                     "markers; recorded in the event."),
+    ] = False,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -383,18 +387,39 @@ def log_cmd(
 
 @command("diff")
 def diff_cmd(
-    a: Annotated[str, typer.Argument(help="Old version reference.")],
-    b: Annotated[str, typer.Argument(help="New version reference.")],
+    a: Annotated[str, typer.Argument(help="Old version reference (with --rev: NAME@STAGE).")],
+    b: Annotated[str | None, typer.Argument(help="New version reference (not with --rev).")] = None,
+    rev: Annotated[
+        str | None, typer.Option("--rev", help="Compare NAME@STAGE as it was at this git revision with now.")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Same as --rev.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show how the manifest of B differs from A."""
+    """Show how the manifest of B differs from A, or how a stage changed since a git revision."""
+    from . import render
+
+    if rev is not None and since is not None:
+        raise UsageError("give --rev or --since, not both")
+    rev = rev if rev is not None else since
+    if rev is not None:
+        if b is not None:
+            raise UsageError("with --rev/--since give one NAME@STAGE, not two references")
+        from .gitops import stage_diff
+
+        sd = stage_diff(open_registry(), a, rev)
+        if as_json:
+            emit_json(sd.to_dict())
+            return
+        for text, colour in render.stage_diff_lines(sd):
+            typer.secho(text, fg=colour)
+        return
+    if b is None:
+        raise UsageError("diff needs two references A B (or one NAME@STAGE with --rev REV)")
     result = open_registry().diff(a, b)
     if as_json:
         emit_json(result.to_dict())
         return
-    from .render import diff_lines
-
-    for text, colour in diff_lines(result):
+    for text, colour in render.diff_lines(result):
         typer.secho(text, fg=colour)
 
 
@@ -671,6 +696,70 @@ def stats_cmd(as_json: JsonOpt = False) -> None:
 
     for line in stats_lines(data):
         typer.echo(line)
+
+
+@command("sync")
+def sync_cmd(
+    push: Annotated[bool, typer.Option("--push", help="Push; on rejection fetch + rebase and retry.")] = False,
+    remote: Annotated[str, typer.Option("--remote", help="Remote to push to.")] = "origin",
+    branch: Annotated[str | None, typer.Option("--branch", help="Remote branch (default: the current one).")] = None,
+    attempts: Annotated[int, typer.Option("--attempts", min=1, help="Push attempts in all.")] = 5,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Commit the changes under .modelreg/ (only there); with --push, push with fetch-rebase-retry.
+
+    Without --push nothing touches the network. A stage moved on both sides conflicts:
+    the rebase is aborted and the command exits 4 naming the stage.
+    """
+    from .gitops import sync
+
+    result = sync(open_registry(), push=push, remote=remote, branch=branch, attempts=attempts, message=message)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    if result.committed:
+        note(f"Committed {result.committed[:12]}: {result.message}")
+    else:
+        note("Nothing to commit in the registry")
+    if result.pushed:
+        extra = f" after {result.rebases} rebase(s)" if result.rebases else ""
+        note(f"Pushed to {result.remote}/{result.branch}{extra}")
+
+
+@command("git-setup")
+def git_setup_cmd(
+    command_: Annotated[
+        str, typer.Option("--command", help="How git should run modelreg (e.g. 'python -m modelreg').")
+    ] = "modelreg",
+    as_json: JsonOpt = False,
+) -> None:
+    """Make git diff show NAME@VERSION for stage refs and version entries (textconv driver)."""
+    from .gitops import setup
+
+    result = setup(open_registry(), command=command_)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    note(f"git diff driver modelreg-ref: {'installed' if result.config_set else 'already installed'} in .git/config")
+    if result.attributes_added:
+        note(f"added to {result.attributes_file}: {', '.join(result.attributes_added)} (commit it)")
+
+
+@command("git-textconv", hidden=True)
+def git_textconv_cmd(
+    path: Annotated[str, typer.Argument(help="File git asks to convert (often a temp file).")],
+) -> None:
+    """Print a ref file as NAME@VERSION (sha256:...); used by git diff (see git-setup)."""
+    from . import fileio
+    from .gitops import textconv
+    from .refs import REF_MAX
+
+    try:
+        data = fileio.read_file(path, REF_MAX * 16)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    typer.echo(textconv(data), nl=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -100,6 +100,25 @@ class Refs:
         fileio.makedirs(path.parent)
         fileio.atomic_write(path, f"{new}\n".encode("ascii"))
 
+    def conflict_sides(self, model: str, stage: str) -> list[str] | None:
+        """The digests on either side of a stage ref left with git conflict markers; None if it has none."""
+        path = self.stage_path(model, stage)
+        try:
+            data = fileio.read_file(path, REF_MAX)
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        if not any(m in data for m in CONFLICT_MARKERS):
+            return None
+        lines = data.decode("ascii", "replace").splitlines()
+        return [line for line in lines if is_full_digest(line)]
+
+    def overwrite_conflicted_stage(self, model: str, stage: str, new: str) -> None:
+        """Replace a stage ref that holds conflict markers with ``new`` (the caller holds the lock)."""
+        if self.conflict_sides(model, stage) is None:
+            raise Conflict(f"{model}@{stage} no longer holds conflict markers; re-read and retry")
+        path = self.stage_path(model, stage)
+        fileio.atomic_write(path, f"{new}\n".encode("ascii"))
+
     # --- versions ---
     def read_version(self, model: str, version: str) -> str | None:
         """Digest registered under ``version``, or None."""

@@ -587,6 +587,9 @@ class Registry:
         who = resolve_actor(actor)
         policy = self.policy
         with self._locked(target.name):
+            sides = self.refs.conflict_sides(target.name, stage) if force else None
+            if sides is not None:
+                return self._resolve_conflict(target, stage, sides, want, reason, who)
             current = self.refs.read_stage(target.name, stage)
             if want is not _UNSET and current != want:
                 raise Conflict(
@@ -636,6 +639,25 @@ class Registry:
         self._check_stage(stage)
         current = self.refs.read_stage(target.name, stage)
         return self._evaluate(target, stage, self.model_state(target.name), current)
+
+    def _resolve_conflict(
+        self, target: Resolved, stage: str, sides: list[str], want: Any, reason: str | None, who: str
+    ) -> Move:
+        """``promote --force`` onto a ref left with git conflict markers: pick ``target`` (lock held)."""
+        if want is not _UNSET and want not in sides:
+            raise Conflict(
+                f"{target.name}@{stage} has merge conflict markers between {', '.join(self._label(d) for d in sides)}; "
+                f"--expect {self._label(want)} is neither side"
+            )
+        st = self.model_state(target.name).versions.get(target.version)
+        if st and st.archived:
+            raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted")
+        self.refs.overwrite_conflicted_stage(target.name, stage, target.digest)
+        ev = self._record(
+            Event("promote", target.name, who, version=target.version, stage=stage, from_=None, to=target.digest,
+                  reason=reason, data={"forced": True, "resolved_conflict": True, "conflict_sides": sides})
+        )
+        return Move(target.name, stage, None, target, True, [ev])
 
     def _label(self, digest: str | None) -> str:
         if digest is None:

@@ -93,8 +93,6 @@ def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
     """Lines of a manifest diff with a colour name for each (None: default)."""
     yield f"--- {result.a.name}@{result.a.version} ({_short(result.a.digest)})", None
     yield f"+++ {result.b.name}@{result.b.version} ({_short(result.b.digest)})", None
-    if not result.changes:
-        yield "(manifests are identical)", None
     yield from _change_lines(result.changes)
     annotations = getattr(result, "annotations", [])
     if annotations:
@@ -103,11 +101,28 @@ def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
 
 
 def _change_lines(changes: list[Any]) -> Iterator[tuple[str, str | None]]:
+    if not changes:
+        yield "(manifests are identical)", None
     for c in changes:
         if c.old is not None:
             yield f"- {c.path}: {_fmt(c.old)}", "red"
         if c.new is not None:
             yield f"+ {c.path}: {_fmt(c.new)}", "green"
+
+
+def stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
+    """A stage compared across git revisions: who held it then and now, then the manifest diff."""
+
+    def label(r: Any) -> str:
+        return f"{r.version} ({_short(r.digest)})" if r else "(empty)"
+
+    if sd.then == sd.now:
+        yield f"{sd.name}@{sd.stage} is unchanged since {sd.rev}: {label(sd.now)}", None
+        return
+    yield f"{sd.name}@{sd.stage} goes from {label(sd.then)} at {sd.rev} to {label(sd.now)} now", None
+    yield f"--- {sd.then.name}@{sd.then.version} ({_short(sd.then.digest)})" if sd.then else "--- (empty)", None
+    yield f"+++ {sd.now.name}@{sd.now.version} ({_short(sd.now.digest)})" if sd.now else "+++ (empty)", None
+    yield from _change_lines(sd.changes)
 
 
 def gate_table(report: Any, stderr: bool = False) -> None:
