@@ -52,6 +52,9 @@ def new_repo(path: Path, *, registry: bool = True) -> Path:
         from modelreg.registry import Registry
 
         Registry.init(path)
+        # These tests are about git, not promotion policy: let versions go straight to any stage.
+        cfg = path / ".modelreg" / "config.yaml"
+        cfg.write_text(cfg.read_text() + "policy:\n  require_previous_stage: {}\n  demote_to: {}\n")
         (path / "README.md").write_text("project\n")
         git(path, "add", "-A")
         git(path, "commit", "-q", "-m", "init registry")

@@ -190,7 +190,7 @@ def test_fsck_names_the_conflicted_file_then_promote_force_resolves_it(git_env: 
     assert text.code == 6 and "error: refs/faq-bot/production:" in text.out
 
     # --expect must name one of the two sides
-    assert cli(capsys, repo, "promote", "faq-bot@1.1.0", "production", "--force", "--expect", "1.0.0").code == 4
+    assert cli(capsys, repo, "promote", "faq-bot@1.1.0", "production", "--force", "--expect", "1.0.0", "--reason", "pick a side").code == 4
     digests = {v: _ok(cli(capsys, repo, "resolve", f"faq-bot@{v}", "--digest")).out.strip()
                for v in ("1.1.0", "1.2.0")}
     move = _ok(cli(capsys, repo, "promote", "faq-bot@1.1.0", "production", "--force", "--expect", "1.2.0",
