@@ -1,0 +1,117 @@
+"""Shared fixtures: an initialized registry in a temp project, an in-process CLI runner, artifact files."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from modelreg import cli as cli_mod
+from modelreg.registry import Registry
+
+WORKTREE = Path(__file__).resolve().parent.parent
+
+# Environment that would change which registry or actor a test sees.
+_ISOLATE = (
+    "MODELREG_DIR", "MODELREG_ACTOR", "MODELREG_LOCK_TIMEOUT", "MODELREG_TRACEBACK",
+    "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR_EMAIL", "CIRCLE_USERNAME",
+    "BITBUCKET_STEP_TRIGGERER_UUID", "BUILD_REQUESTEDFOREMAIL",
+)
+
+ACTOR = "tester@example.com"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in _ISOLATE:
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project directory (the cwd) holding an initialized ``.modelreg`` registry."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    Registry.init(proj)
+    monkeypatch.chdir(proj)
+    monkeypatch.setenv("MODELREG_ACTOR", ACTOR)
+    return proj
+
+
+@pytest.fixture
+def reg(project: Path) -> Registry:
+    return Registry.open(project / ".modelreg")
+
+
+CliResult = tuple[int, str, str]
+
+
+@pytest.fixture
+def cli(project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
+    """Run ``modelreg ARGS`` in-process; return (exit code, stdout, stderr)."""
+
+    def run(*args: str, input: str | None = None) -> CliResult:
+        capsys.readouterr()  # drop anything printed before
+        if input is not None:
+            import io
+
+            monkeypatch.setattr(sys, "stdin", io.StringIO(input))
+        try:
+            cli_mod.main([str(a) for a in args])
+            code: int = 0
+        except SystemExit as exc:
+            c = exc.code
+            code = 0 if c is None else (c if isinstance(c, int) else 1)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def make_artifact(project: Path) -> Callable[..., Path]:
+    """Write a file under the project and return its path."""
+
+    def make(rel: str, content: bytes | str = b"weights") -> Path:
+        p = project / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content.encode() if isinstance(content, str) else content)
+        return p
+
+    return make
+
+
+def snapshot(regdir: Path) -> dict[str, bytes]:
+    """Relative path -> bytes of every file in a registry directory, except locks/."""
+    out: dict[str, bytes] = {}
+    for dirpath, dirnames, filenames in os.walk(regdir):
+        rel_dir = Path(dirpath).relative_to(regdir)
+        if rel_dir.parts[:1] == ("locks",):
+            dirnames[:] = []
+            continue
+        for name in filenames:
+            p = Path(dirpath) / name
+            out[(rel_dir / name).as_posix()] = p.read_bytes()
+        for name in dirnames:  # record empty directories too
+            if rel_dir / name != Path("locks"):
+                out[(rel_dir / name).as_posix() + "/"] = b""
+    return out
+
+
+def log_lines(project: Path, model: str) -> list[dict]:
+    p = project / ".modelreg" / "logs" / f"{model}.jsonl"
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for ``python -m modelreg`` subprocesses running the worktree's code."""
+    env = {k: v for k, v in os.environ.items() if k not in _ISOLATE}
+    env["PYTHONPATH"] = str(WORKTREE) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update(extra)
+    return env
