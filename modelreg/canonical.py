@@ -27,6 +27,9 @@ from .errors import UsageError
 MAX_BYTES = 1 << 20  # 1 MiB: a manifest is metadata, never payload
 
 _PLAIN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*\Z")
+# Characters YAML readers refuse, fold or take as line breaks: written as \uXXXX escapes.
+_UNSAFE_RE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+MAX_DEPTH = 100  # libyaml's C loader crashes on very deep flow nesting; manifests are shallow
 _SPECIAL_WORDS = frozenset(
     "y n yes no on off true false null nan inf infinity".split()
 )
@@ -56,7 +59,7 @@ def _scalar(value: Any) -> str:
     if isinstance(value, str):
         if _PLAIN_RE.match(value) and value.lower() not in _SPECIAL_WORDS and not value.endswith(":"):
             return value
-        return json.dumps(value, ensure_ascii=False)
+        return _UNSAFE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
     raise CanonicalError(f"cannot store a value of type {type(value).__name__}")
 
 
@@ -112,6 +115,8 @@ def dump(data: dict[str, Any], ordered: tuple[str, ...] = ()) -> bytes:
     """Return the canonical YAML bytes of a mapping."""
     if not isinstance(data, dict):
         raise CanonicalError("the top level must be a mapping")
+    if not data:
+        return b"{}\n"
     out: list[str] = []
     _emit(data, 0, out, ordered)
     return "".join(out).encode("utf-8")
@@ -121,6 +126,12 @@ def _loader_class() -> type:
     import yaml
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    def refuse(tag: str, hint: str = "") -> Any:
+        def construct(loader: Any, node: Any) -> Any:
+            raise CanonicalError(f"YAML type {tag} is not allowed{hint}")
+
+        return construct
 
     class StrictLoader(base):  # type: ignore[misc, valid-type]
         """SafeLoader that refuses duplicate and merge keys (anchors are refused before parsing)."""
@@ -140,6 +151,11 @@ def _loader_class() -> type:
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
+    for tag in ("binary", "set", "omap", "pairs"):
+        StrictLoader.add_constructor(f"tag:yaml.org,2002:{tag}", refuse(f"!!{tag}"))
+    StrictLoader.add_constructor(
+        "tag:yaml.org,2002:timestamp", refuse("timestamp", " (quote dates and times: \"2024-01-02\")")
+    )
     return StrictLoader
 
 
@@ -157,6 +173,8 @@ def load(data: bytes, *, what: str = "YAML document") -> Any:
         raise CanonicalError(f"{what} is not valid UTF-8") from None
     if "&" in text or "*" in text:
         _reject_anchors(text, what)
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        _reject_deep_nesting(text, what)
     import yaml
 
     if _LOADER is None:
@@ -176,6 +194,17 @@ def load(data: bytes, *, what: str = "YAML document") -> Any:
         raise CanonicalError(f"{what} is not valid YAML{where}: {problem}") from None
     except RecursionError:
         raise CanonicalError(f"{what} is nested too deeply") from None
+
+
+def _reject_deep_nesting(text: str, what: str) -> None:
+    depth = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise CanonicalError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+        elif ch in "]}":
+            depth -= 1
 
 
 def _reject_anchors(text: str, what: str) -> None:

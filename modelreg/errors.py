@@ -55,6 +55,12 @@ class IntegrityError(ModelregError):
     exit_code = 6
 
 
+class StorageError(ModelregError):
+    """The registry's own files could not be written (disk full, I/O error); exit 1."""
+
+    exit_code = 1
+
+
 class Unreachable(ModelregError):
     """A storage backend could not be reached (connection refused, TLS failure, timeout)."""
 

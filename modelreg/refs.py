@@ -145,13 +145,17 @@ class Refs:
             if current == digest:
                 return False
             raise Conflict(f"{model}@{version} is already registered with {current}")
+        self.check_new_version(model, version)
+        fileio.makedirs(path.parent)
+        fileio.atomic_write(path, f"{digest}\n".encode("ascii"))
+        return True
+
+    def check_new_version(self, model: str, version: str) -> None:
+        """Conflict if ``version`` differs only by case from an existing version of ``model``."""
         folded = version.lower()
         for other in self.version_names(model):
             if other.lower() == folded and other != version:
                 raise Conflict(f"{model}@{version} differs only by case from the existing version {other!r}")
-        fileio.makedirs(path.parent)
-        fileio.atomic_write(path, f"{digest}\n".encode("ascii"))
-        return True
 
     def models(self) -> list[str]:
         """Every model that has at least one registered version."""

@@ -20,7 +20,7 @@ from . import fileio, log, manifest
 from . import policy as policy_mod
 from .actor import resolve_actor
 from .artifacts import FetchReport, ProgressFactory, describe
-from .errors import Conflict, IntegrityError, ModelregError, NotFound, PolicyRefused, UsageError
+from .errors import StorageError, Conflict, IntegrityError, ModelregError, NotFound, PolicyRefused, UsageError
 from .log import Event
 from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
 from .policy import GateReport
@@ -267,7 +267,11 @@ class Registry:
         check_model(model)
         fileio.makedirs(self.locks_dir)
         with fileio.lock(self.locks_dir / f"{model}.lock"):
-            yield
+            try:
+                yield
+            except OSError as exc:  # disk full, I/O error...: the write order left the old or new state
+                where = f" ({exc.filename})" if exc.filename else ""
+                raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
 
     def _record(self, event: Event) -> Event:
         log.append(self.logs_dir, event)
@@ -409,7 +413,7 @@ class Registry:
         if stage is not None and name is None:
             raise UsageError("--stage needs a model name")
         names = [check_model(name)] if name else log.models(self.logs_dir)
-        if name and not self.refs.version_names(name) and name not in names:
+        if name and not self.refs.version_names(name) and not log.path_for(self.logs_dir, name).exists():
             raise NotFound(f"no model named {name!r}")
         merged: list[Event] = []
         for n in names:
@@ -531,6 +535,7 @@ class Registry:
             existing = self.refs.read_version(name, version)
             if existing is not None:
                 return self._same_or_conflict(m, existing, data)
+            self.refs.check_new_version(name, version)
             digest = self.objects.put(data)
             self.refs.add_version(name, version, digest)
             event = self._record(Event("register", name, who, version=version, to=digest))

@@ -31,12 +31,23 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+def relax_policy(project: Path) -> None:
+    """Let any version go to any stage, demoting nothing.
+
+    The core tests exercise stage moves themselves; promotion policy has its own tests
+    (test_policy.py, test_team_flow.py).
+    """
+    cfg = project / ".modelreg" / "config.yaml"
+    cfg.write_text(cfg.read_text() + "policy:\n  require_previous_stage: {}\n  demote_to: {}\n")
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project directory (the cwd) holding an initialized ``.modelreg`` registry."""
     proj = tmp_path / "proj"
     proj.mkdir()
     Registry.init(proj)
+    relax_policy(proj)
     monkeypatch.chdir(proj)
     monkeypatch.setenv("MODELREG_ACTOR", ACTOR)
     return proj

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import time
 
+from conftest import relax_policy
 from modelreg.fsck import fsck
 from modelreg.registry import Registry
 
@@ -54,7 +55,9 @@ def worker(regdir: str, index: int, start, out) -> None:
 
 def test_concurrent_register_and_cas_promote(tmp_path, monkeypatch):
     monkeypatch.setenv("MODELREG_ACTOR", "setup")
-    reg = Registry.init(tmp_path)
+    Registry.init(tmp_path)
+    relax_policy(tmp_path)
+    reg = Registry.open(tmp_path)
     ctx = multiprocessing.get_context("spawn")
     start, out = ctx.Barrier(WORKERS), ctx.Queue()
     procs = [ctx.Process(target=worker, args=(str(reg.path), i, start, out)) for i in range(WORKERS)]

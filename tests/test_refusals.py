@@ -91,9 +91,7 @@ def test_digest_prefix_too_short(cli, populated, prefix_len):
         ("archive", f"{MODEL}@9.9.9"),
         ("diff", f"{MODEL}@1.0.0", f"{MODEL}@9.9.9"),
         ("ls", "nosuch"),
-        pytest.param(("log", "nosuch"), marks=pytest.mark.xfail(
-            strict=True, reason="BUG: 'modelreg log nosuch' exits 0 with no output; Registry.events' "
-                                "not-found check can never fire (name is always in names)")),
+        ("log", "nosuch"),
         ("rollback", "nosuch", "production"),
         ("rollback", MODEL, "staging"),  # empty stage: nothing to roll back
         ("rollback", MODEL, "production"),  # no earlier value in the log
@@ -170,8 +168,6 @@ def test_version_differing_only_by_case_refused(cli, populated):
     assert [e["version"] for e in log_lines(populated, MODEL) if e["action"] == "register"] == ["1.0.0", "2.0.0", "rc1"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a register refused because the version differs only by case "
-                                       "(exit 4) still writes an orphan object under objects/")
 def test_version_differing_only_by_case_changes_nothing(cli, populated):
     cli("register", MODEL, "rc1")
     check_refusal(cli, populated, ("register", MODEL, "RC1"), 4)

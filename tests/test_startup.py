@@ -37,7 +37,8 @@ def test_import_cli_is_light(tmp_path):
 def populated_dir(tmp_path):
     env = subprocess_env(MODELREG_ACTOR="startup")
     (tmp_path / "w.bin").write_bytes(b"w")
-    for args in (["init"], ["register", "m", "1", "-a", "checkpoint=w.bin"], ["promote", "m@1", "production"]):
+    for args in (["init"], ["register", "m", "1", "-a", "checkpoint=w.bin"], ["promote", "m@1", "staging"],
+                 ["promote", "m@1", "production"]):
         proc = subprocess.run([sys.executable, "-m", "modelreg", *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
@@ -110,11 +111,12 @@ def test_installed_console_script(tmp_path):
     assert reg.returncode == 0, reg.stderr
     digest = reg.stdout.strip()
     assert digest.startswith("sha256:")
+    assert run("promote", "faq-bot@1.0.0", "staging").returncode == 0
     prom = run("promote", "faq-bot@1.0.0", "production", "--expect", "none")
     assert prom.returncode == 0, prom.stderr
     res = run("resolve", "faq-bot@production")
     assert (res.returncode, res.stdout) == (0, "1.0.0\n")
     assert run("resolve", "faq-bot@production", "--digest").stdout == f"{digest}\n"
     assert (tmp_path / ".modelreg" / "refs" / "faq-bot" / "production").read_text() == f"{digest}\n"
-    missing = run("resolve", "faq-bot@staging")
+    missing = run("resolve", "faq-bot@9.9.9")
     assert missing.returncode == 3 and missing.stderr.startswith("modelreg: error:")
