@@ -94,9 +94,11 @@ class RegisterResult:
     version: Resolved
     created: bool
     event: Event | None
+    duplicates: list[Resolved] = field(default_factory=list)  # other versions with the same params fingerprint
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.version.to_dict(), "created": self.created, "event": self.event and self.event.to_dict()}
+        return {**self.version.to_dict(), "created": self.created, "event": self.event and self.event.to_dict(),
+                "duplicates": [d.to_dict() for d in self.duplicates]}
 
 
 @dataclass(frozen=True)
@@ -405,12 +407,16 @@ class Registry:
         license: str | None = None,
         actor: str | None = None,
         progress: ProgressFactory | None = None,
+        strict: bool = False,
+        new_model: bool = False,
+        allow_unknown_license: bool = False,
     ) -> RegisterResult:
         """Register ``name@version``; identical content again is a no-op, other content a Conflict.
 
         ``artifacts`` are ``[ROLE=]URI`` strings or mappings with role/uri (and optionally
         sha256/size). Local files are hashed; remote URIs are taken as given.
-        ``parents`` are references resolved to digests.
+        ``parents`` are references resolved to digests. See :meth:`register_manifest` for
+        ``strict``, ``new_model`` and ``allow_unknown_license``.
         """
         check_model(name)
         from .names import check_version
@@ -420,6 +426,10 @@ class Registry:
         for s in specs:  # paths typed by a user are relative to where they stand
             if is_local(s["uri"]) and not s["uri"].startswith("file://"):
                 s["uri"] = os.path.abspath(s["uri"])
+        if relation and not parents:
+            raise UsageError("--lineage needs at least one --parent")
+        if relation and relation not in manifest.RELATIONS:
+            raise UsageError(f"unknown --lineage {relation!r}; one of {', '.join(manifest.RELATIONS)}")
         parent_entries = []
         for p in parents:
             entry: dict[str, Any] = {"digest": self.resolve(p).digest}
@@ -437,16 +447,26 @@ class Registry:
             "tags": list(tags),
             "parents": parent_entries,
         }
-        return self.register_manifest(raw, actor=actor, progress=progress)
+        return self.register_manifest(raw, actor=actor, progress=progress, strict=strict, new_model=new_model,
+                                      allow_unknown_license=allow_unknown_license)
 
     def register_manifest(
-        self, raw: dict[str, Any], *, actor: str | None = None, progress: ProgressFactory | None = None
+        self, raw: dict[str, Any], *, actor: str | None = None, progress: ProgressFactory | None = None,
+        strict: bool = False, new_model: bool = False, allow_unknown_license: bool = False,
     ) -> RegisterResult:
         """Register a manifest mapping (validated, local artifacts hashed, made canonical).
 
-        Relative local artifact paths in ``raw`` are relative to the project root.
+        Relative local artifact paths in ``raw`` are relative to the project root. Before
+        anything is written: the license is normalised (unknown ids refused unless
+        ``allow_unknown_license``), a new model named like an existing one is a Conflict
+        unless ``new_model``, and other versions with the same params fingerprint are
+        returned in ``duplicates`` (a Conflict if ``strict``).
         """
+        from .discovery import check_registration
+
         m = manifest.validate(raw, set(self.stages))
+        checks = check_registration(self, m, strict=strict, new_model=new_model,
+                                    allow_unknown_license=allow_unknown_license)
         if m.get("artifacts"):
             m["artifacts"] = [describe(a, self.root, progress) for a in m["artifacts"]]
         for p in m.get("parents", []):
@@ -462,7 +482,7 @@ class Registry:
             digest = self.objects.put(data)
             self.refs.add_version(name, version, digest)
             event = self._record(Event("register", name, who, version=version, to=digest))
-        return RegisterResult(Resolved(name, version, digest), True, event)
+        return RegisterResult(Resolved(name, version, digest), True, event, checks.duplicates)
 
     def _same_or_conflict(self, m: dict[str, Any], existing: str, data: bytes) -> RegisterResult:
         from .hashing import sha256_bytes
@@ -599,6 +619,42 @@ class Registry:
                 Event("unarchive" if undo else "archive", target.name, who, version=target.version,
                       to=target.digest, reason=reason, data={"forced": True} if force else {})
             )
+
+    # ------------------------------------------------------------- discovery
+    def search(
+        self,
+        name_regex: str | None = None,
+        stage: str | None = None,
+        staged: bool = False,
+        tag: str | None = None,
+        archived: bool | None = None,
+        where: list[Any] = (),  # type: ignore[assignment]
+        sort: str | None = None,
+        limit: int | None = None,
+    ) -> list[Any]:
+        """Versions across models matching every filter (AND): list of :class:`discovery.SearchRecord`."""
+        from . import discovery
+
+        return discovery.search(self, name_regex=name_regex, stage=stage, staged=staged, tag=tag,
+                                archived=archived, where=where, sort=sort, limit=limit)
+
+    def lineage(self, ref: str, direction: str = "ancestors", depth: int | None = None) -> Any:
+        """The ancestors or descendants of a version as a :class:`discovery.LineageNode` tree."""
+        from . import discovery
+
+        return discovery.lineage(self, ref, direction, depth)
+
+    def license_check(self, ref: str, project_license: str | None = None) -> Any:
+        """A :class:`discovery.LicenseReport`: the version's license against all ancestors and a project."""
+        from . import discovery
+
+        return discovery.license_check(self, ref, project_license)
+
+    def reindex(self) -> dict[str, int]:
+        """Rebuild the search cache of every model; model -> number of versions."""
+        from . import discovery
+
+        return discovery.SearchIndex(self).reindex()
 
 
 def parse_artifact_spec(text: str) -> dict[str, Any]:
