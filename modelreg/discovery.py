@@ -320,11 +320,13 @@ def lineage(reg: Registry, ref: str, direction: str = "ancestors", depth: int | 
         def relatives(d: str) -> list[tuple[str, str | None]]:
             rec = by_digest.get(d)
             if rec is not None:
-                return [(p["digest"], p.get("relation")) for p in rec.parents]
-            try:
-                return [(p["digest"], p.get("relation")) for p in reg.manifest(d).get("parents", [])]
-            except ModelregError:
-                return []
+                found = [(p["digest"], p.get("relation")) for p in rec.parents]
+            else:
+                try:
+                    found = [(p["digest"], p.get("relation")) for p in reg.manifest(d).get("parents", [])]
+                except ModelregError:
+                    found = []
+            return sorted(found, key=lambda x: _sort_label(by_digest.get(x[0])))
     else:
         children: dict[str, list[tuple[str, str | None]]] = {}
         for rec in by_digest.values():
