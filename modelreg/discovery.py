@@ -140,7 +140,9 @@ class SearchIndex:
         """The cached records of one model (without stages), rebuilt first if stale or unreadable."""
         stamp = self._stamp(model)
         cached = self._load(model)
-        if cached is not None and cached.get("stamp") == stamp:
+        if cached is not None and cached.get("stamp") == stamp and all(
+            isinstance(r, dict) and _RECORD_KEYS <= r.keys() for r in cached["records"]
+        ):
             return cached["records"]
         return self._build(model, stamp, cached)
 
@@ -160,10 +162,12 @@ class SearchIndex:
         for v in state.order(list(digests)):
             d = digests[v]
             part = known.get(d)
-            if part is None or part.get("version") != v or part.get("name") != model:
+            if part is None or part.get("version") != v or part.get("name") != model or not all(
+                k in part for k in _MANIFEST_KEYS
+            ):
                 part = self._manifest_part(model, v, d)
             else:
-                part = {k: part[k] for k in _MANIFEST_KEYS if k in part}
+                part = {k: part[k] for k in _MANIFEST_KEYS}
             st = state.versions.get(v)
             records.append({**part, **_version_fields(st, part.get("manifest_tags", []))})
         self._write(model, {"format": CACHE_FORMAT, "model": model, "stamp": stamp, "records": records})
@@ -211,27 +215,38 @@ class SearchIndex:
         return {m: self.rebuild(m) for m in self.reg.refs.models()}
 
 
+_RECORD_KEYS = frozenset({
+    "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names",
+    "fingerprint", "archived", "registered_at", "tags", "metrics",
+})
 _MANIFEST_KEYS = (
     "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names", "fingerprint",
 )
 
 
-def iter_records(reg: Registry, name_regex: re.Pattern[str] | None = None) -> list[SearchRecord]:
-    """Every version's record, models in name order, versions in registration order, stages read live."""
+def record_dicts(reg: Registry, name_regex: re.Pattern[str] | None = None, stages: bool = True) -> list[dict[str, Any]]:
+    """Every version's record as a plain dict (fresh from the cache: callers may keep it), models in
+    name order, versions in registration order; stages read live from the refs."""
     index = SearchIndex(reg)
     out = []
     for model in reg.refs.models():
         if name_regex is not None and not name_regex.search(model):
             continue
-        holders = reg.stage_holders(model)
         by_digest: dict[str, list[str]] = {}
-        for s in reg._stage_order(holders):
-            by_digest.setdefault(holders[s], []).append(s)
+        if stages:
+            holders = reg.stage_holders(model)
+            for s in reg._stage_order(holders):
+                by_digest.setdefault(holders[s], []).append(s)
         for r in index.records(model):
-            d = {k: v for k, v in r.items() if k != "manifest_tags"}
-            d["stages"] = by_digest.get(r["digest"], [])
-            out.append(SearchRecord.from_dict(d))
+            r.pop("manifest_tags", None)
+            r["stages"] = by_digest.get(r["digest"], [])
+            out.append(r)
     return out
+
+
+def iter_records(reg: Registry, name_regex: re.Pattern[str] | None = None) -> list[SearchRecord]:
+    """Every version's :class:`SearchRecord` (see :func:`record_dicts`)."""
+    return [SearchRecord.from_dict(d) for d in record_dicts(reg, name_regex)]
 
 
 # ------------------------------------------------------------------- search
@@ -261,23 +276,23 @@ def search(
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
     out = []
-    for rec in iter_records(reg, pattern):
-        if stage is not None and stage not in rec.stages:
+    for rec in record_dicts(reg, pattern):
+        if stage is not None and stage not in rec["stages"]:
             continue
-        if staged and not rec.stages:
+        if staged and not rec["stages"]:
             continue
-        if tag is not None and tag not in rec.tags:
+        if tag is not None and tag not in rec["tags"]:
             continue
-        if archived is not None and rec.archived != archived:
+        if archived is not None and rec["archived"] != archived:
             continue
-        if conditions:
-            d = rec.to_dict()
-            if not all(c.matches(d) for c in conditions):
-                continue
+        if conditions and not all(c.matches(rec) for c in conditions):
+            continue
         out.append(rec)
     if key is not None:
-        out.sort(key=lambda r: key(r.to_dict()))
-    return out if limit is None else out[:limit]
+        out.sort(key=key)
+    if limit is not None:
+        out = out[:limit]
+    return [SearchRecord.from_dict(d) for d in out]
 
 
 # ------------------------------------------------------------------ lineage
@@ -506,7 +521,7 @@ def check_registration(
         fp = fingerprint(m["params"])
         out.duplicates = [
             Resolved(r.name, r.version, r.digest)
-            for r in iter_records(reg)
+            for r in map(SearchRecord.from_dict, record_dicts(reg, stages=False))
             if r.fingerprint == fp and not (r.name == name and r.version == version)
         ]
         if out.duplicates and strict:

@@ -250,6 +250,15 @@ def test_corrupt_cache_is_rebuilt_silently(reg, capsys, garbage):
     assert json.loads(path.read_bytes())["model"] == "faq-bot"
 
 
+def test_malformed_records_under_a_valid_stamp_are_rebuilt(reg, capsys):
+    reg.search()
+    path = cache_file(reg, "vision")
+    data = json.loads(path.read_bytes())
+    del data["records"][0]["params"]
+    path.write_text(json.dumps(data))
+    assert found(capsys, "--where", "params.lr == 0.01") == ["vision@0.9"]
+
+
 def test_stale_record_under_a_valid_stamp_is_fixed_by_reindex(reg, capsys):
     reg.search()
     path = cache_file(reg, "vision")
