@@ -166,6 +166,15 @@ def register_cmd(
     description: Annotated[str | None, typer.Option("--description", "-d")] = None,
     license: Annotated[str | None, typer.Option("--license", help="SPDX license identifier.")] = None,
     from_file: Annotated[str | None, typer.Option("--from-file", help="Register a manifest YAML file.")] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse (exit 4) if another version has the same params.")
+    ] = False,
+    new_model: Annotated[
+        bool, typer.Option("--new-model", help="Create the model even if its name looks like an existing one.")
+    ] = False,
+    allow_unknown_license: Annotated[
+        bool, typer.Option("--allow-unknown-license", help="Accept a license id modelreg does not know.")
+    ] = False,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
     no_check: Annotated[
@@ -178,7 +187,10 @@ def register_cmd(
 ) -> None:
     """Register a model version (idempotent for identical content)."""
     reg = open_registry()
-    checks = {"check": not no_check, "compute_hash": hash_, "upload": upload}
+    checks = {
+        "check": not no_check, "compute_hash": hash_, "upload": upload,
+        "strict": strict, "new_model": new_model, "allow_unknown_license": allow_unknown_license,
+    }
     if from_file:
         if any([name, version, artifact, param, meta, tag, parent, description, license]):
             raise UsageError("--from-file takes the whole manifest; give no NAME, VERSION or other fields")
@@ -211,6 +223,8 @@ def register_cmd(
             progress=_progress_factory(),
             **checks,
         )
+    for d in result.duplicates:
+        note(f"modelreg: warning: same params fingerprint as {d.name}@{d.version} ({d.digest[:19]})")
     if as_json:
         emit_json(result.to_dict())
         return
@@ -344,15 +358,77 @@ def show_cmd(
         typer.echo(show_text(info), nl=False)
 
 
+NameRegexOpt = Annotated[str | None, typer.Option("--name", help="Model name matches this regex (search).")]
+StageFilterOpt = Annotated[str | None, typer.Option("--stage", help="Versions that hold this stage.")]
+StagedOpt = Annotated[bool, typer.Option("--staged", help="Versions that hold any stage.")]
+TagFilterOpt = Annotated[str | None, typer.Option("--tag", help="Versions with this tag.")]
+ArchivedOpt = Annotated[
+    bool | None, typer.Option("--archived/--no-archived", help="Only archived / only not archived versions.")
+]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option("--where", "-w", help="FIELD OP VALUE, OP one of == != < <= > >= ~= (regex); repeatable, AND."),
+]
+SortOpt = Annotated[str | None, typer.Option("--sort", help="Sort by FIELD (-FIELD: descending).")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At most N versions.")]
+
+
+def _search_and_print(name_regex: str | None, stage: str | None, staged: bool, tag: str | None,
+                      archived: bool | None, where: list[str] | None, sort: str | None, limit: int | None,
+                      as_json: bool) -> None:
+    records = open_registry().search(name_regex=name_regex, stage=stage, staged=staged, tag=tag,
+                                     archived=archived, where=where or [], sort=sort, limit=limit)
+    if as_json:
+        emit_json([r.to_dict() for r in records])
+    else:
+        from .discovery_render import search_table
+
+        search_table(records)
+
+
+@command("search")
+def search_cmd(
+    name: NameRegexOpt = None,
+    stage: StageFilterOpt = None,
+    staged: StagedOpt = False,
+    tag: TagFilterOpt = None,
+    archived: ArchivedOpt = None,
+    where: WhereOpt = None,
+    sort: SortOpt = None,
+    limit: LimitOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find versions across models: filters combine with AND (see docs/discovery.md)."""
+    _search_and_print(name, stage, staged, tag, archived, where, sort, limit, as_json)
+
+
 @command("ls")
 def ls_cmd(
     name: Annotated[str | None, typer.Argument(help="Model to list versions of.")] = None,
+    name_regex: NameRegexOpt = None,
+    stage: StageFilterOpt = None,
+    staged: StagedOpt = False,
+    tag: TagFilterOpt = None,
+    archived: ArchivedOpt = None,
+    where: WhereOpt = None,
+    sort: SortOpt = None,
+    limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List models with their stages, or the versions of one model."""
+    """List models with their stages, or the versions of one model; with a filter, matching versions."""
     reg = open_registry()
     from . import render
 
+    if any(x is not None for x in (name_regex, stage, tag, archived, where, sort, limit)) or staged:
+        if name is not None:
+            import re
+
+            reg.versions(name)  # NotFound for an unknown model
+            if name_regex is not None:
+                raise UsageError("give either a model NAME or --name REGEX, not both")
+            name_regex = f"^{re.escape(name)}$"
+        _search_and_print(name_regex, stage, staged, tag, archived, where, sort, limit, as_json)
+        return
     if name is None:
         models = reg.models()
         if as_json:
@@ -760,6 +836,69 @@ def git_textconv_cmd(
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     typer.echo(textconv(data), nl=False)
+
+
+@command("reindex")
+def reindex_cmd(as_json: JsonOpt = False) -> None:
+    """Rebuild the search cache (.modelreg/cache/) from the objects, refs and logs."""
+    counts = open_registry().reindex()
+    if as_json:
+        emit_json({"models": len(counts), "versions": sum(counts.values())})
+    else:
+        note(f"reindexed {len(counts)} models, {sum(counts.values())} versions")
+
+
+@command("lineage")
+def lineage_cmd(
+    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ancestors: Annotated[bool, typer.Option("--ancestors", help="Parents, their parents, ... (default).")] = False,
+    descendants: Annotated[bool, typer.Option("--descendants", help="Versions derived from REF.")] = False,
+    depth: Annotated[int | None, typer.Option("--depth", min=0, help="At most N generations.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show where a version came from (--ancestors) or what was derived from it (--descendants)."""
+    if ancestors and descendants:
+        raise UsageError("give --ancestors or --descendants, not both")
+    tree = open_registry().lineage(ref, "descendants" if descendants else "ancestors", depth)
+    if as_json:
+        emit_json(tree.to_dict())
+    else:
+        from .discovery_render import lineage_tree
+
+        lineage_tree(tree)
+
+
+@command("license-check")
+def license_check_cmd(
+    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    project_license: Annotated[
+        str | None, typer.Option("--project-license", help="Also check use in a project under this license.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a version's license against its ancestors and a project (exit 5 if any is incompatible)."""
+    report = open_registry().license_check(ref, project_license)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        from .discovery_render import license_lines
+
+        for line in license_lines(report):
+            typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(5)
+
+
+@command("licenses")
+def licenses_cmd(as_json: JsonOpt = False) -> None:
+    """List the license identifiers modelreg knows, with their category."""
+    from .licenses import LICENSES
+
+    if as_json:
+        emit_json([{"id": lic.id, "name": lic.name, "category": lic.category} for lic in LICENSES.values()])
+        return
+    for lic in LICENSES.values():
+        typer.echo(f"{lic.id:<22} {lic.category:<16} {lic.name}")
 
 
 def main(argv: list[str] | None = None) -> None:

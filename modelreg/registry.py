@@ -123,9 +123,11 @@ class RegisterResult:
     version: Resolved
     created: bool
     event: Event | None
+    duplicates: list[Resolved] = field(default_factory=list)  # other versions with the same params fingerprint
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.version.to_dict(), "created": self.created, "event": self.event and self.event.to_dict()}
+        return {**self.version.to_dict(), "created": self.created, "event": self.event and self.event.to_dict(),
+                "duplicates": [d.to_dict() for d in self.duplicates]}
 
 
 @dataclass(frozen=True)
@@ -462,6 +464,9 @@ class Registry:
         check: bool = True,
         compute_hash: bool = False,
         upload: bool = False,
+        strict: bool = False,
+        new_model: bool = False,
+        allow_unknown_license: bool = False,
     ) -> RegisterResult:
         """Register ``name@version``; identical content again is a no-op, other content a Conflict.
 
@@ -469,7 +474,8 @@ class Registry:
         sha256/size). Local files are hashed; remote URIs are checked (exists, is a file, size)
         unless ``check=False``, and hashed with ``compute_hash``. ``upload`` copies local files to
         the configured ``artifact_store`` (see docs/artifacts.md).
-        ``parents`` are references resolved to digests.
+        ``parents`` are references resolved to digests. See :meth:`register_manifest` for
+        ``strict``, ``new_model`` and ``allow_unknown_license``.
         """
         check_model(name)
         from .names import check_version
@@ -479,6 +485,10 @@ class Registry:
         for s in specs:  # paths typed by a user are relative to where they stand
             if is_local(s["uri"]) and not s["uri"].startswith("file://"):
                 s["uri"] = os.path.abspath(s["uri"])
+        if relation and not parents:
+            raise UsageError("--lineage needs at least one --parent")
+        if relation and relation not in manifest.RELATIONS:
+            raise UsageError(f"unknown --lineage {relation!r}; one of {', '.join(manifest.RELATIONS)}")
         parent_entries = []
         for p in parents:
             entry: dict[str, Any] = {"digest": self.resolve(p).digest}
@@ -497,7 +507,8 @@ class Registry:
             "parents": parent_entries,
         }
         return self.register_manifest(
-            raw, actor=actor, progress=progress, check=check, compute_hash=compute_hash, upload=upload
+            raw, actor=actor, progress=progress, check=check, compute_hash=compute_hash, upload=upload,
+            strict=strict, new_model=new_model, allow_unknown_license=allow_unknown_license,
         )
 
     def register_manifest(
@@ -509,12 +520,23 @@ class Registry:
         check: bool = True,
         compute_hash: bool = False,
         upload: bool = False,
+        strict: bool = False,
+        new_model: bool = False,
+        allow_unknown_license: bool = False,
     ) -> RegisterResult:
         """Register a manifest mapping (validated, local artifacts hashed, made canonical).
 
-        Relative local artifact paths in ``raw`` are relative to the project root.
+        Relative local artifact paths in ``raw`` are relative to the project root. Before
+        anything is written: the license is normalised (unknown ids refused unless
+        ``allow_unknown_license``), a new model named like an existing one is a Conflict
+        unless ``new_model``, and other versions with the same params fingerprint are
+        returned in ``duplicates`` (a Conflict if ``strict``).
         """
+        from .discovery import FingerprintIndex, check_registration
+
         m = manifest.validate(raw, set(self.stages))
+        checks = check_registration(self, m, strict=strict, new_model=new_model,
+                                    allow_unknown_license=allow_unknown_license)
         if m.get("artifacts"):
             store, options = self.artifact_settings()
             if upload and store is None:
@@ -536,10 +558,13 @@ class Registry:
             if existing is not None:
                 return self._same_or_conflict(m, existing, data)
             self.refs.check_new_version(name, version)
+            fingerprints = FingerprintIndex(self)
+            was_current = fingerprints.covers(name)
             digest = self.objects.put(data)
             self.refs.add_version(name, version, digest)
             event = self._record(Event("register", name, who, version=version, to=digest))
-        return RegisterResult(Resolved(name, version, digest), True, event)
+            fingerprints.registered(m, digest, was_current)
+        return RegisterResult(Resolved(name, version, digest), True, event, checks.duplicates)
 
     def _same_or_conflict(self, m: dict[str, Any], existing: str, data: bytes) -> RegisterResult:
         from .hashing import sha256_bytes
@@ -926,6 +951,42 @@ class Registry:
             progress=progress, storage_options=options,
         )
 
+    # ------------------------------------------------------------- discovery
+    def search(
+        self,
+        name_regex: str | None = None,
+        stage: str | None = None,
+        staged: bool = False,
+        tag: str | None = None,
+        archived: bool | None = None,
+        where: list[Any] = (),  # type: ignore[assignment]
+        sort: str | None = None,
+        limit: int | None = None,
+    ) -> list[Any]:
+        """Versions across models matching every filter (AND): list of :class:`discovery.SearchRecord`."""
+        from . import discovery
+
+        return discovery.search(self, name_regex=name_regex, stage=stage, staged=staged, tag=tag,
+                                archived=archived, where=where, sort=sort, limit=limit)
+
+    def lineage(self, ref: str, direction: str = "ancestors", depth: int | None = None) -> Any:
+        """The ancestors or descendants of a version as a :class:`discovery.LineageNode` tree."""
+        from . import discovery
+
+        return discovery.lineage(self, ref, direction, depth)
+
+    def license_check(self, ref: str, project_license: str | None = None) -> Any:
+        """A :class:`discovery.LicenseReport`: the version's license against all ancestors and a project."""
+        from . import discovery
+
+        return discovery.license_check(self, ref, project_license)
+
+    def reindex(self) -> dict[str, int]:
+        """Rebuild the search cache of every model; model -> number of versions."""
+        from . import discovery
+
+        return discovery.SearchIndex(self).reindex()
+
 
 @dataclass(frozen=True)
 class VerifyReport:
@@ -979,8 +1040,6 @@ def _refuse_secret_options(value: Any, where: str) -> None:
                     "configure credentials in the environment instead"
                 )
             _refuse_secret_options(v, f"{where}.{k}")
-
-
 def parse_artifact_spec(text: str) -> dict[str, Any]:
     """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, the file name is the role."""
     if not text:

@@ -97,18 +97,18 @@ def make_artifact(project: Path) -> Callable[..., Path]:
 
 
 def snapshot(regdir: Path) -> dict[str, bytes]:
-    """Relative path -> bytes of every file in a registry directory, except locks/."""
+    """Relative path -> bytes of every file in a registry directory, except locks/ and cache/ (derived)."""
     out: dict[str, bytes] = {}
     for dirpath, dirnames, filenames in os.walk(regdir):
         rel_dir = Path(dirpath).relative_to(regdir)
-        if rel_dir.parts[:1] == ("locks",):
+        if rel_dir.parts[:1] in (("locks",), ("cache",)):
             dirnames[:] = []
             continue
         for name in filenames:
             p = Path(dirpath) / name
             out[(rel_dir / name).as_posix()] = p.read_bytes()
         for name in dirnames:  # record empty directories too
-            if rel_dir / name != Path("locks"):
+            if rel_dir / name not in (Path("locks"), Path("cache")):
                 out[(rel_dir / name).as_posix() + "/"] = b""
     return out
 

@@ -1,0 +1,615 @@
+"""Finding models: search records and their cache, lineage trees, params fingerprints, registration checks.
+
+Everything here is derived. The search cache under ``.modelreg/cache/search/`` holds one
+JSON file per model with a record for each version; it is keyed by the ``(inode, size,
+mtime_ns)`` of the model's event log and versions directory, rebuilt transparently when
+stale or unreadable, and ``modelreg reindex`` rebuilds it all. ``cache/`` is gitignored,
+so it never causes a merge conflict and is never the only copy of anything.
+
+A rebuild re-reads the model's version refs and event log but parses only the manifests
+it has not seen before (manifests are immutable, so a cached digest's fields never go
+stale). Stage holders are read live from the refs on every query: they are a handful of
+small files per model and can change under a ``git checkout``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import canonical, fileio, log, query
+from .errors import Conflict, ModelregError, NotFound, UsageError
+from .hashing import sha256_bytes
+from .lookalike import find_lookalike
+from .state import VersionState
+
+if TYPE_CHECKING:
+    from .registry import Registry, Resolved
+
+CACHE_FORMAT = 1
+DIRECTIONS = ("ancestors", "descendants")
+
+
+def fingerprint(params: dict[str, Any] | None) -> str:
+    """The training-config fingerprint: ``sha256:`` of the canonical YAML of ``{"params": params}``."""
+    return "sha256:" + sha256_bytes(canonical.dump({"params": params or {}}))
+
+
+# ------------------------------------------------------------------ records
+@dataclass(frozen=True)
+class SearchRecord:
+    """One version as the query language sees it (see :mod:`modelreg.query`).
+
+    ``parents`` are ``{digest, relation, name, version}``; ``parent_names`` lists the
+    parent models' names so ``--where parent_names==llama-3.1-8b`` works; ``fingerprint``
+    is the params fingerprint.
+    """
+
+    name: str
+    version: str
+    digest: str
+    stages: list[str] = field(default_factory=list)
+    archived: bool = False
+    tags: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    license: str | None = None
+    parents: list[dict[str, Any]] = field(default_factory=list)
+    registered_at: str | None = None
+    parent_names: list[str] = field(default_factory=list)
+    fingerprint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _copy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SearchRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _copy(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy(x) for x in v]
+    return v
+
+
+def _fold_signature() -> list[str]:
+    # When the log fold learns new fields (metrics, tags, ...), old caches become stale.
+    return sorted(f.name for f in dataclasses.fields(VersionState))
+
+
+def _version_fields(st: VersionState | None, manifest_tags: list[str]) -> dict[str, Any]:
+    """What the log says about a version, read defensively: the fold gains fields over time."""
+    tags = set(manifest_tags)
+    if st is not None:
+        current = getattr(st, "tags", None)
+        if isinstance(current, (set, frozenset, list, tuple)):
+            tags |= set(current)
+        tags |= set(getattr(st, "tags_added", ()) or ())
+        tags -= set(getattr(st, "tags_removed", ()) or ())
+    metrics = getattr(st, "metrics", None) if st is not None else None
+    return {
+        "archived": bool(st and st.archived),
+        "registered_at": st.registered_at if st else None,
+        "tags": sorted(tags),
+        "metrics": _copy(metrics) if isinstance(metrics, dict) else {},
+    }
+
+
+# -------------------------------------------------------------------- cache
+class SearchIndex:
+    """The per-model search cache of one registry."""
+
+    def __init__(self, reg: Registry) -> None:
+        self.reg = reg
+        self.dir = reg.path / "cache" / "search"
+
+    def _file(self, model: str) -> Path:
+        return self.dir / f"{model}.json"
+
+    def _stamp(self, model: str) -> list[Any]:
+        out: list[Any] = [CACHE_FORMAT, _fold_signature()]
+        for p in (log.path_for(self.reg.logs_dir, model), self.reg.refs.versions_dir / model):
+            try:
+                s = os.stat(p)
+                out.append([s.st_ino, s.st_size, s.st_mtime_ns])
+            except FileNotFoundError:
+                out.append(None)
+        return out
+
+    def _load(self, model: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self._file(model).read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("records"), list) or data.get("model") != model:
+            return None
+        return data
+
+    def records(self, model: str) -> list[dict[str, Any]]:
+        """The cached records of one model (without stages), rebuilt first if stale or unreadable."""
+        stamp = self._stamp(model)
+        cached = self._load(model)
+        if cached is not None and cached.get("stamp") == stamp and all(
+            isinstance(r, dict) and _RECORD_KEYS <= r.keys() for r in cached["records"]
+        ):
+            return cached["records"]
+        return self._build(model, stamp, cached)
+
+    def rebuild(self, model: str) -> int:
+        """Rebuild one model's cache from scratch; the number of versions."""
+        return len(self._build(model, self._stamp(model), None))
+
+    def _build(self, model: str, stamp: list[Any], old: dict[str, Any] | None) -> list[dict[str, Any]]:
+        known: dict[str, dict[str, Any]] = {}
+        if old is not None:
+            for r in old["records"]:
+                if isinstance(r, dict) and isinstance(r.get("digest"), str):
+                    known[r["digest"]] = r
+        digests = self.reg.refs.versions(model)
+        state = self.reg.model_state(model)
+        records = []
+        for v in state.order(list(digests)):
+            d = digests[v]
+            part = known.get(d)
+            if part is None or part.get("version") != v or part.get("name") != model or not all(
+                k in part for k in _MANIFEST_KEYS
+            ):
+                part = self._manifest_part(model, v, d)
+            else:
+                part = {k: part[k] for k in _MANIFEST_KEYS}
+            st = state.versions.get(v)
+            records.append({**part, **_version_fields(st, part.get("manifest_tags", []))})
+        self._write(model, {"format": CACHE_FORMAT, "model": model, "stamp": stamp, "records": records})
+        return records
+
+    def _manifest_part(self, model: str, version: str, digest: str) -> dict[str, Any]:
+        m = self.reg.manifest(digest)
+        parents = []
+        for p in m.get("parents", []):
+            entry = {"digest": p["digest"], "relation": p.get("relation"), "name": None, "version": None}
+            try:
+                ident = self.reg._identity(p["digest"])
+                entry["name"], entry["version"] = ident.name, ident.version
+            except ModelregError:
+                pass
+            parents.append(entry)
+        return {
+            "name": model,
+            "version": version,
+            "digest": digest,
+            "manifest_tags": list(m.get("tags", [])),
+            "meta": m.get("meta", {}),
+            "params": m.get("params", {}),
+            "license": m.get("license"),
+            "parents": parents,
+            "parent_names": sorted({p["name"] for p in parents if p["name"]}),
+            "fingerprint": fingerprint(m.get("params")) if m.get("params") else None,
+        }
+
+    def _write(self, model: str, data: dict[str, Any]) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.dir / f".tmp-{secrets.token_hex(6)}-{model}.json"
+            tmp.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+            os.replace(tmp, self._file(model))
+        except OSError:
+            pass  # a cache that cannot be written is only slower, never wrong
+
+    def reindex(self) -> dict[str, int]:
+        """Drop every cache file and rebuild each model's; model -> version count."""
+        if self.dir.is_dir():
+            for p in self.dir.iterdir():
+                if p.is_file():
+                    p.unlink(missing_ok=True)
+        return {m: self.rebuild(m) for m in self.reg.refs.models()}
+
+
+_RECORD_KEYS = frozenset({
+    "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names",
+    "fingerprint", "archived", "registered_at", "tags", "metrics",
+})
+_MANIFEST_KEYS = (
+    "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names", "fingerprint",
+)
+
+
+def record_dicts(reg: Registry, name_regex: re.Pattern[str] | None = None, stages: bool = True) -> list[dict[str, Any]]:
+    """Every version's record as a plain dict (fresh from the cache: callers may keep it), models in
+    name order, versions in registration order; stages read live from the refs."""
+    index = SearchIndex(reg)
+    out = []
+    for model in reg.refs.models():
+        if name_regex is not None and not name_regex.search(model):
+            continue
+        by_digest: dict[str, list[str]] = {}
+        if stages:
+            holders = reg.stage_holders(model)
+            for s in reg._stage_order(holders):
+                by_digest.setdefault(holders[s], []).append(s)
+        for r in index.records(model):
+            r.pop("manifest_tags", None)
+            r["stages"] = by_digest.get(r["digest"], [])
+            out.append(r)
+    return out
+
+
+def iter_records(reg: Registry, name_regex: re.Pattern[str] | None = None) -> list[SearchRecord]:
+    """Every version's :class:`SearchRecord` (see :func:`record_dicts`)."""
+    return [SearchRecord.from_dict(d) for d in record_dicts(reg, name_regex)]
+
+
+# ------------------------------------------------------------------- search
+def search(
+    reg: Registry,
+    *,
+    name_regex: str | None = None,
+    stage: str | None = None,
+    staged: bool = False,
+    tag: str | None = None,
+    archived: bool | None = None,
+    where: list[str | query.Condition] = (),  # type: ignore[assignment]
+    sort: str | None = None,
+    limit: int | None = None,
+) -> list[SearchRecord]:
+    """Versions matching every given filter (AND), sorted and limited."""
+    pattern = None
+    if name_regex is not None:
+        try:
+            pattern = re.compile(name_regex)
+        except re.error as exc:
+            raise UsageError(f"bad --name regex {name_regex!r}: {exc}") from None
+    if stage is not None:
+        reg._check_stage(stage)
+    conditions = [query.parse_where(w) if isinstance(w, str) else w for w in where]
+    key = query.sort_key(sort) if sort else None
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    out = []
+    for rec in record_dicts(reg, pattern):
+        if stage is not None and stage not in rec["stages"]:
+            continue
+        if staged and not rec["stages"]:
+            continue
+        if tag is not None and tag not in rec["tags"]:
+            continue
+        if archived is not None and rec["archived"] != archived:
+            continue
+        if conditions and not all(c.matches(rec) for c in conditions):
+            continue
+        out.append(rec)
+    if key is not None:
+        out.sort(key=key)
+    if limit is not None:
+        out = out[:limit]
+    return [SearchRecord.from_dict(d) for d in out]
+
+
+# ------------------------------------------------------------------ lineage
+@dataclass
+class LineageNode:
+    """One version in a lineage tree; ``relation`` is how it relates to the node above it."""
+
+    name: str | None
+    version: str | None
+    digest: str
+    relation: str | None = None
+    license: str | None = None
+    children: list[LineageNode] = field(default_factory=list)
+    truncated: bool = False  # depth limit reached while it still had relatives
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name, "version": self.version, "digest": self.digest,
+            "relation": self.relation, "license": self.license,
+            "children": [c.to_dict() for c in self.children],
+        }
+        if self.truncated:
+            d["truncated"] = True
+        return d
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}" if self.name else f"(missing) {self.digest[:19]}"
+
+
+def lineage(reg: Registry, ref: str, direction: str = "ancestors", depth: int | None = None) -> LineageNode:
+    """The ancestors (parents, their parents, ...) or descendants of ``ref`` as a tree."""
+    if direction not in DIRECTIONS:
+        raise UsageError(f"direction must be one of {', '.join(DIRECTIONS)}")
+    if depth is not None and depth < 0:
+        raise UsageError("--depth must be 0 or more")
+    root = reg.resolve(ref)
+    by_digest = {r.digest: r for r in iter_records(reg)}
+    if direction == "ancestors":
+        def relatives(d: str) -> list[tuple[str, str | None]]:
+            rec = by_digest.get(d)
+            if rec is not None:
+                found = [(p["digest"], p.get("relation")) for p in rec.parents]
+            else:
+                try:
+                    found = [(p["digest"], p.get("relation")) for p in reg.manifest(d).get("parents", [])]
+                except ModelregError:
+                    found = []
+            return sorted(found, key=lambda x: _sort_label(by_digest.get(x[0])))
+    else:
+        children: dict[str, list[tuple[str, str | None]]] = {}
+        for rec in by_digest.values():
+            for p in rec.parents:
+                children.setdefault(p["digest"], []).append((rec.digest, p.get("relation")))
+
+        def relatives(d: str) -> list[tuple[str, str | None]]:
+            return sorted(children.get(d, []), key=lambda x: _sort_label(by_digest.get(x[0])))
+
+    def node(d: str, relation: str | None, level: int, path: frozenset[str]) -> LineageNode:
+        rec = by_digest.get(d)
+        if rec is not None:
+            n = LineageNode(rec.name, rec.version, d, relation, rec.license)
+        else:
+            try:
+                ident = reg._identity(d)
+                n = LineageNode(ident.name, ident.version, d, relation, reg.manifest(d).get("license"))
+            except ModelregError:
+                n = LineageNode(None, None, d, relation)
+        rels = [r for r in relatives(d) if r[0] not in path]  # a cycle (only a damaged registry) stops here
+        if depth is not None and level >= depth:
+            n.truncated = bool(rels)
+            return n
+        n.children = [node(c, rel, level + 1, path | {c}) for c, rel in rels]
+        return n
+
+    return node(root.digest, None, 0, frozenset({root.digest}))
+
+
+def _sort_label(rec: SearchRecord | None) -> tuple[str, tuple, str]:
+    if rec is None:
+        return ("", (), "")
+    return (rec.name, query.version_key(rec.version) or (), rec.version)
+
+
+def ancestors(reg: Registry, digest: str) -> list[tuple[str, str | None, int]]:
+    """Every ancestor of ``digest`` once, breadth first: (digest, relation to its child, generation)."""
+    seen = {digest}
+    out: list[tuple[str, str | None, int]] = []
+    frontier = [digest]
+    generation = 0
+    while frontier:
+        generation += 1
+        nxt = []
+        for d in frontier:
+            try:
+                parents = reg.manifest(d).get("parents", [])
+            except ModelregError:
+                continue
+            for p in parents:
+                if p["digest"] not in seen:
+                    seen.add(p["digest"])
+                    out.append((p["digest"], p.get("relation"), generation))
+                    nxt.append(p["digest"])
+        frontier = nxt
+    return out
+
+
+# ----------------------------------------------------------------- licenses
+@dataclass(frozen=True)
+class LicenseFinding:
+    """One verdict: ``kind`` is ``derivative`` (against an ancestor) or ``project``."""
+
+    kind: str
+    subject: str
+    license: str | None
+    outcome: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class LicenseReport:
+    """The license of a version checked against all its ancestors and, optionally, a project license."""
+
+    version: Resolved
+    license: str | None
+    project_license: str | None
+    findings: list[LicenseFinding]
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.outcome == "incompatible" for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.version.to_dict(),
+            "license": self.license,
+            "project_license": self.project_license,
+            "ok": self.ok,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def license_check(reg: Registry, ref: str, project_license: str | None = None) -> LicenseReport:
+    """Check ``ref``'s license against every ancestor's (it is a derivative of each) and a project license.
+
+    With a project license, the version and each ancestor are checked against it: using a
+    derivative in a project uses the work it was derived from.
+    """
+    from . import licenses
+
+    if project_license is not None:
+        project_license = licenses.normalize(project_license)
+    r = reg.resolve(ref)
+    own = reg.manifest(r.digest).get("license")
+    findings: list[LicenseFinding] = []
+    subjects: list[tuple[str, str | None]] = []
+    for d, relation, generation in ancestors(reg, r.digest):
+        try:
+            ident = reg._identity(d)
+            label = f"{ident.name}@{ident.version}"
+            lic = reg.manifest(d).get("license")
+        except ModelregError:
+            label, lic = f"(missing) {d[:19]}", None
+        how = relation or "derived"
+        label_full = f"{label} ({how}, generation {generation})"
+        subjects.append((label, lic))
+        f = licenses.check_derivative(own, [(label_full, lic)])[0]
+        findings.append(LicenseFinding("derivative", f.subject, lic, f.outcome, f.reason))
+    if project_license is not None:
+        for label, lic in [(f"{r.name}@{r.version}", own), *subjects]:
+            f = licenses.check_project(lic, project_license)
+            findings.append(LicenseFinding("project", label, lic, f.outcome, f.reason))
+    return LicenseReport(r, own, project_license, findings)
+
+
+# ------------------------------------------------------- registration checks
+
+
+class FingerprintIndex:
+    """``cache/fingerprints/ab/cdef...``: the versions whose params have that fingerprint.
+
+    Derivable like the search cache: ``stamps.json`` remembers which state of each model's
+    log and versions it covers; a model whose stamp changed (a git pull, another clone's
+    registration) is re-read from its search records before a lookup. So a lookup costs one
+    stat per model and one small file read, not a scan of every record.
+    """
+
+    def __init__(self, reg: Registry) -> None:
+        self.reg = reg
+        self.index = SearchIndex(reg)
+        self.dir = reg.path / "cache" / "fingerprints"
+
+    def _file(self, fp: str) -> Path:
+        return self.dir / fp[:2] / fp[2:]
+
+    def _stamps(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.dir / "stamps.json").read_bytes())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _save_stamps(self, stamps: dict[str, Any]) -> None:
+        # a cache: renamed into place so readers never see half a file, but not fsynced
+        fileio.makedirs(self.dir)
+        tmp = self.dir / f"{fileio.TMP_PREFIX}{secrets.token_hex(6)}-stamps.json"
+        tmp.write_bytes(json.dumps(stamps).encode())
+        os.replace(tmp, self.dir / "stamps.json")
+
+    def _add(self, fp: str, digest: str, name: str, version: str) -> None:
+        path = self._file(fp)
+        line = f"{digest} {name} {version}\n"
+        try:
+            if line in path.read_text():
+                return
+        except FileNotFoundError:
+            fileio.makedirs(path.parent)
+        with open(path, "a") as f:
+            f.write(line)
+
+    def refresh(self) -> None:
+        """Bring the index up to date with every model whose log or versions changed."""
+        stamps = self._stamps()
+        changed = False
+        for model in self.reg.refs.models():
+            stamp = self.index._stamp(model)
+            if stamps.get(model) == stamp:
+                continue
+            for d in self.index.records(model):
+                if d.get("fingerprint"):
+                    self._add(d["fingerprint"], d["digest"], d["name"], d["version"])
+            stamps[model] = self.index._stamp(model)
+            changed = True
+        if changed:
+            self._save_stamps(stamps)
+
+    def lookup(self, fp: str) -> list[tuple[str, str, str]]:
+        """(digest, name, version) of every version whose params have fingerprint ``fp``."""
+        self.refresh()
+        try:
+            lines = self._file(fp).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        found = {tuple(line.split(" ", 2)) for line in lines if line.count(" ") == 2}
+        return sorted(found, key=lambda t: (t[1], t[2]))  # type: ignore[return-value]
+
+    def covers(self, model: str) -> bool:
+        """True if the index is current for ``model`` (call inside the model's lock, before writing)."""
+        return self._stamps().get(model) == self.index._stamp(model)
+
+    def registered(self, m: dict[str, Any], digest: str, was_current: bool) -> None:
+        """Record a registration just made (inside the model's lock); best effort, it is a cache."""
+        try:
+            if m.get("params"):
+                self._add(fingerprint(m["params"]), digest, m["name"], m["version"])
+            if was_current:
+                stamps = self._stamps()
+                stamps[m["name"]] = self.index._stamp(m["name"])
+                self._save_stamps(stamps)
+        except OSError:
+            pass
+
+
+@dataclass
+class RegisterChecks:
+    """What the checks before a registration found (``duplicates``: same params fingerprint)."""
+
+    duplicates: list[Resolved] = field(default_factory=list)
+
+
+def check_registration(
+    reg: Registry,
+    m: dict[str, Any],
+    *,
+    strict: bool = False,
+    new_model: bool = False,
+    allow_unknown_license: bool = False,
+) -> RegisterChecks:
+    """Checks on a validated manifest before anything is written; may normalise ``m["license"]``.
+
+    - an unknown license identifier is a UsageError unless ``allow_unknown_license``;
+    - every parent must exist (NotFound);
+    - a new model whose name looks like an existing one is a Conflict unless ``new_model``;
+    - other versions with the same params fingerprint are returned, or a Conflict if ``strict``.
+    """
+    from . import licenses
+    from .registry import Resolved
+
+    if m.get("license") is not None:
+        if licenses.is_known(m["license"]):
+            m["license"] = licenses.normalize(m["license"])
+        elif not allow_unknown_license:
+            try:
+                licenses.normalize(m["license"])
+            except UsageError as exc:
+                raise UsageError(f"{exc.message}; use --allow-unknown-license to register it anyway") from None
+    for p in m.get("parents", []):
+        if not reg.objects.exists(p["digest"]):
+            raise NotFound(f"parent {p['digest']} does not exist in this registry")
+    name, version = m["name"], m["version"]
+    if not reg.refs.version_names(name) and not new_model:
+        existing = find_lookalike(name, reg.refs.models())
+        if existing is not None:
+            raise Conflict(
+                f"model name {name!r} looks like existing {existing!r}; "
+                "use --new-model if it really is a new model"
+            )
+    out = RegisterChecks()
+    if m.get("params"):
+        fp = fingerprint(m["params"])
+        out.duplicates = [
+            Resolved(n, v, d) for d, n, v in FingerprintIndex(reg).lookup(fp) if not (n == name and v == version)
+        ]
+        if out.duplicates and strict:
+            shown = ", ".join(f"{d.name}@{d.version}" for d in out.duplicates[:5])
+            raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict)")
+    return out

@@ -1,0 +1,69 @@
+"""Human renderings of search results, lineage trees and license reports. Imported only when used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MARK = {"compatible": "ok", "incompatible": "INCOMPATIBLE", "unknown": "unknown"}
+
+
+def _console() -> Any:
+    import sys
+
+    from rich.console import Console
+
+    # Piped output is read by scripts and people alike: do not wrap rows at 80 columns.
+    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 250)
+
+
+def search_table(records: list[Any]) -> None:
+    """Print matching versions, one per row."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("MODEL", "VERSION", "DIGEST", "STAGES", "TAGS", "LICENSE", "ARCHIVED", "REGISTERED"):
+        table.add_column(col, no_wrap=True)
+    for r in records:
+        table.add_row(
+            r.name, r.version, r.digest[7:19], ", ".join(r.stages) or "-", ", ".join(r.tags) or "-",
+            r.license or "-", "yes" if r.archived else "", (r.registered_at or "?")[:19].replace("T", " "),
+        )
+    _console().print(table)
+
+
+def _node_label(n: Any) -> str:
+    from rich.markup import escape
+
+    text = f"[bold]{escape(n.label)}[/bold] [dim]{n.digest[7:19]}[/dim]"
+    if n.relation:
+        text += f" [cyan]{escape(n.relation)}[/cyan]"
+    if n.license:
+        text += f" [dim]({escape(n.license)})[/dim]"
+    if n.truncated:
+        text += " [dim]...[/dim]"
+    return text
+
+
+def lineage_tree(root: Any) -> None:
+    """Print a lineage tree with rich."""
+    from rich.tree import Tree
+
+    def add(tree: Any, node: Any) -> None:
+        for child in node.children:
+            add(tree.add(_node_label(child)), child)
+
+    tree = Tree(_node_label(root))
+    add(tree, root)
+    _console().print(tree)
+
+
+def license_lines(report: Any) -> list[str]:
+    """A license report as lines: the version, then one line per finding."""
+    v = report.version
+    lines = [f"{v.name}@{v.version}: license {report.license or '(none)'}"
+             + (f", project license {report.project_license}" if report.project_license else "")]
+    if not report.findings:
+        lines.append("  no ancestors" + ("" if report.project_license else " and no --project-license: nothing to check"))
+    for f in report.findings:
+        lines.append(f"  {_MARK[f.outcome]:<12} {f.kind:<10} {f.subject}: {f.reason}")
+    return lines
