@@ -901,11 +901,41 @@ def licenses_cmd(as_json: JsonOpt = False) -> None:
         typer.echo(f"{lic.id:<22} {lic.category:<16} {lic.name}")
 
 
+def _command_name(argv: list[str]) -> str | None:
+    """The subcommand word in ``argv`` (after the global options), or None."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("--registry", "-R"):
+            i += 2
+        elif word.startswith("-"):
+            i += 1
+        else:
+            return word
+    return None
+
+
+def _only(full: typer.Typer, name: str | None) -> typer.Typer:
+    """``full`` reduced to the one command being run: typer builds every command's parser
+    on each start, which costs more than the work of a read command. Help and unknown
+    words get the full app."""
+    commands = [c for c in full.registered_commands if c.name == name]
+    groups = [g for g in full.registered_groups if g.typer_instance.info.name == name]
+    if not (commands or groups):
+        return full
+    one = typer.Typer(**{k: getattr(full.info, k) for k in ("name", "help", "no_args_is_help")},
+                      add_completion=False, pretty_exceptions_enable=False)
+    one.registered_callback = full.registered_callback
+    one.registered_commands = commands
+    one.registered_groups = groups
+    return one
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every error into one line and an exit code."""
     from typer._click import exceptions as click_exc
 
-    cmd = typer.main.get_command(app)
+    cmd = typer.main.get_command(_only(app, _command_name(sys.argv[1:] if argv is None else argv)))
     try:
         rv = cmd.main(args=argv, prog_name="modelreg", standalone_mode=False)
     except click_exc.NoArgsIsHelpError:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from . import canonical, fileio
-from . import policy as policy_mod
 from .errors import IntegrityError, UsageError
 from .names import check_stage
 
@@ -69,9 +68,11 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
 
     @functools.cached_property
-    def policy(self) -> policy_mod.Policy:
+    def policy(self) -> "policy_mod.Policy":  # noqa: F821 - imported on use
         """The validated ``policy:`` section, defaults filled in (parsed on first use, so a bad
         policy fails promote/check/fsck with a usage error but does not block reading)."""
+        from . import policy as policy_mod
+
         return policy_mod.parse(self.raw.get("policy"), self.stages)
 
 

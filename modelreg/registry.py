@@ -13,21 +13,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import config as config_mod
 from . import fileio, log, manifest
-from . import policy as policy_mod
-from .actor import resolve_actor
-from .artifacts import FetchReport, ProgressFactory, describe
 from .errors import StorageError, Conflict, IntegrityError, ModelregError, NotFound, PolicyRefused, UsageError
 from .log import Event
 from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
-from .policy import GateReport
 from .refs import Refs
 from .state import ModelState, VersionState, fold
 from .store import ObjectStore
-from .uris import VerifyResult, is_local
+
+if TYPE_CHECKING:  # imported where used: fsspec-facing and policy code stay off the read path
+    from . import policy as policy_mod
+    from .artifacts import FetchReport, ProgressFactory
+    from .policy import GateReport
+    from .uris import VerifyResult
 
 DIRNAME = ".modelreg"
 ENV_DIR = "MODELREG_DIR"
@@ -483,7 +484,7 @@ class Registry:
         check_version(version, set(self.stages))
         specs = [parse_artifact_spec(a) if isinstance(a, str) else dict(a) for a in artifacts]
         for s in specs:  # paths typed by a user are relative to where they stand
-            if is_local(s["uri"]) and not s["uri"].startswith("file://"):
+            if _is_local(s["uri"]) and not s["uri"].startswith("file://"):
                 s["uri"] = os.path.abspath(s["uri"])
         if relation and not parents:
             raise UsageError("--lineage needs at least one --parent")
@@ -542,7 +543,7 @@ class Registry:
             if upload and store is None:
                 raise UsageError("--upload needs 'artifact_store: URL' in config.yaml")
             m["artifacts"] = [
-                describe(a, self.root, progress, check=check, compute_hash=compute_hash,
+                _describe(a, self.root, progress, check=check, compute_hash=compute_hash,
                          upload_to=store if upload else None, storage_options=options)
                 for a in m["artifacts"]
             ]
@@ -658,6 +659,8 @@ class Registry:
 
     def _evaluate(self, target: Resolved, stage: str, state: ModelState, current: str | None) -> GateReport:
         holder = self._maybe_identity(current)
+        from . import policy as policy_mod
+
         return policy_mod.evaluate(
             self.policy, stage, target.name, target.version, target.digest, state.versions.get(target.version),
             holder.version if holder else None, state.versions.get(holder.version) if holder else None,
@@ -1018,7 +1021,7 @@ def _artifact_settings(raw: dict[str, Any], root: Path) -> tuple[str | None, dic
         if not isinstance(store, str) or not store.strip():
             raise UsageError("config.yaml: 'artifact_store' must be a URL or a path (a non-empty string)")
         check_uri_safe(store)
-        if is_local(store) and not store.startswith("file://"):
+        if _is_local(store) and not store.startswith("file://"):
             path = Path(store).expanduser()  # a relative store path is relative to the project root
             store = (path if path.is_absolute() else root / path).resolve().as_uri()
     options = raw.get("storage_options")
@@ -1082,3 +1085,22 @@ def _check_json(value: Any, what: str, depth: int = 0) -> None:
 def _short(value: Any) -> str:
     text = repr(value) if value is not None else "(none)"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_local(uri: str) -> bool:
+    from .uris import is_local
+
+    return is_local(uri)
+
+
+def _describe(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    from .artifacts import describe
+
+    return describe(*args, **kwargs)
+
+
+def resolve_actor(explicit: str | None) -> str:
+    """The actor of a write (see modelreg.actor); imported on first write, not on reads."""
+    from .actor import resolve_actor as resolve
+
+    return resolve(explicit)

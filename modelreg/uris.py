@@ -18,8 +18,6 @@ import importlib.util
 import os
 import re
 import secrets
-import socket
-import ssl
 import stat as stat_mod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -262,6 +260,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def _unreachable_reason(exc: BaseException) -> str | None:
     generic = None
     for e in _chain(exc):
+        import socket
+        import ssl
+
         if isinstance(e, (ssl.SSLError, ssl.CertificateError)):
             return f"TLS failure ({e})"
         if isinstance(e, socket.gaierror):
