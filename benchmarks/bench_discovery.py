@@ -41,6 +41,7 @@ def build(path: str, versions: int, models: int) -> Registry:
                     license=rnd.choice(["MIT", "Apache-2.0", "llama3"]),
                     actor="bench",
                 )
+            reg.promote(f"{name}@1.{per - 1}.0", "staging", actor="bench")
             reg.promote(f"{name}@1.{per - 1}.0", "production", actor="bench")
         return reg
     finally:
