@@ -6,6 +6,11 @@
   last line left by a crash is fenced off with a newline before the next append.
 - :func:`read_file`: open without following a symlink in the last component, with a size cap.
 - :func:`lock`: an exclusive native lock (``fcntl``/``msvcrt`` through filelock, never a soft lock).
+
+``MODELREG_UNSAFE_NO_FSYNC=1`` skips every fsync (file and directory). It exists only so
+the benchmark (``python -m modelreg.bench``) can build large fixture registries quickly;
+the writes stay atomic (temp file + rename) but are not durable across power loss.
+Never set it for a registry you care about. It is read once, at import.
 """
 
 from __future__ import annotations
@@ -23,11 +28,17 @@ TMP_PREFIX = ".tmp-"
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_BINARY = getattr(os, "O_BINARY", 0)
 DEFAULT_LOCK_TIMEOUT = 10.0
+UNSAFE_NO_FSYNC = os.environ.get("MODELREG_UNSAFE_NO_FSYNC") == "1"  # benchmarks only, see above
+
+
+def _fsync(fd: int) -> None:
+    if not UNSAFE_NO_FSYNC:
+        os.fsync(fd)
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Flush a directory entry change (create, rename) to disk where the OS allows it."""
-    if os.name == "nt":  # pragma: no cover - directories cannot be opened on Windows
+    if os.name == "nt" or UNSAFE_NO_FSYNC:  # pragma: no cover - directories cannot be opened on Windows
         return
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -69,7 +80,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            _fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -94,7 +105,7 @@ def append_line(path: str | os.PathLike[str], line: bytes) -> None:
         if size and os.pread(fd, 1, size - 1) != b"\n":
             line = b"\n" + line  # fence off a torn last line left by a crash
         _write_all(fd, line)
-        os.fsync(fd)
+        _fsync(fd)
     finally:
         os.close(fd)
     if created:
