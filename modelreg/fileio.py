@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,7 +74,7 @@ def _write_all(fd: int, data: bytes) -> None:
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically and durably."""
     path = Path(path)
-    tmp = path.parent / f"{TMP_PREFIX}{secrets.token_hex(6)}-{path.name}"
+    tmp = path.parent / f"{TMP_PREFIX}{os.urandom(6).hex()}-{path.name}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, 0o644)
     try:
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time as _time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,7 +23,7 @@ KEYS = ("id", "time", "actor", "action", "model", "version", "stage", "from", "t
 
 def new_id() -> str:
     """A unique, time-ordered event id: 16 hex digits of nanoseconds and 8 random ones."""
-    return f"{_time.time_ns():016x}{secrets.token_hex(4)}"
+    return f"{_time.time_ns():016x}{os.urandom(4).hex()}"
 
 
 def utc_now() -> str:
