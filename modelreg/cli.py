@@ -389,11 +389,40 @@ def fsck_cmd(
         raise typer.Exit(6)
 
 
+def _app_for(argv: list[str]) -> typer.Typer:
+    """The app with only the command ``argv`` names, when it names one.
+
+    Building the click command of every subcommand (signatures, type hints, parameter
+    objects) costs more than running ``resolve``; a plain ``modelreg CMD ...`` only needs
+    CMD. Help, completion and unknown commands get the whole app.
+    """
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-R", "--registry"):
+            i += 2
+            continue
+        if arg.startswith("--registry=") or (arg.startswith("-R") and len(arg) > 2):
+            i += 1
+            continue
+        if arg.startswith("-"):
+            return app
+        matches = [c for c in app.registered_commands if c.name == arg]
+        if len(matches) != 1:
+            return app
+        import copy
+
+        sub = copy.copy(app)
+        sub.registered_commands = matches
+        return sub
+    return app
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every error into one line and an exit code."""
     from typer._click import exceptions as click_exc
 
-    cmd = typer.main.get_command(app)
+    cmd = typer.main.get_command(_app_for(sys.argv[1:] if argv is None else list(argv)))
     try:
         rv = cmd.main(args=argv, prog_name="modelreg", standalone_mode=False)
     except click_exc.NoArgsIsHelpError:
