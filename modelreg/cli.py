@@ -46,6 +46,8 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
                 return fn(*a, **kw)
             except ModelregError as exc:
                 fail(exc)
+            except OSError as exc:  # disk full, EIO, permission denied...: one line, not a traceback
+                fail(ModelregError(os_message(exc)))
 
         app.command(*args, **kwargs)(wrapper)
         return fn
@@ -60,6 +62,13 @@ def fail(exc: ModelregError) -> None:
         for line in exc.details:
             typer.echo(f"  {line}", err=True)
     raise typer.Exit(exc.exit_code)
+
+
+def os_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed and on which file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{what}: {where}" if where else what
 
 
 def note(message: str) -> None:
@@ -440,4 +449,7 @@ def main(argv: list[str] | None = None) -> None:
     except ModelregError as exc:  # raised outside a command body (e.g. callback)
         typer.echo(f"modelreg: error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        typer.echo(f"modelreg: error: {os_message(exc)}", err=True)
+        sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)
