@@ -173,14 +173,18 @@ def register_cmd(
     if from_file:
         if any([name, version, artifact, param, meta, tag, parent, description, license]):
             raise UsageError("--from-file takes the whole manifest; give no NAME, VERSION or other fields")
-        from . import canonical, fileio
+        from . import canonical
 
+        # The user's own file: plain open (a symlink is fine here, unlike inside .modelreg/).
         try:
-            data = fileio.read_file(from_file, canonical.MAX_BYTES)
+            with open(from_file, "rb") as f:
+                data = f.read(canonical.MAX_BYTES + 1)
         except FileNotFoundError:
             raise UsageError(f"--from-file {from_file}: no such file") from None
         except IsADirectoryError:
             raise UsageError(f"--from-file {from_file}: is a directory") from None
+        if len(data) > canonical.MAX_BYTES:
+            raise UsageError(f"--from-file {from_file} is larger than {canonical.MAX_BYTES} bytes (a manifest is metadata)")
         raw = canonical.load(data, what=from_file)
         if not isinstance(raw, dict):
             raise UsageError(f"{from_file}: a manifest must be a mapping")
