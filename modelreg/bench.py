@@ -286,23 +286,44 @@ def measure_hash(workdir: Path, size: int) -> dict[str, Any]:
     return row
 
 
-def measure_size(path: Path, runs: int, entry: str) -> dict[str, Any]:
-    from .fsck import fsck
-    from .registry import Registry
-
+def cold_commands(path: Path, entry: str) -> dict[str, list[str]]:
     reg_dir = path / ".modelreg"
-    env = _env()
-    floors = {
-        "python -c pass": [sys.executable, "-c", "pass"],
-        "python -c 'import typer'": [sys.executable, "-c", "import typer"],
+    return {
         "resolve": _cli(reg_dir, "resolve", "m0000@production"),
         "resolve (console script)": [sys.executable, entry, "-R", str(reg_dir), "resolve", "m0000@production"],
         "show": _cli(reg_dir, "show", "m0000@production"),
         "ls NAME": _cli(reg_dir, "ls", "m0000"),
         "log NAME --limit 20": _cli(reg_dir, "log", "m0000", "--limit", "20"),
     }
-    med = interleaved(floors, runs, env)
-    row: dict[str, Any] = {"cold": med, "resolve_over_typer": med["resolve"] / med["python -c 'import typer'"]}
+
+
+FLOORS = {
+    "python -c pass": [sys.executable, "-c", "pass"],
+    "python -c 'import typer'": [sys.executable, "-c", "import typer"],
+}
+
+
+def measure_cold(paths: dict[str, Path], runs: int, entry: str) -> dict[str, dict[str, float]]:
+    """Cold starts of every size and the floors, all interleaved in one round-robin so they share the noise."""
+    cmds = {f"floor|{k}": v for k, v in FLOORS.items()}
+    for size, path in paths.items():
+        cmds.update({f"{size}|{k}": v for k, v in cold_commands(path, entry).items()})
+    med = interleaved(cmds, runs, _env())
+    out: dict[str, dict[str, float]] = {}
+    for size in paths:
+        row = {k: med[f"floor|{k}"] for k in FLOORS}
+        row.update({k: med[f"{size}|{k}"] for k in cold_commands(paths[size], entry)})
+        out[size] = row
+    return out
+
+
+def measure_size(path: Path, runs: int) -> dict[str, Any]:
+    from .fsck import fsck
+    from .registry import Registry
+
+    reg_dir = path / ".modelreg"
+    env = _env()
+    row: dict[str, Any] = {}
     # log of every model (all events of the registry)
     row["log_all_s"] = interleaved({"log": _cli(reg_dir, "log")}, max(3, runs // 3), env)["log"]
     reg = Registry(reg_dir)
@@ -382,7 +403,7 @@ def targets(res: dict[str, Any]) -> list[tuple[str, bool]]:
     out.append((f"resolve <= 1.3x import typer (worst {worst:.2f}x)", worst <= 1.3))
     if len(ks) > 1:
         g = sizes[ks[-1]]["cold"]["resolve"] / sizes[ks[0]]["cold"]["resolve"] - 1
-        out.append((f"resolve flat {ks[0]} -> {ks[-1]} (growth {g * 100:+.1f}%, target <= 10%)", g <= 0.10))
+        out.append((f"resolve flat {ks[0]} -> {ks[-1]} versions (growth {g * 100:+.1f}%, target <= 10%)", g <= 0.10))
     if "wide" in res:
         for k, v in res["wide"]["cold"].items():
             if k != "resolve":
@@ -408,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="bench-results/bench.json", help="JSON output file")
     ap.add_argument("--workdir", default=None, help="where fixtures are built (default: a temp dir, removed)")
     ap.add_argument("--keep", action="store_true", help="keep the fixtures")
+    ap.add_argument("--reuse", action="store_true", help="reuse fixtures already built in --workdir")
     ap.add_argument("--runs", type=int, default=None, help="runs per cold-start median (default 15, quick 10)")
     ap.add_argument("--hash-mib", type=int, default=None, help="hash file size in MiB (default 1024, quick 128)")
     args = ap.parse_args(argv)
@@ -424,18 +446,35 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick, "runs": runs, "sizes": {},
     }
     try:
+        paths = {}
         for n in sizes:
             path = workdir / f"size-{n}"
+            marker = path / f".built-{n}"
+            paths[str(n)] = path
+            if args.reuse and marker.exists():
+                res["sizes"][str(n)] = {"build_s": float(marker.read_text())}
+                continue
             print(f"building {n} versions ({max(1, n // VERSIONS_PER_MODEL)} models)...", file=sys.stderr, flush=True)
             bt = build(path, max(1, n // VERSIONS_PER_MODEL), min(n, VERSIONS_PER_MODEL))
-            print(f"  built in {bt:.1f} s; measuring", file=sys.stderr, flush=True)
-            row = measure_size(path, runs, _entry_script(workdir))
-            row["build_s"] = bt
-            res["sizes"][str(n)] = row
+            marker.write_text(str(bt))
+            res["sizes"][str(n)] = {"build_s": bt}
+        print("cold starts, every size interleaved...", file=sys.stderr, flush=True)
+        cold = measure_cold(paths, runs, _entry_script(workdir))
+        for n, path in paths.items():
+            print(f"fsck, log, disk of {n}...", file=sys.stderr, flush=True)
+            row = res["sizes"][n]
+            row.update(measure_size(path, runs))
+            row["cold"] = cold[n]
+            row["resolve_over_typer"] = cold[n]["resolve"] / cold[n]["python -c 'import typer'"]
         if not args.quick:
             path = workdir / "wide"
-            print(f"building one model with {WIDE_VERSIONS} versions...", file=sys.stderr, flush=True)
-            bt = build(path, 1, WIDE_VERSIONS, workers=1)
+            marker = path / ".built"
+            if args.reuse and marker.exists():
+                bt = float(marker.read_text())
+            else:
+                print(f"building one model with {WIDE_VERSIONS} versions...", file=sys.stderr, flush=True)
+                bt = build(path, 1, WIDE_VERSIONS, workers=1)
+                marker.write_text(str(bt))
             res["wide"] = {"versions": WIDE_VERSIONS, "build_s": bt, "cold": measure_wide(path, runs)}
         print("registration throughput...", file=sys.stderr, flush=True)
         res["register"] = measure_register(workdir, 100 if args.quick else 500, runs)
