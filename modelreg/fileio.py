@@ -27,6 +27,7 @@ TMP_PREFIX = ".tmp-"
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_BINARY = getattr(os, "O_BINARY", 0)
 DEFAULT_LOCK_TIMEOUT = 10.0
+SMALL_READ = 1 << 16
 LOCK_POLL = 0.002  # seconds between tries; filelock defaults to 0.05 s, which starves waiters
 UNSAFE_NO_FSYNC = os.environ.get("MODELREG_UNSAFE_NO_FSYNC") == "1"  # benchmarks only, see above
 
@@ -121,6 +122,13 @@ def read_file(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
             raise IntegrityError(f"{path} is a symlink; the registry never contains symlinks") from None
         raise
     try:
+        if limit is not None and limit <= SMALL_READ:
+            # Ref files, read by the thousand in listings: one read() instead of
+            # fstat + read + read-to-EOF (a regular file returns short only at EOF).
+            data = os.read(fd, limit + 1)
+            if len(data) > limit:
+                raise IntegrityError(f"{path} is larger than {limit} bytes")
+            return data
         if limit is not None and os.fstat(fd).st_size > limit:
             raise IntegrityError(f"{path} is larger than {limit} bytes")
         chunks = []
