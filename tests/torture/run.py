@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from modelreg import log as log_mod  # noqa: E402
 from modelreg.cli import main as cli_main  # noqa: E402
 from modelreg.errors import ModelregError  # noqa: E402
 from modelreg.fsck import fsck  # noqa: E402
