@@ -423,9 +423,10 @@ def fuzz(work: Path, examples: int, fig: Figures) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    project = work / "fuzz"
     template = _fault_template(work)
-    shutil.rmtree(project, ignore_errors=True)
+    work = work / "fuzz-root"  # everything the fuzzer may see; its snapshot stays small
+    shutil.rmtree(work, ignore_errors=True)
+    project = work / "fuzz"
     shutil.copytree(template, project)
     reg_dir = project / ".modelreg"
     manifest_file = work / "fuzz-manifest.yaml"
