@@ -53,9 +53,8 @@ def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Call
                 return fn(*a, **kw)
             except ModelregError as exc:
                 fail(exc)
-            except OSError as exc:  # disk full, permission denied...: still one line, exit 1
-                where = f": {exc.filename}" if exc.filename else ""
-                fail(ModelregError(f"{exc.strerror or exc}{where}"))
+            except OSError as exc:  # disk full, EIO, permission denied...: one line, not a traceback
+                fail(ModelregError(os_message(exc)))
 
         (group or app).command(*args, **kwargs)(wrapper)
         return fn
@@ -70,6 +69,13 @@ def fail(exc: ModelregError) -> None:
         for line in exc.details:
             typer.echo(f"  {line}", err=True)
     raise typer.Exit(exc.exit_code)
+
+
+def os_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed and on which file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{what}: {where}" if where else what
 
 
 def note(message: str) -> None:
@@ -194,14 +200,18 @@ def register_cmd(
     if from_file:
         if any([name, version, artifact, param, meta, tag, parent, description, license]):
             raise UsageError("--from-file takes the whole manifest; give no NAME, VERSION or other fields")
-        from . import canonical, fileio
+        from . import canonical
 
+        # The user's own file: plain open (a symlink is fine here, unlike inside .modelreg/).
         try:
-            data = fileio.read_file(from_file, canonical.MAX_BYTES)
+            with open(from_file, "rb") as f:
+                data = f.read(canonical.MAX_BYTES + 1)
         except FileNotFoundError:
             raise UsageError(f"--from-file {from_file}: no such file") from None
         except IsADirectoryError:
             raise UsageError(f"--from-file {from_file}: is a directory") from None
+        if len(data) > canonical.MAX_BYTES:
+            raise UsageError(f"--from-file {from_file} is larger than {canonical.MAX_BYTES} bytes (a manifest is metadata)")
         raw = canonical.load(data, what=from_file)
         if not isinstance(raw, dict):
             raise UsageError(f"{from_file}: a manifest must be a mapping")
@@ -908,7 +918,7 @@ def _command_name(argv: list[str]) -> str | None:
         word = argv[i]
         if word in ("--registry", "-R"):
             i += 2
-        elif word.startswith("-"):
+        elif word.startswith("-"):  # --registry=X, -RX, --help ...
             i += 1
         else:
             return word
@@ -953,4 +963,7 @@ def main(argv: list[str] | None = None) -> None:
     except ModelregError as exc:  # raised outside a command body (e.g. callback)
         typer.echo(f"modelreg: error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        typer.echo(f"modelreg: error: {os_message(exc)}", err=True)
+        sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

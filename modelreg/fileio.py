@@ -6,6 +6,11 @@
   last line left by a crash is fenced off with a newline before the next append.
 - :func:`read_file`: open without following a symlink in the last component, with a size cap.
 - :func:`lock`: an exclusive native lock (``fcntl``/``msvcrt`` through filelock, never a soft lock).
+
+``MODELREG_UNSAFE_NO_FSYNC=1`` skips every fsync (file and directory). It exists only so
+the benchmark (``python -m modelreg.bench``) can build large fixture registries quickly;
+the writes stay atomic (temp file + rename) but are not durable across power loss.
+Never set it for a registry you care about. It is read once, at import.
 """
 
 from __future__ import annotations
@@ -22,11 +27,19 @@ TMP_PREFIX = ".tmp-"
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_BINARY = getattr(os, "O_BINARY", 0)
 DEFAULT_LOCK_TIMEOUT = 10.0
+SMALL_READ = 1 << 16
+LOCK_POLL = 0.002  # seconds between tries; filelock defaults to 0.05 s, which starves waiters
+UNSAFE_NO_FSYNC = os.environ.get("MODELREG_UNSAFE_NO_FSYNC") == "1"  # benchmarks only, see above
+
+
+def _fsync(fd: int) -> None:
+    if not UNSAFE_NO_FSYNC:
+        os.fsync(fd)
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Flush a directory entry change (create, rename) to disk where the OS allows it."""
-    if os.name == "nt":  # pragma: no cover - directories cannot be opened on Windows
+    if os.name == "nt" or UNSAFE_NO_FSYNC:  # pragma: no cover - directories cannot be opened on Windows
         return
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -68,7 +81,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            _fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -93,7 +106,7 @@ def append_line(path: str | os.PathLike[str], line: bytes) -> None:
         if size and os.pread(fd, 1, size - 1) != b"\n":
             line = b"\n" + line  # fence off a torn last line left by a crash
         _write_all(fd, line)
-        os.fsync(fd)
+        _fsync(fd)
     finally:
         os.close(fd)
     if created:
@@ -109,6 +122,13 @@ def read_file(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
             raise IntegrityError(f"{path} is a symlink; the registry never contains symlinks") from None
         raise
     try:
+        if limit is not None and limit <= SMALL_READ:
+            # Ref files, read by the thousand in listings: one read() instead of
+            # fstat + read + read-to-EOF (a regular file returns short only at EOF).
+            data = os.read(fd, limit + 1)
+            if len(data) > limit:
+                raise IntegrityError(f"{path} is larger than {limit} bytes")
+            return data
         if limit is not None and os.fstat(fd).st_size > limit:
             raise IntegrityError(f"{path} is larger than {limit} bytes")
         chunks = []
@@ -139,7 +159,7 @@ def lock(path: str | os.PathLike[str], timeout: float | None = None) -> Iterator
     timeout = lock_timeout() if timeout is None else timeout
     fl = native(str(path), timeout=timeout, thread_local=False, fallback_to_soft=False)
     try:
-        fl.acquire()
+        fl.acquire(poll_interval=LOCK_POLL)
     except filelock.Timeout:
         raise Conflict(f"could not take the lock {path} within {timeout:g}s: another writer holds it") from None
     try:

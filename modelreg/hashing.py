@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from typing import BinaryIO
@@ -15,6 +14,8 @@ Progress = Callable[[int], None]
 
 def sha256_stream(stream: BinaryIO, progress: Progress | None = None) -> tuple[str, int]:
     """Return (hex digest, byte count) of everything left in a binary stream."""
+    import hashlib  # OpenSSL's SHA-256 (SHA-NI where present): the fast one for payloads
+
     h = hashlib.sha256()
     size = 0
     buf = bytearray(CHUNK)
@@ -45,5 +46,23 @@ def sha256_file(path: str | os.PathLike[str], progress: Progress | None = None) 
 
 
 def sha256_bytes(data: bytes) -> str:
-    """Return the hex SHA-256 of a bytes object."""
+    """Return the hex SHA-256 of a bytes object.
+
+    Small inputs (manifests, read on every ``resolve``) use CPython's built-in ``_sha256``,
+    which costs nothing to import; ``hashlib`` loads OpenSSL (~2.5 ms of a cold start).
+    """
+    if len(data) <= _SMALL and _builtin_sha256 is not None:
+        return _builtin_sha256(data).hexdigest()
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
+
+
+_SMALL = 1 << 16
+try:
+    from _sha256 import sha256 as _builtin_sha256  # CPython <= 3.11
+except ImportError:  # pragma: no cover - 3.12+ names it _sha2
+    try:
+        from _sha2 import sha256 as _builtin_sha256  # type: ignore[no-redef]
+    except ImportError:
+        _builtin_sha256 = None

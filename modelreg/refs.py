@@ -55,7 +55,7 @@ class Refs:
     def version_path(self, model: str, version: str) -> Path:
         return self.versions_dir / check_model(model) / check_version(version)
 
-    def _read(self, path: Path) -> str | None:
+    def _read(self, path: Path | str) -> str | None:
         try:
             data = fileio.read_file(path, REF_MAX)
         except FileNotFoundError:
@@ -130,8 +130,8 @@ class Refs:
 
     def versions(self, model: str) -> dict[str, str]:
         """Every version of a model and its digest."""
-        base = self.versions_dir / check_model(model)
-        return {v: self._read(base / v) or "" for v in self.version_names(model)}
+        base = os.path.join(self.versions_dir, check_model(model))  # str joins: pathlib costs ~3 us a name
+        return {v: self._read(os.path.join(base, v)) or "" for v in self.version_names(model)}
 
     def add_version(self, model: str, version: str, digest: str) -> bool:
         """Record ``version -> digest`` once; True if created, False if already identical.

@@ -366,14 +366,17 @@ class Registry:
             raise IntegrityError(f"object {r.digest} holds {m['name']}@{m['version']}, not {r.name}@{r.version}")
         return self._info(r, m, self.model_state(r.name), self.stage_holders(r.name))
 
-    def _info(self, r: Resolved, m: dict[str, Any] | None, state: ModelState, holders: dict[str, str]) -> VersionInfo:
+    def _info(
+        self, r: Resolved, m: dict[str, Any] | None, state: ModelState, holders: dict[str, str],
+        order: list[str] | None = None,
+    ) -> VersionInfo:
         st = state.versions.get(r.version) or VersionState(r.version)
         return VersionInfo(
             name=r.name,
             version=r.version,
             digest=r.digest,
             manifest=m,
-            stages=[s for s in self._stage_order(holders) if holders[s] == r.digest],
+            stages=[s for s in (order if order is not None else self._stage_order(holders)) if holders[s] == r.digest],
             archived=st.archived,
             archived_reason=st.archived_reason,
             registered_at=st.registered_at,
@@ -409,7 +412,8 @@ class Registry:
             raise NotFound(f"no model named {name!r}")
         state = self.model_state(name)
         holders = self.stage_holders(name)
-        return [self._info(Resolved(name, v, digests[v]), None, state, holders) for v in state.order(list(digests))]
+        order = self._stage_order(holders)
+        return [self._info(Resolved(name, v, digests[v]), None, state, holders, order) for v in state.order(list(digests))]
 
     def events(self, name: str | None = None, stage: str | None = None, limit: int | None = None) -> list[Event]:
         """Events oldest first, optionally of one model and one stage, the newest ``limit`` of them."""

@@ -8,6 +8,12 @@ from typing import Any
 from . import canonical
 
 
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
 def _short(digest: str | None) -> str:
     return digest[:19] if digest else "-"
 
@@ -27,38 +33,43 @@ def show_text(info: Any) -> str:
     return "\n".join(lines) + "\n---\n" + body
 
 
-def _console() -> Any:
-    from rich.console import Console
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print aligned columns, two spaces apart, like ``git branch -v``.
 
-    return Console(highlight=False, soft_wrap=False)
+    Plain text on purpose: rich's Table measured and rendered every cell and took 4.6 s
+    for a model with 10,000 versions; this is linear and a few milliseconds.
+    """
+    import sys
+
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            if len(cell) > widths[i]:
+                widths[i] = len(cell)
+    last = len(headers) - 1
+    out = []
+    for row in (headers, *rows):
+        out.append("  ".join(c if i == last else c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() + "\n")
+    sys.stdout.write("".join(out))
+    sys.stdout.flush()
 
 
 def models_table(models: list[Any]) -> None:
     """Print models with their stages and latest version."""
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for col in ("MODEL", "VERSIONS", "LATEST", "STAGES"):
-        table.add_column(col)
-    for m in models:
-        stages = "  ".join(f"{s}={v}" for s, v in m.stages.items()) or "-"
-        table.add_row(m.name, str(m.versions), m.latest or "-", stages)
-    _console().print(table)
+    _table(
+        ("MODEL", "VERSIONS", "LATEST", "STAGES"),
+        [(m.name, str(m.versions), m.latest or "-", "  ".join(f"{s}={v}" for s, v in m.stages.items()) or "-")
+         for m in models],
+    )
 
 
 def versions_table(name: str, versions: list[Any]) -> None:
     """Print the versions of one model, newest last."""
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, title=None)
-    for col in ("VERSION", "DIGEST", "STAGES", "ARCHIVED", "REGISTERED"):
-        table.add_column(col)
-    for v in versions:
-        table.add_row(
-            v.version, _short(v.digest), ", ".join(v.stages) or "-", "yes" if v.archived else "",
-            (v.registered_at or "?")[:19].replace("T", " "),
-        )
-    _console().print(table)
+    _table(
+        ("VERSION", "DIGEST", "STAGES", "ARCHIVED", "REGISTERED"),
+        [(v.version, _short(v.digest), ", ".join(v.stages) or "-", "yes" if v.archived else "",
+          (v.registered_at or "?")[:19].replace("T", " ")) for v in versions],
+    )
 
 
 def event_text(e: Any) -> str:

@@ -1,0 +1,498 @@
+"""Benchmark: build registries of 1k/10k/100k versions and print the figures of issue 7.
+
+    python -m modelreg.bench [--quick] [--sizes 1000,10000,100000] [--out bench-results/bench.json]
+
+Every timing that is compared against a floor is measured side by side in the same run
+(commands interleaved round-robin, median of ``--runs``), because machines are noisy.
+
+Fixture registries are built through the library (``Registry.register``/``promote``) in
+worker processes that set ``MODELREG_UNSAFE_NO_FSYNC=1`` (see :mod:`modelreg.fileio`):
+durability is not what is measured there, and 100k fsync'd registrations would take
+longer than the rest of the run. Every *measured* write (registration and promotion
+throughput) runs with fsync on, in processes that never set the switch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+VERSIONS_PER_MODEL = 100
+WIDE_VERSIONS = 10_000
+ACTOR = "bench"
+PKG_PARENT = str(Path(__file__).resolve().parent.parent)
+
+
+# ----------------------------------------------------------------- helpers
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PKG_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["MODELREG_ACTOR"] = ACTOR
+    env.pop("MODELREG_UNSAFE_NO_FSYNC", None)
+    env.pop("MODELREG_DIR", None)
+    # Measure what an installed package does: pip writes .pyc files. With
+    # PYTHONDONTWRITEBYTECODE every run would recompile modelreg (~40 ms) while typer,
+    # installed with its .pyc, would not: the comparison with the floor would be unfair.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _cli(registry: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "modelreg", "-R", str(registry), *args]
+
+
+ENTRY = """import re
+import sys
+from modelreg.cli import main
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+    sys.exit(main())
+"""
+
+
+def _entry_script(workdir: Path) -> str:
+    """A copy of the console script pip generates for ``modelreg`` (imports from PYTHONPATH)."""
+    p = workdir / "modelreg-entry.py"
+    p.write_text(ENTRY)
+    return str(p)
+
+
+def _time_cmd(cmd: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.decode()[-500:]}")
+    return dt
+
+
+def interleaved(cmds: dict[str, list[str]], runs: int, env: dict[str, str]) -> dict[str, float]:
+    """Median wall time of each command, run round-robin ``runs`` times (after one warm-up each)."""
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    for cmd in cmds.values():
+        _time_cmd(cmd, env)
+    for _ in range(runs):
+        for k, cmd in cmds.items():
+            times[k].append(_time_cmd(cmd, env))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _manifest(model: str, version: str, i: int) -> dict[str, Any]:
+    return {
+        "name": model,
+        "version": version,
+        "description": f"benchmark fixture {i}",
+        "artifacts": [{"role": "checkpoint", "uri": f"s3://bench-bucket/{model}/{version}/model.safetensors",
+                       "sha256": f"{i:064x}", "size": 1000 + i}],
+        "params": {"lr": 0.001, "epochs": i % 50, "optimizer": "adamw"},
+        "meta": {"dataset": "bench-v1", "accuracy": round(0.5 + (i % 500) / 1000, 3)},
+        "tags": ["bench"],
+    }
+
+
+def _build_worker(path: str, models: list[str], per_model: int) -> None:
+    os.environ["MODELREG_UNSAFE_NO_FSYNC"] = "1"
+    from . import fileio
+    from .registry import Registry
+
+    fileio.UNSAFE_NO_FSYNC = True  # the module may have been imported before the fork
+    reg = Registry(path)
+    for model in models:
+        for i in range(per_model):
+            reg.register_manifest(_manifest(model, f"1.0.{i}", i), actor=ACTOR)
+        reg.promote(f"{model}@1.0.{per_model - 3}", "production", actor=ACTOR)
+        reg.promote(f"{model}@1.0.{per_model - 2}", "staging", actor=ACTOR)
+        reg.promote(f"{model}@1.0.{per_model - 2}", "production", actor=ACTOR, reason="bench")
+
+
+def build(path: Path, n_models: int, per_model: int, workers: int = 2, prefix: str = "m") -> float:
+    """Build a registry of ``n_models`` x ``per_model`` versions; return seconds taken."""
+    from .registry import Registry
+
+    if (path / ".modelreg" / "config.yaml").exists():
+        shutil.rmtree(path)
+    Registry.init(path)
+    models = [f"{prefix}{i:04d}" for i in range(n_models)]
+    t0 = time.perf_counter()
+    ctx = mp.get_context("fork")
+    if n_models == 1 or workers == 1:
+        p = ctx.Process(target=_build_worker, args=(str(path / ".modelreg"), models, per_model))
+        p.start(); p.join()
+        if p.exitcode:
+            raise RuntimeError("fixture build failed")
+    else:
+        procs = [ctx.Process(target=_build_worker, args=(str(path / ".modelreg"), models[w::workers], per_model))
+                 for w in range(workers)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+            if p.exitcode:
+                raise RuntimeError("fixture build failed")
+    return time.perf_counter() - t0
+
+
+def disk_usage(path: Path) -> tuple[int, int]:
+    """(allocated bytes, apparent bytes) of a tree."""
+    alloc = apparent = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        for n in dirnames + filenames:
+            st = os.lstat(os.path.join(dirpath, n))
+            alloc += st.st_blocks * 512
+            apparent += st.st_size
+    return alloc, apparent
+
+
+# ---------------------------------------------------------------- measures
+def measure_register(workdir: Path, n: int, runs: int) -> dict[str, Any]:
+    """Registration throughput through the library with fsync on, and per-command CLI time."""
+    from . import fileio
+    from .registry import Registry
+
+    assert not fileio.UNSAFE_NO_FSYNC, "unset MODELREG_UNSAFE_NO_FSYNC to measure durable registration"
+    path = workdir / "register"
+    shutil.rmtree(path, ignore_errors=True)
+    reg = Registry.init(path)
+    t0 = time.perf_counter()
+    for i in range(n):
+        reg.register_manifest(_manifest("thr", f"1.0.{i}", i), actor=ACTOR)
+    lib = time.perf_counter() - t0
+    # the default actor path (no --actor, no MODELREG_ACTOR) for comparison
+    env_actor = os.environ.pop("MODELREG_ACTOR", None)
+    try:
+        k = max(20, n // 10)
+        t0 = time.perf_counter()
+        for i in range(k):
+            reg.register_manifest(_manifest("thr-default-actor", f"1.0.{i}", i))
+        lib_default_actor = (time.perf_counter() - t0) / k
+    finally:
+        if env_actor is not None:
+            os.environ["MODELREG_ACTOR"] = env_actor
+    env = _env()
+    cli_times = []
+    for i in range(runs):
+        cmd = _cli(path / ".modelreg", "register", "cli", f"2.0.{i}", "-a", "checkpoint=s3://b/cli/model.bin",
+                   "-p", "lr=0.001", "-m", "dataset=bench")
+        cli_times.append(_time_cmd(cmd, env))
+    return {
+        "versions": n,
+        "seconds": lib,
+        "per_second": n / lib,
+        "ms_per_version": 1000 * lib / n,
+        "ms_per_version_default_actor": 1000 * lib_default_actor,
+        "cli_register_median_s": statistics.median(cli_times),
+    }
+
+
+def _promote_worker(path: str, model: str, versions: int, ops: int, seed: int, start: Any, out: Any) -> None:
+    import random
+
+    from .registry import Registry
+
+    rnd = random.Random(seed)
+    reg = Registry(path)
+    start.wait()
+    lat = []
+    for _ in range(ops):
+        v = f"1.0.{rnd.randrange(versions)}"
+        t0 = time.perf_counter()
+        reg.promote(f"{model}@{v}", "production", actor=ACTOR)
+        lat.append(time.perf_counter() - t0)
+    out.put(lat)
+
+
+def measure_promote(workdir: Path, procs_list: list[int], ops: int) -> list[dict[str, Any]]:
+    """Promotions of one model by 1, 4, 16 processes at once (fsync on)."""
+    from .registry import Registry
+
+    path = workdir / "promote"
+    shutil.rmtree(path, ignore_errors=True)
+    build(path, 1, 50, workers=1, prefix="p")
+    Registry(path / ".modelreg")  # sanity
+    ctx = mp.get_context("fork")
+    rows = []
+    for n in procs_list:
+        start = ctx.Barrier(n + 1)
+        out = ctx.Queue()
+        ps = [ctx.Process(target=_promote_worker, args=(str(path / ".modelreg"), "p0000", 50, ops, 1000 * n + w,
+                                                        start, out)) for w in range(n)]
+        for p in ps:
+            p.start()
+        start.wait()
+        t0 = time.perf_counter()
+        lat: list[float] = []
+        for _ in ps:
+            lat.extend(out.get())
+        wall = time.perf_counter() - t0
+        for p in ps:
+            p.join()
+        lat.sort()
+        rows.append({
+            "processes": n, "promotions": len(lat), "seconds": wall, "per_second": len(lat) / wall,
+            "latency_p50_ms": 1000 * lat[len(lat) // 2], "latency_p95_ms": 1000 * lat[int(len(lat) * 0.95)],
+            "latency_max_ms": 1000 * lat[-1],
+        })
+    return rows
+
+
+def measure_hash(workdir: Path, size: int) -> dict[str, Any]:
+    """SHA-256 of a local file: modelreg.hashing.sha256_file vs sha256sum, with peak RSS of each process."""
+    f = workdir / "hash.bin"
+    if not f.exists() or f.stat().st_size != size:
+        with open(f, "wb") as out:
+            block = os.urandom(1 << 20)
+            for i in range(size >> 20):
+                out.write(block[i % 256:] + block[: i % 256])
+    env = _env()
+    # Peak RSS: VmHWM of the hashing process itself (ru_maxrss of a child started by fork
+    # would include the parent's footprint); /usr/bin/time -f %M for sha256sum.
+    code = ("from modelreg.hashing import sha256_file; d = sha256_file(%r)[0]; "
+            "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]; "
+            "print(d, int(hwm[0]) * 1024 if hwm else 0)" % str(f))
+    cmds = {"modelreg": [sys.executable, "-c", code]}
+    tool, timer = shutil.which("sha256sum"), shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    if tool:
+        cmds["sha256sum"] = ([timer, "-f", "RSS %M"] if timer else []) + [tool, str(f)]
+    res: dict[str, list[tuple[float, int, str]]] = {k: [] for k in cmds}
+    for _ in range(4):  # first round warms the page cache; it is dropped
+        for k, cmd in cmds.items():
+            t0 = time.perf_counter()
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            dt = time.perf_counter() - t0
+            out = p.stdout.split()
+            if k == "modelreg":
+                rss = int(out[1])
+            else:
+                rss = next((int(x.split()[1]) * 1024 for x in p.stderr.splitlines() if x.startswith("RSS ")), 0)
+            res[k].append((dt, rss, out[0]))
+    row: dict[str, Any] = {"file_bytes": size}
+    for k, v in res.items():
+        t = statistics.median(x[0] for x in v[1:])
+        row[k] = {"seconds": t, "mib_per_s": size / t / (1 << 20), "peak_rss_mb": max(x[1] for x in v) / 1e6}
+    if "sha256sum" in row:
+        row["digests_match"] = res["modelreg"][-1][2] == res["sha256sum"][-1][2]
+        row["ratio_vs_sha256sum"] = row["modelreg"]["mib_per_s"] / row["sha256sum"]["mib_per_s"]
+    return row
+
+
+def cold_commands(path: Path, entry: str) -> dict[str, list[str]]:
+    reg_dir = path / ".modelreg"
+    return {
+        "resolve": _cli(reg_dir, "resolve", "m0000@production"),
+        "resolve (console script)": [sys.executable, entry, "-R", str(reg_dir), "resolve", "m0000@production"],
+        "show": _cli(reg_dir, "show", "m0000@production"),
+        "ls NAME": _cli(reg_dir, "ls", "m0000"),
+        "log NAME --limit 20": _cli(reg_dir, "log", "m0000", "--limit", "20"),
+    }
+
+
+FLOORS = {
+    "python -c pass": [sys.executable, "-c", "pass"],
+    "python -c 'import typer'": [sys.executable, "-c", "import typer"],
+}
+
+
+def measure_cold(paths: dict[str, Path], runs: int, entry: str) -> dict[str, dict[str, float]]:
+    """Cold starts of every size and the floors, all interleaved in one round-robin so they share the noise."""
+    cmds = {f"floor|{k}": v for k, v in FLOORS.items()}
+    for size, path in paths.items():
+        cmds.update({f"{size}|{k}": v for k, v in cold_commands(path, entry).items()})
+    med = interleaved(cmds, runs, _env())
+    out: dict[str, dict[str, float]] = {}
+    for size in paths:
+        row = {k: med[f"floor|{k}"] for k in FLOORS}
+        row.update({k: med[f"{size}|{k}"] for k in cold_commands(paths[size], entry)})
+        out[size] = row
+    return out
+
+
+def measure_size(path: Path, runs: int) -> dict[str, Any]:
+    from .fsck import fsck
+    from .registry import Registry
+
+    reg_dir = path / ".modelreg"
+    env = _env()
+    row: dict[str, Any] = {}
+    # log of every model (all events of the registry)
+    row["log_all_s"] = interleaved({"log": _cli(reg_dir, "log")}, max(3, runs // 3), env)["log"]
+    reg = Registry(reg_dir)
+    t0 = time.perf_counter()
+    rep = fsck(reg)
+    dt = time.perf_counter() - t0
+    row["fsck"] = {"seconds": dt, "objects": rep.counts["objects"], "events": rep.counts["events"],
+                   "ok": rep.ok, "s_per_10k_objects": dt / max(1, rep.counts["objects"]) * 10_000}
+    alloc, apparent = disk_usage(reg_dir)
+    n = rep.counts["versions"]
+    row["disk"] = {"versions": n, "allocated_bytes": alloc, "apparent_bytes": apparent,
+                   "allocated_per_version": alloc / n, "apparent_per_version": apparent / n}
+    return row
+
+
+def measure_wide(path: Path, runs: int) -> dict[str, Any]:
+    reg_dir = path / ".modelreg"
+    r = max(3, runs // 3)
+    med = interleaved({
+        "ls NAME (10k versions)": _cli(reg_dir, "ls", "m0000"),
+        "log NAME (10k events)": _cli(reg_dir, "log", "m0000"),
+        "resolve": _cli(reg_dir, "resolve", "m0000@production"),
+    }, r, _env())
+    return med
+
+
+# ---------------------------------------------------------------- main
+def _fmt_s(x: float) -> str:
+    return f"{x * 1000:.0f} ms" if x < 10 else f"{x:.1f} s"
+
+
+def report(res: dict[str, Any]) -> str:
+    lines = [f"modelreg bench  {res['machine']['python']}  cores={res['machine']['cores']}  "
+             f"quick={res['quick']}", ""]
+    sizes = res["sizes"]
+    keys = list(next(iter(sizes.values()))["cold"])
+    lines.append("Cold CLI start (median of %d fresh processes, interleaved)" % res["runs"])
+    lines.append(f"  {'command':<28}" + "".join(f"{s:>12}" for s in sizes))
+    for k in keys:
+        lines.append(f"  {k:<28}" + "".join(f"{_fmt_s(sizes[s]['cold'][k]):>12}" for s in sizes))
+    lines.append(f"  {'resolve / import typer':<28}" + "".join(f"{sizes[s]['resolve_over_typer']:>11.2f}x" for s in sizes))
+    lines.append(f"  {'log (all models)':<28}" + "".join(f"{_fmt_s(sizes[s]['log_all_s']):>12}" for s in sizes))
+    lines.append(f"  {'fsck per 10k objects':<28}" + "".join(f"{_fmt_s(sizes[s]['fsck']['s_per_10k_objects']):>12}" for s in sizes))
+    lines.append(f"  {'disk per version (alloc)':<28}" + "".join(f"{sizes[s]['disk']['allocated_per_version'] / 1024:>9.1f} KiB" for s in sizes))
+    lines.append(f"  {'disk per version (apparent)':<28}" + "".join(f"{sizes[s]['disk']['apparent_per_version']:>8.0f} B  " for s in sizes))
+    lines.append(f"  {'fixture build (no fsync)':<28}" + "".join(f"{_fmt_s(sizes[s]['build_s']):>12}" for s in sizes))
+    if "wide" in res:
+        lines += ["", "One model with %d versions" % res["wide"]["versions"]]
+        for k, v in res["wide"]["cold"].items():
+            lines.append(f"  {k:<28}{_fmt_s(v):>12}")
+    r = res["register"]
+    lines += ["", "Registration through the library, fsync on",
+              f"  {r['versions']} versions in {r['seconds']:.2f} s = {r['per_second']:.0f} versions/s "
+              f"({r['ms_per_version']:.2f} ms each; {r['ms_per_version_default_actor']:.2f} ms with the default actor lookup)",
+              f"  CLI register, per command: {_fmt_s(r['cli_register_median_s'])}"]
+    lines += ["", "Promotion of one model's production stage, fsync on",
+              f"  {'procs':>5} {'promotions':>10} {'per s':>8} {'p50':>8} {'p95':>8} {'max':>8}"]
+    for p in res["promote"]:
+        lines.append(f"  {p['processes']:>5} {p['promotions']:>10} {p['per_second']:>8.0f} {p['latency_p50_ms']:>6.1f}ms"
+                     f" {p['latency_p95_ms']:>6.1f}ms {p['latency_max_ms']:>6.1f}ms")
+    h = res["hash"]
+    lines += ["", f"SHA-256 of a {h['file_bytes'] >> 20} MiB file (page cache warm)"]
+    for k in ("modelreg", "sha256sum"):
+        if k in h:
+            lines.append(f"  {k:<10} {h[k]['mib_per_s']:>8.0f} MiB/s  peak RSS {h[k]['peak_rss_mb']:.1f} MB")
+    if "ratio_vs_sha256sum" in h:
+        lines.append(f"  ratio {h['ratio_vs_sha256sum']:.2f}x, digests match: {h['digests_match']}")
+    lines += ["", "Targets"] + [f"  [{'met' if ok else 'MISSED'}] {t}" for t, ok in res["targets"]]
+    return "\n".join(lines)
+
+
+def targets(res: dict[str, Any]) -> list[tuple[str, bool]]:
+    sizes = res["sizes"]
+    ks = list(sizes)
+    out = []
+    worst = max(sizes[s]["resolve_over_typer"] for s in ks)
+    out.append((f"resolve <= 1.3x import typer (worst {worst:.2f}x)", worst <= 1.3))
+    if len(ks) > 1:
+        g = sizes[ks[-1]]["cold"]["resolve"] / sizes[ks[0]]["cold"]["resolve"] - 1
+        out.append((f"resolve flat {ks[0]} -> {ks[-1]} versions (growth {g * 100:+.1f}%, target <= 10%)", g <= 0.10))
+    if "wide" in res:
+        for k, v in res["wide"]["cold"].items():
+            if k != "resolve":
+                out.append((f"{k} < 0.5 s ({v:.3f} s)", v < 0.5))
+    big = ks[-1]
+    if int(big) >= 100_000:
+        v = sizes[big]["cold"]["log NAME --limit 20"]
+        out.append((f"log NAME --limit 20 at {big} total events < 0.5 s ({v:.3f} s)", v < 0.5))
+    r = res["register"]["per_second"]
+    out.append((f"registration >= 300 versions/s with fsync ({r:.0f}/s)", r >= 300))
+    h = res["hash"]
+    if "ratio_vs_sha256sum" in h:
+        out.append((f"SHA-256 >= 0.9x sha256sum ({h['ratio_vs_sha256sum']:.2f}x)", h["ratio_vs_sha256sum"] >= 0.9))
+    rss = h["modelreg"]["peak_rss_mb"]
+    out.append((f"hashing peak RSS < 100 MB ({rss:.1f} MB)", rss < 100))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m modelreg.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1k size only, small hash file, fewer runs")
+    ap.add_argument("--sizes", default=None, help="comma-separated total version counts (default 1000,10000,100000)")
+    ap.add_argument("--out", default="bench-results/bench.json", help="JSON output file")
+    ap.add_argument("--workdir", default=None, help="where fixtures are built (default: a temp dir, removed)")
+    ap.add_argument("--keep", action="store_true", help="keep the fixtures")
+    ap.add_argument("--reuse", action="store_true", help="reuse fixtures already built in --workdir")
+    ap.add_argument("--runs", type=int, default=None, help="runs per cold-start median (default 15, quick 10)")
+    ap.add_argument("--hash-mib", type=int, default=None, help="hash file size in MiB (default 1024, quick 128)")
+    args = ap.parse_args(argv)
+    if os.environ.get("MODELREG_UNSAFE_NO_FSYNC"):
+        ap.error("unset MODELREG_UNSAFE_NO_FSYNC: the bench sets it itself, only where it builds fixtures")
+    sizes = [int(s) for s in (args.sizes or ("1000" if args.quick else "1000,10000,100000")).split(",")]
+    runs = args.runs or (10 if args.quick else 15)
+    hash_bytes = (args.hash_mib or (128 if args.quick else 1024)) << 20
+    os.environ["MODELREG_ACTOR"] = ACTOR
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    res: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cores": os.cpu_count()},
+        "quick": args.quick, "runs": runs, "sizes": {},
+    }
+    try:
+        paths = {}
+        for n in sizes:
+            path = workdir / f"size-{n}"
+            marker = path / f".built-{n}"
+            paths[str(n)] = path
+            if args.reuse and marker.exists():
+                res["sizes"][str(n)] = {"build_s": float(marker.read_text())}
+                continue
+            print(f"building {n} versions ({max(1, n // VERSIONS_PER_MODEL)} models)...", file=sys.stderr, flush=True)
+            bt = build(path, max(1, n // VERSIONS_PER_MODEL), min(n, VERSIONS_PER_MODEL))
+            marker.write_text(str(bt))
+            res["sizes"][str(n)] = {"build_s": bt}
+        print("cold starts, every size interleaved...", file=sys.stderr, flush=True)
+        cold = measure_cold(paths, runs, _entry_script(workdir))
+        for n, path in paths.items():
+            print(f"fsck, log, disk of {n}...", file=sys.stderr, flush=True)
+            row = res["sizes"][n]
+            row.update(measure_size(path, runs))
+            row["cold"] = cold[n]
+            row["resolve_over_typer"] = cold[n]["resolve"] / cold[n]["python -c 'import typer'"]
+        if not args.quick:
+            path = workdir / "wide"
+            marker = path / ".built"
+            if args.reuse and marker.exists():
+                bt = float(marker.read_text())
+            else:
+                print(f"building one model with {WIDE_VERSIONS} versions...", file=sys.stderr, flush=True)
+                bt = build(path, 1, WIDE_VERSIONS, workers=1)
+                marker.write_text(str(bt))
+            res["wide"] = {"versions": WIDE_VERSIONS, "build_s": bt, "cold": measure_wide(path, runs)}
+        print("registration throughput...", file=sys.stderr, flush=True)
+        res["register"] = measure_register(workdir, 100 if args.quick else 500, runs)
+        print("promotion under contention...", file=sys.stderr, flush=True)
+        res["promote"] = measure_promote(workdir, [1, 4, 16], 10 if args.quick else 25)
+        print("hashing...", file=sys.stderr, flush=True)
+        res["hash"] = measure_hash(workdir, hash_bytes)
+    finally:
+        if not args.keep and not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    res["targets"] = targets(res)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print(report(res))
+    print(f"\nJSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,594 @@
+"""Torture the registry and print what was tried and what was lost (must be nothing).
+
+    python -m tests.torture [--quick|--long] [--seed N] [--only crash,faults,concurrency,corruption,fuzz]
+
+SIGKILL is not power loss: a killed process's writes already handed to the kernel stay in
+the page cache and reach the disk later, so the crash loop proves the *ordering* and
+*atomicity* of modelreg's writes (temp file + rename, object -> ref -> event, one
+``write`` per log line, locks released by the kernel), not their durability. The fsync
+discipline (file fsync before rename, directory fsync after, log fsync before the
+command returns) is what is meant to carry the same guarantee across a power cut: a
+command that returned has its effects on stable storage, and one cut short leaves the
+old or the new state. Simulating that needs a VM or dm-log-writes, which this does not do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from modelreg.cli import main as cli_main  # noqa: E402
+from modelreg.errors import ModelregError  # noqa: E402
+from modelreg.fsck import fsck  # noqa: E402
+from modelreg.registry import Registry  # noqa: E402
+
+POWER_NOTE = (
+    "note: SIGKILL does not simulate power loss (the page cache survives the process); the crash loop\n"
+    "proves write ordering and atomicity. fsync (file before rename, directory after, log line before\n"
+    "returning) is what is meant to make a returned command survive a power cut; not simulated here."
+)
+
+
+@dataclass
+class Figures:
+    ops_attempted: int = 0
+    ops_acknowledged: int = 0
+    kills: int = 0
+    faults_injected: int = 0
+    fault_escapes: Counter = field(default_factory=Counter)
+    corruptions_injected: int = 0
+    corruptions_detected: int = 0
+    inputs_fuzzed: int = 0
+    fuzz_exits: Counter = field(default_factory=Counter)
+    losses: list[str] = field(default_factory=list)
+
+    def lose(self, what: str) -> None:
+        self.losses.append(what)
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("MODELREG_UNSAFE_NO_FSYNC", None)
+    env["MODELREG_ACTOR"] = "torture"
+    return env
+
+
+def fsck_errors(reg_dir: Path) -> list[str]:
+    rep = fsck(Registry(reg_dir))
+    return [f"{p.path}: {p.message}" for p in rep.errors]
+
+
+def raw_event_ids(reg_dir: Path) -> Counter:
+    """How many times each event id occurs in the raw log lines (duplicates count)."""
+    ids: Counter = Counter()
+    logs = reg_dir / "logs"
+    for name in os.listdir(logs) if logs.is_dir() else []:
+        for line in (logs / name).read_bytes().split(b"\n"):
+            try:
+                ids[json.loads(line)["id"]] += 1
+            except (ValueError, KeyError, TypeError):
+                pass
+    return ids
+
+
+def read_acks(path: Path) -> list[dict[str, Any]]:
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass  # an ack line torn by the kill was never acknowledged
+    return out
+
+
+def init_registry(base: Path) -> Registry:
+    """A fresh registry whose policy lets any version go to any stage (demotion stays on).
+
+    The torture is about the write paths; the promotion rules have their own tests.
+    """
+    Registry.init(base)
+    cfg = base / ".modelreg" / "config.yaml"
+    cfg.write_text(cfg.read_text() + "policy:\n  require_previous_stage: {}\n")
+    return Registry.open(base)
+
+
+def new_registry(base: Path) -> Path:
+    shutil.rmtree(base, ignore_errors=True)
+    reg = init_registry(base)
+    reg.register("alpha", "0.1", actor="torture")
+    reg.register("beta", "0.1", actor="torture")
+    return reg.path
+
+
+# ------------------------------------------------------------------ crash loop
+def crash_loop(work: Path, kills: int, rnd: random.Random, fig: Figures, max_delay: float) -> None:
+    reg_dir = new_registry(work / "crash")
+    acks = work / "crash-acks.jsonl"
+    acks.unlink(missing_ok=True)
+    env = child_env()
+    env["MODELREG_LOCK_TIMEOUT"] = "5"
+    for k in range(kills):
+        before = len(read_acks(acks))
+        p = subprocess.Popen([sys.executable, "-m", "tests.torture.child", str(reg_dir), str(acks), str(rnd.randrange(10**9))],
+                             env=env, cwd=ROOT, stderr=subprocess.PIPE)
+        time.sleep(rnd.uniform(0.12, max_delay))  # after interpreter start-up, somewhere inside the op loop
+        p.send_signal(signal.SIGKILL)
+        _, err = p.communicate()
+        fig.kills += 1
+        if p.returncode != -signal.SIGKILL:
+            fig.lose(f"crash loop: child exited {p.returncode} before the kill: {err.decode()[-300:]}")
+        done = read_acks(acks)
+        fig.ops_acknowledged += len(done) - before
+        fig.ops_attempted += len(done) - before + 1  # + the op cut short
+        for rec in done[before:]:
+            if rec["op"] == "error":
+                fig.lose(f"crash loop: child op failed after a previous kill: {rec['error']}")
+        errs = fsck_errors(reg_dir)
+        if errs:
+            fig.lose(f"crash loop kill {k}: fsck errors: {errs[:3]}")
+        ids = raw_event_ids(reg_dir)
+        for rec in done[before:]:
+            if rec.get("event") and ids[rec["event"]] != 1:
+                fig.lose(f"crash loop kill {k}: acknowledged {rec['op']} event {rec['event']} occurs {ids[rec['event']]} times")
+        # the next writer is not blocked by anything the killed child left behind
+        t0 = time.perf_counter()
+        try:
+            with _env("MODELREG_LOCK_TIMEOUT", "2"):
+                reg = Registry(reg_dir)
+                reg.register("alpha", f"probe.{k}", actor="torture-parent")
+                reg.promote(f"alpha@probe.{k}", "staging", actor="torture-parent")
+        except (ModelregError, OSError) as exc:
+            fig.lose(f"crash loop kill {k}: next writer failed: {exc!r}")
+        if time.perf_counter() - t0 > 2:
+            fig.lose(f"crash loop kill {k}: next writer took {time.perf_counter() - t0:.1f} s")
+    # every acknowledged event, from every round, is still there at the end
+    ids = raw_event_ids(reg_dir)
+    missing = [r for r in read_acks(acks) if r.get("event") and ids[r["event"]] != 1]
+    if missing:
+        fig.lose(f"crash loop: {len(missing)} acknowledged events missing or duplicated at the end")
+
+
+@contextlib.contextmanager
+def _env(key: str, value: str):
+    old = os.environ.get(key)
+    os.environ[key] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
+
+
+# -------------------------------------------------------------- fault injection
+FAULT_FUNCS = ("write", "fsync", "replace", "mkdir", "open")
+
+
+class Faults:
+    """Wrap os.<name>: count calls, and fail the Nth (once, or from then on) with EIO."""
+
+    def __init__(self, name: str | None = None, nth: int = 0, persistent: bool = False) -> None:
+        self.name, self.nth, self.persistent = name, nth, persistent
+        self.counts: Counter = Counter()
+        self.fired = 0
+        self.saved: dict[str, Any] = {}
+
+    def __enter__(self) -> Faults:
+        for fn in FAULT_FUNCS:
+            real = getattr(os, fn)
+            self.saved[fn] = real
+
+            def wrapper(*a: Any, __fn: str = fn, __real: Any = real, **kw: Any) -> Any:
+                self.counts[__fn] += 1
+                if __fn == self.name and (self.counts[__fn] == self.nth or (self.persistent and self.counts[__fn] > self.nth)):
+                    self.fired += 1
+                    raise OSError(errno.EIO, f"injected EIO in os.{__fn}")
+                return __real(*a, **kw)
+
+            setattr(os, fn, wrapper)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for fn, real in self.saved.items():
+            setattr(os, fn, real)
+
+
+def _fault_template(work: Path) -> Path:
+    base = work / "fault-template"
+    shutil.rmtree(base, ignore_errors=True)
+    reg = init_registry(base)
+    reg.register("m", "1.0", params={"lr": 0.1}, actor="t")
+    reg.register("m", "1.1", params={"lr": 0.2}, actor="t")
+    reg.promote("m@1.0", "production", actor="t")
+    return base
+
+
+OPS = {
+    # name: (library call, CLI argv, check(reg) -> "old" | "new" | None)
+    "register": (
+        lambda reg: reg.register("m", "2.0", params={"lr": 0.3}, actor="t"),
+        ["register", "m", "2.0", "-p", "lr=0.3", "--actor", "t"],
+        lambda reg: "new" if reg.refs.read_version("m", "2.0") else "old",
+    ),
+    "promote": (
+        lambda reg: reg.promote("m@1.1", "production", expect="1.0", actor="t"),
+        ["promote", "m@1.1", "production", "--expect", "1.0", "--actor", "t"],
+        lambda reg: {"1.0": "old", "1.1": "new"}.get(reg.resolve("m@production").version),
+    ),
+}
+
+
+def run_cli(argv: list[str]) -> tuple[int | None, str, str, BaseException | None]:
+    """Run modelreg.cli.main in-process; (exit code, stdout, stderr, exception that escaped main)."""
+    out, err = io.StringIO(), io.StringIO()
+    code: int | None = None
+    escaped: BaseException | None = None
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli_main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException as exc:  # noqa: BLE001 - anything here would be a traceback for a user
+            escaped = exc
+    return code, out.getvalue(), err.getvalue(), escaped
+
+
+def fault_injection(work: Path, fig: Figures) -> None:
+    template = _fault_template(work)
+    case = work / "fault-case"
+    for op_name, (lib_call, argv, check) in OPS.items():
+        for via in ("library", "cli"):
+            shutil.rmtree(case, ignore_errors=True)
+            shutil.copytree(template, case)
+            with Faults() as counter:
+                if via == "library":
+                    lib_call(Registry(case / ".modelreg"))
+                else:
+                    code, _, err, esc = run_cli(["-R", str(case / ".modelreg"), *argv])
+                    assert code == 0 and esc is None, (code, err, esc)
+            for fn in FAULT_FUNCS:
+                for nth in range(1, counter.counts[fn] + 1):
+                    for persistent in (False, True):
+                        shutil.rmtree(case, ignore_errors=True)
+                        shutil.copytree(template, case)
+                        label = f"{op_name} via {via}: os.{fn} call {nth} fails {'persistently' if persistent else 'once'}"
+                        reg_dir = case / ".modelreg"
+                        outcome = "ok"
+                        with Faults(fn, nth, persistent) as f:
+                            if via == "library":
+                                try:
+                                    lib_call(Registry(reg_dir))
+                                except ModelregError:
+                                    outcome = "ModelregError"
+                                except OSError:
+                                    outcome = "raw OSError (library)"
+                                except BaseException as exc:  # noqa: BLE001
+                                    outcome = f"other {type(exc).__name__}"
+                            else:
+                                code, _, err, esc = run_cli(["-R", str(reg_dir), *argv])
+                                if esc is not None:
+                                    outcome = f"CLI: {type(esc).__name__} escaped main() (a traceback)"
+                                elif "Traceback" in err or code is None or not 0 <= code <= 7:
+                                    outcome = f"CLI: exit {code}, traceback in stderr"
+                                elif code != 0:
+                                    lines = [x for x in err.splitlines() if x.strip()]
+                                    outcome = f"CLI exit {code}" if len(lines) == 1 else f"CLI: {len(lines)}-line error"
+                        if not f.fired:
+                            continue
+                        fig.faults_injected += 1
+                        fig.fault_escapes[outcome] += 1
+                        if outcome.startswith(("CLI:", "other")):
+                            fig.lose(f"{label}: {outcome}")
+                        errs = fsck_errors(reg_dir)
+                        if errs:
+                            fig.lose(f"{label}: fsck errors {errs[:3]}")
+                        try:
+                            state = check(Registry(reg_dir))
+                        except ModelregError as exc:
+                            state = f"unreadable ({exc.message})"
+                        if state not in ("old", "new"):
+                            fig.lose(f"{label}: registry is in neither the old nor the new state: {state}")
+                        elif outcome == "ok" and state != "new":
+                            fig.lose(f"{label}: reported success but the registry holds the old state")
+
+
+# ----------------------------------------------------------------- concurrency
+def concurrency(work: Path, procs: int, ops: int, rnd: random.Random, fig: Figures) -> None:
+    reg_dir = new_registry(work / "concurrency")
+    env = child_env()
+    env["MODELREG_LOCK_TIMEOUT"] = "60"
+    ackfiles = [work / f"conc-acks-{i}.jsonl" for i in range(procs)]
+    for a in ackfiles:
+        a.unlink(missing_ok=True)
+    ps = [subprocess.Popen([sys.executable, "-m", "tests.torture.child", str(reg_dir), str(a), str(rnd.randrange(10**9)),
+                            str(ops)], env=env, cwd=ROOT, stderr=subprocess.PIPE) for a in ackfiles]
+    for p in ps:
+        _, err = p.communicate()
+        if p.returncode:
+            fig.lose(f"concurrency: worker exited {p.returncode}: {err.decode()[-300:]}")
+    acks = [r for a in ackfiles for r in read_acks(a)]
+    fig.ops_attempted += procs * ops
+    fig.ops_acknowledged += len(acks)
+    if len(acks) != procs * ops:
+        fig.lose(f"concurrency: {len(acks)} acknowledgements for {procs * ops} operations")
+    for r in acks:
+        if r["op"] == "error":
+            fig.lose(f"concurrency: {r['error']}")
+    errs = fsck_errors(reg_dir)
+    if errs:
+        fig.lose(f"concurrency: fsck errors {errs[:3]}")
+    ids = raw_event_ids(reg_dir)
+    for r in acks:
+        if r.get("event") and ids[r["event"]] != 1:
+            fig.lose(f"concurrency: acknowledged {r['op']} event {r['event']} occurs {ids[r['event']]} times")
+    reg = Registry(reg_dir)
+    for model in ("alpha", "beta"):
+        events = reg.events(model)
+        for action in ("promote", "rollback"):
+            moved = sum(1 for r in acks if r["op"] == action and r["model"] == model and r["changed"])
+            logged = sum(1 for e in events if e.action == action)
+            if moved != logged:
+                fig.lose(f"concurrency: {model}: {moved} successful {action}s acknowledged, {logged} {action} events")
+        for stage in ("staging", "production"):
+            moves = [e for e in events if e.stage == stage and e.action in ("promote", "rollback", "demote")]
+            held = reg.refs.read_stage(model, stage)
+            if moves and moves[-1].to != held:
+                fig.lose(f"concurrency: {model}@{stage} holds {held}, the last logged move says {moves[-1].to}")
+
+
+# ------------------------------------------------------------------ corruption
+def corruption(work: Path, fig: Figures) -> None:
+    template = _fault_template(work)
+    case = work / "corrupt-case"
+
+    def fresh() -> tuple[Path, Registry]:
+        shutil.rmtree(case, ignore_errors=True)
+        shutil.copytree(template, case)
+        reg = Registry(case / ".modelreg")
+        return reg.path, reg
+
+    def prod_object(reg: Registry) -> Path:
+        return reg.objects.path(reg.refs.read_stage("m", "production"))
+
+    def flip(reg: Registry) -> str:
+        p = prod_object(reg)
+        data = bytearray(p.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        p.write_bytes(bytes(data))
+        return str(p.relative_to(reg.path))
+
+    def truncate_ref(reg: Registry) -> str:
+        p = reg.refs.stage_path("m", "production")
+        p.write_bytes(p.read_bytes()[:30])
+        return "refs/m/production"
+
+    def symlink(reg: Registry) -> str:
+        p = reg.refs.version_path("m", "1.1")
+        target = work / "elsewhere"
+        target.write_bytes(p.read_bytes())
+        p.unlink()
+        p.symlink_to(target)
+        return "versions/m/1.1"
+
+    def half_line(reg: Registry) -> str:
+        p = reg.logs_dir / "m.jsonl"
+        last = p.read_bytes().rstrip(b"\n").split(b"\n")[-1]
+        with open(p, "ab") as f:
+            f.write(last[: len(last) // 2])
+        return "logs/m.jsonl"
+
+    def delete_object(reg: Registry) -> str:
+        prod_object(reg).unlink()
+        return "refs/m/production"
+
+    cases = {
+        "flip a byte in an object": (flip, True),
+        "truncate a ref": (truncate_ref, True),
+        "replace a file with a symlink": (symlink, False),
+        "append half a log line": (half_line, False),
+        "delete an object a ref points to": (delete_object, False),
+    }
+    for what, (do, reading_refuses) in cases.items():
+        reg_dir, reg = fresh()
+        named = do(reg)
+        fig.corruptions_injected += 1
+        rep = fsck(Registry(reg_dir))
+        hit = [p for p in rep.errors if p.path == named]
+        code, _, err, esc = run_cli(["-R", str(reg_dir), "fsck"])
+        if hit and code == 6:
+            fig.corruptions_detected += 1
+        else:
+            fig.lose(f"corruption '{what}': fsck did not name {named} as an error (exit {code}): "
+                     f"{[p.to_dict() for p in rep.problems][:3]}")
+        if reading_refuses:
+            for argv in (["show", "m@production"], ["resolve", "m@production"]):
+                code, out, err, esc = run_cli(["-R", str(reg_dir), *argv])
+                if code != 6 or esc is not None:
+                    fig.lose(f"corruption '{what}': {' '.join(argv)} exited {code} ({err.strip()[:200]}), expected 6")
+
+
+# ------------------------------------------------------------------- fuzzing
+def fuzz(work: Path, examples: int, fig: Figures) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    template = _fault_template(work)
+    work = work / "fuzz-root"  # everything the fuzzer may see; its snapshot stays small
+    shutil.rmtree(work, ignore_errors=True)
+    project = work / "fuzz"
+    shutil.copytree(template, project)
+    reg_dir = project / ".modelreg"
+    manifest_file = work / "fuzz-manifest.yaml"
+
+    def snapshot(root: Path, skip_locks: bool = True) -> dict[str, bytes]:
+        out = {}
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel = os.path.relpath(dirpath, root)
+            if skip_locks and rel.split(os.sep)[0] == "locks":
+                continue
+            for n in filenames:
+                p = os.path.join(dirpath, n)
+                out[os.path.relpath(p, root)] = b"<link>" if os.path.islink(p) else open(p, "rb").read()
+        return out
+
+    outside_before = {k for k in snapshot(work, False) if not k.startswith("fuzz" + os.sep + ".modelreg")}
+
+    def check(argv: list[str]) -> None:
+        fig.inputs_fuzzed += 1
+        before = snapshot(reg_dir)
+        code, out, err, esc = run_cli(["-R", str(reg_dir), *argv])
+        fig.fuzz_exits[code] += 1
+        label = f"fuzz {argv!r:.300}"
+        if esc is not None:
+            fig.lose(f"{label}: {type(esc).__name__} escaped main(): {esc!r:.200}")
+            return
+        if code is None or not 0 <= code <= 7 or "Traceback" in err:
+            fig.lose(f"{label}: exit {code}, stderr {err[-300:]!r}")
+        if code != 0 and snapshot(reg_dir) != before:
+            fig.lose(f"{label}: refused (exit {code}) but .modelreg changed")
+        outside = {k for k in snapshot(work, False) if not k.startswith("fuzz" + os.sep + ".modelreg")}
+        if outside - outside_before - {manifest_file.name}:
+            fig.lose(f"{label}: wrote outside .modelreg: {sorted(outside - outside_before)[:3]}")
+
+    text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=80)
+    namey = st.one_of(text, st.from_regex(r"[a-zA-Z0-9._+@:/-]{0,70}", fullmatch=True))
+    pairs = st.lists(st.one_of(text, st.builds(lambda k, v: f"{k}={v}", namey, text)), max_size=4)
+    cfg = settings(max_examples=examples, deadline=None, database=None,
+                   suppress_health_check=list(HealthCheck))
+
+    @cfg
+    @given(namey, namey, pairs, pairs)
+    def register_names(name: str, version: str, params: list[str], meta: list[str]) -> None:
+        argv = ["register", name, version, "--actor", "fuzz"]
+        for p in params:
+            argv += ["-p", p]
+        for m in meta:
+            argv += ["-m", m]
+        check(argv)
+
+    @cfg
+    @given(namey, st.sampled_from(["resolve", "show", "promote", "archive", "log", "ls", "diff"]), namey)
+    def references(ref: str, cmd: str, other: str) -> None:
+        argv = {"promote": ["promote", ref, other, "--actor", "fuzz"], "archive": ["archive", ref, "--actor", "fuzz"],
+                "log": ["log", ref], "ls": ["ls", ref], "diff": ["diff", ref, other]}.get(cmd, [cmd, ref])
+        check(argv)
+
+    nasty = [
+            b"name: m\nversion: 9.0\nname: x\n",  # duplicate key
+            b"a: &a [x, x, x]\nb: &b [*a, *a, *a]\nc: &c [*b, *b, *b]\nd: [*c, *c, *c]\n",  # alias bomb
+            b"name: m\nversion: 9.1\n<<: {description: merged}\n",  # merge key
+            b"\xff\xfe\x00name: m\n",  # not UTF-8
+            b"name: m\nversion: 9.2\ndescription: " + b"x" * (1 << 20) + b"\n",  # over the size cap
+            b"name: m\nversion: 9.3\nparams: " + b"[" * 5000 + b"]" * 5000 + b"\n",  # deep nesting
+            b"!!python/object/apply:os.system ['echo pwned']\n",
+            b"name: m\nversion: 9.4\nartifacts:\n- role: x\n  uri: ../../../etc/passwd\n",
+            b"- just\n- a list\n",
+    ]
+    yaml_docs = st.one_of(
+        st.binary(max_size=300),
+        text.map(str.encode),
+        st.builds(lambda n, v, extra: f"name: {n}\nversion: {v}\n{extra}".encode(), namey, namey, text),
+        st.sampled_from(nasty),
+    )
+
+    @cfg
+    @given(yaml_docs)
+    def from_file(doc: bytes) -> None:
+        manifest_file.write_bytes(doc)
+        check(["register", "--from-file", str(manifest_file), "--actor", "fuzz"])
+
+    for fn in (register_names, references, from_file):
+        fn()
+    for doc in nasty:  # every hand-written case at least once, whatever hypothesis drew
+        manifest_file.write_bytes(doc)
+        check(["register", "--from-file", str(manifest_file), "--actor", "fuzz"])
+    errs = fsck_errors(reg_dir)
+    if errs:
+        fig.lose(f"fuzz: fsck errors afterwards {errs[:3]}")
+
+
+# ---------------------------------------------------------------------- main
+MODES = {
+    "quick": dict(kills=30, max_delay=0.5, procs=4, ops=25, fuzz=60),
+    "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200),
+    "long": dict(kills=300, max_delay=1.0, procs=16, ops=100, fuzz=1000),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.torture", description=__doc__.split("\n\n")[0])
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="CI mode: 30 kills, 4 processes, small fuzz budget")
+    g.add_argument("--long", action="store_true", help="300 kills, 16 processes, 1000 examples per fuzz target")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--only", default="crash,faults,concurrency,corruption,fuzz")
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args(argv)
+    mode = MODES["quick" if args.quick else "long" if args.long else "default"]
+    seed = args.seed if args.seed is not None else random.randrange(10**6)
+    rnd = random.Random(seed)
+    only = set(args.only.split(","))
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-torture-"))
+    work.mkdir(parents=True, exist_ok=True)
+    fig = Figures()
+    t0 = time.perf_counter()
+    timings = {}
+    try:
+        for name, fn in (
+            ("crash", lambda: crash_loop(work, mode["kills"], rnd, fig, mode["max_delay"])),
+            ("faults", lambda: fault_injection(work, fig)),
+            ("concurrency", lambda: concurrency(work, mode["procs"], mode["ops"], rnd, fig)),
+            ("corruption", lambda: corruption(work, fig)),
+            ("fuzz", lambda: fuzz(work, mode["fuzz"], fig)),
+        ):
+            if name in only:
+                t = time.perf_counter()
+                fn()
+                timings[name] = time.perf_counter() - t
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"modelreg torture ({'quick' if args.quick else 'long' if args.long else 'default'}, seed {seed}, "
+          f"{time.perf_counter() - t0:.1f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ")")
+    print(f"  operations attempted      {fig.ops_attempted}")
+    print(f"  operations acknowledged   {fig.ops_acknowledged}")
+    print(f"  kills (SIGKILL)           {fig.kills}")
+    print(f"  faults injected           {fig.faults_injected}")
+    for outcome, n in sorted(fig.fault_escapes.items()):
+        print(f"    surfaced as {outcome:<28} {n}")
+    print(f"  corruptions injected      {fig.corruptions_injected}")
+    print(f"  corruptions detected      {fig.corruptions_detected}")
+    print(f"  inputs fuzzed             {fig.inputs_fuzzed}"
+          + (f"  (exit codes: {', '.join(f'{k}: {v}' for k, v in sorted(fig.fuzz_exits.items(), key=str))})"
+             if fig.fuzz_exits else ""))
+    print(f"  losses found              {len(fig.losses)}")
+    for loss in fig.losses[:50]:
+        print(f"    LOSS: {loss}")
+    print(POWER_NOTE)
+    return 1 if fig.losses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
