@@ -61,6 +61,19 @@ def reg(project: Path) -> Registry:
 CliResult = tuple[int, str, str]
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> CliResult:
+    """Run ``modelreg ARGS`` in-process in the current directory; return (exit code, stdout, stderr)."""
+    capsys.readouterr()  # drop anything printed before
+    try:
+        cli_mod.main([str(a) for a in args])
+        code: int = 0
+    except SystemExit as exc:
+        c = exc.code
+        code = 0 if c is None else (c if isinstance(c, int) else 1)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture
 def cli(project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
     """Run ``modelreg ARGS`` in-process; return (exit code, stdout, stderr)."""

@@ -6,23 +6,15 @@ import hashlib
 import json
 
 import pytest
+from conftest import run_cli
 
 from modelreg import canonical
-from modelreg.cli import main
 from modelreg.discovery import fingerprint
 from modelreg.errors import Conflict, UsageError
 from modelreg.registry import Registry
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli  # run(capsys, *args) -> (exit code, stdout, stderr)
 
 
 @pytest.fixture

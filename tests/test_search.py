@@ -5,23 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import relax_policy
+from conftest import relax_policy, run_cli
 
 from modelreg import discovery
-from modelreg.cli import main
 from modelreg.discovery import SearchRecord
 from modelreg.registry import Registry
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli  # run(capsys, *args) -> (exit code, stdout, stderr)
 
 
 def found(capsys, *args: str) -> list[str]:
