@@ -149,12 +149,21 @@ def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
 # ----------------------------------------------------------------- commands
 @command("init")
 def init_cmd(
-    path: Annotated[str, typer.Argument(help="Project directory to create .modelreg/ in.")] = ".",
+    path: Annotated[
+        str | None,
+        typer.Argument(help="Project directory to create .modelreg/ in (default: --registry, MODELREG_DIR, or .)."),
+    ] = None,
 ) -> None:
     """Create a registry (.modelreg/) in PATH."""
     from .registry import Registry
 
-    existed = os.path.isfile(os.path.join(path, ".modelreg", "config.yaml"))
+    given = _state["registry"] or os.environ.get("MODELREG_DIR") or None
+    if path is not None and given is not None:
+        raise UsageError("give the registry location once: PATH or --registry/MODELREG_DIR")
+    path = path or given or "."
+    existed = os.path.isfile(os.path.join(path, "config.yaml")) or os.path.isfile(
+        os.path.join(path, ".modelreg", "config.yaml")
+    )
     reg = Registry.init(path)
     note(f"{'Reinitialized existing' if existed else 'Initialized empty'} modelreg registry in {reg.path}")
 
@@ -265,7 +274,8 @@ def promote_cmd(
 
     reg = open_registry()
     try:
-        move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor, force=force)
+        cas = {} if expect is None else {"expect": expect}
+        move = reg.promote(ref, stage, reason=reason, actor=actor, force=force, **cas)
     except PolicyRefused as exc:
         if exc.report is not None:
             if as_json:

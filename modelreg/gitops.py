@@ -326,7 +326,7 @@ def promote_and_push(
     Conflict (exit 4) if the stage does not hold ``expect`` here, or if, after rebasing onto
     the remote, the stage no longer holds what this clone set (someone else moved it).
     """
-    move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor)
+    move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor)  # expect None: stage must be empty
     result = sync(reg, push=True, remote=remote, branch=branch, attempts=attempts, message=message)
     now = reg.refs.read_stage(move.name, stage)
     if now != move.to.digest:

@@ -607,6 +607,9 @@ class Registry:
     ) -> Move:
         """Point ``stage`` of the model at the version ``ref``; ``expect`` is a compare-and-swap on the old value.
 
+        ``expect`` is a version name, a ``sha256:`` digest (prefix), or ``None``/``"none"`` for an
+        empty stage; leave it out to move the stage whatever it holds.
+
         Inside the model's lock, after the compare-and-swap, the policy's rules and gates for
         ``stage`` are evaluated: a failure raises PolicyRefused (with ``.report``) and changes
         nothing, unless ``force`` (which needs a ``reason``; the event records both and the
@@ -618,7 +621,10 @@ class Registry:
             raise UsageError("--force needs --reason: say why the policy is overridden (it is recorded)")
         target = self.resolve(ref)
         self._check_stage(stage)
-        want = _UNSET if expect is _UNSET or expect is None else self._expected_digest(target.name, expect)
+        if expect is _UNSET:
+            want = _UNSET
+        else:  # None, like "none", means the stage must be empty
+            want = None if expect is None else self._expected_digest(target.name, expect)
         who = resolve_actor(actor)
         policy = self.policy
         with self._locked(target.name):

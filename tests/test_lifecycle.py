@@ -418,3 +418,31 @@ def test_fsck_clean_after_lifecycle(cli, two_versions):
     rep = json.loads(out)
     assert rep["ok"] is True and rep["problems"] == []
     assert rep["counts"] == {"objects": 2, "versions": 2, "refs": 1, "events": 5}
+
+
+def test_init_honours_registry_option_and_env(tmp_path, monkeypatch, capsys):
+    from conftest import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MODELREG_DIR", raising=False)
+    assert run_cli(capsys, "--registry", "sub/.modelreg", "init")[0] == 0
+    assert (tmp_path / "sub" / ".modelreg" / "config.yaml").is_file()
+    assert not (tmp_path / ".modelreg").exists()
+    monkeypatch.setenv("MODELREG_DIR", str(tmp_path / "env"))
+    assert run_cli(capsys, "init")[0] == 0
+    assert (tmp_path / "env" / ".modelreg" / "config.yaml").is_file()
+    code, _, err = run_cli(capsys, "init", "other")
+    assert code == 2 and err.startswith("modelreg: error:") and not (tmp_path / "other").exists()
+
+
+def test_library_expect_none_means_empty_stage(reg, make_artifact):
+    from modelreg.errors import Conflict
+
+    reg.register(MODEL, "1.0.0")
+    reg.register(MODEL, "2.0.0")
+    reg.promote(f"{MODEL}@1.0.0", "production", expect=None)  # empty: allowed
+    with pytest.raises(Conflict):
+        reg.promote(f"{MODEL}@2.0.0", "production", expect=None)  # no longer empty
+    assert reg.resolve(f"{MODEL}@production").version == "1.0.0"
+    reg.promote(f"{MODEL}@2.0.0", "production")  # no expect: no compare
+    assert reg.resolve(f"{MODEL}@production").version == "2.0.0"
