@@ -42,6 +42,14 @@ def relax_policy(project: Path) -> None:
 
 
 @pytest.fixture
+def bare_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty directory as the cwd, with MODELREG_ACTOR=tester (no registry yet)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MODELREG_ACTOR", "tester")
+    return tmp_path
+
+
+@pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project directory (the cwd) holding an initialized ``.modelreg`` registry."""
     proj = tmp_path / "proj"
@@ -79,19 +87,11 @@ def cli(project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.M
     """Run ``modelreg ARGS`` in-process; return (exit code, stdout, stderr)."""
 
     def run(*args: str, input: str | None = None) -> CliResult:
-        capsys.readouterr()  # drop anything printed before
         if input is not None:
             import io
 
             monkeypatch.setattr(sys, "stdin", io.StringIO(input))
-        try:
-            cli_mod.main([str(a) for a in args])
-            code: int = 0
-        except SystemExit as exc:
-            c = exc.code
-            code = 0 if c is None else (c if isinstance(c, int) else 1)
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(capsys, *args)
 
     return run
 

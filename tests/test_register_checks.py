@@ -18,11 +18,8 @@ run = run_cli  # run(capsys, *args) -> (exit code, stdout, stderr)
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MODELREG_ACTOR", "tester")
-    monkeypatch.delenv("MODELREG_DIR", raising=False)
-    return tmp_path
+def project(bare_project):
+    return bare_project
 
 
 @pytest.fixture
