@@ -38,8 +38,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 metrics_app = typer.Typer(name="metrics", help="Record and show evaluation metrics by suite.", no_args_is_help=True)
 policy_app = typer.Typer(name="policy", help="Inspect the promotion policy of config.yaml.", no_args_is_help=True)
+import_app = typer.Typer(
+    name="import", help="Bring another registry's versions and history into modelreg (GTO, MLflow).",
+    no_args_is_help=True,
+)
 app.add_typer(metrics_app)
 app.add_typer(policy_app)
+app.add_typer(import_app)
 
 
 def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Callable[[F], F]:
@@ -919,6 +924,100 @@ def licenses_cmd(as_json: JsonOpt = False) -> None:
         return
     for lic in LICENSES.values():
         typer.echo(f"{lic.id:<22} {lic.category:<16} {lic.name}")
+
+
+# ------------------------------------------------------------------ importers
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be imported; write nothing.")]
+StageMapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--stage-map", help="SOURCE=STAGE: map a source stage or alias to a modelreg stage "
+                                     "(or 'archived', or 'none' to skip it); repeatable."),
+]
+
+
+def _count_progress() -> Any:
+    """A progress bar factory for long imports (many steps) when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def factory(label: str, total: int) -> Callable[[int], None] | None:
+        if total < 50:
+            return None
+        from .render import count_bar
+
+        return count_bar(label, total)
+
+    return factory
+
+
+def _print_import(result: Any, as_json: bool) -> None:
+    for w in result.warnings:
+        note(f"modelreg: warning: {w}")
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    from .render import event_text
+
+    if result.dry_run:
+        for m in result.models:
+            for e in m.events:
+                typer.echo(event_text(e))
+    verb = "would import" if result.dry_run else "imported"
+    for m in result.models:
+        if m.events:
+            note(f"{m.name}: {verb} {len(m.versions)} new version(s), {len(m.events)} event(s)"
+                 + (f" (from {m.source_name})" if m.source_name != m.name else ""))
+    if result.stages_added:
+        note(f"config.yaml: {'would add' if result.dry_run else 'added'} stage(s) {', '.join(result.stages_added)}")
+    if not result.changed:
+        note(f"nothing new to import from {result.source}")
+
+
+@command("gto", group=import_app)
+def import_gto_cmd(
+    repo: Annotated[str, typer.Option("--repo", help="The git repository GTO keeps its registry in.")] = ".",
+    dry_run: DryRunOpt = False,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Record remote artifact URIs as given, without contacting the store.")
+    ] = False,
+    stage_map: StageMapOpt = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import GTO's artifacts, versions and stage history (git tags, artifacts.yaml) from a git repository."""
+    from .importers import gto
+
+    result = gto.import_repo(open_registry(), repo, check=not no_check, dry_run=dry_run, stage_map=stage_map,
+                             actor=actor, progress=_count_progress())
+    _print_import(result, as_json)
+
+
+@command("mlflow", group=import_app)
+def import_mlflow_cmd(
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow tracking server URL (default: MLFLOW_TRACKING_URI).")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Registered model to import (repeatable; default: all).")
+    ] = None,
+    stage_map: StageMapOpt = None,
+    metrics_suite: Annotated[
+        str, typer.Option("--metrics-suite", help="Suite that receives the source run's metrics.")
+    ] = "mlflow",
+    dry_run: DryRunOpt = False,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import registered models, versions, aliases, stages and run metrics from an MLflow tracking server."""
+    from .importers import mlflow
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+    if not uri:
+        raise UsageError("give --tracking-uri URL (or set MLFLOW_TRACKING_URI)")
+    result = mlflow.import_registry(open_registry(), uri, models=model or None, stage_map=stage_map,
+                                    metrics_suite=metrics_suite, dry_run=dry_run, actor=actor,
+                                    progress=_count_progress())
+    _print_import(result, as_json)
 
 
 def _command_name(argv: list[str]) -> str | None:

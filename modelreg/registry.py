@@ -27,6 +27,7 @@ from .store import ObjectStore
 if TYPE_CHECKING:  # imported where used: fsspec-facing and policy code stay off the read path
     from . import policy as policy_mod
     from .artifacts import FetchReport, ProgressFactory
+    from .history import HistoryWriter
     from .policy import GateReport
     from .uris import VerifyResult
 
@@ -782,6 +783,20 @@ class Registry:
             Event("unarchive" if undo else "archive", target.name, who, version=target.version,
                   to=target.digest, reason=reason, data={**({"forced": True} if force else {}), **(data or {})})
         )
+
+    # ------------------------------------------------------------ history import
+    @contextmanager
+    def history(self, name: str, *, dry_run: bool = False) -> Iterator[HistoryWriter]:
+        """A :class:`history.HistoryWriter` for events of ``name`` that happened elsewhere (imports):
+        original time and actor, written in the usual order (object -> entry/ref -> event) while
+        this holds the model's lock. No policy applies: the history already happened."""
+        from .history import HistoryWriter
+
+        if dry_run:
+            yield HistoryWriter(self, check_model(name), dry_run=True)
+            return
+        with self._locked(name):
+            yield HistoryWriter(self, name)
 
     # ------------------------------------------------------------ annotations
     def _annotate(self, ref: str, action: str, data: dict[str, Any], actor: str | None) -> Event:

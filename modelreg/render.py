@@ -200,6 +200,27 @@ def progress_bar(label: str, total: int) -> Callable[[int], None]:
     return advance
 
 
+def count_bar(label: str, total: int) -> Callable[[int], None]:
+    """A rich progress bar on stderr counting steps (N/TOTAL); returns the per-step callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    task = progress.add_task(label[-40:], total=total)
+    progress.start()
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        progress.update(task, advance=n)
+        if done[0] >= total:
+            progress.stop()
+
+    advance.close = progress.stop  # type: ignore[attr-defined]
+    return advance
+
+
 def verify_table(reports: list[Any]) -> None:
     """Print one row per artifact of each verified version: role, status, size and hash checked."""
     from rich.markup import escape
