@@ -92,3 +92,87 @@ def http_server(tmp_path_factory):
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+# --------------------------------------------------------------------------- MLflow
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the server gets SIGTERM if the test process dies without tearing it down."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """URL of a real ``mlflow server`` on 127.0.0.1 (sqlite backend in a temp dir), started once per
+    session on first use and stopped at the end (or when this process dies).
+
+    Tests share it: each uses its own registered-model names and imports them with --model.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from importtools import require_mlflow_client, require_tool
+
+    exe = require_tool("mlflow")
+    require_mlflow_client()
+    base = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(HOME=str(base), MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", PYTHONWARNINGS="ignore")
+    log = open(base / "server.log", "wb")
+    cmd = [exe, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}", "--artifacts-destination", str(base / "artifacts")]
+    proc = subprocess.Popen(cmd, cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    url = f"http://127.0.0.1:{port}"
+
+    def stop() -> None:
+        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        log.close()
+
+    started = time.monotonic()
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited {proc.returncode}: "
+                                   + (base / "server.log").read_text(errors="replace")[-2000:])
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() - started > 180:
+                raise RuntimeError("mlflow server did not answer /health within 180 s: "
+                                   + (base / "server.log").read_text(errors="replace")[-2000:])
+            time.sleep(0.3)
+    except BaseException:
+        stop()
+        raise
+    print(f"\nmlflow server up in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    yield url
+    stop()
