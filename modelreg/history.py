@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +64,11 @@ class HistoryWriter:
 
     With ``dry_run`` nothing is written; the events are built and the writer's view of the
     model changes as if they had been.
+
+    Inside :meth:`batch` the writes of one source event are held back and made together when
+    the batch ends, each event marked ``data.import.batch``, the last one also
+    ``data.import.last``: a batch without its last event was cut short (a crash), which is
+    how :meth:`complete` tells a caller what to apply again (every method here is idempotent).
     """
 
     def __init__(self, reg: Registry, name: str, *, dry_run: bool = False) -> None:
@@ -80,6 +87,52 @@ class HistoryWriter:
         self.last: tuple[str, str] = (events[-1].time, events[-1].id) if events else ("", "")
         self.events: list[Event] = []
         self.objects: set[str] = set()  # digests this writer stored (dry run: would store)
+        self.skipped: list[str] = []  # changes the caller asked for and left out, said why
+        self._pending: list[Callable[[], None] | Event] | None = None
+        self._batch: str | None = None
+
+    # ------------------------------------------------------------------ batches
+    @contextmanager
+    def batch(self) -> Iterator[list[Event]]:
+        """Hold back the writes of one source event; make them when the block ends (not on an error).
+
+        Yields the list the batch's events are appended to as they are written.
+        """
+        assert self._pending is None, "batches do not nest"
+        self._pending, self._batch = [], os.urandom(6).hex()
+        written: list[Event] = []
+        try:
+            yield written
+            pending = self._pending
+        finally:
+            self._pending, self._batch = None, None
+        events = [i for i, op in enumerate(pending) if isinstance(op, Event)]
+        if events:
+            last = pending[events[-1]]
+            assert isinstance(last, Event)
+            pending[events[-1]] = replace(last, data={**last.data, "import": {**last.data["import"], "last": True}})
+            if self.events and self.events[-1].id == last.id:
+                self.events[-1] = pending[events[-1]]  # type: ignore[assignment]
+        for op in pending:
+            if isinstance(op, Event):
+                if not self.dry_run:
+                    self.reg._record(op)
+                written.append(op)
+            elif not self.dry_run:
+                op()
+
+    def complete(self, events: list[Event]) -> list[Event]:
+        """``events`` (of this model's log) less those of batches that were cut short."""
+        done = {(e.data.get("import") or {}).get("batch") for e in events
+                if (e.data.get("import") or {}).get("last")}
+        return [e for e in events if (e.data.get("import") or {}).get("batch") in done
+                or not (e.data.get("import") or {}).get("batch")]
+
+    def _do(self, op: Callable[[], None]) -> None:
+        if self._pending is not None:
+            self._pending.append(op)
+        elif not self.dry_run:
+            op()
 
     # ------------------------------------------------------------------ helpers
     def version_of(self, digest: str | None) -> str | None:
@@ -111,9 +164,13 @@ class HistoryWriter:
         if time == self.last[0] and self.last[1]:
             ns = max(ns, int(self.last[1][:16], 16) + 1)
         eid = f"{ns:016x}{os.urandom(4).hex()}"
+        if self._batch:
+            source["batch"] = self._batch
         event = Event(action, self.name, origin.actor, version=version, stage=stage, from_=from_, to=to,
                       reason=origin.reason, data={**(data or {}), "import": source}, id=eid, time=time)
-        if not self.dry_run:
+        if self._pending is not None:
+            self._pending.append(event)
+        elif not self.dry_run:
             self.reg._record(event)
         self.last = (time, eid)
         self.events.append(event)
@@ -138,10 +195,13 @@ class HistoryWriter:
         if existing is not None and existing != digest:
             raise Conflict(f"{self.name}@{version} is already registered with other content ({existing[:19]})")
         if existing is None:
-            if not self.dry_run:
-                self.reg.refs.check_new_version(self.name, version)
+            self.reg.refs.check_new_version(self.name, version)
+
+            def write() -> None:
                 self.reg.objects.put(data)
                 self.reg.refs.add_version(self.name, version, digest)
+
+            self._do(write)
             self.objects.add(digest)
             self.versions[version] = digest
         elif version in self.registered:
@@ -159,7 +219,8 @@ class HistoryWriter:
         check_stage(stage)
         target = None if version is None else self._digest(version)
         current = self.stages.get(stage)
-        if only_if is not ...:
+        lost = current == target and self.logged_moves.get(stage) != target  # moved, but a crash lost the event
+        if only_if is not ... and not lost:
             if current != (None if only_if is None else self.versions.get(only_if)):  # type: ignore[arg-type]
                 return None
         if target is not None and version in self.archived:
@@ -168,8 +229,9 @@ class HistoryWriter:
             if self.logged_moves.get(stage) == target:
                 return None
             current = self.logged_moves.get(stage)  # the ref moved but a crash lost the event: log it now
-        elif not self.dry_run:
-            self.reg.refs.set_stage_if_equals(self.name, stage, current, target)
+        else:
+            old = current
+            self._do(lambda: self.reg.refs.set_stage_if_equals(self.name, stage, old, target))
         if target is None:
             self.stages.pop(stage, None)
             action = "clear"

@@ -91,6 +91,10 @@ class Step:
             ev = w.register(self.manifest, self.origin)
         elif self.kind == "move":
             assert self.stage is not None
+            if self.version is not None and self.version in w.archived:
+                w.skipped.append(f"{w.name}@{self.version} is archived in modelreg, so it was not put in "
+                                 f"{self.stage} ({self.origin.reason})")
+                return []
             ev = w.move(self.stage, self.version, self.origin, only_if=self.only_if)
         elif self.kind in ("archive", "unarchive"):
             assert self.version is not None
@@ -107,12 +111,14 @@ class Step:
 
 def apply_group(w: HistoryWriter, steps: list[Step], note: Origin | None, *,
                 version: str | None = None, stage: str | None = None) -> list[Event]:
-    """Apply the steps of one source event; when none changed anything, record ``note`` instead
-    (so the log shows the source event and a later import knows it was seen)."""
-    out = [ev for s in steps for ev in s.apply(w)]
-    if not out and note is not None:
-        out.append(w.note(note, version=version if version in w.versions else None, stage=stage))
-    return out
+    """Apply the steps of one source event as one batch (see :meth:`HistoryWriter.batch`); when none
+    changed anything, record ``note`` instead (so the log shows the source event and a later import
+    knows it was seen). The events written."""
+    with w.batch() as written:
+        changed = [ev for s in steps for ev in s.apply(w)]
+        if not changed and note is not None:
+            w.note(note, version=version if version in w.versions else None, stage=stage)
+    return written
 
 
 @dataclass
@@ -175,8 +181,11 @@ def check_owner(w: HistoryWriter, source: str, what: str) -> None:
     histories of one model cannot be interleaved."""
     if not w.versions:
         return
+    def ours(e: Event) -> bool:
+        return (e.data.get("import") or {}).get("source") == source
+
     registers = [e for e in w.log_events if e.action == "register"]
-    if registers and all((e.data.get("import") or {}).get("source") == source for e in registers):
+    if all(ours(e) for e in registers or w.log_events):  # no events at all: a first import cut short
         return
     raise Conflict(f"model {w.name} already exists in this registry and was not imported from {what}; "
                    f"its history cannot be merged with {what}'s (import into a fresh registry, or rename it there)")
@@ -209,6 +218,7 @@ def run(reg: Registry, result: ImportResult, plans: list[ModelPlan], stages: lis
                                           and e.version not in model.versions and e.to in w.objects)
                     if bar:
                         bar(1)
+                result.warnings.extend(w.skipped)
             result.models.append(model)
     finally:
         close = getattr(bar, "close", None)

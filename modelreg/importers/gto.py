@@ -441,7 +441,7 @@ def import_repo(
         for artifact in sorted(by_artifact):
             records, sim = replay(by_artifact[artifact])
             model = models[artifact]
-            known = reg.refs.versions(model) if reg.refs.version_names(model) else {}
+            known = _registered(reg, model)
             manifests: dict[str, dict[str, Any]] = {}
             indexes: dict[str, Any] = {}
             for v in sim.versions.values():
@@ -459,6 +459,14 @@ def import_repo(
     from .common import run
 
     return run(reg, result, plans, used, progress)
+
+
+def _registered(reg: Registry, model: str) -> set[str]:
+    """Versions of ``model`` with an entry and a register event (a crash may have left the entry only)."""
+    if not reg.refs.version_names(model):
+        return set()
+    state = reg.model_state(model)
+    return {v for v in reg.refs.version_names(model) if v in state.versions and state.versions[v].registered_at}
 
 
 def _read_index(git: GitRepo, commit: str, index_name: str) -> dict[str, Any] | None:
@@ -517,7 +525,7 @@ def _builder(records: list[_Record], sim: Simulation, manifests: dict[str, dict[
              actor: str, warnings: list[str]):  # noqa: ANN202 - a ModelPlan.build
     def build(w: HistoryWriter) -> Iterator[list[Event]]:
         check_owner(w, SOURCE, "GTO")
-        seen = {(e.data.get("import") or {}).get("tag"): e for e in imported_events(w, SOURCE)}
+        seen = {(e.data.get("import") or {}).get("tag"): e for e in w.complete(imported_events(w, SOURCE))}
         current = {r.tag.name for r in records}
         for name in sorted(n for n in seen if n and n not in current):
             warnings.append(f"{w.name}: tag {name} was imported before but is gone from the repository; "
@@ -532,12 +540,7 @@ def _builder(records: list[_Record], sim: Simulation, manifests: dict[str, dict[
             stage = None if stage == IGNORE else stage
             if newest is not None and rec.tag.key < newest:
                 late.append(rec)  # GTO's state after it is known only at the end: reconciled there
-                o = _origin(rec.tag)
-                steps = [Step("register", o, version=rec.version, manifest=manifests[rec.version])] if (
-                    rec.new_version and rec.version in manifests and rec.version not in w.versions) else []
-                note = _origin(rec.tag, f"imported from GTO tag {rec.tag.name}, which arrived after later tags "
-                                        "had been imported: its effect is reconciled with GTO's current state")
-                yield apply_group(w, steps, note, version=rec.version, stage=stage)
+                yield []
             else:
                 yield apply_group(w, _steps(rec, manifests, stages), _origin(rec.tag), version=rec.version,
                                   stage=stage)
@@ -548,21 +551,34 @@ def _builder(records: list[_Record], sim: Simulation, manifests: dict[str, dict[
 
 def _reconcile(w: HistoryWriter, late: list[_Record], sim: Simulation, manifests: dict[str, dict[str, Any]],
                stages: dict[str, str], actor: str) -> list[Event]:
-    """Bring what late tags concern to GTO's final state (what ``gto show`` says now)."""
+    """One batch for the tags that arrived late: each is recorded (its version registered if new, else an
+    ``import`` event), then what they concern is brought to GTO's final state (what ``gto show`` says now)."""
     from ..log import utc_now
 
-    names = ", ".join(r.tag.name for r in late)
-    o = Origin(utc_now(), actor, f"imported from GTO: reconciled with GTO's current state after tags {names} "
-                                 "arrived late", {"source": SOURCE, "tags": [r.tag.name for r in late]})
-    deprecations = any(r.tag.action == "deprecate" for r in late)
-    versions = set(sim.versions) if deprecations else {r.version for r in late if r.version}
-    gto_stages = set(stages) if deprecations else {r.tag.stage for r in late if r.tag.stage}
-    gto_stages |= {s for v in versions if v in sim.versions for s in sim.versions[v].stages}
-    visible, holders = sim.visible(), sim.holders()
-    steps = [Step("unarchive", o, version=v) for v in sorted(versions) if visible.get(v) and v in w.archived]
-    for gto_stage in sorted(gto_stages):
-        stage = stages.get(gto_stage, IGNORE)
-        if stage != IGNORE:
-            steps.append(Step("move", o, version=holders.get(gto_stage), stage=stage))
-    steps += [Step("archive", o, version=v) for v in sorted(versions) if not visible.get(v) and v in w.versions]
-    return [ev for s in steps for ev in s.apply(w)]
+    with w.batch() as written:
+        for rec in late:
+            stage = stages.get(rec.tag.stage or "", IGNORE)
+            note = _origin(rec.tag, f"imported from GTO tag {rec.tag.name}, which arrived after later tags "
+                                    "had been imported: its effect is reconciled with GTO's current state")
+            if rec.new_version and rec.version in manifests and rec.version not in w.registered:
+                Step("register", _origin(rec.tag), version=rec.version, manifest=manifests[rec.version]).apply(w)
+            else:
+                w.note(note, version=rec.version if rec.version in w.versions else None,
+                       stage=None if stage == IGNORE else stage)
+        names = ", ".join(r.tag.name for r in late)
+        o = Origin(utc_now(), actor, f"imported from GTO: reconciled with GTO's current state after tags {names} "
+                                     "arrived late", {"source": SOURCE, "tags": [r.tag.name for r in late]})
+        deprecations = any(r.tag.action == "deprecate" for r in late)
+        versions = set(sim.versions) if deprecations else {r.version for r in late if r.version}
+        gto_stages = set(stages) if deprecations else {r.tag.stage for r in late if r.tag.stage}
+        gto_stages |= {s for v in versions if v in sim.versions for s in sim.versions[v].stages}
+        visible, holders = sim.visible(), sim.holders()
+        steps = [Step("unarchive", o, version=v) for v in sorted(versions) if visible.get(v) and v in w.archived]
+        for gto_stage in sorted(gto_stages):
+            stage = stages.get(gto_stage, IGNORE)
+            if stage != IGNORE:
+                steps.append(Step("move", o, version=holders.get(gto_stage), stage=stage))
+        steps += [Step("archive", o, version=v) for v in sorted(versions) if not visible.get(v) and v in w.versions]
+        for step in steps:
+            step.apply(w)
+    return written

@@ -1,6 +1,6 @@
 """Torture the registry and print what was tried and what was lost (must be nothing).
 
-    python -m tests.torture [--quick|--long] [--seed N] [--only crash,faults,concurrency,corruption,fuzz]
+    python -m tests.torture [--quick|--long] [--seed N] [--only crash,faults,concurrency,corruption,fuzz,import]
 
 SIGKILL is not power loss: a killed process's writes already handed to the kernel stay in
 the page cache and reach the disk later, so the crash loop proves the *ordering* and
@@ -529,11 +529,159 @@ def fuzz(work: Path, examples: int, fig: Figures) -> None:
         fig.lose(f"fuzz: fsck errors afterwards {errs[:3]}")
 
 
+# ------------------------------------------------------------------- importers
+def gto_tag_repo(base: Path, versions: int) -> Path:
+    """A git repository with GTO tags made by plain git at exact times: registrations, stage moves,
+    unassignments, deregistrations, a second artifact that is deprecated. No gto needed."""
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", HOME=str(base))
+
+    def git(*args: str, at: int | None = None) -> str:
+        e = dict(env)
+        if at is not None:
+            e.update(GIT_COMMITTER_DATE=f"@{1_700_000_000 + at} +0000", GIT_AUTHOR_DATE=f"@{1_700_000_000 + at} +0000",
+                     GIT_COMMITTER_NAME="Tagger", GIT_COMMITTER_EMAIL="tagger@example.com")
+        return subprocess.run(["git", *args], cwd=base, env=e, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.name", "T")
+    git("config", "user.email", "t@example.com")
+    (base / "artifacts.yaml").write_text("a:\n  path: w.bin\n  labels: [x]\nb:\n  path: s3://bucket/b.bin\n")
+    at, n = 0, 0
+    for i in range(versions):
+        (base / "w.bin").write_text(f"weights {i}")
+        git("add", "-A")
+        git("commit", "-qm", f"c{i}", at=at)
+        commit = git("rev-parse", "HEAD")
+        tags = [f"a@v1.{i}.0", f"a#dev#{n + 1}"] + ([f"a#prod#{n + 2}"] if i % 2 else [])
+        tags += [f"a#prod!#{n + 3}"] if i % 3 == 2 else []
+        tags += [f"a@v1.{i - 2}.0!"] if i % 5 == 4 else []
+        tags += [f"b@v0.{i}.0"] if i % 4 == 0 else []
+        n += 3
+        for t in tags:
+            at += 1
+            target = commit if not t.endswith(".0!") else git("rev-list", "-n1", t[:-1])
+            git("tag", "-a", t, target, "-m", t, at=at)
+    git("tag", "-a", f"b@deprecated#{n + 1}", "HEAD", "-m", "retire b", at=at + 1)
+    return base
+
+
+def import_state(reg_dir: Path) -> dict[str, Any]:
+    """What an import left: each model's versions (digest, archived), stages, and its events as
+    (tag, action, version, stage, from, to) in log order: ids, batches and times aside."""
+    reg = Registry(reg_dir)
+    out: dict[str, Any] = {}
+    for name in reg.refs.models():
+        events = [(e.data.get("import", {}).get("tag"), e.action, e.version, e.stage, e.from_, e.to)
+                  for e in reg.events(name)]
+        out[name] = {"versions": {v.version: (v.digest, v.archived) for v in reg.versions(name)},
+                     "stages": reg.stage_holders(name), "events": events}
+    return out
+
+
+def _fresh_project(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return init_registry(path).path
+
+
+def import_torture(work: Path, kills: int, rnd: random.Random, fig: Figures, fault_points: int) -> None:
+    """Kill ``modelreg import gto`` at random points and run it again; inject I/O errors into it.
+
+    Whatever happens, fsck finds no error, and the import run again to its end leaves exactly
+    what one clean import leaves (versions, stages, and the same events in the same order).
+    """
+    repo = gto_tag_repo(work / "gto-repo", 14)
+    argv = ["import", "gto", "--repo", str(repo), "--no-check", "--actor", "torture"]
+    clean = _fresh_project(work / "import-clean")
+    code, _, err, esc = run_cli(["-R", str(clean), *argv])
+    if code != 0 or esc is not None:
+        fig.lose(f"import: a clean import failed (exit {code}): {err[-300:]}")
+        return
+    want = import_state(clean)
+
+    reg_dir = _fresh_project(work / "import-crash")
+    env = child_env()
+    for k in range(kills):
+        p = subprocess.Popen([sys.executable, "-m", "modelreg", "-R", str(reg_dir), *argv], env=env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rnd.uniform(0.15, 1.2))
+        p.send_signal(signal.SIGKILL)
+        _, err = p.communicate()
+        fig.kills += 1
+        fig.ops_attempted += 1
+        if p.returncode not in (0, -signal.SIGKILL):
+            fig.lose(f"import crash loop: the import exited {p.returncode}: {err.decode()[-300:]}")
+        errs = fsck_errors(reg_dir)
+        if errs:
+            fig.lose(f"import crash loop kill {k}: fsck errors: {errs[:3]}")
+    code, _, err, esc = run_cli(["-R", str(reg_dir), *argv])
+    fig.ops_acknowledged += code == 0
+    got = import_state(reg_dir)
+    if code != 0 or got != want:
+        fig.lose(f"import crash loop: after {kills} kills and a last run (exit {code}) the registry differs "
+                 f"from a clean import: {_first_difference(want, got)}")
+
+    small = gto_tag_repo(work / "gto-small", 4)
+    small_argv = ["import", "gto", "--repo", str(small), "--no-check", "--actor", "torture"]
+    template = _fresh_project(work / "import-fault-template")
+    fault_clean = _fresh_project(work / "import-fault-clean")
+    run_cli(["-R", str(fault_clean), *small_argv])
+    want_small = import_state(fault_clean)
+    case = work / "import-fault-case"
+    with Faults() as counter:
+        run_cli(["-R", str(_fresh_project(case)), *small_argv])
+    for fn in FAULT_FUNCS:
+        total = counter.counts[fn]
+        for nth in sorted({max(1, round(total * (i + 0.5) / fault_points)) for i in range(fault_points)}):
+            shutil.rmtree(case.parent / "import-fault-project", ignore_errors=True)
+            shutil.copytree(template.parent, case.parent / "import-fault-project")
+            reg_case = case.parent / "import-fault-project" / ".modelreg"
+            with Faults(fn, nth) as f:
+                code, _, err, esc = run_cli(["-R", str(reg_case), *small_argv])
+            if not f.fired:
+                continue
+            fig.faults_injected += 1
+            outcome = ("CLI: escaped" if esc is not None else "CLI: traceback" if "Traceback" in err
+                       else f"CLI exit {code}")
+            fig.fault_escapes[f"import: {outcome}"] += 1
+            label = f"import gto: os.{fn} call {nth} fails"
+            if outcome.startswith("CLI:") or (code != 0 and len([x for x in err.splitlines() if x.strip()]) != 1):
+                fig.lose(f"{label}: {outcome}: {err[-300:]}")
+            errs = fsck_errors(reg_case)
+            if errs:
+                fig.lose(f"{label}: fsck errors {errs[:3]}")
+            code, _, err, esc = run_cli(["-R", str(reg_case), *small_argv])
+            got = import_state(reg_case)
+            if code != 0 or got != want_small:
+                fig.lose(f"{label}: running the import again (exit {code}) does not give a clean import's "
+                         f"result: {_first_difference(want_small, got)}")
+
+
+def _first_difference(want: dict[str, Any], got: dict[str, Any]) -> str:
+    for name in sorted(set(want) | set(got)):
+        a, b = want.get(name), got.get(name)
+        if a == b:
+            continue
+        if a is None or b is None:
+            return f"model {name} only in {'the clean import' if b is None else 'this one'}"
+        for key in ("versions", "stages", "events"):
+            if a[key] != b[key]:
+                if key == "events":
+                    i = next((i for i, (x, y) in enumerate(zip(a[key], b[key])) if x != y), min(len(a[key]), len(b[key])))
+                    return f"{name} events differ at {i}: {a[key][i:i + 1]} vs {b[key][i:i + 1]} ({len(a[key])} vs {len(b[key])})"
+                return f"{name} {key}: {a[key]} vs {b[key]}"
+    return "?"
+
+
 # ---------------------------------------------------------------------- main
 MODES = {
-    "quick": dict(kills=30, max_delay=0.5, procs=4, ops=25, fuzz=60),
-    "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200),
-    "long": dict(kills=300, max_delay=1.0, procs=16, ops=100, fuzz=1000),
+    "quick": dict(kills=30, max_delay=0.5, procs=4, ops=25, fuzz=60, import_kills=6, import_faults=3),
+    "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, import_kills=20, import_faults=8),
+    "long": dict(kills=300, max_delay=1.0, procs=16, ops=100, fuzz=1000, import_kills=60, import_faults=25),
 }
 
 
@@ -543,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--quick", action="store_true", help="CI mode: 30 kills, 4 processes, small fuzz budget")
     g.add_argument("--long", action="store_true", help="300 kills, 16 processes, 1000 examples per fuzz target")
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--only", default="crash,faults,concurrency,corruption,fuzz")
+    ap.add_argument("--only", default="crash,faults,concurrency,corruption,fuzz,import")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args(argv)
     mode = MODES["quick" if args.quick else "long" if args.long else "default"]
@@ -562,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
             ("concurrency", lambda: concurrency(work, mode["procs"], mode["ops"], rnd, fig)),
             ("corruption", lambda: corruption(work, fig)),
             ("fuzz", lambda: fuzz(work, mode["fuzz"], fig)),
+            ("import", lambda: import_torture(work, mode["import_kills"], rnd, fig, mode["import_faults"])),
         ):
             if name in only:
                 t = time.perf_counter()
