@@ -595,10 +595,13 @@ def verify_cmd(
 def fetch_cmd(
     ref: Annotated[str, typer.Argument(help="Version reference.")],
     dest: Annotated[str, typer.Argument(help="Directory to write the artifacts into (created if missing).")],
+    allow_unverified: Annotated[
+        bool, typer.Option("--allow-unverified", help="Also fetch artifacts with no recorded sha256 (size check only).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Download a version's artifacts into DEST, each checked against its recorded SHA-256."""
-    report = open_registry().fetch(ref, dest, progress=_progress_factory())
+    report = open_registry().fetch(ref, dest, progress=_progress_factory(), allow_unverified=allow_unverified)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -856,6 +859,37 @@ def git_textconv_cmd(
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     typer.echo(textconv(data), nl=False)
+
+
+@command("trust")
+def trust_cmd(
+    show: Annotated[bool, typer.Option("--show", help="Only show the settings and whether they are approved.")] = False,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Forget this machine's approval.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve config.yaml's network settings (endpoints, headers, a remote artifact_store) on this machine.
+
+    Like 'direnv allow': the exact values are recorded by hash in your user config directory;
+    any change to them needs approving again. Review them first with --show.
+    """
+    if show and revoke:
+        raise UsageError("give --show or --revoke, not both")
+    reg = open_registry()
+    st = reg.trust_status() if show else reg.trust(revoke=revoke)
+    if as_json:
+        emit_json(st.to_dict())
+        return
+    from .render import trust_lines
+
+    for line in trust_lines(st):
+        typer.echo(line)
+    if not st.settings:
+        note("config.yaml has no network settings: nothing needs approving")
+    elif revoke:
+        note(f"Forgot the approval of {st.config}" if st.changed else f"{st.config} was not approved here")
+    elif not show:
+        note(f"Approved these settings of {st.config} for this machine ({st.digest[:19]}); "
+             "any change to them needs approving again" if st.changed else "Already approved on this machine")
 
 
 @command("reindex")

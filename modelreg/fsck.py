@@ -321,6 +321,7 @@ class _Checker:
         done: dict[tuple[Any, ...], Any] = {}
         try:
             _store, options = self.reg.artifact_settings()
+            egress = self.reg.egress()  # URIs from the registry: no special files, private addresses...
         except ModelregError as exc:
             self.error(self.root / "config.yaml", exc.message)
             return
@@ -333,7 +334,7 @@ class _Checker:
                     counts["artifacts"] += 1
                     try:
                         done[key] = verify_entry(a, self.reg.root, compute_hash=self.compute_hash,
-                                                 storage_options=options)
+                                                 storage_options=options, egress=egress)
                     except ModelregError as exc:
                         done[key] = exc
                 res = done[key]

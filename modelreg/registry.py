@@ -543,9 +543,10 @@ class Registry:
         checks = check_registration(self, m, strict=strict, new_model=new_model,
                                     allow_unknown_license=allow_unknown_license)
         if m.get("artifacts"):
-            store, options = self.artifact_settings()
+            eff = self._effective()
+            store, options = (eff.upload_store() if upload else eff.store), eff.options
             if upload and store is None:
-                raise UsageError("--upload needs 'artifact_store: URL' in config.yaml")
+                raise UsageError("--upload needs 'artifact_store: URL' in config.yaml or your user config")
             m["artifacts"] = [
                 _describe(a, self.root, progress, check=check, compute_hash=compute_hash,
                          upload_to=store if upload else None, storage_options=options)
@@ -842,6 +843,12 @@ class Registry:
         if not isinstance(params, dict):
             raise UsageError("bind params must be a mapping")
         _check_json(params, "bind params")
+        from .trust.settings import check_no_credentials
+        from .uris import check_uri_safe
+
+        if endpoint is not None:
+            check_uri_safe(endpoint)  # the log is committed: no user info, tokens or signed queries
+        check_no_credentials(params, "bind --param", "the event log")
         data = {"provider": provider, "id": id, "endpoint": endpoint, "params": params}
         return self._annotate(ref, "bind", data, actor)
 
@@ -908,8 +915,46 @@ class Registry:
 
     # --------------------------------------------------------------- artifacts
     def artifact_settings(self) -> tuple[str | None, dict[str, dict[str, Any]] | None]:
-        """``(artifact_store, storage_options)`` from config.yaml, validated (see docs/artifacts.md)."""
-        return _artifact_settings(self.config.raw, self.root)
+        """``(artifact_store, storage_options)`` in effect: config.yaml's harmless options, its network
+        settings only if approved on this machine, then the user's config (docs/security.md)."""
+        eff = self._effective()
+        return eff.store, eff.options
+
+    def _committed_storage(self) -> Any:
+        from .trust import settings
+
+        return settings.committed(self.config.raw)
+
+    def _effective(self) -> Any:
+        from .trust import settings
+
+        c = self._committed_storage()
+        local_store = None
+        if c.store is not None and not c.store_is_remote and not c.store.startswith("file://"):
+            path = Path(c.store).expanduser()  # a relative store path is relative to the project root
+            local_store = (path if path.is_absolute() else self.root / path).resolve().as_uri()
+        elif c.store is not None and not c.store_is_remote:
+            local_store = c.store
+        return settings.effective(self.path, c, local_store)
+
+    def trust_status(self) -> Any:
+        """The committed network settings (:class:`trust.settings.TrustStatus`) and whether this machine approved them."""
+        from .trust import settings
+
+        return settings.status(self.path, self._committed_storage())
+
+    def trust(self, revoke: bool = False) -> Any:
+        """Approve (or with ``revoke`` forget) exactly the current committed network settings, for this machine."""
+        from .trust import settings
+
+        c = self._committed_storage()
+        return settings.revoke(self.path, c) if revoke else settings.approve(self.path, c)
+
+    def egress(self) -> Any:
+        """The reading rules for artifact URIs that come from this registry (:mod:`trust.egress`)."""
+        from .trust import egress
+
+        return egress.for_project(self.root)
 
     def verify(
         self, ref: str, *, compute_hash: bool = False, progress: ProgressFactory | None = None
@@ -923,7 +968,7 @@ class Registry:
         _store, options = self.artifact_settings()
         results = verify_entries(
             self.manifest(r.digest).get("artifacts", []), self.root,
-            compute_hash=compute_hash, progress=progress, storage_options=options,
+            compute_hash=compute_hash, progress=progress, storage_options=options, egress=self.egress(),
         )
         return VerifyReport(r, list(results))
 
@@ -946,14 +991,17 @@ class Registry:
         return reports
 
     def fetch(
-        self, ref: str, dest: str | os.PathLike[str], *, progress: ProgressFactory | None = None
+        self, ref: str, dest: str | os.PathLike[str], *, progress: ProgressFactory | None = None,
+        allow_unverified: bool = False,
     ) -> FetchReport:
         """Download every artifact of a version into directory ``dest``, each checked against its SHA-256.
 
         Files are named by role (plus the URI's extension, see :func:`artifacts.fetch_name`). Files
         already there with the right hash are not downloaded again. All or nothing: on a mismatch
         (IntegrityError) or any other failure, the files this call wrote are removed. Artifacts with
-        no recorded sha256 are downloaded with only a size check and reported as "unverified".
+        no recorded sha256 are refused (IntegrityError) unless ``allow_unverified``; then they are
+        downloaded with only a size check and reported as "unverified". URIs are read under the
+        :meth:`egress` rules (no special files, nothing outside allowed roots, no private addresses).
         """
         from .artifacts import fetch_entries
 
@@ -961,7 +1009,7 @@ class Registry:
         _store, options = self.artifact_settings()
         return fetch_entries(
             r, self.manifest(r.digest).get("artifacts", []), dest, self.root,
-            progress=progress, storage_options=options,
+            progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
         )
 
     # ------------------------------------------------------------- discovery
@@ -1016,43 +1064,6 @@ class VerifyReport:
         return {**self.ref.to_dict(), "ok": self.ok, "results": [r.to_dict() for r in self.results]}  # type: ignore[attr-defined]
 
 
-# credentials must not sit in config.yaml either: it is committed with the registry
-_SECRET_OPTION_KEYS = frozenset({
-    "key", "secret", "token", "password", "session_token", "client_secret", "account_key", "sas_token",
-    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "hf_token", "api_key",
-})
-
-
-def _artifact_settings(raw: dict[str, Any], root: Path) -> tuple[str | None, dict[str, dict[str, Any]] | None]:
-    from .uris import check_uri_safe
-
-    store = raw.get("artifact_store")
-    if store is not None:
-        if not isinstance(store, str) or not store.strip():
-            raise UsageError("config.yaml: 'artifact_store' must be a URL or a path (a non-empty string)")
-        check_uri_safe(store)
-        if _is_local(store) and not store.startswith("file://"):
-            path = Path(store).expanduser()  # a relative store path is relative to the project root
-            store = (path if path.is_absolute() else root / path).resolve().as_uri()
-    options = raw.get("storage_options")
-    if options is not None:
-        if not isinstance(options, dict) or not all(
-            isinstance(k, str) and isinstance(v, dict) for k, v in options.items()
-        ):
-            raise UsageError("config.yaml: 'storage_options' must map a protocol (s3, gs, ...) to a mapping of options")
-        _refuse_secret_options(options, "storage_options")
-    return store, options
-
-
-def _refuse_secret_options(value: Any, where: str) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if str(k).lower() in _SECRET_OPTION_KEYS:
-                raise UsageError(
-                    f"config.yaml: refusing credential option {where}.{k}: config.yaml is committed; "
-                    "configure credentials in the environment instead"
-                )
-            _refuse_secret_options(v, f"{where}.{k}")
 def parse_artifact_spec(text: str) -> dict[str, Any]:
     """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, the file name is the role."""
     if not text:

@@ -100,6 +100,19 @@ def _annotation(e: Any) -> str:
     return ""
 
 
+def trust_lines(st: Any) -> Iterator[str]:
+    """The committed network settings, one ``key = value`` line each (values as JSON), and their state."""
+    import json
+
+    if not st.settings:
+        return
+    state = {"record": "approved on this machine", "env": "approved by MODELREG_TRUSTED_SETTINGS"}.get(
+        st.approved or "", "NOT approved on this machine")
+    yield f"{st.config}: {state} ({st.digest})"
+    for key, value in st.settings.items():
+        yield f"  {key} = {json.dumps(value, ensure_ascii=True)}"
+
+
 def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
     """Lines of a manifest diff with a colour name for each (None: default)."""
     yield f"--- {result.a.name}@{result.a.version} ({_short(result.a.digest)})", None
