@@ -30,6 +30,10 @@ ActorOpt = Annotated[
     str | None, typer.Option("--actor", help="Who makes the change (default: MODELREG_ACTOR, CI user, git email).")
 ]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why: recorded in the event log.")]
+SignOpt = Annotated[
+    bool,
+    typer.Option("--sign", help="Sign the event with your SSH key (MODELREG_SIGNING_KEY or git's user.signingkey)."),
+]
 
 _state: dict[str, Any] = {"registry": None}
 
@@ -267,6 +271,7 @@ def promote_cmd(
                                      "markers; recorded in the event."),
     ] = False,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Point STAGE of the model at a version (compare-and-swap with --expect), if the policy's gates pass."""
@@ -275,7 +280,7 @@ def promote_cmd(
     reg = open_registry()
     try:
         cas = {} if expect is None else {"expect": expect}
-        move = reg.promote(ref, stage, reason=reason, actor=actor, force=force, **cas)
+        move = reg.promote(ref, stage, reason=reason, actor=actor, force=force, sign=sign, **cas)
     except PolicyRefused as exc:
         if exc.report is not None:
             if as_json:
@@ -298,11 +303,12 @@ def rollback_cmd(
     to: Annotated[str | None, typer.Option("--to", help="Version to roll back to (default: the previous one).")] = None,
     reason: ReasonOpt = None,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Move STAGE back to the version it held before its latest change."""
     reg = open_registry()
-    move = reg.rollback(name, stage, to=to, reason=reason, actor=actor)
+    move = reg.rollback(name, stage, to=to, reason=reason, actor=actor, sign=sign)
     _print_move(move, as_json, "Rolled back")
 
 
@@ -470,15 +476,21 @@ def log_cmd(
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Only the newest N events.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the event log, newest first: who changed what, when, and why."""
-    events = open_registry().events(name, stage=stage, limit=limit)
+    """Show the event log, newest first: who changed what, when, and why; which events are signed and verified."""
+    reg = open_registry()
+    events = reg.events(name, stage=stage, limit=limit)
+    verdicts = reg.signatures(events)
     if as_json:
-        emit_json([e.to_dict() for e in reversed(events)])
+        out = []
+        for e in reversed(events):
+            v = verdicts.get(e.id)
+            out.append({**e.to_dict(), "verified": bool(v and v.verified), "signature": v and v.to_dict()})
+        emit_json(out)
         return
-    from .render import event_text
+    from .render import event_text, signature_mark
 
     for e in reversed(events):
-        typer.echo(event_text(e))
+        typer.echo(event_text(e) + signature_mark(verdicts.get(e.id)))
 
 
 @command("diff")
@@ -634,13 +646,14 @@ def metrics_set_cmd(
     pairs: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE; VALUE keeps its JSON type (0.9, true, 3).")] = None,
     file: Annotated[str | None, typer.Option("--file", "-f", help="JSON object of values (KEY=VALUE pairs win).")] = None,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Merge metrics into a suite of a version (later values win per key; other suites untouched)."""
     values = _read_json_object(file, "--file") if file else {}
     values.update(parse_pairs(pairs or [], "metric"))
     reg = open_registry()
-    ev = reg.set_metrics(ref, suite, values, actor=actor)
+    ev = reg.set_metrics(ref, suite, values, actor=actor, sign=sign)
     if as_json:
         emit_json(ev.to_dict())
     else:
@@ -702,10 +715,11 @@ def approve_cmd(
     stage: Annotated[str, typer.Option("--stage", help="Stage the approval is for.")] = "production",
     comment: Annotated[str | None, typer.Option("--comment", help="Review comment.")] = None,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a version for a stage (one approval per actor; approving again replaces it)."""
-    ev = open_registry().approve(ref, stage, comment, actor=actor)
+    ev = open_registry().approve(ref, stage, comment, actor=actor, sign=sign)
     if as_json:
         emit_json(ev.to_dict())
     else:
@@ -859,6 +873,34 @@ def git_textconv_cmd(
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     typer.echo(textconv(data), nl=False)
+
+
+@command("audit")
+def audit_cmd(
+    base: Annotated[str, typer.Option("--base", help="Git revision to compare with (the pull request's base).")],
+    max_skew: Annotated[
+        float, typer.Option("--max-skew", min=0, help="Seconds of clock difference tolerated in event times.")
+    ] = 300.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check what this change did to the registry's history since git revision BASE (exit 6 on any finding).
+
+    Fails when log lines of BASE were edited or removed, a version entry or object changed or
+    went away, a stage points at an unregistered manifest, or added events are out of order
+    with the commits that add them. Meant for pull-request CI: modelreg audit --base origin/main
+    """
+    report = open_registry().audit(base, max_skew)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for f in report.findings:
+            typer.echo(f"{f.kind}: {f.message}")
+        for n in report.notes:
+            note(f"modelreg: note: {n}")
+        note(f"audited {report.registry} against {base} ({report.base_commit[:12]}): {report.added_events} added "
+             f"event(s), " + ("ok" if report.ok else f"{len(report.findings)} finding(s)"))
+    if not report.ok:
+        raise typer.Exit(6)
 
 
 @command("trust")

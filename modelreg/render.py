@@ -86,6 +86,17 @@ def event_text(e: Any) -> str:
     return f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}"
 
 
+def signature_mark(verdict: Any) -> str:
+    """`` [verified: PRINCIPAL]`` for a good signature, `` [signature BAD]``..., or nothing for an unsigned event."""
+    if verdict is None:
+        return ""
+    if verdict.verified:
+        return f"  [verified: {verdict.principal}]"
+    label = {"bad": "signature BAD", "unknown-key": "signed by an unknown key", "malformed": "signature unreadable",
+             "unchecked": "signed, not checked: no allowed signers file"}.get(verdict.status, verdict.status)
+    return f"  [{label}]"
+
+
 def _annotation(e: Any) -> str:
     d = e.data
     if e.action == "metrics":
