@@ -73,15 +73,24 @@ class Egress:
             f"refusing to contact {shown}: a private, loopback or link-local address named by the registry; {PRIVATE_HINT}"
         )
 
-    def check_url_host(self, url: str) -> None:
-        """Check a URL whose host is an IP literal (names are checked when they are resolved)."""
+    async def check_url(self, url: str) -> None:
+        """Resolve a URL's host (any spelling: ``2130706433``, ``127.1``, ``[::ffff:7f00:1]``) and check every
+        address. HTTP clients skip their resolver for what they take to be IP literals, so this runs
+        before every request and redirect; names are checked again when the connection resolves them."""
+        import asyncio
+        import socket
+
         parts = urlsplit(url)
         host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if not host:
+            raise PolicyRefused(f"refusing {url!r}: no host")
         try:
-            ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            return
-        self.check_address(host, parts.port, host)
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            return  # unresolvable: the connection fails on its own (and is reported as unreachable)
+        for info in infos:
+            self.check_address(host, port, str(info[4][0]))
 
     def http_client(self) -> Any:
         """An fsspec ``get_client`` for aiohttp that checks every address it connects to (redirects too)."""
@@ -105,12 +114,12 @@ class Egress:
                     await self._inner.close()
 
             async def on_start(session: Any, ctx: Any, params: Any) -> None:
-                egress.check_url_host(str(params.url))
+                await egress.check_url(str(params.url))
 
             async def on_redirect(session: Any, ctx: Any, params: Any) -> None:
                 location = params.response.headers.get("Location") or params.response.headers.get("URI")
                 if location:
-                    egress.check_url_host(urljoin(str(params.url), location))
+                    await egress.check_url(urljoin(str(params.url), location))
 
             trace = aiohttp.TraceConfig()
             trace.on_request_start.append(on_start)
