@@ -104,6 +104,17 @@ class _Checker:
         except ModelregError as exc:
             self.error(self.root / "config.yaml", exc.message)
             self.stages = set(config_mod.DEFAULT_STAGES)
+            return
+        from .trust import settings
+
+        try:  # credentials refused; network settings named until this machine approves them
+            st = settings.status(self.reg.path, settings.committed(cfg.raw))
+        except ModelregError as exc:
+            self.error(self.root / "config.yaml", exc.message)
+            return
+        if st.settings and st.approved is None:
+            self.warn(self.root / "config.yaml", f"sets {', '.join(st.settings)}, not approved on this machine: "
+                                                 "they are not used until 'modelreg trust'")
 
     def check_tree(self) -> None:
         now = time.time()

@@ -567,8 +567,11 @@ class Registry:
         checks = check_registration(self, m, strict=strict, new_model=new_model,
                                     allow_unknown_license=allow_unknown_license)
         if m.get("artifacts"):
-            eff = self._effective()
-            store, options = (eff.upload_store() if upload else eff.store), eff.options
+            store, options = None, None
+            self._committed_storage()  # credentials in config.yaml are refused whatever is registered
+            if upload or (check and not all(_is_local(a["uri"]) for a in m["artifacts"])):  # only if storage is used
+                eff = self._effective()
+                store, options = (eff.upload_store() if upload else eff.store), eff.options
             if upload and store is None:
                 raise UsageError("--upload needs 'artifact_store: URL' in config.yaml or your user config")
             m["artifacts"] = [

@@ -113,7 +113,10 @@ def _store(p: Path, store: Any) -> str:
 
     if not isinstance(store, str) or not store.strip():
         raise _bad(p, "artifact_store", "must be a URL or an absolute path")
-    check_uri_safe(store)  # the store's URIs end up in manifests, which are committed
+    try:
+        check_uri_safe(store)  # the store's URIs end up in manifests, which are committed
+    except UsageError as exc:
+        raise _bad(p, "artifact_store", exc.message) from None
     if is_local(store) and not store.startswith("file://"):
         local = Path(store).expanduser()
         if not local.is_absolute():

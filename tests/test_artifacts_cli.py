@@ -193,7 +193,7 @@ def test_upload_to_s3_store_records_store_uri_and_skips_second_upload(s3, projec
 
 
 @pytest.mark.parametrize("store, inside", [("artifact-store", True), ("../shared store", False)])
-def test_upload_to_local_dir_store(project, cli, store, inside):
+def test_upload_to_local_dir_store(project, cli, store, inside, monkeypatch):
     add_config(project, f"artifact_store: {store}\n")
     (project / "w.bin").write_bytes(b"weights")
     digest = sha(b"weights")
@@ -210,6 +210,10 @@ def test_upload_to_local_dir_store(project, cli, store, inside):
     assert final.stat().st_mtime_ns == mtime  # skipped
     assert os.listdir(final.parent) == [digest[2:]]  # no temp file left
     os.remove(project / "w.bin")
+    if not inside:  # reading outside the project needs the user's say (docs/security.md)
+        code, out, _ = cli("fsck", "--artifacts")
+        assert code == 6 and "outside the project" in out
+        monkeypatch.setenv("MODELREG_LOCAL_ROOTS", str((project / store).resolve()))
     assert cli("fsck", "--artifacts")[0] == 0
 
 
