@@ -113,7 +113,8 @@ class _Checker:
             self.error(self.root / "config.yaml", exc.message)
             return
         if st.settings and st.approved is None:
-            self.warn(self.root / "config.yaml", f"sets {', '.join(st.settings)}, not approved on this machine: "
+            self.warn(self.root / "config.yaml", f"sets {', '.join(settings.shown(k, 80) for k in st.settings)}, "
+                                                 "not approved on this machine: "
                                                  "they are not used until 'modelreg trust'")
 
     def check_tree(self) -> None:

@@ -91,7 +91,9 @@ def signature_mark(verdict: Any) -> str:
     if verdict is None:
         return ""
     if verdict.verified:
-        return f"  [verified: {verdict.principal}]"
+        from .trust.settings import shown
+
+        return f"  [verified: {shown(verdict.principal, 100)}]"
     label = {"bad": "signature BAD", "unknown-key": "signed by an unknown key", "malformed": "signature unreadable",
              "unchecked": "signed, not checked: no allowed signers file"}.get(verdict.status, verdict.status)
     return f"  [{label}]"
@@ -120,8 +122,10 @@ def trust_lines(st: Any) -> Iterator[str]:
     state = {"record": "approved on this machine", "env": "approved by MODELREG_TRUSTED_SETTINGS"}.get(
         st.approved or "", "NOT approved on this machine")
     yield f"{st.config}: {state} ({st.digest})"
+    from .trust.settings import shown
+
     for key, value in st.settings.items():
-        yield f"  {key} = {json.dumps(value, ensure_ascii=True)}"
+        yield f"  {shown(key)} = {json.dumps(value, ensure_ascii=True)}"
 
 
 def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..errors import ModelregError, NotFound, UsageError
 from ..log import Event
+from .settings import shown
 
 MAX_SKEW = 300.0  # seconds of clock difference tolerated between machines
 LOG_DIR, OBJ_DIR, VER_DIR, REF_DIR = "logs", "objects", "versions", "refs"
@@ -210,7 +211,7 @@ class _Intro:
 
 def _describe(ev: Event) -> str:
     what = f"{ev.model}@{ev.version}" if ev.version else ev.model
-    return f"{ev.action} {what} by {ev.actor} ({ev.id[:16]})"
+    return shown(f"{ev.action} {what} by {ev.actor} ({ev.id[:16]})", 160)
 
 
 # ------------------------------------------------------------------------ the audit
@@ -222,7 +223,7 @@ class _Audit:
         self.regdir = Path(reg.path)
 
     def find(self, kind: str, path: str, message: str) -> None:
-        self.report.findings.append(Finding(kind, path, message))
+        self.report.findings.append(Finding(kind, shown(path, 300), shown(message, 600)))
 
     def run(self) -> AuditReport:
         probe = _Git(self.regdir)
@@ -324,7 +325,7 @@ class _Audit:
                 ev = ln.event
                 if ev is None:
                     self.find("event-unreadable", sub, f"{sub}: added line is not a valid event: "
-                                                        f"{ln.raw[:60].decode('utf-8', 'replace')!r}")
+                                                        f"{shown(ln.raw[:60].decode('utf-8', 'replace'))!r}")
                     continue
                 self.report.added_events += 1
                 if ev.id in old_ids:
@@ -335,7 +336,7 @@ class _Audit:
                 seen[ev.id] = ln.key
                 if ev.model != model:
                     self.find("event-wrong-model", sub, f"{sub}: added event {_describe(ev)} is about model "
-                                                        f"{ev.model!r}, not {model!r}")
+                                                        f"{shown(ev.model, 80)!r}, not {model!r}")
                 t = _epoch(ev.time)
                 if t is None:
                     self.find("event-bad-time", sub, f"{sub}: added event {_describe(ev)} has no valid time")
@@ -346,11 +347,11 @@ class _Audit:
                 label = where.where if where else "this change"
                 if low is not None and t < low[0] - self.skew:
                     self.find("event-out-of-order", sub,
-                              f"{sub}: added event {_describe(ev)} at {ev.time} predates {low[1]}, the newest "
+                              f"{sub}: added event {_describe(ev)} at {shown(ev.time, 40)} predates {low[1]}, the newest "
                               f"{model} event before {label}, by more than {self.skew:g} s")
                 if t > high + self.skew:
                     self.find("event-from-the-future", sub,
-                              f"{sub}: added event {_describe(ev)} at {ev.time} is later than {label} "
+                              f"{sub}: added event {_describe(ev)} at {shown(ev.time, 40)} is later than {label} "
                               f"by more than {self.skew:g} s")
 
     def _lost_found(self) -> set[bytes]:

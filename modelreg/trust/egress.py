@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import PolicyRefused
+from .settings import shown
 
 # Pseudo-filesystems whose "regular files" are the machine's state (/proc/self/environ holds
 # the CI's credentials); never read, whatever the roots say.
@@ -39,11 +40,11 @@ class Egress:
         """Refuse a resolved local path that is special or outside the project and the allowed roots."""
         for special in SPECIAL_DIRS:
             if _under(real, special):
-                raise PolicyRefused(f"refusing to read {uri}: {special} holds the machine's state, not artifacts")
+                raise PolicyRefused(f"refusing to read {shown(uri)}: {special} holds the machine's state, not artifacts")
         if _under(real, self.project) or any(_under(real, r) for r in self.roots):
             return
         raise PolicyRefused(
-            f"refusing to read {uri}: it is outside the project and the allowed local roots; add its directory "
+            f"refusing to read {shown(uri)}: it is outside the project and the allowed local roots; add its directory "
             "to local_roots in your user config (or MODELREG_LOCAL_ROOTS) if it is meant"
         )
 
@@ -61,16 +62,17 @@ class Egress:
         try:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
         except ValueError:
-            raise PolicyRefused(f"refusing to contact {host}: it resolved to {address!r}, not an IP address") from None
+            raise PolicyRefused(f"refusing to contact {shown(host, 100)}: it resolved to {shown(address, 60)!r}, "
+                                "not an IP address") from None
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         if ip.is_global and not ip.is_multicast:
             return
         if self.allowed_host(host, port) or self.allowed_host(str(ip), port):
             return
-        shown = host if host == str(ip) else f"{host} ({ip})"
+        label = shown(host, 100) if host == str(ip) else f"{shown(host, 100)} ({ip})"
         raise PolicyRefused(
-            f"refusing to contact {shown}: a private, loopback or link-local address named by the registry; {PRIVATE_HINT}"
+            f"refusing to contact {label}: a private, loopback or link-local address named by the registry; {PRIVATE_HINT}"
         )
 
     async def check_url(self, url: str) -> None:
@@ -84,7 +86,7 @@ class Egress:
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         if not host:
-            raise PolicyRefused(f"refusing {url!r}: no host")
+            raise PolicyRefused(f"refusing {shown(url)!r}: no host")
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError:

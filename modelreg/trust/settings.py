@@ -32,6 +32,12 @@ Check = Callable[[Any], bool]
 CANONICAL = {"gcs": "gs", "https": "http"}
 
 
+def shown(text: Any, limit: int = 200) -> str:
+    """Text from a registry made safe to print: control and other unprintable characters escaped, length capped."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
 def _bool(v: Any) -> bool:
     return isinstance(v, bool)
 
@@ -143,7 +149,7 @@ def check_no_credentials(value: Any, where: str, committed_in: str = "config.yam
         for k, v in value.items():
             if is_secret_name(str(k)):
                 raise UsageError(
-                    f"refusing credential option {where}.{k}: {committed_in} is committed; "
+                    f"refusing credential option {shown(f'{where}.{k}', 120)}: {committed_in} is committed; "
                     "configure credentials in the environment instead"
                 )
             check_no_credentials(v, f"{where}.{k}", committed_in)
@@ -154,7 +160,7 @@ def check_no_credentials(value: Any, where: str, committed_in: str = "config.yam
         try:
             check_uri_safe(value)
         except UsageError as exc:
-            raise UsageError(f"{where}: {exc.message}") from None
+            raise UsageError(f"{shown(where, 120)}: {exc.message}") from None
 
 
 # ----------------------------------------------------------------- the committed side
@@ -310,8 +316,8 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def _refusal(keys: list[str]) -> str:
     from .. import userconfig
 
-    shown = ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
-    return (f"config.yaml sets {shown}, which decides where requests and credentials go, and this machine "
+    names = ", ".join(shown(k, 80) for k in keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+    return (f"config.yaml sets {names}, which decides where requests and credentials go, and this machine "
             f"has not approved it: review it with 'modelreg trust --show', then run 'modelreg trust' "
             f"(or set it in {userconfig.path()})")
 
