@@ -883,11 +883,9 @@ def audit_cmd(
     ] = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check what this change did to the registry's history since git revision BASE (exit 6 on any finding).
+    """Pull-request CI: fail (exit 6) if history since git revision BASE was edited, not only added to.
 
-    Fails when log lines of BASE were edited or removed, a version entry or object changed or
-    went away, a stage points at an unregistered manifest, or added events are out of order
-    with the commits that add them. Meant for pull-request CI: modelreg audit --base origin/main
+    Findings: edited or removed log lines, changed or removed version entries and objects, stages at unregistered manifests, added events out of order with their commits (docs/security.md).
     """
     report = open_registry().audit(base, max_skew)
     if as_json:
@@ -911,8 +909,7 @@ def trust_cmd(
 ) -> None:
     """Approve config.yaml's network settings (endpoints, headers, a remote artifact_store) on this machine.
 
-    Like 'direnv allow': the exact values are recorded by hash in your user config directory;
-    any change to them needs approving again. Review them first with --show.
+    Like 'direnv allow': the exact values are recorded by hash in your user config directory, and any change to them needs approving again. Review them first with --show.
     """
     if show and revoke:
         raise UsageError("give --show or --revoke, not both")
