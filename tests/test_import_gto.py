@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path

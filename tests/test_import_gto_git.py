@@ -269,3 +269,39 @@ def test_log_order_matches_tag_order_across_many_tags(repo: TagRepo):
     gto.import_repo(_reg(repo), repo.path)
     assert [e["data"]["import"]["tag"] for e in log_lines(repo.path, "m")] == made
     assert _stages(_reg(repo), "m") == {"dev": "v1.2.0", "staging": "v1.2.0", "prod": "v1.2.0"}
+
+
+def test_progress_counts_every_tag(repo: TagRepo):
+    c1 = repo.commit({"w.bin": "one"})
+    for i, name in enumerate(("m@v1.0.0", "m#dev#1", "m#prod#2", "n@v1.0.0")):
+        repo.tag(name, c1, i)
+    calls: list = []
+
+    def factory(label: str, total: int):
+        calls.append((label, total))
+        return lambda n: calls.append(n)
+
+    gto.import_repo(_reg(repo), repo.path, progress=factory)
+    assert calls[0] == ("import gto", 6)  # 3 + 1 tags, and one closing step per model
+    assert calls[1:] == [1] * 6
+
+
+def test_imported_history_passes_audit(repo: TagRepo, cli):
+    c1 = repo.commit({"w.bin": "one"})
+    repo.tag("m@v1.0.0", c1, 1)
+    repo.tag("m#prod#1", c1, 2)
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "--allow-empty", "-m", "registry")
+    assert gto.import_repo(_reg(repo), repo.path).events_written == 2
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "import")
+    code, out, err = cli("audit", "--base", "HEAD~1")
+    assert code == 0, out + err
+    c2 = repo.commit({"w.bin": "two"})
+    repo.tag("m@v2.0.0", c2, 3)
+    repo.tag("m#prod#2", c2, 0)  # late: older than what was imported
+    assert gto.import_repo(_reg(repo), repo.path).events_written
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "import again")
+    code, out, err = cli("audit", "--base", "HEAD~1")
+    assert code == 0, out + err  # the log never went back in time

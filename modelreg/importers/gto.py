@@ -1,12 +1,4 @@
-"""Import a GTO registry into modelreg with its history, reading GTO's data with git (tags, artifacts.yaml).
-
-GTO keeps everything in git: annotated tags ``NAME@vX.Y.Z`` (registration), ``NAME@vX.Y.Z!``
-(deregistration), ``NAME#STAGE#N`` / ``NAME#STAGE!#N`` (assignment / unassignment),
-``NAME@deprecated#N`` (deprecation), and ``artifacts.yaml`` (type, path, description,
-labels) at each commit. This module reads them with the git CLI, replays GTO's rules in
-tag order (the same rules ``gto show`` applies), and turns each tag into modelreg events
-with the tagger as actor and the tag's time. The ``gto`` package is not needed.
-"""
+"""Import a GTO registry (git tags and artifacts.yaml, read with git, no gto needed) with its history."""
 
 from __future__ import annotations
 

@@ -1,12 +1,4 @@
-"""Import an MLflow model registry through its REST API: versions, aliases and stages, source-run metrics.
-
-Only the public REST API of a tracking server is used (``/api/2.0/mlflow/...``), with the
-standard library's HTTP client: neither the ``mlflow`` package nor the server's database is
-touched. MLflow keeps no history of stage or alias changes, so the import records what it
-finds as events: registrations at MLflow's creation time by MLflow's user, stage changes
-at the version's last-update time, alias moves at the time of the import, all by the
-importing actor. A later run records only what changed in MLflow since the last one.
-"""
+"""Import an MLflow model registry through its REST API only: versions, aliases and stages, run metrics."""
 
 from __future__ import annotations
 
@@ -316,13 +308,17 @@ def import_registry(
     "Staging": "qa", "Archived": "archived", "@shadow": "none"}``; defaults: @champion ->
     production, @challenger -> staging, Production/Staging -> production/staging, Archived ->
     archived, other aliases -> a stage of the same name, added to config.yaml). Versions
-    deleted in MLflow since an earlier import are archived. A later run changes only what
-    changed in MLflow since the last one. Everything is read before anything is written.
+    deleted in MLflow since an earlier import are archived. MLflow keeps no history of stage or
+    alias changes, so the import itself is recorded: registrations at MLflow's creation time by
+    MLflow's user, legacy stages at the version's last update, aliases at the import's time,
+    stage and archive events by ``actor``. A later run changes only what changed in MLflow since
+    the last one. Everything is read before anything is written.
     """
     from ..names import check_key
     from ..registry import resolve_actor
 
     check_key("suite", metrics_suite)
+    models = list(dict.fromkeys(models)) if models else None
     mapping = _mapping(parse_stage_map(stage_map))
     client = client or MlflowRest(tracking_uri)
     result = ImportResult(SOURCE, dry_run)
