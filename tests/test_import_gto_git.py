@@ -305,3 +305,14 @@ def test_imported_history_passes_audit(repo: TagRepo, cli):
     repo.git("commit", "-qm", "import again")
     code, out, err = cli("audit", "--base", "HEAD~1")
     assert code == 0, out + err  # the log never went back in time
+
+
+def test_new_stages_follow_gtos_declared_order(repo: TagRepo):
+    c1 = repo.commit({"w.bin": "one", ".gto": "stages: [dev, qa, prod]\n"})
+    repo.tag("m@v1.0.0", c1, 1)
+    repo.tag("m#prod#1", c1, 2)
+    repo.tag("m#uat#2", c1, 3)  # not declared: after the declared ones, in the order first used
+    repo.tag("m#dev#3", c1, 4)
+    result = gto.import_repo(_reg(repo), repo.path)
+    assert result.stages_added == ["dev", "prod", "uat"]
+    assert _reg(repo).stages == ("staging", "production", "dev", "prod", "uat")

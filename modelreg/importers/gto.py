@@ -193,16 +193,20 @@ class GitRepo:
             self._batch.wait()
             self._batch = None
 
-    def index_name(self) -> str:
-        """The annotations file GTO reads: ``INDEX`` in the repository's ``.gto`` config, else artifacts.yaml."""
+    def config(self) -> dict[str, Any]:
+        """The repository's ``.gto`` settings (work tree), or {} when there are none or they do not parse."""
         from .. import canonical
 
         try:
             data = (self.root / ".gto").read_bytes()[:MAX_INDEX_BYTES]
             cfg = canonical.load(data, what=".gto")
         except (OSError, ModelregError):
-            return DEFAULT_INDEX
-        value = cfg.get("INDEX") if isinstance(cfg, dict) else None
+            return {}
+        return cfg if isinstance(cfg, dict) else {}
+
+    def index_name(self) -> str:
+        """The annotations file GTO reads: ``INDEX`` in ``.gto``, else artifacts.yaml."""
+        value = self.config().get("INDEX")
         return value if isinstance(value, str) and value.strip() and "\n" not in value else DEFAULT_INDEX
 
 
@@ -421,14 +425,18 @@ def import_repo(
             by_artifact.setdefault(t.artifact, []).append(t)
         models = {a: to_name("model", a, "; rename the artifact in GTO first") for a in by_artifact}
         unique_names("model", models)
-        gto_stages = sorted({t.stage for t in tags if t.stage})
+        declared = git.config().get("stages")
+        declared = [x for x in declared if isinstance(x, str)] if isinstance(declared, list) else []
+        used = {t.stage for t in tags if t.stage}
+        gto_stages = [x for x in declared if x in used] + list(dict.fromkeys(t.stage for t in tags if t.stage
+                                                                             and t.stage not in declared))
         stages = {s: mapping.get(s) or to_name("stage", s, f"; map it with --stage-map {s}=STAGE") for s in gto_stages}
         unique_names("stage", {s: n for s, n in stages.items() if n != IGNORE})
         for key in mapping:
             if key not in stages:
                 result.warnings.append(f"--stage-map {key}: no GTO tag uses stage {key!r}")
         index_name = git.index_name()
-        plans, used = [], []
+        plans, needed = [], []
         fallback_actor = resolve_actor(actor)
         for artifact in sorted(by_artifact):
             records, sim = replay(by_artifact[artifact])
@@ -443,14 +451,15 @@ def import_repo(
                     indexes[v.commit] = _read_index(git, v.commit, index_name)
                 manifests[v.name] = _manifest(git, reg, v, artifact, model, indexes[v.commit], check, result.warnings)
             _validate(manifests, reg)
-            used.extend(stages[t.stage] for t in by_artifact[artifact] if t.stage and stages[t.stage] != IGNORE)
+            needed.extend(stages[t.stage] for t in by_artifact[artifact] if t.stage and stages[t.stage] != IGNORE)
             plans.append(ModelPlan(model, artifact, len(records) + 1,
                                    _builder(records, sim, manifests, stages, fallback_actor, result.warnings)))
     finally:
         git.close()
     from .common import run
 
-    return run(reg, result, plans, used, progress)
+    needed.sort(key=lambda n: [stages[g] for g in gto_stages].index(n))
+    return run(reg, result, plans, needed, progress)
 
 
 def _registered(reg: Registry, model: str) -> set[str]:
@@ -485,10 +494,13 @@ def _validate(manifests: dict[str, dict[str, Any]], reg: Registry) -> None:
 
 
 def _origin(tag: GtoTag, reason: str | None = None) -> Origin:
-    return Origin(utc(tag.time), tag.actor, reason or f"imported from GTO tag {tag.name}" + (
-        f": {tag.message}" if tag.message else ""),
-        {"source": SOURCE, "tag": tag.name, "event": _GTO_EVENT[tag.action], "commit": tag.commit,
-         "author": tag.tagger})
+    first = tag.message.splitlines()[0].strip()[:200] if tag.message else ""
+    source = {"source": SOURCE, "tag": tag.name, "event": _GTO_EVENT[tag.action], "commit": tag.commit,
+              "author": tag.tagger}
+    if tag.message and tag.message != first:
+        source["message"] = tag.message[:10_000]
+    return Origin(utc(tag.time), tag.actor,
+                  reason or f"imported from GTO tag {tag.name}" + (f": {first}" if first else ""), source)
 
 
 def _steps(rec: _Record, manifests: dict[str, dict[str, Any]], stages: dict[str, str]) -> list[Step]:
