@@ -316,3 +316,15 @@ def test_new_stages_follow_gtos_declared_order(repo: TagRepo):
     result = gto.import_repo(_reg(repo), repo.path)
     assert result.stages_added == ["dev", "prod", "uat"]
     assert _reg(repo).stages == ("staging", "production", "dev", "prod", "uat")
+
+
+def test_a_bare_clone_imports_the_same(repo: TagRepo, tmp_path: Path):
+    c1 = repo.commit({"artifacts.yaml": "m:\n  path: w.bin\n", "w.bin": "one"})
+    repo.tag("m@v1.0.0", c1, 1)
+    repo.tag("m#prod#1", c1, 2)
+    bare = tmp_path / "bare.git"
+    repo.git("clone", "-q", "--bare", str(repo.path), str(bare))
+    result = gto.import_repo(_reg(repo), bare)
+    assert result.versions_created == 1
+    art = _reg(repo).show("m@v1.0.0").manifest["artifacts"][0]
+    assert art["sha256"] == hashlib.sha256(b"one").hexdigest()

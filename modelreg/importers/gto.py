@@ -101,7 +101,11 @@ class GitRepo:
             raise NotFound(f"--repo {path}: no such directory")
         if not p.is_dir():
             raise UsageError(f"--repo {path}: not a directory")
-        top = self._run(["rev-parse", "--show-toplevel"], cwd=p, what=f"--repo {path}").decode().strip()
+        what = f"--repo {path}"
+        if self._run(["rev-parse", "--is-bare-repository"], cwd=p, what=what).decode().strip() == "true":
+            top = self._run(["rev-parse", "--absolute-git-dir"], cwd=p, what=what).decode().strip()
+        else:
+            top = self._run(["rev-parse", "--show-toplevel"], cwd=p, what=what).decode().strip()
         self.root = Path(top)
         self._batch: subprocess.Popen[bytes] | None = None
 
