@@ -1004,7 +1004,7 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be i
 StageMapOpt = Annotated[
     list[str] | None,
     typer.Option("--stage-map", help="SOURCE=STAGE: map a source stage or alias to a modelreg stage "
-                                     "(or 'archived', or 'none' to skip it); repeatable."),
+                                     "(or 'archived', or 'none' to skip it); repeatable or comma-separated."),
 ]
 
 

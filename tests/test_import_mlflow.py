@@ -143,7 +143,7 @@ def test_stage_map_dry_run_and_metrics_suite(cli, client, mlflow_server, project
     assert "promote" in out and "would import 2 new version(s)" in err and "would add stage(s) qa" in err
     assert snapshot(project / ".modelreg") == before
 
-    data = _import(cli, mlflow_server, "--model", name, "--stage-map", "@champion=qa", "--stage-map", "staging=none",
+    data = _import(cli, mlflow_server, "--model", name, "--stage-map", "@champion=qa,staging=none",
                    "--metrics-suite", "offline-eval")
     assert data["stages_added"] == ["qa"]
     code, out, _ = cli("ls", model, "--json")

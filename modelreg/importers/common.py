@@ -36,11 +36,12 @@ def to_name(kind: str, text: str, hint: str = "") -> str:
 
 
 def parse_stage_map(items: list[str] | dict[str, str] | None) -> dict[str, str]:
-    """``["SOURCE=STAGE", ...]`` (or a mapping) -> ``{SOURCE: STAGE}``; STAGE is a stage name,
-    ``archived`` or ``none``."""
+    """``["SOURCE=STAGE", ...]`` (an item may hold several, comma-separated; or a mapping) ->
+    ``{SOURCE: STAGE}``; STAGE is a stage name, ``archived`` or ``none``."""
     if not items:
         return {}
-    pairs = items.items() if isinstance(items, dict) else (_split(i) for i in items)
+    pairs = items.items() if isinstance(items, dict) else (
+        _split(part) for i in items for part in (i.split(",") if i.count("=") > 1 else [i]))
     out: dict[str, str] = {}
     for key, value in pairs:
         if key in out:
