@@ -181,3 +181,39 @@ def test_errors_are_one_line(cli, mlflow_server, project: Path):
         assert len(lines) == 1 and text in lines[0] and "Traceback" not in err, (args, err)
         assert "secret" not in err
     assert snapshot(project / ".modelreg") == before
+
+
+def test_later_changes_conflicts_and_warnings(cli, client, mlflow_server, project: Path):
+    name = _name("ranker")
+    run_id = _run_with_metrics(client, ndcg=0.5)
+    client.create_registered_model(name)
+    for i in range(3):
+        client.create_model_version(name, source=f"s3://bucket/ranker/v{i + 1}", run_id=run_id if i == 0 else None)
+    client.transition_model_version_stage(name, "1", "Production")
+    client.transition_model_version_stage(name, "2", "Production")  # two in Production: the later one wins
+    client.transition_model_version_stage(name, "3", "Archived")
+    model = _slug(name)
+    code, out, err = cli("import", "mlflow", "--tracking-uri", mlflow_server, "--model", name, "--json")
+    assert code == 0, err
+    assert "all map to stage production; the most recently updated, 2, takes it" in err
+    code, out, _ = cli("ls", model, "--json")
+    assert {r["version"]: (r["stages"], r["archived"]) for r in json.loads(out)} == {
+        "1": ([], False), "2": (["production"], False), "3": ([], True)}
+
+    # MLflow moves on: a metric is logged again, version 3 leaves Archived
+    client.log_metric(run_id, "ndcg", 0.7, step=1)
+    client.transition_model_version_stage(name, "3", "None")
+    data = _import(cli, mlflow_server, "--model", name)
+    got = sorted((e["action"], e["version"]) for m in data["models"] for e in m["events"])
+    assert got == [("metrics", "1"), ("unarchive", "3")]
+    code, out, _ = cli("metrics", "show", f"{model}@1", "--json")
+    assert json.loads(out) == {"mlflow": {"ndcg": 0.7}}
+
+    # two aliases that map to one stage but name different versions: refused, nothing written
+    client.set_registered_model_alias(name, "champion", "1")
+    client.set_registered_model_alias(name, "prod", "3")
+    before = snapshot(project / ".modelreg")
+    code, out, err = cli("import", "mlflow", "--tracking-uri", mlflow_server, "--model", name,
+                         "--stage-map", "prod=production")
+    assert code == 2 and "both map to stage production" in err
+    assert snapshot(project / ".modelreg") == before
