@@ -22,7 +22,10 @@ FORMAT = 1
 DEFAULT_STAGES = ("staging", "production")
 ARCHIVED = "archived"  # not a stage: ``promote NAME@VERSION archived`` archives the version
 _FORMAT_LINE = re.compile(rb"^format:[ \t]*[\"']?(\d+)[\"']?[ \t]*(?:#.*)?$", re.M)
-_TOP_KEY = re.compile(rb"^([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*:(?=[ \t\r]|$)", re.M)
+# A line that starts a top-level key: plain (not a list item, comment, directive or flow
+# collection) or quoted. The scan may see more than the parser would; a suspect is confirmed by it.
+_TOP_KEY = re.compile(
+    rb"^(?:\"([^\"\n]*)\"|'([^'\n]*)'|([^\s#'\"?:,\[\]{}&*!|>%@`-][^:#\n]*?))[ \t]*:(?=[ \t\r]|$)", re.M)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def check_keys(data: bytes, path: Path) -> None:
     """Refuse unknown top-level keys, cheaply: a scan of the lines that start a top-level key,
     parsed in full (which names the key exactly) only when the scan finds a suspect."""
     for m in _TOP_KEY.finditer(data):
-        if m.group(1).decode("ascii") not in TOP_LEVEL_KEYS:
+        if (m.group(1) or m.group(2) or m.group(3)).decode("utf-8", "replace") not in TOP_LEVEL_KEYS:
             load(path)  # raises for a real unknown key; a false alarm of the scan passes
             return
 
