@@ -386,7 +386,7 @@ def _print_move(move: Any, as_json: bool, verb: str) -> None:
     for ev in move.events[1:]:
         if ev.action == "demote":
             note(f"Demoted {ev.model}@{ev.version} to {ev.stage}"
-                 + (f" (replacing {_version_label(ev.from_)})" if ev.from_ else ""))
+                 + (f" (replacing {_version_label(ev.from_)})" if ev.from_ and ev.from_ != move.to.digest else ""))
     for line in move.notes:
         note(f"Note: {line}")
     if move.to is not None:
