@@ -352,7 +352,7 @@ class Registry:
         if last.to is not None:  # the ref went without an event (interrupted write or hand edit)
             return NotFound(f"{name}@{stage} is empty (its log last set it to {last.version}; run 'modelreg fsck')",
                             info=info)
-        verb = "cleared" if last.action == "clear" else f"emptied by a {last.action}"
+        verb = "cleared" if last.action == "clear" else f"emptied by {last.action}"
         why = f": {last.reason}" if last.reason else ""
         info.update(emptied_by=last.actor, emptied_at=last.time, action=last.action, reason=last.reason)
         return NotFound(f"{name}@{stage} is empty ({verb} by {last.actor} at {last.time}{why})", info=info)

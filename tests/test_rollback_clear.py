@@ -13,7 +13,7 @@ import pytest
 from conftest import ACTOR, log_lines, snapshot
 
 import modelreg
-from modelreg.errors import Conflict, NotFound, PolicyRefused, UsageError
+from modelreg.errors import Conflict, NotFound, UsageError
 from modelreg.log import Event
 from modelreg.registry import Registry
 
