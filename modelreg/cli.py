@@ -119,6 +119,12 @@ def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
 
 
+def with_error(data: dict[str, Any], code: int, message: str) -> dict[str, Any]:
+    """A report printed on a non-zero exit (check, fsck, verify...): its fields plus the ``error``
+    object every failure carries in --json mode."""
+    return data if code == 0 else {**data, "error": {"code": code, "message": message}}
+
+
 @app.callback()
 def _main(
     registry: Annotated[
@@ -634,7 +640,9 @@ def fsck_cmd(
         raise UsageError("--hash needs --artifacts")
     report = fsck(open_registry(), repair=repair, artifacts=artifacts, compute_hash=hash_)
     if as_json:
-        emit_json(report.to_dict())
+        code = 6 if not report.ok else 7 if report.counts.get("unreachable") else 0
+        emit_json(with_error(report.to_dict(), code, f"{len(report.errors)} error(s)" if code == 6
+                             else f"{report.counts.get('unreachable')} artifact(s) unreachable"))
     else:
         for p in report.problems:
             typer.echo(f"{p.severity}: {p.path}: {p.message}")
@@ -675,7 +683,8 @@ def verify_cmd(
     results = [(rep, r) for rep in reports for r in rep.results]
     if as_json:
         data = [rep.to_dict() for rep in reports]
-        emit_json(data if all_ else data[0])
+        bad = sum(1 for _, r in results if not r.ok)
+        emit_json(data if all_ else with_error(data[0], exit_code(r for _, r in results), f"{bad} artifact(s) failed"))
     else:
         from .render import verify_table
 
@@ -854,7 +863,7 @@ def check_cmd(
     """Evaluate the promotion rules and gates for STAGE without moving anything (exit 5 if any fails)."""
     report = open_registry().check(ref, stage)
     if as_json:
-        emit_json(report.to_dict())
+        emit_json(with_error(report.to_dict(), 0 if report.passed else 5, report.summary()))
     else:
         from .render import gate_table
 
@@ -1002,7 +1011,7 @@ def license_check_cmd(
     """Check a version's license against its ancestors and a project (exit 5 if any is incompatible)."""
     report = open_registry().license_check(ref, project_license)
     if as_json:
-        emit_json(report.to_dict())
+        emit_json(with_error(report.to_dict(), 0 if report.ok else 5, "a license is incompatible"))
     else:
         from .discovery_render import license_lines
 

@@ -97,6 +97,15 @@ def test_gate_refusal_json_is_one_object_with_the_report(tmp_path, monkeypatch, 
     code, out, _ = run_cli(capsys, "promote", f"{MODEL}@1", "production", "--json")  # never in staging
     doc = json.loads(out)
     assert code == 5 and doc["error"]["code"] == 5 and doc["passed"] is False and doc["results"]
+    # a report that ends in a non-zero exit carries the error object too
+    code, out, _ = run_cli(capsys, "check", f"{MODEL}@1", "production", "--json")
+    doc = json.loads(out)
+    assert code == 5 and doc["error"]["code"] == 5 and "never was in staging" in doc["error"]["message"]
+    assert "error" not in json.loads(run_cli(capsys, "check", f"{MODEL}@1", "staging", "--json")[1])
+    (tmp_path / ".modelreg" / "versions" / MODEL / "1").write_text("torn")
+    code, out, _ = run_cli(capsys, "fsck", "--json")
+    doc = json.loads(out)
+    assert code == 6 and doc["ok"] is False and doc["error"]["code"] == 6
 
 
 def test_successes_print_one_object(cli, populated, tmp_path):
