@@ -7,7 +7,6 @@ name is refused (exit 2) with the closest valid key, by every command, because a
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from dataclasses import dataclass, field
@@ -49,6 +48,8 @@ TOP_LEVEL_KEYS = tuple(k.name for k in SCHEMA)
 
 def closest(word: str, choices: tuple[str, ...] | list[str]) -> str | None:
     """The choice most like ``word`` (for "did you mean"), or None when none is close."""
+    import difflib  # only on the error path
+
     found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
     return found[0] if found else None
 
