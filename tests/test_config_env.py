@@ -30,16 +30,22 @@ def add_config(project, text: str) -> None:
 
 
 # ---------------------------------------------------------------- config.yaml schema
-@pytest.mark.parametrize("line, key, closest", [
+KEY_TYPOS = [
     ("polices:\n  gates: {}\n", "polices", "policy"),
     ("stage: [qa]\n", "stage", "stages"),
     ("artifact_stor: s3://bucket\n", "artifact_stor", "artifact_store"),
-    ('"strange key": 1\n', "strange key", None),  # not found by the quick scan: the full parse catches it
-])
-@pytest.mark.parametrize("args", [
+    ('"strange key": 1\n', "strange key", None),  # quoted: the quick scan sees it too
+]
+COMMANDS = [
     ("promote", f"{MODEL}@1.0.0", "staging"), ("check", f"{MODEL}@1.0.0", "staging"), ("ls",), ("log", MODEL),
     ("show", f"{MODEL}@1.0.0"), ("fsck",), ("policy", "show"), ("register", MODEL, "2.0.0"),
-])
+]
+
+
+@pytest.mark.parametrize("line, key, closest, args", [
+    *[(*typo, COMMANDS[0]) for typo in KEY_TYPOS],  # every typo through one command ...
+    *[(*KEY_TYPOS[i % len(KEY_TYPOS)], args) for i, args in enumerate(COMMANDS[1:])],  # ... every command
+], ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
 def test_unknown_top_level_key_is_refused_everywhere(cli, populated, line, key, closest, args):
     add_config(populated, line)
     before = snapshot(populated / ".modelreg")
