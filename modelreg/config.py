@@ -131,10 +131,10 @@ class Config:
 
         return policy_mod.parse(self.raw.get("policy"), self.stages)
 
-    def effective(self, artifact_settings: tuple[Any, Any]) -> dict[str, Any]:
+    def effective(self, storage: tuple[Any, Any]) -> dict[str, Any]:
         """The whole config as modelreg reads it, every key of :data:`SCHEMA` present, defaults
-        filled in (``artifact_settings`` is the validated ``(artifact_store, storage_options)``)."""
-        store, options = artifact_settings
+        filled in (``storage`` is the validated ``(artifact_store, storage_options)``)."""
+        store, options = storage
         return {
             "format": self.format,
             "stages": list(self.stages),

@@ -21,6 +21,7 @@ from . import fileio
 
 LOG_SUFFIX = ".jsonl"
 KEYS = ("id", "time", "actor", "action", "model", "version", "stage", "from", "to", "reason", "data", "prev")
+SIG_KEY = "sig"  # optional, last: an SSH signature over the other keys (modelreg.trust.signing)
 
 
 def _now_ns() -> int:
@@ -59,9 +60,11 @@ class Event:
     prev: str | None = None
     id: str = field(default_factory=lambda: new_id())  # looked up at call time: tests skew _now_ns
     time: str = field(default_factory=lambda: utc_now())
+    sig: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form, with the stable keys listed in KEYS (``prev`` only when set)."""
+        """The JSON form, with the stable keys listed in KEYS (``prev`` only when set), and ``sig``
+        last when the event is signed (the signature covers every other key, ``prev`` included)."""
         d = {
             "id": self.id,
             "time": self.time,
@@ -77,6 +80,8 @@ class Event:
         }
         if self.prev is not None:
             d["prev"] = self.prev
+        if self.sig is not None:
+            d[SIG_KEY] = self.sig
         return d
 
     def line(self) -> bytes:
@@ -95,10 +100,11 @@ class Event:
         data = d.get("data") or {}
         if not isinstance(data, dict):
             raise ValueError("invalid 'data'")
+        sig = d.get(SIG_KEY)
         return cls(
             id=d["id"], time=d["time"], actor=d["actor"], action=d["action"], model=d["model"],
             version=d.get("version"), stage=d.get("stage"), from_=d.get("from"), to=d.get("to"),
-            reason=d.get("reason"), data=data, prev=d.get("prev"),
+            reason=d.get("reason"), data=data, prev=d.get("prev"), sig=sig if isinstance(sig, str) else None,
         )
 
 

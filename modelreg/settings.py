@@ -52,6 +52,28 @@ def _text(name: str, value: str) -> str:
     return value
 
 
+def _printable(name: str, value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise UsageError(f"{name}: contains control characters", info={"variable": name})
+    return value
+
+
+def _paths(name: str, value: str) -> str:
+    for item in value.split(os.pathsep):
+        if item.strip() and not os.path.isabs(os.path.expanduser(item.strip())):
+            raise UsageError(f"{name}: {item!r} is not an absolute path", info={"variable": name, "value": value})
+    return _path(name, value)
+
+
+def _digest(name: str, value: str) -> str:
+    from .names import is_full_digest
+
+    if not is_full_digest(value.strip()):
+        raise UsageError(f"{name}={value!r}: expected sha256:<64 hex> (see 'modelreg trust --show')",
+                         info={"variable": name, "value": value})
+    return value
+
+
 def _path(name: str, value: str) -> str:
     if "\0" in value:
         raise UsageError(f"{name}: a path cannot contain a NUL byte", info={"variable": name})
@@ -72,6 +94,11 @@ SETTINGS: dict[str, tuple[Callable[[str, str], object], str]] = {
     "MODELREG_TRACEBACK": (_boolean, "print an error's details and traceback"),
     "MODELREG_UNSAFE_NO_FSYNC": (_one, "1 skips every fsync: benchmarks only"),
     "MODELREG_S3_ENDPOINT_URL": (_url, "the S3 endpoint (docs/artifacts.md)"),
+    "MODELREG_SIGNING_KEY": (_printable, "the SSH key --sign uses: a key file or a public key (docs/security.md)"),
+    "MODELREG_ALLOWED_SIGNERS": (_path, "the allowed signers file signatures are verified against"),
+    "MODELREG_TRUSTED_SETTINGS": (_digest, "approves committed network settings with this digest"),
+    "MODELREG_LOCAL_ROOTS": (_paths, "absolute paths registry URIs may read besides the project"),
+    "MODELREG_ALLOW_PRIVATE_NETWORK": (_printable, "1/0, or host[:port],... that registry URIs may reach"),
 }
 
 

@@ -58,6 +58,8 @@ FAILING = {  # command -> an invocation that fails, and its exit code
     "lineage": (["lineage", f"{MODEL}@9", "--json"], 3),
     "license-check": (["license-check", f"{MODEL}@9", "--json"], 3),
     "licenses": (["licenses", "--bogus", "--json"], 2),
+    "audit": (["audit", "--base", "HEAD", "--json"], 3),  # not a git work tree
+    "trust": (["trust", "--show", "--revoke", "--json"], 2),
 }
 
 
