@@ -301,3 +301,28 @@ def test_an_archived_version_is_never_demoted(tmp_path, monkeypatch, capsys):
     assert "archived: not demoted" in move["notes"][0]
     assert reg.resolve(f"{MODEL}@staging").version == "2.0.0"  # staging unchanged
     assert run_cli(capsys, "check", f"{MODEL}@2.0.0", "staging")[0] == 0
+
+
+def test_signed_clear_and_rollback_cover_prev(cli, project, releases, tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen not installed")
+    key = tmp_path / "keys" / "oncall"
+    key.parent.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "oncall", "-f", str(key)], check=True)
+    signers = key.parent / "allowed_signers"
+    signers.write_text(f"oncall@example.com {key.with_suffix('.pub').read_text()}")
+    monkeypatch.setenv("MODELREG_SIGNING_KEY", str(key))
+    monkeypatch.setenv("MODELREG_ALLOWED_SIGNERS", str(signers))
+    assert cli("clear", MODEL, "production", "--reason", "INC-3", "--sign")[0] == 0
+    assert cli("rollback", MODEL, "production", "--sign")[0] == 0
+    events = json.loads(cli("log", MODEL, "--stage", "production", "--limit", "2", "--json")[1])
+    assert [(e["action"], e["verified"]) for e in events] == [("rollback", True), ("clear", True)]
+    assert events[0]["prev"] == events[1]["id"]
+    # prev is covered by the signature: re-linking the event breaks it
+    log = project / ".modelreg" / "logs" / f"{MODEL}.jsonl"
+    log.write_text(log.read_text().replace(f'"prev":"{events[1]["id"]}"', f'"prev":"{events[1]["prev"]}"', 1))
+    events = json.loads(cli("log", MODEL, "--stage", "production", "--limit", "2", "--json")[1])
+    assert not all(e["verified"] for e in events)
