@@ -79,12 +79,14 @@ class HistoryWriter:
         self.stages: dict[str, str] = reg.refs.stages(name)
         self.archived: set[str] = {v for v, st in state.versions.items() if st.archived}
         self.registered: set[str] = {v for v, st in state.versions.items() if st.registered_at}
-        self.logged_moves: dict[str, str | None] = {}
+        self.logged_moves: dict[str, str | None] = {}  # stage -> ``to`` of its last logged move
+        self.moves: dict[str, list[Event]] = {}  # stage -> its moves, in the log's (causal) order
         for e in events:
             if e.action in MOVES and e.stage:
                 self.logged_moves[e.stage] = e.to
+                self.moves.setdefault(e.stage, []).append(e)
         self.log_events: list[Event] = events  # the model's log when the writer was made
-        self.last: tuple[str, str] = (events[-1].time, events[-1].id) if events else ("", "")
+        self.last: tuple[str, str] = max(((e.time, e.id) for e in events), default=("", ""))
         self.events: list[Event] = []
         self.objects: set[str] = set()  # digests this writer stored (dry run: would store)
         self.skipped: list[str] = []  # changes the caller asked for and left out, said why
@@ -155,7 +157,8 @@ class HistoryWriter:
             raise NotFound(f"{self.name} has no version {version!r}") from None
 
     def _event(self, action: str, origin: Origin, *, version: str | None = None, stage: str | None = None,
-               from_: str | None = None, to: str | None = None, data: dict[str, Any] | None = None) -> Event:
+               from_: str | None = None, to: str | None = None, data: dict[str, Any] | None = None,
+               prev: str | None = None) -> Event:
         time, source = origin.time, dict(origin.source)
         if time < self.last[0]:
             source["time"] = time  # the original time; the line goes at the end of the log
@@ -167,7 +170,7 @@ class HistoryWriter:
         if self._batch:
             source["batch"] = self._batch
         event = Event(action, self.name, origin.actor, version=version, stage=stage, from_=from_, to=to,
-                      reason=origin.reason, data={**(data or {}), "import": source}, id=eid, time=time)
+                      reason=origin.reason, data={**(data or {}), "import": source}, id=eid, time=time, prev=prev)
         if self._pending is not None:
             self._pending.append(event)
         elif not self.dry_run:
@@ -209,12 +212,16 @@ class HistoryWriter:
         self.registered.add(version)
         return self._event("register", origin, version=version, to=digest)
 
-    def move(self, stage: str, version: str | None, origin: Origin, *, action: str = "promote",
-             only_if: str | None | type[Ellipsis] = ...) -> Event | None:
-        """Point ``stage`` at ``version`` (None: empty it, a ``clear`` event).
+    def move(self, stage: str, version: str | None, origin: Origin, *, fallback: bool = False,
+             only_if: str | None | type[Ellipsis] = ..., data: dict[str, Any] | None = None) -> Event | None:
+        """Point ``stage`` at ``version`` (None: empty it, a ``clear`` event); the event names the
+        stage's previous move as ``prev``.
 
         ``only_if``: a version name (or None for an empty stage) the stage must hold now, else
-        nothing happens; leave it out to move whatever the stage holds.
+        nothing happens; leave it out to move whatever the stage holds. ``fallback``: the stage
+        goes back because what it held left it; when an earlier move of the stage put ``version``
+        there and is still on the undo stack, this is a ``rollback`` undoing the moves since
+        (``data.undoes``), else a ``promote``.
         """
         check_stage(stage)
         target = None if version is None else self._digest(version)
@@ -232,14 +239,25 @@ class HistoryWriter:
         else:
             old = current
             self._do(lambda: self.reg.refs.set_stage_if_equals(self.name, stage, old, target))
+        data = dict(data or {})
+        action = "promote"
         if target is None:
             self.stages.pop(stage, None)
             action = "clear"
         else:
             self.stages[stage] = target
+            if fallback:
+                from .lifecycle.undo import rewind, undo_stack
+
+                undone = rewind(undo_stack(self.moves.get(stage, [])), target)
+                if undone:
+                    action, data["undoes"] = "rollback", [e.id for e in undone]
         self.logged_moves[stage] = target
-        return self._event(action, origin, version=version if target else self.version_of(current), stage=stage,
-                           from_=current, to=target)
+        head = self.moves.get(stage, [])[-1:] or [None]
+        event = self._event(action, origin, version=version if target else self.version_of(current), stage=stage,
+                            from_=current, to=target, data=data, prev=head[0].id if head[0] else None)
+        self.moves.setdefault(stage, []).append(event)
+        return event
 
     def archive(self, version: str, origin: Origin, *, undo: bool = False) -> list[Event]:
         """Archive ``version`` (clearing, first, each stage it holds) or with ``undo`` unarchive it."""
@@ -247,15 +265,17 @@ class HistoryWriter:
         if (version in self.archived) != undo:
             return []
         out: list[Event] = []
-        if not undo:
-            for stage in self.holds(version):
-                ev = self.move(stage, None, origin)
-                if ev:
-                    out.append(ev)
-            self.archived.add(version)
-        else:
+        held = [] if undo else self.holds(version)
+        for stage in held:  # as Registry.archive does: a clear per stage held, then the archive event
+            ev = self.move(stage, None, origin, data={"archive": True})
+            if ev:
+                out.append(ev)
+        if undo:
             self.archived.discard(version)
-        out.append(self._event("unarchive" if undo else "archive", origin, version=version, to=digest))
+        else:
+            self.archived.add(version)
+        out.append(self._event("unarchive" if undo else "archive", origin, version=version, to=digest,
+                               data={"cleared": held} if held else None))
         return out
 
     def metrics(self, version: str, suite: str, values: dict[str, Any], origin: Origin) -> Event:

@@ -158,7 +158,7 @@ def test_dry_run_and_stage_map(cli, gto_repo: GtoRepo, gto_template: Path):
     before = snapshot(gto_repo.path / ".modelreg")
     code, out, err = cli("import", "gto", "--dry-run", "--stage-map", "prod=production")
     assert code == 0, err
-    assert "churn@v1.1.0 -> production" in out and "would import" in err
+    assert "churn@production: (empty) -> v1.0.0" in out and "would import" in err
     assert snapshot(gto_repo.path / ".modelreg") == before
     data = _import(cli, "--stage-map", "prod=production", "--stage-map", "qa=none")
     assert sorted(data["stages_added"]) == ["dev"]

@@ -328,3 +328,23 @@ def test_a_bare_clone_imports_the_same(repo: TagRepo, tmp_path: Path):
     assert result.versions_created == 1
     art = _reg(repo).show("m@v1.0.0").manifest["artifacts"][0]
     assert art["sha256"] == hashlib.sha256(b"one").hexdigest()
+
+
+def test_a_stage_that_falls_back_is_a_rollback_in_the_undo_stack(repo: TagRepo, cli):
+    c1 = repo.commit({"w.bin": "one"})
+    repo.tag("m@v1.0.0", c1, 1)
+    c2 = repo.commit({"w.bin": "two"})
+    repo.tag("m@v2.0.0", c2, 2)
+    repo.tag("m#prod#1", c1, 3)
+    repo.tag("m#prod#2", c2, 4)
+    repo.tag("m#prod!#3", c2, 5)  # v2.0.0 unassigned: gto show puts prod back on v1.0.0
+    gto.import_repo(_reg(repo), repo.path)
+    moves = [e for e in log_lines(repo.path, "m") if e["stage"] == "prod"]
+    assert [(e["action"], e["version"]) for e in moves] == [("promote", "v1.0.0"), ("promote", "v2.0.0"),
+                                                            ("rollback", "v1.0.0")]
+    assert moves[2]["data"]["undoes"] == [moves[1]["id"]]
+    assert [e.get("prev") for e in moves] == [None, moves[0]["id"], moves[1]["id"]]  # one causal chain
+    code, out, err = cli("rollback", "m", "prod")  # what is left to undo put v1.0.0 into an empty stage
+    assert code == 3 and "nothing left to undo" in err
+    code, out, err = cli("fsck")
+    assert code == 0 and "warning" not in out, out + err

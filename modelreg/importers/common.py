@@ -83,6 +83,7 @@ class Step:
     stage: str | None = None
     manifest: dict[str, Any] | None = None
     only_if: Any = ...  # move: the version (None: nothing) the stage must hold now
+    fallback: bool = False  # move: the stage goes back because its holder left it (see HistoryWriter.move)
     suite: str | None = None
     values: dict[str, Any] | None = None
 
@@ -96,7 +97,7 @@ class Step:
                 w.skipped.append(f"{w.name}@{self.version} is archived in modelreg, so it was not put in "
                                  f"{self.stage} ({self.origin.reason})")
                 return []
-            ev = w.move(self.stage, self.version, self.origin, only_if=self.only_if)
+            ev = w.move(self.stage, self.version, self.origin, only_if=self.only_if, fallback=self.fallback)
         elif self.kind in ("archive", "unarchive"):
             assert self.version is not None
             return w.archive(self.version, self.origin, undo=self.kind == "unarchive")
@@ -142,6 +143,7 @@ class ModelResult:
     source_name: str
     versions: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # digest -> version, to print the events
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "source_name": self.source_name, "versions_created": self.versions,
@@ -220,6 +222,7 @@ def run(reg: Registry, result: ImportResult, plans: list[ModelPlan], stages: lis
                     if bar:
                         bar(1)
                 result.warnings.extend(w.skipped)
+                model.labels = {d: v for v, d in w.versions.items()}
             result.models.append(model)
     finally:
         close = getattr(bar, "close", None)

@@ -523,7 +523,7 @@ def _steps(rec: _Record, manifests: dict[str, dict[str, Any]], stages: dict[str,
         if new is not None and rec.tag.action == "assign" and rec.tag.stage == gto_stage and rec.version == new:
             steps.append(Step("move", o, version=new, stage=stage))  # an explicit assignment
         else:  # the holder left (unassigned, deregistered, deprecated): GTO falls back to the one before
-            steps.append(Step("move", o, version=new, stage=stage, only_if=old))
+            steps.append(Step("move", o, version=new, stage=stage, only_if=old, fallback=True))
     steps += [Step("archive", o, version=v) for v, shown in after.items()
               if not shown and (before.get(v) is True or (v == rec.version and rec.new_version))]
     return steps
