@@ -60,6 +60,7 @@ FAILING = {  # command -> an invocation that fails, and its exit code
     "licenses": (["licenses", "--bogus", "--json"], 2),
     "audit": (["audit", "--base", "HEAD", "--json"], 3),  # not a git work tree
     "trust": (["trust", "--show", "--revoke", "--json"], 2),
+    "import": (["import", "gto", "--repo", "nosuch-dir", "--json"], 3),
 }
 
 

@@ -348,3 +348,8 @@ def test_a_stage_that_falls_back_is_a_rollback_in_the_undo_stack(repo: TagRepo, 
     assert code == 3 and "nothing left to undo" in err
     code, out, err = cli("fsck")
     assert code == 0 and "warning" not in out, out + err
+
+
+def test_json_errors(repo: TagRepo, cli, tmp_path: Path):
+    code, out, err = cli("import", "gto", "--repo", str(tmp_path / "nope"), "--json")
+    assert code == 3 and json.loads(out)["error"] == {"code": 3, "message": f"--repo {tmp_path / 'nope'}: no such directory"}
