@@ -120,30 +120,10 @@ def _progress_factory() -> Any:
 
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
-    """``K=V`` pairs into a nested mapping; V keeps its JSON type only if it round-trips exactly."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"{what} {pair!r}: expected KEY=VALUE")
-        value: Any = raw
-        try:
-            parsed = json.loads(raw)
-            if json.dumps(parsed) == raw and not isinstance(parsed, (dict, list)):
-                value = parsed
-        except ValueError:
-            pass
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise UsageError(f"{what} {pair!r}: {part!r} is already a value")
-            node = nxt
-        if parts[-1] in node:
-            raise UsageError(f"{what} {pair!r}: key given twice")
-        node[parts[-1]] = value
-    return out
+    """``K=V`` pairs typed by the one rule of :mod:`modelreg.values`."""
+    from .values import parse_pairs as parse
+
+    return parse(pairs, what)
 
 
 # ----------------------------------------------------------------- commands
@@ -221,7 +201,9 @@ def register_cmd(
             raise UsageError(f"--from-file {from_file}: is a directory") from None
         if len(data) > canonical.MAX_BYTES:
             raise UsageError(f"--from-file {from_file} is larger than {canonical.MAX_BYTES} bytes (a manifest is metadata)")
-        raw = canonical.load(data, what=from_file)
+        from .values import load_manifest
+
+        raw = load_manifest(data, from_file)
         if not isinstance(raw, dict):
             raise UsageError(f"{from_file}: a manifest must be a mapping")
         result = reg.register_manifest(raw, actor=actor, progress=_progress_factory(), **checks)
@@ -396,8 +378,15 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At m
 def _search_and_print(name_regex: str | None, stage: str | None, staged: bool, tag: str | None,
                       archived: bool | None, where: list[str] | None, sort: str | None, limit: int | None,
                       as_json: bool) -> None:
+    from .query import parse_where
+
+    conditions = [parse_where(w) for w in where or []]
     records = open_registry().search(name_regex=name_regex, stage=stage, staged=staged, tag=tag,
-                                     archived=archived, where=where or [], sort=sort, limit=limit)
+                                     archived=archived, where=conditions, sort=sort, limit=limit)
+    for c in conditions:
+        text = c.mismatch_note()
+        if text:
+            note(f"modelreg: note: {text}")
     if as_json:
         emit_json([r.to_dict() for r in records])
     else:

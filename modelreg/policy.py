@@ -266,6 +266,30 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _suite_key(metrics: dict[str, dict[str, Any]], path: str) -> tuple[str, str]:
+    """(suite, key) of a metric path, split as :func:`lookup` does (suite names may hold dots)."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        if ".".join(parts[:i]) in metrics:
+            return ".".join(parts[:i]), ".".join(parts[i:])
+    return parts[0], ".".join(parts[1:])
+
+
+def _not_a_number(metrics: dict[str, dict[str, Any]], path: str, value: Any, name: str, version: str) -> str:
+    """Why a metric value cannot meet a numeric gate, naming suite and key, and the fix."""
+    from .values import describe, display, is_number, parse_value
+
+    suite, key = _suite_key(metrics, path)
+    msg = f"key {key} of suite {suite} is {describe(value)}, not a number"
+    try:
+        typed = parse_value(value) if isinstance(value, str) else None
+    except UsageError:
+        typed = None
+    if is_number(typed):  # e.g. "0.90" recorded before values were typed, or quoted
+        msg += f"; record it as a number: modelreg metrics set {name}@{version} --suite {suite} {key}={display(typed)}"
+    return msg
+
+
 def _num(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value)) if abs(value) < 1e15 else repr(value)
@@ -300,7 +324,8 @@ def evaluate(
         if not found:
             results.append(GateResult("thresholds", t.path, t.text, None, False, f"{t.path} not recorded"))
         elif not _is_number(value):
-            results.append(GateResult("thresholds", t.path, t.text, value, False, f"{value!r} is not a number"))
+            results.append(GateResult("thresholds", t.path, t.text, value, False,
+                                      _not_a_number(metrics, t.path, value, name, version)))
         else:
             ok = OPERATORS[t.op](value, t.value)
             results.append(GateResult("thresholds", t.path, t.text, value, ok, f"{_num(value)} {t.op} {_num(t.value)}"
@@ -312,8 +337,13 @@ def evaluate(
         want = f"{'>=' if direction == 'higher' else '<='} {_num(cur) if cur_found else '?'}"
         if other is None:
             ok, msg = True, f"{stage} is empty or already holds this version"
+        elif found and value is not None and not _is_number(value):  # present but not comparable: say so
+            ok, msg = False, _not_a_number(metrics, path, value, name, version)
         elif not (found and cur_found and _is_number(value) and _is_number(cur)):
-            ok, msg = True, f"not compared: {path} missing on {'the candidate' if not found else other}"
+            from .values import describe
+
+            why = "missing" if not (found and cur_found) else f"{describe(cur)}, not a number,"
+            ok, msg = True, f"not compared: {path} {why} on {'the candidate' if not found else other}"
         else:
             ok = value >= cur if direction == "higher" else value <= cur
             msg = f"{_num(value)} vs {_num(cur)} on {other} ({direction} is better)" + ("" if ok else ": worse")

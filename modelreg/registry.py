@@ -101,13 +101,13 @@ class VersionInfo:
 
     def extra_lines(self) -> list[tuple[str, str]]:
         """Annotation lines for the text form of ``show``."""
-        import json
+        from .values import display
 
         lines = []
         if self.tags is not None:
             lines.append(("tags", ", ".join(self.tags) or "-"))
         for suite in sorted(self.metrics):
-            values = "  ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(self.metrics[suite].items()))
+            values = "  ".join(f"{k}={display(v)}" for k, v in sorted(self.metrics[suite].items()))
             lines.append(("metrics", f"{suite}: {values}"))
         for stage in sorted(self.approvals):
             lines.append(("approvals", f"{stage}: {', '.join(sorted(self.approvals[stage]))}"))
@@ -577,7 +577,12 @@ class Registry:
         name, version = m["name"], m["version"]
         if existing == "sha256:" + sha256_bytes(data):
             return RegisterResult(Resolved(name, version, existing), False, None)
-        changes = manifest.diff(self.manifest(existing), m)
+        old = self.manifest(existing)
+        from .values import legacy_equal
+
+        if legacy_equal(old, m):  # registered before values were typed ("3e-4" then, 0.0003 now): the same
+            return RegisterResult(Resolved(name, version, existing), False, None)
+        changes = manifest.diff(old, m)
         shown = "; ".join(f"{c.path}: {_short(c.old)} -> {_short(c.new)}" for c in changes[:5])
         more = f" (+{len(changes) - 5} more)" if len(changes) > 5 else ""
         raise Conflict(

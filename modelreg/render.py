@@ -172,9 +172,10 @@ def stats_lines(stats: dict[str, Any]) -> Iterator[str]:
 
 
 def _fmt(value: Any) -> str:
-    import json
+    """A value as text by the one rule (modelreg.values.display): the string "0.90" quoted, the number 0.9 bare."""
+    from .values import display
 
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return display(value)
 
 
 def progress_bar(label: str, total: int) -> Callable[[int], None]:
