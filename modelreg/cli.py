@@ -30,8 +30,11 @@ ActorOpt = Annotated[
     str | None, typer.Option("--actor", help="Who makes the change (default: MODELREG_ACTOR, CI user, git email).")
 ]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why: recorded in the event log.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print no messages on success (data, warnings and errors still print).")
+]
 
-_state: dict[str, Any] = {"registry": None}
+_state: dict[str, Any] = {"registry": None, "quiet": False}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,6 +52,8 @@ def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Call
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*a: Any, **kw: Any) -> Any:
+            if kw.get("quiet"):
+                _state["quiet"] = True
             try:
                 return fn(*a, **kw)
             except ModelregError as exc:
@@ -79,12 +84,47 @@ def os_message(exc: OSError) -> str:
 
 
 def note(message: str) -> None:
-    """A message for the person at the terminal (stderr)."""
-    typer.echo(message, err=True)
+    """A message for the person at the terminal (stderr); silenced by ``--quiet``."""
+    if not _state["quiet"]:
+        typer.echo(message, err=True)
+
+
+def warn(message: str) -> None:
+    """A warning (stderr): printed even with ``--quiet``."""
+    typer.echo(f"modelreg: warning: {message}", err=True)
+
+
+def use_colour(stream: Any = None) -> bool:
+    """Colour only on a terminal, never when NO_COLOR is set (https://no-color.org) or TERM is dumb."""
+    stream = stream if stream is not None else sys.stdout
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def echo_styled(text: str, colour: str | None) -> None:
+    """A line on stdout, in ``colour`` when :func:`use_colour` allows it."""
+    typer.secho(text, fg=colour, color=use_colour(sys.stdout))
 
 
 def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def version_text() -> str:
+    from . import __version__
+    from .config import FORMAT
+
+    return f"modelreg {__version__} (registry format {FORMAT})"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit(0)
 
 
 @app.callback()
@@ -94,8 +134,27 @@ def _main(
         typer.Option("--registry", "-R", help="Registry directory (default: MODELREG_DIR, or .modelreg/ found upwards).",
                      envvar=None),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print no messages on success (as the command option -q).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the modelreg and registry format versions.",
+                           callback=_version_callback, is_eager=True)
+    ] = False,
+    install_completion: Annotated[
+        str | None, typer.Option("--install-completion", metavar="[SHELL]",
+                                 help="Install shell completion (bash, zsh, fish; default: your shell).")
+    ] = None,
+    show_completion: Annotated[
+        str | None, typer.Option("--show-completion", metavar="[SHELL]",
+                                 help="Print the shell completion script (bash, zsh, fish; default: your shell).")
+    ] = None,
 ) -> None:
     _state["registry"] = registry
+    _state["quiet"] = _state["quiet"] or quiet
+    if install_completion is not None or show_completion is not None:  # normally handled in main()
+        _completion_option("--install-completion" if install_completion is not None else "--show-completion",
+                           install_completion or show_completion or None)
 
 
 def open_registry() -> Any:
@@ -106,7 +165,7 @@ def open_registry() -> Any:
 
 def _progress_factory() -> Any:
     """A progress callback factory for large files when stderr is a terminal."""
-    if not sys.stderr.isatty():
+    if _state["quiet"] or not sys.stderr.isatty():
         return None
 
     def factory(label: str, total: int) -> Callable[[int], None] | None:
@@ -126,6 +185,38 @@ def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
     return parse(pairs, what)
 
 
+# ------------------------------------------------------------- completion
+# Shell completion callbacks (see modelreg.completion): the registry is read only when a shell asks.
+def _completion_registry(ctx: typer.Context) -> str | None:
+    return ctx.find_root().params.get("registry")
+
+
+def _complete_refs(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .completion import refs
+
+    return refs(incomplete, _completion_registry(ctx))
+
+
+def _complete_models(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .completion import models
+
+    return models(incomplete, _completion_registry(ctx))
+
+
+def _complete_stages(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .completion import stages
+
+    return stages(incomplete, _completion_registry(ctx))
+
+
+def _complete_tag_op(incomplete: str) -> list[str]:
+    return [w for w in ("add", "rm") if w.startswith(incomplete)]
+
+
+def _complete_shells(incomplete: str) -> list[str]:
+    return [w for w in ("bash", "zsh", "fish") if w.startswith(incomplete)]
+
+
 # ----------------------------------------------------------------- commands
 @command("init")
 def init_cmd(
@@ -133,6 +224,7 @@ def init_cmd(
         str | None,
         typer.Argument(help="Project directory to create .modelreg/ in (default: --registry, MODELREG_DIR, or .)."),
     ] = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Create a registry (.modelreg/) in PATH."""
     from .registry import Registry
@@ -179,6 +271,7 @@ def register_cmd(
     upload: Annotated[
         bool, typer.Option("--upload", help="Copy local artifacts into config.yaml's artifact_store; record its URIs.")
     ] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Register a model version (idempotent for identical content)."""
     reg = open_registry()
@@ -225,7 +318,7 @@ def register_cmd(
             **checks,
         )
     for d in result.duplicates:
-        note(f"modelreg: warning: same params fingerprint as {d.name}@{d.version} ({d.digest[:19]})")
+        warn(f"same params fingerprint as {d.name}@{d.version} ({d.digest[:19]})")
     if as_json:
         emit_json(result.to_dict())
         return
@@ -237,8 +330,8 @@ def register_cmd(
 
 @command("promote")
 def promote_cmd(
-    ref: Annotated[str, typer.Argument(help="Version to promote: NAME@VERSION, NAME@latest, NAME@sha256:...")],
-    stage: Annotated[str, typer.Argument(help="Target stage.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version to promote: NAME@VERSION, NAME@latest, NAME@sha256:...")],
+    stage: Annotated[str, typer.Argument(autocompletion=_complete_stages, help="Target stage.")],
     expect: Annotated[
         str | None, typer.Option("--expect", help="Only if the stage now holds VERSION, sha256:..., or none.")
     ] = None,
@@ -250,6 +343,7 @@ def promote_cmd(
     ] = False,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Point STAGE of the model at a version (compare-and-swap with --expect), if the policy's gates pass."""
     from .errors import PolicyRefused
@@ -275,12 +369,13 @@ def promote_cmd(
 
 @command("rollback")
 def rollback_cmd(
-    name: Annotated[str, typer.Argument(help="Model name.")],
-    stage: Annotated[str, typer.Argument(help="Stage to roll back.")],
+    name: Annotated[str, typer.Argument(autocompletion=_complete_models, help="Model name.")],
+    stage: Annotated[str, typer.Argument(autocompletion=_complete_stages, help="Stage to roll back.")],
     to: Annotated[str | None, typer.Option("--to", help="Version to roll back to (default: the previous one).")] = None,
     reason: ReasonOpt = None,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Move STAGE back to the version it held before its latest change."""
     reg = open_registry()
@@ -302,12 +397,13 @@ def _print_move(move: Any, as_json: bool, verb: str) -> None:
 
 @command("archive")
 def archive_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     reason: ReasonOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Archive even if it holds a stage.")] = False,
     undo: Annotated[bool, typer.Option("--undo", help="Unarchive the version.")] = False,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Mark a version archived (it can no longer be promoted)."""
     reg = open_registry()
@@ -321,7 +417,7 @@ def archive_cmd(
 
 @command("resolve")
 def resolve_cmd(
-    ref: Annotated[str, typer.Argument(help="NAME@VERSION|STAGE|latest|sha256:HEX")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="NAME@VERSION|STAGE|latest|sha256:HEX")],
     digest: Annotated[bool, typer.Option("--digest", help="Print the manifest digest.")] = False,
     artifact: Annotated[str | None, typer.Option("--artifact", help="Print the URI of the artifact ROLE.")] = None,
     as_json: JsonOpt = False,
@@ -347,7 +443,7 @@ def resolve_cmd(
 
 @command("show")
 def show_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Show a version: manifest, stages, registration and archived state."""
@@ -361,7 +457,7 @@ def show_cmd(
 
 
 NameRegexOpt = Annotated[str | None, typer.Option("--name", help="Model name matches this regex (search).")]
-StageFilterOpt = Annotated[str | None, typer.Option("--stage", help="Versions that hold this stage.")]
+StageFilterOpt = Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="Versions that hold this stage.")]
 StagedOpt = Annotated[bool, typer.Option("--staged", help="Versions that hold any stage.")]
 TagFilterOpt = Annotated[str | None, typer.Option("--tag", help="Versions with this tag.")]
 ArchivedOpt = Annotated[
@@ -386,7 +482,7 @@ def _search_and_print(name_regex: str | None, stage: str | None, staged: bool, t
     for c in conditions:
         text = c.mismatch_note()
         if text:
-            note(f"modelreg: note: {text}")
+            warn(text)
     if as_json:
         emit_json([r.to_dict() for r in records])
     else:
@@ -413,7 +509,7 @@ def search_cmd(
 
 @command("ls")
 def ls_cmd(
-    name: Annotated[str | None, typer.Argument(help="Model to list versions of.")] = None,
+    name: Annotated[str | None, typer.Argument(autocompletion=_complete_models, help="Model to list versions of.")] = None,
     name_regex: NameRegexOpt = None,
     stage: StageFilterOpt = None,
     staged: StagedOpt = False,
@@ -454,8 +550,8 @@ def ls_cmd(
 
 @command("log")
 def log_cmd(
-    name: Annotated[str | None, typer.Argument(help="Model name (default: every model).")] = None,
-    stage: Annotated[str | None, typer.Option("--stage", help="Only events of this stage.")] = None,
+    name: Annotated[str | None, typer.Argument(autocompletion=_complete_models, help="Model name (default: every model).")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="Only events of this stage.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Only the newest N events.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -472,8 +568,8 @@ def log_cmd(
 
 @command("diff")
 def diff_cmd(
-    a: Annotated[str, typer.Argument(help="Old version reference (with --rev: NAME@STAGE).")],
-    b: Annotated[str | None, typer.Argument(help="New version reference (not with --rev).")] = None,
+    a: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Old version reference (with --rev: NAME@STAGE).")],
+    b: Annotated[str | None, typer.Argument(autocompletion=_complete_refs, help="New version reference (not with --rev).")] = None,
     rev: Annotated[
         str | None, typer.Option("--rev", help="Compare NAME@STAGE as it was at this git revision with now.")
     ] = None,
@@ -496,7 +592,7 @@ def diff_cmd(
             emit_json(sd.to_dict())
             return
         for text, colour in render.stage_diff_lines(sd):
-            typer.secho(text, fg=colour)
+            echo_styled(text, colour)
         return
     if b is None:
         raise UsageError("diff needs two references A B (or one NAME@STAGE with --rev REV)")
@@ -505,7 +601,7 @@ def diff_cmd(
         emit_json(result.to_dict())
         return
     for text, colour in render.diff_lines(result):
-        typer.secho(text, fg=colour)
+        echo_styled(text, colour)
 
 
 @command("fsck")
@@ -516,6 +612,7 @@ def fsck_cmd(
         bool, typer.Option("--artifacts", help="Also check every artifact exists with its recorded size.")
     ] = False,
     hash_: Annotated[bool, typer.Option("--hash", help="With --artifacts: check remote artifacts by content.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Check every object's hash, every ref and every log line; name each problem."""
     from .fsck import fsck
@@ -544,11 +641,12 @@ def fsck_cmd(
 
 @command("verify")
 def verify_cmd(
-    ref: Annotated[str | None, typer.Argument(help="Version reference (or --all).")] = None,
+    ref: Annotated[str | None, typer.Argument(autocompletion=_complete_refs, help="Version reference (or --all).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every version that holds a stage.")] = False,
-    stage: Annotated[str | None, typer.Option("--stage", help="With --all: only versions holding this stage.")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="With --all: only versions holding this stage.")] = None,
     hash_: Annotated[bool, typer.Option("--hash", help="Stream remote artifacts through SHA-256 too.")] = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Re-check a version's artifacts: exist, same size, and with --hash the same SHA-256."""
     from .artifacts import exit_code
@@ -572,7 +670,8 @@ def verify_cmd(
         verify_table(reports)
         for rep, r in results:
             if not r.ok:
-                note(f"modelreg: {r.status}: {rep.ref.name}@{rep.ref.version} artifact {r.role} ({r.uri}): {r.message}")
+                typer.echo(f"modelreg: {r.status}: {rep.ref.name}@{rep.ref.version} artifact {r.role} ({r.uri}): "
+                           f"{r.message}", err=True)
         bad = sum(1 for _, r in results if not r.ok)
         note(f"verified {len(results)} artifact(s) of {len(reports)} version(s): " + (f"{bad} failed" if bad else "ok"))
     code = exit_code(r for _, r in results)
@@ -582,9 +681,10 @@ def verify_cmd(
 
 @command("fetch")
 def fetch_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     dest: Annotated[str, typer.Argument(help="Directory to write the artifacts into (created if missing).")],
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Download a version's artifacts into DEST, each checked against its recorded SHA-256."""
     report = open_registry().fetch(ref, dest, progress=_progress_factory())
@@ -594,7 +694,7 @@ def fetch_cmd(
         for f in report.files:
             typer.echo(f"{f.status:<10}  {f.role}  {f.path}")
     for f in report.unverified:
-        note(f"modelreg: warning: {f.role} has no recorded sha256; fetched with "
+        warn(f"{f.role} has no recorded sha256; fetched with "
              + ("a size check only" if f.size is not None else "no check at all"))
 
 
@@ -615,12 +715,13 @@ def _read_json_object(path: str, what: str) -> dict[str, Any]:
 
 @command("set", group=metrics_app)
 def metrics_set_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     suite: Annotated[str, typer.Option("--suite", "-s", help="Evaluation suite name (e.g. core-v1).")],
     pairs: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE; VALUE keeps its JSON type (0.9, true, 3).")] = None,
     file: Annotated[str | None, typer.Option("--file", "-f", help="JSON object of values (KEY=VALUE pairs win).")] = None,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Merge metrics into a suite of a version (later values win per key; other suites untouched)."""
     values = _read_json_object(file, "--file") if file else {}
@@ -635,7 +736,7 @@ def metrics_set_cmd(
 
 @command("show", group=metrics_app)
 def metrics_show_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     suite: Annotated[str | None, typer.Option("--suite", "-s", help="Only this suite.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -665,11 +766,12 @@ def policy_show_cmd(as_json: JsonOpt = False) -> None:
 
 @command("tag")
 def tag_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
-    op: Annotated[str, typer.Argument(help="add or rm.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
+    op: Annotated[str, typer.Argument(autocompletion=_complete_tag_op, help="add or rm.")],
     tags: Annotated[list[str], typer.Argument(help="Tags.")],
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Add or remove tags of a version (the manifest's tags stay; changes are events)."""
     if op not in ("add", "rm"):
@@ -684,11 +786,12 @@ def tag_cmd(
 
 @command("approve")
 def approve_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
-    stage: Annotated[str, typer.Option("--stage", help="Stage the approval is for.")] = "production",
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
+    stage: Annotated[str, typer.Option("--stage", autocompletion=_complete_stages, help="Stage the approval is for.")] = "production",
     comment: Annotated[str | None, typer.Option("--comment", help="Review comment.")] = None,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Approve a version for a stage (one approval per actor; approving again replaces it)."""
     ev = open_registry().approve(ref, stage, comment, actor=actor)
@@ -700,13 +803,14 @@ def approve_cmd(
 
 @command("bind")
 def bind_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     provider: Annotated[str, typer.Option("--provider", help="Serving provider name.")],
     id: Annotated[str, typer.Option("--id", help="The provider's model id.")],
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="Endpoint URL.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Provider parameter K=V.")] = None,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Record where a version is served (one binding per provider; binding again replaces it)."""
     ev = open_registry().bind(ref, provider, id, endpoint, parse_pairs(param or [], "--param"), actor=actor)
@@ -718,10 +822,11 @@ def bind_cmd(
 
 @command("unbind")
 def unbind_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     provider: Annotated[str, typer.Option("--provider", help="Serving provider name.")],
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Remove a version's binding to a provider."""
     ev = open_registry().unbind(ref, provider, actor=actor)
@@ -733,8 +838,8 @@ def unbind_cmd(
 
 @command("check")
 def check_cmd(
-    ref: Annotated[str, typer.Argument(help="Candidate version reference.")],
-    stage: Annotated[str, typer.Argument(help="Target stage.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Candidate version reference.")],
+    stage: Annotated[str, typer.Argument(autocompletion=_complete_stages, help="Target stage.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate the promotion rules and gates for STAGE without moving anything (exit 5 if any fails)."""
@@ -747,17 +852,18 @@ def check_cmd(
         gate_table(report)
     if not report.passed:
         if not as_json:
-            note(f"modelreg: {report.summary()}")
+            typer.echo(f"modelreg: {report.summary()}", err=True)
         raise typer.Exit(5)
 
 
 @command("prune")
 def prune_cmd(
-    name: Annotated[str, typer.Argument(help="Model name.")],
+    name: Annotated[str, typer.Argument(autocompletion=_complete_models, help="Model name.")],
     keep: Annotated[int, typer.Option("--keep", min=0, help="Keep the newest N unarchived versions.")],
     apply: Annotated[bool, typer.Option("--apply", help="Archive them (default: dry run).")] = False,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Archive all but the newest N versions, never one that holds a stage (dry run unless --apply)."""
     chosen = open_registry().prune(name, keep, apply, actor=actor)
@@ -791,6 +897,7 @@ def sync_cmd(
     attempts: Annotated[int, typer.Option("--attempts", min=1, help="Push attempts in all.")] = 5,
     message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Commit the changes under .modelreg/ (only there); with --push, push with fetch-rebase-retry.
 
@@ -818,6 +925,7 @@ def git_setup_cmd(
         str, typer.Option("--command", help="How git should run modelreg (e.g. 'python -m modelreg').")
     ] = "modelreg",
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Make git diff show NAME@VERSION for stage refs and version entries (textconv driver)."""
     from .gitops import setup
@@ -859,11 +967,12 @@ def reindex_cmd(as_json: JsonOpt = False) -> None:
 
 @command("lineage")
 def lineage_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     ancestors: Annotated[bool, typer.Option("--ancestors", help="Parents, their parents, ... (default).")] = False,
     descendants: Annotated[bool, typer.Option("--descendants", help="Versions derived from REF.")] = False,
     depth: Annotated[int | None, typer.Option("--depth", min=0, help="At most N generations.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Show where a version came from (--ancestors) or what was derived from it (--descendants)."""
     if ancestors and descendants:
@@ -879,7 +988,7 @@ def lineage_cmd(
 
 @command("license-check")
 def license_check_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     project_license: Annotated[
         str | None, typer.Option("--project-license", help="Also check use in a project under this license.")
     ] = None,
@@ -908,6 +1017,67 @@ def licenses_cmd(as_json: JsonOpt = False) -> None:
         return
     for lic in LICENSES.values():
         typer.echo(f"{lic.id:<22} {lic.category:<16} {lic.name}")
+
+
+@command("version")
+def version_cmd(as_json: JsonOpt = False) -> None:
+    """Print the modelreg version and the registry format version it reads and writes."""
+    from . import __version__
+    from .config import FORMAT
+
+    if as_json:
+        emit_json({"version": __version__, "format": FORMAT})
+    else:
+        typer.echo(version_text())
+
+
+@command("completion")
+def completion_cmd(
+    shell: Annotated[str | None, typer.Argument(autocompletion=_complete_shells, help="bash, zsh or fish (default: your shell).")] = None,
+    install: Annotated[
+        bool, typer.Option("--install", help="Write it where the shell loads it (in $HOME) instead of printing it.")
+    ] = False,
+) -> None:
+    """Print (or --install) the shell completion script: commands, options, models, NAME@ versions, stages.
+
+    bash: eval "$(modelreg completion bash)" in ~/.bashrc; zsh: the same in ~/.zshrc;
+    fish: modelreg completion fish > ~/.config/fish/completions/modelreg.fish
+    """
+    _completion_option("--install-completion" if install else "--show-completion", shell)
+
+
+def _completion_option(option: str, shell: str | None) -> None:
+    from . import completion
+
+    if option == "--install-completion":
+        chosen, path = completion.install(shell)
+        note(f"{chosen} completion installed in {path}; it takes effect in a new shell")
+    else:
+        typer.echo(completion.script(shell))
+    raise typer.Exit(0)
+
+
+def _early_option(argv: list[str]) -> tuple[str, str | None] | None:
+    """``--version``, ``--show-completion [SHELL]`` or ``--install-completion [SHELL]`` before any
+    command: handled before the app is built (fast, and SHELL is optional, which click cannot say)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("--registry", "-R"):
+            i += 2
+            continue
+        name, eq, value = word.partition("=")
+        if name in ("--show-completion", "--install-completion"):
+            if eq:
+                return name, value or None
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            return name, nxt if nxt is not None and not nxt.startswith("-") else None
+        if word == "--version":
+            return word, None
+        if not word.startswith("-"):
+            return None
+        i += 1
+    return None
 
 
 def _command_name(argv: list[str]) -> str | None:
@@ -944,13 +1114,28 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every error into one line and an exit code."""
     from typer._click import exceptions as click_exc
 
-    cmd = typer.main.get_command(_only(app, _command_name(sys.argv[1:] if argv is None else argv)))
+    _state.update(registry=None, quiet=False)
+    args = sys.argv[1:] if argv is None else list(argv)
+    early = _early_option(args)
+    if os.environ.get("_MODELREG_COMPLETE"):  # a shell asks for completions (see modelreg.completion)
+        from .completion import prepare
+
+        prepare()
+        early = None
     try:
+        if early is not None:
+            if early[0] == "--version":
+                typer.echo(version_text())
+                sys.exit(0)
+            _completion_option(*early)
+        cmd = typer.main.get_command(_only(app, _command_name(args)))
         rv = cmd.main(args=argv, prog_name="modelreg", standalone_mode=False)
     except click_exc.NoArgsIsHelpError:
         sys.exit(2)  # help was printed
     except click_exc.ClickException as exc:
-        typer.echo(f"modelreg: error: {exc.format_message()} (see 'modelreg --help')", err=True)
+        from .suggest import usage_message
+
+        typer.echo(f"modelreg: error: {usage_message(exc)}", err=True)
         sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
     except typer.Abort:
         typer.echo("modelreg: aborted", err=True)

@@ -189,20 +189,32 @@ _UNSET: Any = object()
 
 def find_registry(start: str | os.PathLike[str] | None = None) -> Path:
     """The ``.modelreg`` directory to use: ``start`` if given, else ``MODELREG_DIR``, else the cwd or a parent."""
+    from_env = start is None and bool(os.environ.get(ENV_DIR))
     explicit = start if start is not None else os.environ.get(ENV_DIR) or None
     if explicit is not None:
         p = Path(explicit)
         if p.name != DIRNAME and (p / DIRNAME).is_dir():
             p = p / DIRNAME
         if not (p / "config.yaml").is_file():
-            raise NotFound(f"no modelreg registry at {explicit} (run 'modelreg init')")
+            raise missing_registry(Path(explicit), ENV_DIR if from_env else "--registry")
         return p
     here = Path.cwd()
     for d in (here, *here.parents):
         candidate = d / DIRNAME
         if (candidate / "config.yaml").is_file():
             return candidate
-    raise NotFound("no .modelreg registry in this directory or its parents (run 'modelreg init' or pass --registry)")
+    raise NotFound(
+        f"no .modelreg registry in {here} or any parent directory; create one here with 'modelreg init', "
+        f"or name one with --registry PATH or {ENV_DIR}"
+    )
+
+
+def missing_registry(where: Path, source: str | None = None) -> NotFound:
+    """No registry at an explicit location: say where modelreg looked and how to create one there."""
+    looked = where / "config.yaml" if where.name == DIRNAME else where / DIRNAME / "config.yaml"
+    given = f" (from {source})" if source else ""
+    init = "modelreg init" if source == ENV_DIR else f"modelreg init {where}"  # init honours MODELREG_DIR
+    return NotFound(f"no modelreg registry at {where}{given}: {looked} does not exist; create one with '{init}'")
 
 
 class Registry:
@@ -214,7 +226,7 @@ class Registry:
         try:
             data = fileio.read_file(cfg, 1 << 20)
         except FileNotFoundError:
-            raise NotFound(f"no modelreg registry at {self.path} (run 'modelreg init')") from None
+            raise missing_registry(self.path) from None
         config_mod.check_format(config_mod.format_version(data, cfg), cfg)
         self.root = self.path.parent
         self.objects = ObjectStore(self.path / "objects")
@@ -262,8 +274,27 @@ class Registry:
     def _check_stage(self, stage: str) -> str:
         check_stage(stage)
         if stage not in self.stages:
-            raise UsageError(f"unknown stage {stage!r}; configured stages: {', '.join(self.stages)}")
+            raise UsageError(unknown_stage(stage, self.stages))
         return stage
+
+    def _no_model(self, name: str) -> NotFound:
+        """``no model named 'x'`` with the closest names, or where to look."""
+        from .suggest import did_you_mean
+
+        models = self.refs.models()
+        hint = did_you_mean(name, models)
+        if not hint:
+            hint = " (see 'modelreg ls')" if models else "; the registry has no models yet ('modelreg register NAME VERSION')"
+        return NotFound(f"no model named {name!r}{hint}")
+
+    def _no_version(self, name: str, value: str, stages_too: bool) -> NotFound:
+        """``NAME has no version 'x'`` with the closest versions (and stages, for a word that could be one)."""
+        from .suggest import did_you_mean
+
+        words = list(self.refs.version_names(name)) + (list(self.stages) if stages_too else [])
+        hint = did_you_mean(value, words) or f" (see 'modelreg ls {name}')"
+        what = "no version or stage" if stages_too else "no version"
+        return NotFound(f"{name} has {what} {value!r}{hint}")
 
     @contextmanager
     def _locked(self, model: str) -> Iterator[None]:
@@ -318,17 +349,18 @@ class Registry:
                 return Resolved(r.name, r.value, version_digest)
             if r.value in self.stages:
                 self._require_model(r.name)
-                raise NotFound(f"stage {r.value} of {r.name} is empty")
+                raise NotFound(f"stage {r.value} of {r.name} is empty; put a version there with "
+                               f"'modelreg promote {r.name}@VERSION {r.value}'")
         else:
             version_digest = self.refs.read_version(r.name, r.value)
             if version_digest:
                 return Resolved(r.name, r.value, version_digest)
         self._require_model(r.name)
-        raise NotFound(f"{r.name} has no version {r.value!r}")
+        raise self._no_version(r.name, r.value, r.kind == "word")
 
     def _require_model(self, name: str) -> None:
         if not self.refs.version_names(name):
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
 
     def _resolve_digest(self, r: Ref) -> Resolved:
         matches = self.objects.find(r.value)
@@ -344,7 +376,7 @@ class Registry:
     def _resolve_latest(self, name: str) -> Resolved:
         names = self.refs.version_names(name)
         if not names:
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
         state = self.model_state(name)
         for v in reversed(state.order(names)):
             st = state.versions.get(v)
@@ -409,7 +441,7 @@ class Registry:
         """Every version of a model in registration order, with stages and archived state."""
         digests = self.refs.versions(name)
         if not digests:
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
         state = self.model_state(name)
         holders = self.stage_holders(name)
         order = self._stage_order(holders)
@@ -421,7 +453,7 @@ class Registry:
             raise UsageError("--stage needs a model name")
         names = [check_model(name)] if name else log.models(self.logs_dir)
         if name and not self.refs.version_names(name) and not log.path_for(self.logs_dir, name).exists():
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
         merged: list[Event] = []
         for n in names:
             merged.extend(log.read(self.logs_dir, n)[0])
@@ -1004,6 +1036,13 @@ class Registry:
         from . import discovery
 
         return discovery.SearchIndex(self).reindex()
+
+
+def unknown_stage(stage: str, stages: tuple[str, ...] | list[str]) -> str:
+    """``unknown stage 'prod'; configured stages: staging, production; did you mean 'production'?``"""
+    from .suggest import did_you_mean
+
+    return f"unknown stage {stage!r}; configured stages: {', '.join(stages)}" + did_you_mean(stage, stages)
 
 
 @dataclass(frozen=True)
