@@ -956,7 +956,7 @@ def git_textconv_cmd(
 
 
 @command("reindex")
-def reindex_cmd(as_json: JsonOpt = False) -> None:
+def reindex_cmd(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Rebuild the search cache (.modelreg/cache/) from the objects, refs and logs."""
     counts = open_registry().reindex()
     if as_json:

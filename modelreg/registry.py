@@ -291,9 +291,11 @@ class Registry:
         """``NAME has no version 'x'`` with the closest versions (and stages, for a word that could be one)."""
         from .suggest import did_you_mean
 
+        from .query import version_key
+
         words = list(self.refs.version_names(name)) + (list(self.stages) if stages_too else [])
         hint = did_you_mean(value, words) or f" (see 'modelreg ls {name}')"
-        what = "no version or stage" if stages_too else "no version"
+        what = "no version or stage" if stages_too and version_key(value) is None else "no version"
         return NotFound(f"{name} has {what} {value!r}{hint}")
 
     @contextmanager
