@@ -323,8 +323,8 @@ def register_cmd(
         emit_json(result.to_dict())
         return
     v = result.version
-    verb = "Registered" if result.created else "Already registered (identical)"
-    note(f"{verb} {v.name}@{v.version}")
+    note(f"Registered {v.name}@{v.version}" if result.created
+         else f"Already registered {v.name}@{v.version} with this content; nothing changed")
     typer.echo(v.digest)
 
 
@@ -411,8 +411,11 @@ def archive_cmd(
     if as_json:
         emit_json({"changed": event is not None, "event": event and event.to_dict()})
         return
-    what = "unarchived" if undo else "archived"
-    note(f"{ref}: {what}" if event else f"{ref} was already {what}; nothing changed")
+    if event:
+        note(f"{'Unarchived' if undo else 'Archived'} {event.model}@{event.version}")
+    else:
+        r = reg.resolve(ref)
+        note(f"{r.name}@{r.version} is {'not' if undo else 'already'} archived; nothing changed")
 
 
 @command("resolve")
@@ -627,7 +630,7 @@ def fsck_cmd(
             typer.echo(f"{p.severity}: {p.path}: {p.message}")
         c = report.counts
         note(
-            f"checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
+            f"Checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
             + (f", {c['artifacts']} artifacts" if "artifacts" in c else "") + ": "
             + ("ok" if report.ok else f"{len(report.errors)} error(s)")
             + (f", {len(report.warnings)} warning(s)" if report.warnings else "")
@@ -673,7 +676,7 @@ def verify_cmd(
                 typer.echo(f"modelreg: {r.status}: {rep.ref.name}@{rep.ref.version} artifact {r.role} ({r.uri}): "
                            f"{r.message}", err=True)
         bad = sum(1 for _, r in results if not r.ok)
-        note(f"verified {len(results)} artifact(s) of {len(reports)} version(s): " + (f"{bad} failed" if bad else "ok"))
+        note(f"Verified {len(results)} artifact(s) of {len(reports)} version(s): " + (f"{bad} failed" if bad else "ok"))
     code = exit_code(r for _, r in results)
     if code:
         raise typer.Exit(code)
@@ -781,7 +784,13 @@ def tag_cmd(
     if as_json:
         emit_json({"changed": ev is not None, "event": ev and ev.to_dict()})
     else:
-        note(f"{ref}: tags {'added' if op == 'add' else 'removed'}" if ev else f"{ref}: tags already so; nothing changed")
+        sign = "+" if op == "add" else "-"
+        if ev:
+            note(f"Tagged {ev.model}@{ev.version} " + " ".join(f"{sign}{t}" for t in sorted(set(tags))))
+        else:
+            r = reg.resolve(ref)
+            have = "already has" if op == "add" else "has none of"
+            note(f"{r.name}@{r.version} {have} the tags {', '.join(sorted(set(tags)))}; nothing changed")
 
 
 @command("approve")
@@ -798,7 +807,7 @@ def approve_cmd(
     if as_json:
         emit_json(ev.to_dict())
     else:
-        note(f"{ev.actor} approved {ev.model}@{ev.version} for {stage}")
+        note(f"Approved {ev.model}@{ev.version} for {stage} (as {ev.actor})")
 
 
 @command("bind")
@@ -829,11 +838,15 @@ def unbind_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Remove a version's binding to a provider."""
-    ev = open_registry().unbind(ref, provider, actor=actor)
+    reg = open_registry()
+    ev = reg.unbind(ref, provider, actor=actor)
     if as_json:
         emit_json({"changed": ev is not None, "event": ev and ev.to_dict()})
+    elif ev:
+        note(f"Unbound {ev.model}@{ev.version} from {provider}")
     else:
-        note(f"{ref}: unbound from {provider}" if ev else f"{ref} has no binding to {provider}; nothing changed")
+        r = reg.resolve(ref)
+        note(f"{r.name}@{r.version} has no binding to {provider}; nothing changed")
 
 
 @command("check")
@@ -962,7 +975,7 @@ def reindex_cmd(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
     if as_json:
         emit_json({"models": len(counts), "versions": sum(counts.values())})
     else:
-        note(f"reindexed {len(counts)} models, {sum(counts.values())} versions")
+        note(f"Reindexed {len(counts)} model(s), {sum(counts.values())} version(s)")
 
 
 @command("lineage")

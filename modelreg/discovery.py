@@ -611,5 +611,6 @@ def check_registration(
         ]
         if out.duplicates and strict:
             shown = ", ".join(f"{d.name}@{d.version}" for d in out.duplicates[:5])
-            raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict)")
+            raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict); "
+                           "without --strict it is registered with a warning")
     return out

@@ -318,11 +318,15 @@ def evaluate(
     for suite in gates.require_suites:
         ok = suite in metrics
         results.append(GateResult("require_suites", suite, "present", "present" if ok else "missing", ok,
-                                  f"suite {suite} recorded" if ok else f"no metrics recorded for suite {suite}"))
+                                  f"suite {suite} recorded" if ok else f"no metrics recorded for suite {suite}; "
+                                  f"record them: modelreg metrics set {name}@{version} --suite {suite} KEY=VALUE"))
     for t in gates.thresholds:
         found, value = lookup(metrics, t.path)
         if not found:
-            results.append(GateResult("thresholds", t.path, t.text, None, False, f"{t.path} not recorded"))
+            suite, key = _suite_key(metrics, t.path)
+            results.append(GateResult("thresholds", t.path, t.text, None, False,
+                                      f"{t.path} not recorded; record it: modelreg metrics set {name}@{version} "
+                                      f"--suite {suite} {key}=VALUE"))
         elif not _is_number(value):
             results.append(GateResult("thresholds", t.path, t.text, value, False,
                                       _not_a_number(metrics, t.path, value, name, version)))
@@ -353,6 +357,7 @@ def evaluate(
         ok = len(actors) >= gates.require_approvals
         results.append(GateResult(
             "require_approvals", stage, f">= {gates.require_approvals}", len(actors), ok,
-            f"{len(actors)} of {gates.require_approvals} approval(s)" + (f" ({', '.join(actors)})" if actors else ""),
+            f"{len(actors)} of {gates.require_approvals} approval(s)" + (f" ({', '.join(actors)})" if actors else "")
+            + ("" if ok else f"; each approver runs: modelreg approve {name}@{version} --stage {stage}"),
         ))
     return GateReport(name, version, digest, stage, current_version, results)

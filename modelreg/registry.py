@@ -620,7 +620,8 @@ class Registry:
         shown = "; ".join(f"{c.path}: {_short(c.old)} -> {_short(c.new)}" for c in changes[:5])
         more = f" (+{len(changes) - 5} more)" if len(changes) > 5 else ""
         raise Conflict(
-            f"{name}@{version} is already registered with other content ({existing[:19]}): {shown}{more}",
+            f"{name}@{version} is already registered with other content ({existing[:19]}): {shown}{more}; "
+            "a version never changes: register the new content as a new version",
             details=[f"{c.path}: {c.old!r} -> {c.new!r}" for c in changes],
         )
 
@@ -674,12 +675,14 @@ class Registry:
             if want is not _UNSET and current != want:
                 raise Conflict(
                     f"{target.name}@{stage} holds {self._label(current)}, expected {self._label(want)}: "
-                    "it was moved by someone else"
+                    f"it was moved by someone else; read it again ('modelreg resolve {target.name}@{stage}') "
+                    "and decide again"
                 )
             state = self.model_state(target.name)
             st = state.versions.get(target.version)
             if st and st.archived:
-                raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted")
+                raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted; "
+                                 f"unarchive it first: modelreg archive {target.name}@{target.version} --undo")
             if current == target.digest:
                 return Move(target.name, stage, target, target, False, [])
             report = self._evaluate(target, stage, state, current)
@@ -733,7 +736,8 @@ class Registry:
             )
         st = self.model_state(target.name).versions.get(target.version)
         if st and st.archived:
-            raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted")
+            raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted; "
+                                 f"unarchive it first: modelreg archive {target.name}@{target.version} --undo")
         self.refs.overwrite_conflicted_stage(target.name, stage, target.digest)
         ev = self._record(
             Event("promote", target.name, who, version=target.version, stage=stage, from_=None, to=target.digest,
