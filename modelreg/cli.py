@@ -865,7 +865,7 @@ def check_cmd(
         gate_table(report)
     if not report.passed:
         if not as_json:
-            typer.echo(f"modelreg: {report.summary()}", err=True)
+            typer.echo(f"modelreg: error: {report.summary()}", err=True)
         raise typer.Exit(5)
 
 

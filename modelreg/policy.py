@@ -201,11 +201,17 @@ class GateResult:
     actual: Any
     passed: bool
     message: str
+    hint: str = ""  # what to do about a failure (a command to run); shown after the message
+
+    @property
+    def detail(self) -> str:
+        """The message with its hint, as the table and ``--json`` show it."""
+        return f"{self.message}; {self.hint}" if self.hint else self.message
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "gate": self.gate, "subject": self.subject, "expected": self.expected,
-            "actual": self.actual, "passed": self.passed, "message": self.message,
+            "actual": self.actual, "passed": self.passed, "message": self.detail,
         }
 
 
@@ -275,8 +281,8 @@ def _suite_key(metrics: dict[str, dict[str, Any]], path: str) -> tuple[str, str]
     return parts[0], ".".join(parts[1:])
 
 
-def _not_a_number(metrics: dict[str, dict[str, Any]], path: str, value: Any, name: str, version: str) -> str:
-    """Why a metric value cannot meet a numeric gate, naming suite and key, and the fix."""
+def _not_a_number(metrics: dict[str, dict[str, Any]], path: str, value: Any, name: str, version: str) -> tuple[str, str]:
+    """Why a metric value cannot meet a numeric gate, naming suite and key; and the fix (or "")."""
     from .values import describe, display, is_number, parse_value
 
     suite, key = _suite_key(metrics, path)
@@ -286,8 +292,8 @@ def _not_a_number(metrics: dict[str, dict[str, Any]], path: str, value: Any, nam
     except UsageError:
         typed = None
     if is_number(typed):  # e.g. "0.90" recorded before values were typed, or quoted
-        msg += f"; record it as a number: modelreg metrics set {name}@{version} --suite {suite} {key}={display(typed)}"
-    return msg
+        return msg, f"record it as a number: modelreg metrics set {name}@{version} --suite {suite} {key}={display(typed)}"
+    return msg, ""
 
 
 def _num(value: Any) -> str:
@@ -318,18 +324,18 @@ def evaluate(
     for suite in gates.require_suites:
         ok = suite in metrics
         results.append(GateResult("require_suites", suite, "present", "present" if ok else "missing", ok,
-                                  f"suite {suite} recorded" if ok else f"no metrics recorded for suite {suite}; "
-                                  f"record them: modelreg metrics set {name}@{version} --suite {suite} KEY=VALUE"))
+                                  f"suite {suite} recorded" if ok else f"no metrics recorded for suite {suite}",
+                                  "" if ok else f"record them: modelreg metrics set {name}@{version} --suite {suite} "
+                                  "KEY=VALUE"))
     for t in gates.thresholds:
         found, value = lookup(metrics, t.path)
         if not found:
             suite, key = _suite_key(metrics, t.path)
-            results.append(GateResult("thresholds", t.path, t.text, None, False,
-                                      f"{t.path} not recorded; record it: modelreg metrics set {name}@{version} "
-                                      f"--suite {suite} {key}=VALUE"))
+            results.append(GateResult("thresholds", t.path, t.text, None, False, f"{t.path} not recorded",
+                                      f"record it: modelreg metrics set {name}@{version} --suite {suite} {key}=VALUE"))
         elif not _is_number(value):
             results.append(GateResult("thresholds", t.path, t.text, value, False,
-                                      _not_a_number(metrics, t.path, value, name, version)))
+                                      *_not_a_number(metrics, t.path, value, name, version)))
         else:
             ok = OPERATORS[t.op](value, t.value)
             results.append(GateResult("thresholds", t.path, t.text, value, ok, f"{_num(value)} {t.op} {_num(t.value)}"
@@ -339,10 +345,11 @@ def evaluate(
         found, value = lookup(metrics, path)
         cur_found, cur = lookup(current.metrics, path) if (other and current) else (False, None)
         want = f"{'>=' if direction == 'higher' else '<='} {_num(cur) if cur_found else '?'}"
+        hint = ""
         if other is None:
             ok, msg = True, f"{stage} is empty or already holds this version"
         elif found and value is not None and not _is_number(value):  # present but not comparable: say so
-            ok, msg = False, _not_a_number(metrics, path, value, name, version)
+            ok, (msg, hint) = False, _not_a_number(metrics, path, value, name, version)
         elif not (found and cur_found and _is_number(value) and _is_number(cur)):
             from .values import describe
 
@@ -351,13 +358,14 @@ def evaluate(
         else:
             ok = value >= cur if direction == "higher" else value <= cur
             msg = f"{_num(value)} vs {_num(cur)} on {other} ({direction} is better)" + ("" if ok else ": worse")
-        results.append(GateResult("not_worse_than_current", path, want, value if found else None, ok, msg))
+        results.append(GateResult("not_worse_than_current", path, want, value if found else None, ok, msg,
+                                  hint if not ok else ""))
     if gates.require_approvals:
         actors = sorted((candidate.approvals if candidate else {}).get(stage, {}))
         ok = len(actors) >= gates.require_approvals
         results.append(GateResult(
             "require_approvals", stage, f">= {gates.require_approvals}", len(actors), ok,
-            f"{len(actors)} of {gates.require_approvals} approval(s)" + (f" ({', '.join(actors)})" if actors else "")
-            + ("" if ok else f"; each approver runs: modelreg approve {name}@{version} --stage {stage}"),
+            f"{len(actors)} of {gates.require_approvals} approval(s)" + (f" ({', '.join(actors)})" if actors else ""),
+            "" if ok else f"each approver runs: modelreg approve {name}@{version} --stage {stage}",
         ))
     return GateReport(name, version, digest, stage, current_version, results)

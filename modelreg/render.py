@@ -164,7 +164,7 @@ def gate_table(report: Any, stderr: bool = False) -> None:
     stream = sys.stderr if stderr else sys.stdout
     stream.write(f"{report.name}@{report.version} -> {report.stage}{current}\n")
     rows = [(r.gate, r.subject, _fmt(r.expected), "-" if r.actual is None else _fmt(r.actual),
-             "pass" if r.passed else "FAIL", r.message) for r in report.results]
+             "pass" if r.passed else "FAIL", getattr(r, "detail", r.message)) for r in report.results]
     _table(("GATE", "SUBJECT", "EXPECTED", "ACTUAL", "RESULT", "DETAIL"), rows, stderr=stderr,
            colours={"pass": "green", "FAIL": "bold red"})
 

@@ -87,7 +87,8 @@ def test_check_text_names_key_suite_and_the_fix(table_reg):
     v = str(next(i for i, row in enumerate(TABLE) if row[0] == '"0.90"'))
     code, out, err = cli("check", f"m@{v}", "production")
     assert code == 5
-    assert "key score of suite core-v1" in err and f"modelreg metrics set m@{v} --suite core-v1 score=0.9" in err
+    assert "key score of suite core-v1" in err  # the error line names key and suite; the table says the fix
+    assert f"record it as a number: modelreg metrics set m@{v} --suite core-v1 score=0.9" in out
     assert '"0.90"' in out  # the table shows the string quoted, so it does not look like the number
 
 
@@ -212,8 +213,9 @@ def test_a_registry_written_before_typed_values(tmp_path, monkeypatch, capsys):
     assert code == 4 and "params.lr" in err
     code, out, err = cli("check", "m@1.0", "production")
     assert code == 5
+    assert 'key score of suite core-v1 is the string "0.90", not a number' in err
     assert ('key score of suite core-v1 is the string "0.90", not a number; record it as a number: '
-            "modelreg metrics set m@1.0 --suite core-v1 score=0.9") in err
+            "modelreg metrics set m@1.0 --suite core-v1 score=0.9") in out
     assert cli("metrics", "set", "m@1.0", "--suite", "core-v1", "score=0.90")[0] == 0
     assert cli("check", "m@1.0", "production")[0] == 0
 
