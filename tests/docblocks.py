@@ -267,7 +267,7 @@ def make_project(tmp: Path, server: str | None = None) -> Project:
     p = Project(tmp, env)
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "config", "user.name", "Docs Reader"],
                 ["git", "config", "user.email", "reader@example.com"], ["git", "config", "commit.gpgsign", "false"],
-                [sys.executable, "-m", "modelreg", "init"]):
+                [str(bin_dir / "modelreg"), "init"]):
         proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)}: {proc.stderr}")
@@ -392,6 +392,22 @@ def run_block(block: Block, project: Project, services: Any = None) -> str:
         if proc.returncode != want:
             raise _fail(block, f"{block.lang} block", proc, want)
         return "ran"
+    return "not code"
+
+
+def check_only(block: Block) -> str:
+    """Parse a YAML or JSON block without a project (pages that have nothing to run)."""
+    if block.norun:
+        return "skipped: norun"
+    if block.lang in ("yaml", "yml"):
+        check_yaml(block, block.text)
+        return "parsed"
+    if block.lang == "json":
+        try:
+            json.loads(block.text)
+        except ValueError as exc:
+            raise DocError(f"{block.where}: not valid JSON: {exc}") from None
+        return "parsed"
     return "not code"
 
 

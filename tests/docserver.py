@@ -50,6 +50,7 @@ def _child(conn: socket.socket) -> None:
     import signal
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # else the command's own subprocesses report exit 0
+    signal.alarm(300)  # a command never outlives a stuck doc test (its client may be killed, not it)
     head, fds = _recv_all(conn)
     size = int.from_bytes(head[:8], "big")
     body = head[8:]
