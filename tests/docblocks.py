@@ -318,22 +318,22 @@ def check_yaml(block: Block, text: str) -> None:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise DocError(f"{block.where}: not valid YAML: {exc}") from None
-    if isinstance(data, dict) and "format" in data:  # a config.yaml: load it the way a registry does
+    if isinstance(data, dict) and "format" in data:  # a config.yaml: check it as fsck checks a registry's
         import tempfile
 
-        from modelreg import config as config_mod
         from modelreg.errors import ModelregError
-        from modelreg.registry import _artifact_settings
+        from modelreg.fsck import fsck
+        from modelreg.registry import Registry
 
         with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "config.yaml"
-            path.write_text(text)
+            reg = Registry.init(d)
+            (reg.path / "config.yaml").write_text(text)
             try:
-                cfg = config_mod.load(path)
-                cfg.policy  # noqa: B018 - validates the policy section
-                _artifact_settings(cfg.raw, Path(d))
+                errors = [p.message for p in fsck(Registry(reg.path)).errors if p.path.startswith("config.yaml")]
             except ModelregError as exc:
-                raise DocError(f"{block.where}: not a valid config.yaml: {exc.message}") from None
+                errors = [exc.message]
+            if errors:
+                raise DocError(f"{block.where}: not a valid config.yaml: {'; '.join(errors)}")
 
 
 def run_block(block: Block, project: Project, services: Any = None) -> str:
