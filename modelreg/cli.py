@@ -1006,7 +1006,7 @@ def audit_cmd(
             typer.echo(f"{f.kind}: {f.message}")
         for n in report.notes:
             note(f"modelreg: note: {n}")
-        note(f"audited {report.registry} against {base} ({report.base_commit[:12]}): {report.added_events} added "
+        note(f"Audited {report.registry} against {base} ({report.base_commit[:12]}): {report.added_events} added "
              f"event(s), " + ("ok" if report.ok else f"{len(report.findings)} finding(s)"))
     if not report.ok:
         raise typer.Exit(6)
@@ -1138,7 +1138,7 @@ def _completion_option(option: str, shell: str | None) -> None:
 
     if option == "--install-completion":
         chosen, path = completion.install(shell)
-        note(f"{chosen} completion installed in {path}; it takes effect in a new shell")
+        note(f"Installed {chosen} completion in {path}; it takes effect in a new shell")
     else:
         typer.echo(completion.script(shell))
     raise typer.Exit(0)

@@ -67,7 +67,7 @@ def test_install_completion_writes_under_home_only(bare_project, capsys, monkeyp
     code, _, err = run_cli(capsys, "--install-completion", "bash")
     assert code == 0, err
     assert "complete -o default" in (home / ".bash_completions" / "modelreg.sh").read_text()
-    assert "modelreg.sh" in (home / ".bashrc").read_text() and "bash completion installed" in err
+    assert "modelreg.sh" in (home / ".bashrc").read_text() and "Installed bash completion" in err
     code, _, err = run_cli(capsys, "completion", "fish", "--install")
     assert code == 0 and (home / ".config" / "fish" / "completions" / "modelreg.fish").is_file()
 
