@@ -1237,7 +1237,9 @@ def _check_json(value: Any, what: str, depth: int = 0) -> None:
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if value is not None else "(none)"
+    from .values import display  # the string "0.90" quoted, the number 0.9 bare, as everywhere in text
+
+    text = display(value) if value is not None else "(none)"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
