@@ -38,7 +38,8 @@ several comments may stack:
 * ``<!-- doctest: cwd repo -->``: run in the checkout instead of the project directory.
 * ``<!-- doctest: needs s3 -->`` / ``needs http``: start the moto S3 server / the local HTTP
   server (tests/servers.py); the block sees ``AWS_*`` credentials, ``MODELREG_S3_ENDPOINT_URL``
-  and ``DOC_S3_BUCKET``, or ``DOC_HTTP_URL`` and ``DOC_HTTP_ROOT`` (a directory it serves).
+  and ``DOC_S3_BUCKET``, or ``DOC_HTTP_URL`` and ``DOC_HTTP_ROOT`` (a directory it serves), and
+  ``MODELREG_ALLOW_PRIVATE_NETWORK=1`` (the servers stand in for remote stores on 127.0.0.1).
 """
 
 from __future__ import annotations

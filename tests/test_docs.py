@@ -30,6 +30,11 @@ def docserver():
     shutil.rmtree(Path(path).parent, ignore_errors=True)
 
 
+# The test servers stand in for remote stores but listen on 127.0.0.1, which modelreg refuses
+# to contact for a URI the registry names unless the user allows it (docs/security.md).
+LOOPBACK = {"MODELREG_ALLOW_PRIVATE_NETWORK": "1"}
+
+
 def _services(request: pytest.FixtureRequest):
     def start(name: str, project: Project) -> dict[str, str]:
         if name == "s3":
@@ -40,10 +45,10 @@ def _services(request: pytest.FixtureRequest):
 
             keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
                     "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "MODELREG_S3_ENDPOINT_URL")
-            return {**{k: os.environ[k] for k in keys if k in os.environ}, "DOC_S3_BUCKET": BUCKET}
+            return {**{k: os.environ[k] for k in keys if k in os.environ}, "DOC_S3_BUCKET": BUCKET, **LOOPBACK}
         if name == "http":
             url, root = request.getfixturevalue("http_server")
-            return {"DOC_HTTP_URL": url, "DOC_HTTP_ROOT": str(root)}
+            return {"DOC_HTTP_URL": url, "DOC_HTTP_ROOT": str(root), **LOOPBACK}
         raise DocError(f"unknown service {name!r} (s3 or http)")
 
     return start
@@ -184,3 +189,18 @@ def parse_text(text: str) -> list[docblocks.Block]:
         p = Path(d) / "x.md"
         p.write_text(text)
         return parse(p)
+
+
+def test_needs_s3_and_http_give_a_block_real_servers(tmp_path, request):
+    assert outcome(tmp_path, """\
+        <!-- doctest: needs s3 -->
+        <!-- doctest: needs http -->
+        ```sh
+        echo weights > w.bin
+        python -c "import boto3, os; boto3.client('s3', endpoint_url=os.environ['MODELREG_S3_ENDPOINT_URL']).upload_file('w.bin', os.environ['DOC_S3_BUCKET'], 'w.bin')"
+        cp w.bin "$DOC_HTTP_ROOT/w.bin"
+        modelreg register m 1 -a "model=s3://$DOC_S3_BUCKET/w.bin" -a "copy=$DOC_HTTP_URL/w.bin" --hash
+        modelreg verify m@1 --hash
+        modelreg register m 2 -a "s3://$DOC_S3_BUCKET/missing.bin"   # exit 3
+        ```
+        """, request) == "ok"
