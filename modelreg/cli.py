@@ -1197,6 +1197,13 @@ def _only(full: typer.Typer, name: str | None) -> typer.Typer:
     return one
 
 
+def _plain_help(cmd: Any) -> None:
+    """Help as plain text (click's formatter, no rich styling): NO_COLOR means no escape codes at all."""
+    cmd.rich_markup_mode = None
+    for sub in getattr(cmd, "commands", {}).values():
+        _plain_help(sub)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every error into one line and an exit code."""
     from typer._click import exceptions as click_exc
@@ -1216,6 +1223,8 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(0)
             _completion_option(*early)
         cmd = typer.main.get_command(_only(app, _command_name(args)))
+        if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+            _plain_help(cmd)
         rv = cmd.main(args=argv, prog_name="modelreg", standalone_mode=False)
     except click_exc.NoArgsIsHelpError:
         sys.exit(2)  # help was printed

@@ -16,7 +16,8 @@ def _console() -> Any:
 
     # Piped output is read by scripts and people alike: do not wrap rows at 80 columns.
     tty = sys.stdout.isatty()
-    return Console(highlight=False, soft_wrap=False, width=None if tty else 250, no_color=not use_colour(sys.stdout))
+    return Console(highlight=False, soft_wrap=False, width=None if tty else 250,
+                   color_system="auto" if use_colour(sys.stdout) else None)  # None: no escape codes at all
 
 
 def search_table(records: list[Any]) -> None:

@@ -219,8 +219,9 @@ def test_colour_only_on_a_tty_and_never_with_no_color(tmp_path):
         assert b"\x1b[" in coloured
         plain = _on_a_tty(tmp_path, ["diff", "m@1", "m@2"], NO_COLOR="1", **env)
         assert b"\x1b[" not in plain and b"+ params.lr: 0.2" in plain
-        helped = _on_a_tty(tmp_path, ["--help"], NO_COLOR="1", **env)
-        assert b"\x1b[3" not in helped  # no colour codes in help either (bold may remain)
+        for args in (["--help"], ["resolve", "--help"], ["lineage", "m@2"], ["verify", "m@1"], ["search"]):
+            out = _on_a_tty(tmp_path, args, NO_COLOR="1", **env)
+            assert b"\x1b[" not in out, (args, out[:200])
     finally:
         os.environ.clear()
         os.environ.update(env_clean)
