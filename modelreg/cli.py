@@ -1211,9 +1211,13 @@ def main(argv: list[str] | None = None) -> None:
     _state.update(registry=None, quiet=False)
     args = sys.argv[1:] if argv is None else list(argv)
     early = _early_option(args)
-    if os.environ.get("_MODELREG_COMPLETE"):  # a shell asks for completions (see modelreg.completion)
+    instruction = os.environ.get("_MODELREG_COMPLETE")
+    if instruction:  # a shell asks for completions (see modelreg.completion)
         from .completion import prepare
 
+        shell, _, what = instruction.partition("_")
+        if shell in ("bash", "zsh", "fish") and what in ("complete", "source"):  # click's order: bash_complete
+            os.environ["_MODELREG_COMPLETE"] = f"{what}_{shell}"
         prepare()
         early = None
     try:

@@ -111,6 +111,13 @@ def test_completion_in_zsh_and_fish_protocols(populated):
         assert proc.returncode == 0 and "sentiment@latest" in proc.stdout, (shell, proc.stdout, proc.stderr)
 
 
+def test_completion_accepts_clicks_instruction_order(populated):
+    proc = subprocess.run([sys.executable, "-m", "modelreg"], cwd=populated, capture_output=True, text=True,
+                          timeout=60, env=subprocess_env(_MODELREG_COMPLETE="bash_complete",
+                                                         COMP_WORDS="modelreg rollback s", COMP_CWORD="2"))
+    assert proc.returncode == 0 and proc.stdout.split() == ["sentiment"], proc.stderr
+
+
 def test_completion_outside_a_registry_completes_nothing(tmp_path):
     assert complete_bash(tmp_path, "modelreg show ") == []
 
