@@ -72,54 +72,70 @@ def test_install_completion_writes_under_home_only(bare_project, capsys, monkeyp
     assert code == 0 and (home / ".config" / "fish" / "completions" / "modelreg.fish").is_file()
 
 
-@pytest.fixture
-def populated(tmp_path):
-    env = {"MODELREG_ACTOR": "t"}
-    for args in (["init"], ["register", "faq-bot", "1.0.0"], ["register", "faq-bot", "1.1.0"],
-                 ["register", "sentiment", "0.9"], ["promote", "faq-bot@1.0.0", "staging"]):
-        assert mr(tmp_path, *args, **env).returncode == 0
-    return tmp_path
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory):
+    from modelreg.registry import Registry
+
+    root = tmp_path_factory.mktemp("completion")
+    reg = Registry.init(root)
+    for name, version in (("faq-bot", "1.0.0"), ("faq-bot", "1.1.0"), ("sentiment", "0.9")):
+        reg.register(name, version, actor="t")
+    reg.promote("faq-bot@1.0.0", "staging", actor="t")
+    return root
 
 
-def complete_bash(cwd: Path, line: str) -> list[str]:
-    words = line.split(" ")
-    proc = subprocess.run([sys.executable, "-m", "modelreg"], cwd=cwd, capture_output=True, text=True, timeout=60,
-                          env=subprocess_env(_MODELREG_COMPLETE="complete_bash", COMP_WORDS=line,
-                                             COMP_CWORD=str(len(words) - 1)))
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.split()
+def complete(cwd: Path, capsys, monkeypatch, instruction: str = "complete_bash", line: str = "", **env: str) -> str:
+    """Ask for completions in-process, as the shell script does (environment in, words on stdout)."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("_MODELREG_COMPLETE", instruction)
+    if instruction.endswith("bash") or instruction.startswith("bash"):
+        monkeypatch.setenv("COMP_WORDS", line)
+        monkeypatch.setenv("COMP_CWORD", str(len(line.split(" ")) - 1))
+    else:
+        monkeypatch.setenv("_TYPER_COMPLETE_ARGS", line)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code, out, err = run_cli(capsys)
+    assert code == 0, err
+    return out
 
 
-def test_completion_words_from_the_registry(populated):
-    assert "promote" in complete_bash(populated, "modelreg pro")
-    assert complete_bash(populated, "modelreg promote ") == ["faq-bot@", "sentiment@"]
-    assert complete_bash(populated, "modelreg promote faq") == [
-        "faq-bot@staging", "faq-bot@latest", "faq-bot@1.1.0", "faq-bot@1.0.0"]
-    assert complete_bash(populated, "modelreg show faq-bot@1.") == ["faq-bot@1.1.0", "faq-bot@1.0.0"]
-    assert complete_bash(populated, "modelreg promote faq-bot@1.1.0 ") == ["staging", "production"]
-    assert complete_bash(populated, "modelreg ls --stage pr") == ["production"]
-    assert complete_bash(populated, "modelreg rollback s") == ["sentiment"]
-    assert complete_bash(populated, "modelreg resolve --j") == ["--json"]
-    assert complete_bash(populated, "modelreg tag faq-bot@1.0.0 ") == ["add", "rm"]
+def test_completion_words_from_the_registry(populated, capsys, monkeypatch):
+    def words(line: str) -> list[str]:
+        return complete(populated, capsys, monkeypatch, line=line).split()
+
+    assert "promote" in words("modelreg pro")
+    assert words("modelreg promote ") == ["faq-bot@", "sentiment@"]
+    assert words("modelreg promote faq") == ["faq-bot@staging", "faq-bot@latest", "faq-bot@1.1.0", "faq-bot@1.0.0"]
+    assert words("modelreg show faq-bot@1.") == ["faq-bot@1.1.0", "faq-bot@1.0.0"]
+    assert words("modelreg promote faq-bot@1.1.0 ") == ["staging", "production"]
+    assert words("modelreg ls --stage pr") == ["production"]
+    assert words("modelreg rollback s") == ["sentiment"]
+    assert words("modelreg resolve --j") == ["--json"]
+    assert words("modelreg tag faq-bot@1.0.0 ") == ["add", "rm"]
+    assert words(f"modelreg -R {populated} show sent") == ["sentiment@latest", "sentiment@0.9"]
 
 
-def test_completion_in_zsh_and_fish_protocols(populated):
-    for shell, extra in (("zsh", {}), ("fish", {"_TYPER_COMPLETE_FISH_ACTION": "get-args"})):
-        proc = subprocess.run([sys.executable, "-m", "modelreg"], cwd=populated, capture_output=True, text=True,
-                              timeout=60, env=subprocess_env(_MODELREG_COMPLETE=f"complete_{shell}",
-                                                             _TYPER_COMPLETE_ARGS="modelreg show sent", **extra))
-        assert proc.returncode == 0 and "sentiment@latest" in proc.stdout, (shell, proc.stdout, proc.stderr)
+def test_completion_in_zsh_and_fish_protocols(populated, capsys, monkeypatch):
+    assert "sentiment@latest" in complete(populated, capsys, monkeypatch, "complete_zsh", "modelreg show sent")
+    assert "sentiment@latest" in complete(populated, capsys, monkeypatch, "complete_fish", "modelreg show sent",
+                                          _TYPER_COMPLETE_FISH_ACTION="get-args")
 
 
-def test_completion_accepts_clicks_instruction_order(populated):
+def test_completion_accepts_clicks_instruction_order(populated, capsys, monkeypatch):
+    assert complete(populated, capsys, monkeypatch, "bash_complete", "modelreg rollback s").split() == ["sentiment"]
+
+
+def test_completion_through_a_real_process(populated):
+    """The same request as a shell makes it: a fresh process, the environment, words on stdout."""
     proc = subprocess.run([sys.executable, "-m", "modelreg"], cwd=populated, capture_output=True, text=True,
-                          timeout=60, env=subprocess_env(_MODELREG_COMPLETE="bash_complete",
-                                                         COMP_WORDS="modelreg rollback s", COMP_CWORD="2"))
-    assert proc.returncode == 0 and proc.stdout.split() == ["sentiment"], proc.stderr
+                          timeout=60, env=subprocess_env(_MODELREG_COMPLETE="complete_bash",
+                                                         COMP_WORDS="modelreg show faq-bot@1.1", COMP_CWORD="2"))
+    assert proc.returncode == 0 and proc.stdout.split() == ["faq-bot@1.1.0"], proc.stderr
 
 
-def test_completion_outside_a_registry_completes_nothing(tmp_path):
-    assert complete_bash(tmp_path, "modelreg show ") == []
+def test_completion_outside_a_registry_completes_nothing(tmp_path, capsys, monkeypatch):
+    assert complete(tmp_path, capsys, monkeypatch, line="modelreg show ").split() == []
 
 
 # ------------------------------------------------------------------ did you mean
