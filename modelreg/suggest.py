@@ -31,12 +31,13 @@ def closest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
 
 
 def did_you_mean(word: str, candidates: Iterable[str], quote: str = "'") -> str:
-    """``"; did you mean 'x'?"`` or ``"; did you mean 'x' or 'y'?"``, or ``""`` when nothing is close."""
+    """``" (did you mean 'x'?)"`` or ``" (did you mean 'x' or 'y'?)"``, or ``""`` when nothing is close:
+    put right after the unknown word, as config.yaml's unknown keys are."""
     found = closest(word, candidates)
     if not found:
         return ""
     shown = [f"{quote}{c}{quote}" for c in found]
-    return "; did you mean " + (shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]) + "?"
+    return " (did you mean " + (shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]) + "?)"
 
 
 def usage_message(exc: Any) -> str:
@@ -46,7 +47,7 @@ def usage_message(exc: Any) -> str:
 
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None and ctx.command_path else "modelreg"
-    helper = f" (see '{path} --help')"
+    helper = f"; see '{path} --help'"
     name = type(exc).__name__
     if name == "NoSuchOption":
         opts = [o for p in ctx.command.params for o in (*p.opts, *p.secondary_opts)] if ctx is not None else []

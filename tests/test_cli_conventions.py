@@ -140,21 +140,21 @@ def test_completion_outside_a_registry_completes_nothing(tmp_path, capsys, monke
 
 # ------------------------------------------------------------------ did you mean
 @pytest.mark.parametrize("args, needle", [
-    (["promte", "m@1", "staging"], "unknown command 'promte' for 'modelreg'; did you mean 'promote'"),
-    (["metrics", "shw"], "unknown command 'shw' for 'modelreg metrics'; did you mean 'show'?"),
-    (["resolve", "m@1", "--jsn"], "no such option --jsn for 'modelreg resolve'; did you mean '--json'? "
-                                  "(see 'modelreg resolve --help')"),
-    (["--regsitry", "x", "ls"], "no such option --regsitry for 'modelreg'; did you mean '--registry'?"),
-    (["promote", "faq-bot@1.1.0", "prod"], "unknown stage 'prod'; configured stages: staging, production; "
-                                 "did you mean 'production'?"),
-    (["resolve", "faq-bt@1"], "no model named 'faq-bt'; did you mean 'faq-bot'?"),
-    (["resolve", "zzz@1"], "no model named 'zzz' (see 'modelreg ls')"),
-    (["resolve", "faq-bot@1.1"], "faq-bot has no version '1.1'; did you mean '1.1.0'?"),
-    (["resolve", "faq-bot@prodution"], "faq-bot has no version or stage 'prodution'; did you mean 'production'?"),
+    (["promte", "m@1", "staging"], "unknown command 'promte' for 'modelreg' (did you mean 'promote'"),
+    (["metrics", "shw"], "unknown command 'shw' for 'modelreg metrics' (did you mean 'show'?)"),
+    (["resolve", "m@1", "--jsn"], "no such option --jsn for 'modelreg resolve' (did you mean '--json'?); "
+                                  "see 'modelreg resolve --help'"),
+    (["--regsitry", "x", "ls"], "no such option --regsitry for 'modelreg' (did you mean '--registry'?)"),
+    (["promote", "faq-bot@1.1.0", "prod"], "unknown stage 'prod' (did you mean 'production'?); "
+                                           "configured stages: staging, production"),
+    (["resolve", "faq-bt@1"], "no model named 'faq-bt' (did you mean 'faq-bot'?)"),
+    (["resolve", "zzz@1"], "no model named 'zzz'; see 'modelreg ls'"),
+    (["resolve", "faq-bot@1.1"], "faq-bot has no version '1.1' (did you mean '1.1.0'?)"),
+    (["resolve", "faq-bot@prodution"], "faq-bot has no version or stage 'prodution' (did you mean 'production'?)"),
     (["resolve", "faq-bot@1.2.3"], "faq-bot has no version '1.2.3'"),
     (["resolve", "faq-bot@prod"], "did you mean 'production'?"),
-    (["resolve", "faq-bot@production"], "stage production of faq-bot is empty; put a version there with "
-                                        "'modelreg promote faq-bot@VERSION production'"),
+    (["resolve", "faq-bot@production"], "faq-bot@production is empty (nothing has been promoted to it); put a "
+                                        "version there with 'modelreg promote faq-bot@VERSION production'"),
 ])
 def test_mistakes_suggest_the_closest(project, capsys, args, needle):
     from modelreg.registry import Registry
