@@ -10,7 +10,7 @@ __all__ = ["closest", "did_you_mean", "usage_message"]
 
 def closest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The candidates most like ``word``: same after folding case and separators, one edit
-    away, a prefix either way, then difflib's close matches; best first, at most ``n``."""
+    away, a prefix either way; if none, difflib's close matches. Best first, at most ``n``."""
     import difflib
 
     from .lookalike import fold, within_one_edit
@@ -26,7 +26,8 @@ def closest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
         lambda c: len(word) >= 3 and (c.startswith(word) or word.startswith(c)),
     ):
         ranked += [c for c in pool if c not in ranked and test(c)]
-    ranked += [c for c in difflib.get_close_matches(word, pool, n=n, cutoff=0.6) if c not in ranked]
+    if not ranked:  # nothing near by edit or prefix: difflib's similar-looking words
+        ranked = difflib.get_close_matches(word, pool, n=n, cutoff=0.5)
     return ranked[:n]
 
 
