@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .printable import line
+
 _MARK = {"compatible": "ok", "incompatible": "INCOMPATIBLE", "unknown": "unknown"}
 
 
@@ -18,27 +20,29 @@ def _console() -> Any:
 
 def search_table(records: list[Any]) -> None:
     """Print matching versions, one per row."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
     for col in ("MODEL", "VERSION", "DIGEST", "STAGES", "TAGS", "LICENSE", "ARCHIVED", "REGISTERED"):
         table.add_column(col, no_wrap=True)
     for r in records:
-        table.add_row(
+        cells = (
             r.name, r.version, r.digest[7:19], ", ".join(r.stages) or "-", ", ".join(r.tags) or "-",
             r.license or "-", "yes" if r.archived else "", (r.registered_at or "?")[:19].replace("T", " "),
         )
+        table.add_row(*(escape(line(c)) for c in cells))
     _console().print(table)
 
 
 def _node_label(n: Any) -> str:
     from rich.markup import escape
 
-    text = f"[bold]{escape(n.label)}[/bold] [dim]{n.digest[7:19]}[/dim]"
+    text = f"[bold]{escape(line(n.label))}[/bold] [dim]{n.digest[7:19]}[/dim]"
     if n.relation:
-        text += f" [cyan]{escape(n.relation)}[/cyan]"
+        text += f" [cyan]{escape(line(n.relation))}[/cyan]"
     if n.license:
-        text += f" [dim]({escape(n.license)})[/dim]"
+        text += f" [dim]({escape(line(n.license))})[/dim]"
     if n.truncated:
         text += " [dim]...[/dim]"
     return text
@@ -66,4 +70,4 @@ def license_lines(report: Any) -> list[str]:
         lines.append("  no ancestors" + ("" if report.project_license else " and no --project-license: nothing to check"))
     for f in report.findings:
         lines.append(f"  {_MARK[f.outcome]:<12} {f.kind:<10} {f.subject}: {f.reason}")
-    return lines
+    return [line(x) for x in lines]

@@ -1,4 +1,8 @@
-"""Human renderings for the CLI: tables, event lines, diffs, progress bars. Imported only when used."""
+"""Human renderings for the CLI: tables, event lines, diffs, progress bars. Imported only when used.
+
+Every string that came from the registry is passed through :mod:`modelreg.printable` here, so
+control characters and terminal escapes are shown escaped, never sent to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import canonical
+from .printable import block, line
 
 
 def _console() -> Any:
@@ -30,7 +35,7 @@ def show_text(info: Any) -> str:
     for key, value in getattr(info, "extra_lines", lambda: [])():
         lines.append(f"{key + ':':<12} {value}")
     body = canonical.dump(info.manifest or {}, ordered=("name", "version")).decode()
-    return "\n".join(lines) + "\n---\n" + body
+    return "\n".join(line(x) for x in lines) + "\n---\n" + block(body)
 
 
 def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -41,6 +46,7 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     """
     import sys
 
+    rows = [tuple(line(c) for c in row) for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -83,7 +89,7 @@ def event_text(e: Any) -> str:
         move = f" ({_short(e.from_)} -> {_short(e.to)})"
     forced = " [forced]" if e.data.get("forced") else ""
     reason = f"  # {e.reason}" if e.reason else ""
-    return f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}"
+    return line(f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}")
 
 
 def _annotation(e: Any) -> str:
@@ -102,6 +108,11 @@ def _annotation(e: Any) -> str:
 
 def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
     """Lines of a manifest diff with a colour name for each (None: default)."""
+    for text, colour in _diff_lines(result):
+        yield line(text), colour
+
+
+def _diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
     yield f"--- {result.a.name}@{result.a.version} ({_short(result.a.digest)})", None
     yield f"+++ {result.b.name}@{result.b.version} ({_short(result.b.digest)})", None
     yield from _change_lines(result.changes)
@@ -123,6 +134,11 @@ def _change_lines(changes: list[Any]) -> Iterator[tuple[str, str | None]]:
 
 def stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
     """A stage compared across git revisions: who held it then and now, then the manifest diff."""
+    for text, colour in _stage_diff_lines(sd):
+        yield line(text), colour
+
+
+def _stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
 
     def label(r: Any) -> str:
         return f"{r.version} ({_short(r.digest)})" if r else "(empty)"
@@ -139,17 +155,21 @@ def stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
 def gate_table(report: Any, stderr: bool = False) -> None:
     """Print each rule and gate of a GateReport: what was expected, the value found, pass or FAIL."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    def cell(text: str) -> str:
+        return escape(line(text))
+
     current = f" (now: {report.current})" if report.current else " (now: empty)"
-    table = Table(box=None, pad_edge=False, title=f"{report.name}@{report.version} -> {report.stage}{current}",
+    table = Table(box=None, pad_edge=False, title=cell(f"{report.name}@{report.version} -> {report.stage}{current}"),
                   title_justify="left")
     for col in ("GATE", "SUBJECT", "EXPECTED", "ACTUAL", "RESULT", "DETAIL"):
         table.add_column(col, no_wrap=col in ("GATE", "SUBJECT", "RESULT"))
     for r in report.results:
         actual = "-" if r.actual is None else _fmt(r.actual)
         mark = "[green]pass[/green]" if r.passed else "[bold red]FAIL[/bold red]"
-        table.add_row(r.gate, r.subject, _fmt(r.expected), actual, mark, r.message)
+        table.add_row(cell(r.gate), cell(r.subject), cell(_fmt(r.expected)), cell(actual), mark, cell(r.message))
     Console(highlight=False, soft_wrap=False, stderr=stderr).print(table)
 
 
@@ -159,7 +179,7 @@ def metrics_lines(metrics: dict[str, dict[str, Any]]) -> Iterator[str]:
         yield "(no metrics recorded)"
     for suite in sorted(metrics):
         for key in sorted(metrics[suite]):
-            yield f"{suite}\t{key}\t{_fmt(metrics[suite][key])}"
+            yield "\t".join(line(x) for x in (suite, key, _fmt(metrics[suite][key])))
 
 
 def stats_lines(stats: dict[str, Any]) -> Iterator[str]:
@@ -216,7 +236,7 @@ def verify_table(reports: list[Any]) -> None:
         for r in rep.results:
             size = r.actual_size if r.actual_size is not None else r.expected_size
             table.add_row(
-                escape(label), escape(r.role), f"[{colours.get(r.status, 'red')}]{r.status}[/]",
-                "-" if size is None else str(size), (r.expected_sha256 or "-")[:12], escape(r.message),
+                escape(label), escape(line(r.role)), f"[{colours.get(r.status, 'red')}]{r.status}[/]",
+                "-" if size is None else str(size), (r.expected_sha256 or "-")[:12], escape(line(r.message)),
             )
     _console().print(table)
