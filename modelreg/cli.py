@@ -64,10 +64,12 @@ def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Call
 
 def fail(exc: ModelregError) -> None:
     """Print a one-line error (details only with MODELREG_TRACEBACK) and exit with its code."""
-    typer.echo(f"modelreg: error: {exc.message}", err=True)
+    from .printable import line as safe
+
+    typer.echo(f"modelreg: error: {safe(exc.message)}", err=True)
     if os.environ.get("MODELREG_TRACEBACK"):
         for line in exc.details:
-            typer.echo(f"  {line}", err=True)
+            typer.echo(f"  {safe(line)}", err=True)
     raise typer.Exit(exc.exit_code)
 
 
@@ -79,12 +81,16 @@ def os_message(exc: OSError) -> str:
 
 
 def note(message: str) -> None:
-    """A message for the person at the terminal (stderr)."""
-    typer.echo(message, err=True)
+    """A message for the person at the terminal (stderr), control characters escaped."""
+    from .printable import line
+
+    typer.echo(line(message), err=True)
 
 
 def emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    from .printable import json_text
+
+    typer.echo(json_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)))
 
 
 @app.callback()
@@ -537,8 +543,10 @@ def fsck_cmd(
     if as_json:
         emit_json(report.to_dict())
     else:
+        from .printable import line
+
         for p in report.problems:
-            typer.echo(f"{p.severity}: {p.path}: {p.message}")
+            typer.echo(line(f"{p.severity}: {p.path}: {p.message}"))
         c = report.counts
         note(
             f"checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
@@ -603,7 +611,9 @@ def fetch_cmd(
         emit_json(report.to_dict())
     else:
         for f in report.files:
-            typer.echo(f"{f.status:<10}  {f.role}  {f.path}")
+            from .printable import line
+
+            typer.echo(line(f"{f.status:<10}  {f.role}  {f.path}"))
     for f in report.unverified:
         note(f"modelreg: warning: {f.role} has no recorded sha256; fetched with "
              + ("a size check only" if f.size is not None else "no check at all"))
@@ -846,16 +856,15 @@ def git_setup_cmd(
 def git_textconv_cmd(
     path: Annotated[str, typer.Argument(help="File git asks to convert (often a temp file).")],
 ) -> None:
-    """Print a ref file as NAME@VERSION (sha256:...); used by git diff (see git-setup)."""
-    from . import fileio
-    from .gitops import textconv
-    from .refs import REF_MAX
+    """Print a ref file as NAME@VERSION (sha256:...); used by git diff (see git-setup). Other files pass through."""
+    from .gitops import textconv_file
 
+    sys.stdout.flush()
     try:
-        data = fileio.read_file(path, REF_MAX * 16)
+        textconv_file(path, sys.stdout.buffer)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    typer.echo(textconv(data), nl=False)
+    sys.stdout.buffer.flush()
 
 
 @command("reindex")
@@ -971,9 +980,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except ModelregError as exc:  # raised outside a command body (e.g. callback)
-        typer.echo(f"modelreg: error: {exc.message}", err=True)
+        from .printable import line
+
+        typer.echo(f"modelreg: error: {line(exc.message)}", err=True)
         sys.exit(exc.exit_code)
     except OSError as exc:
-        typer.echo(f"modelreg: error: {os_message(exc)}", err=True)
+        from .printable import line
+
+        typer.echo(f"modelreg: error: {line(os_message(exc))}", err=True)
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -21,7 +21,7 @@ from .errors import StorageError, Conflict, IntegrityError, ModelregError, NotFo
 from .log import Event
 from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
 from .refs import Refs
-from .state import ModelState, VersionState, fold
+from .state import ANNOTATIONS, MOVES, ModelState, VersionState, fold
 from .store import ObjectStore
 
 if TYPE_CHECKING:  # imported where used: fsspec-facing and policy code stay off the read path
@@ -190,17 +190,18 @@ _UNSET: Any = object()
 def find_registry(start: str | os.PathLike[str] | None = None) -> Path:
     """The ``.modelreg`` directory to use: ``start`` if given, else ``MODELREG_DIR``, else the cwd or a parent."""
     explicit = start if start is not None else os.environ.get(ENV_DIR) or None
+    # lexists, not is_file: a symlinked .modelreg or config.yaml is found here and refused on open
     if explicit is not None:
         p = Path(explicit)
-        if p.name != DIRNAME and (p / DIRNAME).is_dir():
+        if p.name != DIRNAME and os.path.lexists(p / DIRNAME):
             p = p / DIRNAME
-        if not (p / "config.yaml").is_file():
+        if not os.path.lexists(p / "config.yaml"):
             raise NotFound(f"no modelreg registry at {explicit} (run 'modelreg init')")
         return p
     here = Path.cwd()
     for d in (here, *here.parents):
         candidate = d / DIRNAME
-        if (candidate / "config.yaml").is_file():
+        if os.path.lexists(candidate / "config.yaml"):
             return candidate
     raise NotFound("no .modelreg registry in this directory or its parents (run 'modelreg init' or pass --registry)")
 
@@ -210,6 +211,7 @@ class Registry:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        fileio.confine(self.path)  # from here on nothing below it is reached through a symlink
         cfg = self.path / "config.yaml"
         try:
             data = fileio.read_file(cfg, 1 << 20)
@@ -228,13 +230,14 @@ class Registry:
     def init(cls, project: str | os.PathLike[str] = ".") -> Registry:
         """Create ``PROJECT/.modelreg`` (or complete a partial one) and open it."""
         path = Path(project) / DIRNAME if Path(project).name != DIRNAME else Path(project)
+        fileio.confine(path)
         for sub in ("objects", "refs", "versions", "logs", "locks"):
             fileio.makedirs(path / sub)
         cfg = path / "config.yaml"
-        if not cfg.exists():
+        if not fileio.exists(cfg):
             fileio.atomic_write(cfg, config_mod.DEFAULT_TEXT.encode())
         for name, text in ((".gitignore", GITIGNORE), (".gitattributes", GITATTRIBUTES)):
-            if not (path / name).exists():
+            if not fileio.exists(path / name):
                 fileio.atomic_write(path / name, text.encode())
         return cls(path)
 
@@ -269,6 +272,7 @@ class Registry:
     def _locked(self, model: str) -> Iterator[None]:
         check_model(model)
         fileio.makedirs(self.locks_dir)
+        fileio.makedirs(self.logs_dir)  # a linked logs/ is refused before anything is written
         with fileio.lock(self.locks_dir / f"{model}.lock"):
             try:
                 yield
@@ -282,17 +286,42 @@ class Registry:
 
     # --------------------------------------------------------------- reading
     def manifest(self, digest: str) -> dict[str, Any]:
-        """The manifest stored under ``digest`` (hash verified, strictly parsed)."""
-        return manifest.from_bytes(self.objects.get(digest), what=f"object {digest}")
+        """The manifest stored under ``digest`` (hash verified, strictly parsed, canonical)."""
+        return manifest.from_object(self.objects.get(digest), what=f"object {digest}")
 
-    def _identity(self, digest: str) -> Resolved:
-        from . import canonical
+    def _manifest_of(self, r: Resolved) -> dict[str, Any]:
+        """The manifest of a resolved version, which must declare that very name and version."""
+        m = self.manifest(r.digest)
+        if m["name"] != r.name or m["version"] != r.version:
+            raise IntegrityError(f"object {r.digest} holds {m['name']}@{m['version']}, not {r.name}@{r.version}")
+        return m
 
-        data = self.objects.get(digest)
-        h = canonical.header(data, ("name", "version"))
-        if "name" not in h or "version" not in h:
-            raise IntegrityError(f"object {digest} is not a version manifest")
-        return Resolved(str(h["name"]), str(h["version"]), digest)
+    def _identity(self, digest: str, where: str | None = None, model: str | None = None) -> Resolved:
+        """The registered version that ``digest`` is, from the object's first two lines.
+
+        What a stage (or a log line, ``where``) names must be what was registered: the object
+        hashes to its name, declares a valid name and version canonically, and
+        ``versions/NAME/VERSION`` holds this very digest; otherwise IntegrityError (exit 6).
+        A few hundred bytes are read, no YAML parser is loaded.
+        """
+        name, version = manifest.identity(self.objects.get(digest), f"object {digest}")
+        entry = self.refs.read_version(name, version)
+        if entry == digest and (model is None or name == model):
+            return Resolved(name, version, digest)
+        said = f"{where} points at {digest[:19]}, which" if where else f"object {digest[:19]}"
+        if model is not None and name != model:
+            problem = f"{said} declares {name}@{version}, a version of another model"
+        elif entry is None:
+            problem = f"{said} declares {name}@{version}, which is not registered"
+        else:
+            problem = f"{said} declares {name}@{version}, but versions/{name}/{version} is {entry[:19]}: it was never registered"
+        raise IntegrityError(
+            f"{problem}; refusing to use it (restore the file from git, or point the stage at a registered "
+            "version with 'modelreg promote NAME@VERSION STAGE --force --reason ...'; 'modelreg fsck' lists every problem)"
+        )
+
+    def _stage_identity(self, name: str, stage: str, digest: str) -> Resolved:
+        return self._identity(digest, where=f"refs/{name}/{stage}", model=name)
 
     def model_state(self, name: str) -> ModelState:
         """The fold of one model's event log."""
@@ -313,18 +342,28 @@ class Registry:
             if stage_digest and version_digest:
                 raise UsageError(f"{r} is ambiguous: {r.value!r} is both a stage and a version of {r.name}")
             if stage_digest:
-                return self._identity(stage_digest)
+                return self._stage_identity(r.name, r.value, stage_digest)
             if version_digest:
-                return Resolved(r.name, r.value, version_digest)
+                return self._version_identity(r.name, r.value, version_digest)
             if r.value in self.stages:
                 self._require_model(r.name)
                 raise NotFound(f"stage {r.value} of {r.name} is empty")
         else:
             version_digest = self.refs.read_version(r.name, r.value)
             if version_digest:
-                return Resolved(r.name, r.value, version_digest)
+                return self._version_identity(r.name, r.value, version_digest)
         self._require_model(r.name)
         raise NotFound(f"{r.name} has no version {r.value!r}")
+
+    def _version_identity(self, name: str, version: str, digest: str) -> Resolved:
+        """``versions/NAME/VERSION`` must name an object that declares NAME@VERSION (IntegrityError)."""
+        declared = manifest.identity(self.objects.get(digest), f"object {digest}")
+        if declared != (name, version):
+            raise IntegrityError(
+                f"versions/{name}/{version} points at {digest[:19]}, which declares {declared[0]}@{declared[1]}; "
+                "run 'modelreg fsck'"
+            )
+        return Resolved(name, version, digest)
 
     def _require_model(self, name: str) -> None:
         if not self.refs.version_names(name):
@@ -361,9 +400,7 @@ class Registry:
     def show(self, ref: str) -> VersionInfo:
         """A version with its manifest, stages, registration and archived state."""
         r = self.resolve(ref)
-        m = self.manifest(r.digest)
-        if m["name"] != r.name or m["version"] != r.version:
-            raise IntegrityError(f"object {r.digest} holds {m['name']}@{m['version']}, not {r.name}@{r.version}")
+        m = self._manifest_of(r)
         return self._info(r, m, self.model_state(r.name), self.stage_holders(r.name))
 
     def _info(
@@ -397,7 +434,7 @@ class Registry:
         for name in self.refs.models():
             names = self.refs.version_names(name)
             holders = self.stage_holders(name)
-            stages = {s: self._identity(holders[s]).version for s in self._stage_order(holders)}
+            stages = {s: self._stage_identity(name, s, holders[s]).version for s in self._stage_order(holders)}
             try:
                 latest: str | None = self._resolve_latest(name).version
             except NotFound:
@@ -411,20 +448,34 @@ class Registry:
         if not digests:
             raise NotFound(f"no model named {name!r}")
         state = self.model_state(name)
-        holders = self.stage_holders(name)
+        holders = self.checked_holders(name, digests)
         order = self._stage_order(holders)
         return [self._info(Resolved(name, v, digests[v]), None, state, holders, order) for v in state.order(list(digests))]
+
+    def checked_holders(self, name: str, digests: dict[str, str]) -> dict[str, str]:
+        """Stage -> digest of ``name``, each digest one of the model's registered ``digests`` (IntegrityError)."""
+        holders = self.stage_holders(name)
+        registered = set(digests.values())
+        for stage, digest in holders.items():
+            if digest not in registered:
+                self._stage_identity(name, stage, digest)  # raises, saying what the object claims to be
+        return holders
 
     def events(self, name: str | None = None, stage: str | None = None, limit: int | None = None) -> list[Event]:
         """Events oldest first, optionally of one model and one stage, the newest ``limit`` of them."""
         if stage is not None and name is None:
             raise UsageError("--stage needs a model name")
-        names = [check_model(name)] if name else log.models(self.logs_dir)
-        if name and not self.refs.version_names(name) and not log.path_for(self.logs_dir, name).exists():
+        from .refs import _valid
+
+        names = [check_model(name)] if name else [_valid(self.logs_dir, n, check_model) for n in log.models(self.logs_dir)]
+        if name and not self.refs.version_names(name) and not fileio.exists(log.path_for(self.logs_dir, name)):
             raise NotFound(f"no model named {name!r}")
         merged: list[Event] = []
         for n in names:
-            merged.extend(log.read(self.logs_dir, n)[0])
+            events = log.read(self.logs_dir, n)[0]
+            for held, digest in self.stage_holders(n).items():  # a forged stage is refused here too
+                self._stage_identity(n, held, digest)
+            merged.extend(events)
         if len(names) > 1:
             merged.sort(key=lambda e: (e.time, e.id))
         if stage is not None:
@@ -432,12 +483,35 @@ class Registry:
             merged = [e for e in merged if e.stage == stage]
         if limit is not None:
             merged = merged[-limit:] if limit > 0 else []
+        self._check_events(merged)
         return merged
+
+    def _check_events(self, events: list[Event]) -> None:
+        """Every event about a version names the digest registered for it (IntegrityError otherwise).
+
+        A log line is untrusted input: one that says ``promote m@1.1.0`` with another digest than
+        ``versions/m/1.1.0`` (a forged or hand-edited line) is refused rather than shown.
+        """
+        entries: dict[tuple[str, str], str | None] = {}
+        for e in events:
+            if e.version is None or e.to is None or (e.action not in MOVES and e.action != "register"
+                                                      and e.action not in ANNOTATIONS):
+                continue
+            key = (e.model, e.version)
+            if key not in entries:
+                entries[key] = self.refs.read_version(e.model, e.version)
+            entry = entries[key]
+            if entry is not None and entry != e.to:
+                raise IntegrityError(
+                    f"logs/{e.model}.jsonl: event {e.id} ({e.action}) says {e.model}@{e.version} is {e.to[:19]}, "
+                    f"but versions/{e.model}/{e.version} is {entry[:19]}: a forged or hand-edited line; "
+                    "run 'modelreg fsck'"
+                )
 
     def diff(self, a: str, b: str) -> DiffResult:
         """The differences from version ``a`` to version ``b``: manifests, then metrics and current tags."""
         ra, rb = self.resolve(a), self.resolve(b)
-        ma, mb = self.manifest(ra.digest), self.manifest(rb.digest)
+        ma, mb = self._manifest_of(ra), self._manifest_of(rb)
         states = {n: self.model_state(n) for n in {ra.name, rb.name}}
 
         def annotations(r: Resolved, m: dict[str, Any]) -> dict[str, Any]:
@@ -546,6 +620,8 @@ class Registry:
             store, options = self.artifact_settings()
             if upload and store is None:
                 raise UsageError("--upload needs 'artifact_store: URL' in config.yaml")
+            if upload and _is_local(store):
+                check_local_store(store, self.root)
             m["artifacts"] = [
                 _describe(a, self.root, progress, check=check, compute_hash=compute_hash,
                          upload_to=store if upload else None, storage_options=options)
@@ -557,6 +633,9 @@ class Registry:
                 raise NotFound(f"parent {p['digest']} does not exist in this registry")
         data = manifest.to_bytes(m)
         name, version = m["name"], m["version"]
+        existing = self.refs.read_version(name, version)
+        if existing is not None:  # version entries never change: no lock needed (a read-only clone works)
+            return self._same_or_conflict(m, existing, data)
         who = resolve_actor(actor)
         with self._locked(name):
             existing = self.refs.read_version(name, version)
@@ -643,7 +722,8 @@ class Registry:
                 raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted")
             if current == target.digest:
                 return Move(target.name, stage, target, target, False, [])
-            report = self._evaluate(target, stage, state, current)
+            holder = self._holder(target.name, stage, current, force)
+            report = self._evaluate(target, stage, state, holder and holder.digest)
             if not report.passed and not force:
                 raise PolicyRefused(report.summary(), details=[r.message for r in report.failed], report=report)
             self.refs.set_stage_if_equals(target.name, stage, current, target.digest)
@@ -656,16 +736,28 @@ class Registry:
             )
             events = [ev]
             demote_stage = policy.demote_to.get(stage)
-            if demote_stage and current is not None:
+            if demote_stage and holder is not None:  # an unregistered value is never moved on
                 held = self.refs.read_stage(target.name, demote_stage)
                 if held != current:
                     self.refs.set_stage_if_equals(target.name, demote_stage, held, current)
                     events.append(self._record(Event(
-                        "demote", target.name, who, version=self._identity(current).version, stage=demote_stage,
+                        "demote", target.name, who, version=holder.version, stage=demote_stage,
                         from_=held, to=current, reason=f"replaced in {stage} by {target.version}",
                         data={"replaced_in": stage, "by": ev.id},
                     )))
-        return Move(target.name, stage, self._maybe_identity(current), target, True, events)
+        return Move(target.name, stage, holder, target, True, events)
+
+    def _holder(self, name: str, stage: str, current: str | None, force: bool) -> Resolved | None:
+        """The registered version a stage holds before a move; an unregistered value is refused
+        (IntegrityError) unless ``force``, which replaces it (and then treats the stage as empty)."""
+        if current is None:
+            return None
+        try:
+            return self._stage_identity(name, stage, current)
+        except IntegrityError:
+            if force:
+                return None
+            raise
 
     def _evaluate(self, target: Resolved, stage: str, state: ModelState, current: str | None) -> GateReport:
         holder = self._maybe_identity(current)
@@ -680,8 +772,8 @@ class Registry:
         """Evaluate the rules and gates for moving ``ref`` into ``stage`` without moving anything."""
         target = self.resolve(ref)
         self._check_stage(stage)
-        current = self.refs.read_stage(target.name, stage)
-        return self._evaluate(target, stage, self.model_state(target.name), current)
+        holder = self._holder(target.name, stage, self.refs.read_stage(target.name, stage), False)
+        return self._evaluate(target, stage, self.model_state(target.name), holder and holder.digest)
 
     def _resolve_conflict(
         self, target: Resolved, stage: str, sides: list[str], want: Any, reason: str | None, who: str
@@ -730,6 +822,7 @@ class Registry:
         who = resolve_actor(actor)
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
+            before = self._holder(name, stage, current, False)  # an unregistered value: exit 6 before anything
             state = self.model_state(name)
             if to is not None:
                 target = self.resolve(Ref(name, "version", to))
@@ -745,7 +838,7 @@ class Registry:
                 Event("rollback", name, who, version=target.version, stage=stage,
                       from_=current, to=target.digest, reason=reason)
             )
-        return Move(name, stage, self._maybe_identity(current), target, True, [ev])
+        return Move(name, stage, before, target, True, [ev])
 
     def _previous(self, name: str, stage: str, current: str | None, state: ModelState) -> Resolved:
         if current is None:
@@ -754,7 +847,7 @@ class Registry:
             if e.to == current:
                 if e.from_ is None:
                     break
-                return self._identity(e.from_)
+                return self._identity(e.from_, where=f"logs/{name}.jsonl event {e.id}", model=name)
         raise NotFound(f"{name}@{stage} has no earlier value in the log to roll back to; use --to VERSION")
 
     def archive(
@@ -893,16 +986,16 @@ class Registry:
             for stage in self.stage_holders(name):
                 per_stage[stage] = per_stage.get(stage, 0) + 1
         size = files = 0
-        for dirpath, dirnames, filenames in os.walk(self.path):
-            if Path(dirpath) == self.locks_dir:
-                dirnames[:] = []
-                continue
-            for f in filenames:
-                try:
-                    size += os.lstat(os.path.join(dirpath, f)).st_size
-                    files += 1
-                except FileNotFoundError:
-                    pass
+        import stat as stat_mod
+
+        for dirpath, dirnames, entries in fileio.walk(self.path):
+            if dirpath == str(self.path):
+                dirnames[:] = [d for d in dirnames if d != "locks"]
+            for f, st in entries:
+                if stat_mod.S_ISLNK(st.st_mode):
+                    raise fileio.SymlinkError(os.path.join(dirpath, f))
+                size += st.st_size
+                files += 1
         return {"models": len(models), "versions": versions, "archived": archived,
                 "stages": per_stage, "size_bytes": size, "files": files}
 
@@ -922,7 +1015,7 @@ class Registry:
 
         _store, options = self.artifact_settings()
         results = verify_entries(
-            self.manifest(r.digest).get("artifacts", []), self.root,
+            self._manifest_of(r).get("artifacts", []), self.root,
             compute_hash=compute_hash, progress=progress, storage_options=options,
         )
         return VerifyReport(r, list(results))
@@ -942,7 +1035,7 @@ class Registry:
                 if (stage is not None and s != stage) or digest in seen:
                     continue
                 seen.add(digest)
-                reports.append(self._verify(self._identity(digest), compute_hash, progress))
+                reports.append(self._verify(self._stage_identity(name, s, digest), compute_hash, progress))
         return reports
 
     def fetch(
@@ -960,7 +1053,7 @@ class Registry:
         r = self.resolve(ref)
         _store, options = self.artifact_settings()
         return fetch_entries(
-            r, self.manifest(r.digest).get("artifacts", []), dest, self.root,
+            r, self._manifest_of(r).get("artifacts", []), dest, self.root,
             progress=progress, storage_options=options,
         )
 
@@ -1042,6 +1135,24 @@ def _artifact_settings(raw: dict[str, Any], root: Path) -> tuple[str | None, dic
             raise UsageError("config.yaml: 'storage_options' must map a protocol (s3, gs, ...) to a mapping of options")
         _refuse_secret_options(options, "storage_options")
     return store, options
+
+
+def check_local_store(store: str, root: Path) -> None:
+    """A local ``artifact_store`` from the committed config.yaml must lie inside the project.
+
+    config.yaml arrives by git: a store outside the project would let a pull request decide
+    where ``register --upload`` writes on this machine. (The user's own settings may allow
+    more; that override is added with the user config, see docs/security.md.)
+    """
+    from .uris import resolve_local
+
+    real = resolve_local(store, root)
+    project = root.resolve()
+    if real != project and project not in real.parents:
+        raise UsageError(
+            f"config.yaml: artifact_store {store} is outside the project {project}: a committed config may only "
+            "name a local store inside the project"
+        )
 
 
 def _refuse_secret_options(value: Any, where: str) -> None:
