@@ -520,9 +520,10 @@ class FingerprintIndex:
         path = self._file(fp)
         line = f"{digest} {name} {version}\n"
         current = cachedir.read_bytes(path)
-        if current is not None and line.encode() in current:
+        if current is not None and (b"\n" + current).find(b"\n" + line.encode()) >= 0:
             return
-        cachedir.append_line(path, line.encode())
+        fence = b"\n" if current and not current.endswith(b"\n") else b""  # never glue onto a torn line
+        cachedir.append_line(path, fence + line.encode())
 
     def refresh(self) -> None:
         """Bring the index up to date with every model whose log or versions changed."""
@@ -547,15 +548,26 @@ class FingerprintIndex:
         whose version entry holds that digest); anything else is ignored.
         """
         self.refresh()
-        data = cachedir.read_bytes(self._file(fp))
-        if data is None:
-            return []
-        found = set()
-        for line in data.decode("utf-8", "replace").splitlines():
-            parts = line.split(" ")
-            if len(parts) == 3 and self._registered(*parts):
-                found.add((parts[0], parts[1], parts[2]))
+        found = self._read(fp)
+        if found is None:  # garbage in the index: it cannot be trusted to be complete, rebuild it
+            cachedir.clear(self.dir)
+            self.refresh()
+            found = self._read(fp) or set()
         return sorted(found, key=lambda t: (t[1], t[2]))
+
+    def _read(self, fp: str) -> set[tuple[str, str, str]] | None:
+        """The registered versions listed for ``fp``; None if the file holds a malformed line."""
+        data = cachedir.read_bytes(self._file(fp))
+        found: set[tuple[str, str, str]] = set()
+        for line in (data or b"").decode("utf-8", "replace").splitlines():
+            parts = line.split(" ")
+            if len(parts) != 3 or not is_full_digest(parts[0]):
+                if line:
+                    return None
+                continue
+            if self._registered(*parts):  # a stale line (a version since removed by git) is skipped
+                found.add((parts[0], parts[1], parts[2]))
+        return found
 
     def _registered(self, digest: str, name: str, version: str) -> bool:
         try:

@@ -56,11 +56,11 @@ _ROOTS: set[str] = set()
 class SymlinkError(IntegrityError):
     """A symlink inside a registry: refused, never followed."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, advice: str | None = None) -> None:
         super().__init__(
             f"{path} is a symlink; modelreg never reads or writes through one (a committed symlink can point "
-            "anywhere): run 'modelreg fsck' to list every symlink, then replace each with the real file or "
-            "directory (git rm the link)"
+            "anywhere): " + (advice or "run 'modelreg fsck' to list every symlink, then replace each with the real "
+                             "file or directory (git rm the link)")
         )
         self.path = path
 

@@ -217,6 +217,9 @@ class Registry:
             data = fileio.read_file(cfg, 1 << 20)
         except FileNotFoundError:
             raise NotFound(f"no modelreg registry at {self.path} (run 'modelreg init')") from None
+        except fileio.SymlinkError as exc:  # nothing, fsck included, opens such a registry
+            raise fileio.SymlinkError(exc.path, "replace it with the real directory or file (git rm the link), "
+                                                "then run 'modelreg fsck'") from None
         config_mod.check_format(config_mod.format_version(data, cfg), cfg)
         self.root = self.path.parent
         self.objects = ObjectStore(self.path / "objects")
