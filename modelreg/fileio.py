@@ -71,6 +71,8 @@ def confine(path: str | os.PathLike[str]) -> str:
     Returns the absolute path. ``path`` itself may not be a symlink either (checked on each use).
     """
     p = os.path.abspath(path)
+    if p in _ROOTS:
+        return p
     _ROOTS.add(p)
     try:
         real = os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p))
