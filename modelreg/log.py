@@ -31,6 +31,7 @@ from .names import check_model, check_stage, check_version, is_full_digest
 
 LOG_SUFFIX = ".jsonl"
 KEYS = ("id", "time", "actor", "action", "model", "version", "stage", "from", "to", "reason", "data")
+SIG_KEY = "sig"  # optional, last: an SSH signature over the other keys (modelreg.trust.signing)
 MAX_LINE = 1 << 20  # one event is a few hundred bytes; a longer line is refused, not parsed
 MAX_NESTING = 32  # containers inside ``data``
 MAX_ACTOR = 256
@@ -65,10 +66,11 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
     time: str = field(default_factory=utc_now)
+    sig: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form, with the stable keys listed in KEYS."""
-        return {
+        """The JSON form, with the stable keys listed in KEYS (and ``sig`` when the event is signed)."""
+        d = {
             "id": self.id,
             "time": self.time,
             "actor": self.actor,
@@ -81,6 +83,9 @@ class Event:
             "reason": self.reason,
             "data": self.data,
         }
+        if self.sig is not None:
+            d[SIG_KEY] = self.sig
+        return d
 
     def line(self) -> bytes:
         """The event as one log line (compact JSON, keys in fixed order, newline-terminated)."""
@@ -123,10 +128,12 @@ class Event:
             _name("to", to, _check_digest)
         if data:
             _check_values(data, 0)
+        sig = get(SIG_KEY)
         intern = sys.intern
         return cls(
             id=id_, time=time_, actor=intern(actor), action=intern(action), model=intern(model), version=version,
             stage=intern(stage) if stage is not None else None, from_=from_, to=to, reason=reason, data=data,
+            sig=sig if type(sig) is str else None,
         )
 
 

@@ -6,34 +6,41 @@ forge an extra line of ``log`` output or an extra variable in ``$GITHUB_ENV``, a
 override could make text read differently from what it is. Every human-readable line
 goes through :func:`line` (or :func:`block` for multi-line text such as a manifest);
 JSON output goes through :func:`json_text`.
+
+Every character that is not printable (``str.isprintable``: controls, DEL, C1, format and
+bidi controls, line and paragraph separators, unassigned code points) is written the way
+Python's ``repr`` writes it (``\\n``, ``\\x1b``, ``\\u202e``), like ``trust.settings.shown``.
 """
 
 from __future__ import annotations
 
-import re
 
-# DEL, C1 controls, zero-width and bidi controls, line/paragraph separators, BOM
-_OTHERS = "\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
-_LINE = re.compile(f"[\x00-\x1f{_OTHERS}]")  # every C0 control, newline and tab included
-_BLOCK = re.compile(f"[\x00-\x08\x0b-\x1f{_OTHERS}]")  # all but tab and newline
-_JSON = re.compile(f"[{_OTHERS}]")  # json.dumps already escapes C0
-
-
-def _escape(m: re.Match[str]) -> str:
-    c = ord(m.group())
-    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+def _escape(c: str) -> str:
+    return c if c.isprintable() else repr(c)[1:-1]
 
 
 def line(text: str) -> str:
-    """One line of output: every control character (newline and tab included) escaped as ``\\xNN``."""
-    return _LINE.sub(_escape, text)
+    """One line of output: every character that is not printable (newline and tab included) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(_escape(c) for c in text)
 
 
 def block(text: str) -> str:
     """Multi-line output: like :func:`line`, but newlines and tabs stay."""
-    return _BLOCK.sub(_escape, text)
+    return "\n".join("\t".join(line(part) for part in row.split("\t")) for row in text.split("\n"))
 
 
 def json_text(text: str) -> str:
-    """Serialized JSON with the characters ``json.dumps(ensure_ascii=False)`` leaves raw escaped too."""
-    return _JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    """Serialized JSON (``ensure_ascii=False``) with every unprintable character it left raw escaped as ``\\uXXXX``."""
+    if text.replace("\n", "").isprintable():  # the usual case, at C speed
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else _json_escape(c) for c in text)
+
+
+def _json_escape(c: str) -> str:
+    n = ord(c)
+    if n < 0x10000:
+        return f"\\u{n:04x}"
+    n -= 0x10000
+    return f"\\u{0xD800 + (n >> 10):04x}\\u{0xDC00 + (n & 0x3FF):04x}"

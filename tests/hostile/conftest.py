@@ -1,4 +1,10 @@
-"""The hostile-registry corpus: a registry that arrives by pull request, attacked with real git.
+"""Fixtures of the hostile-registry corpus: a registry that arrives by pull request.
+
+Network half: ``trap`` (an HTTP server on 127.0.0.1 that records every request; tests assert
+it got none), ``victim_env`` (CI's environment with fake credentials), ``victim`` (a project
+with a registry as the cwd) and ``run`` (the CLI in-process). See netkit.py.
+
+Filesystem half, attacked with real git:
 
 The ``flow`` fixture builds the scene every test starts from:
 
@@ -26,13 +32,17 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from gitutil import ROOT, Run, cli, configure, git
+from modelreg.registry import Registry
+from tests.conftest import CliResult, run_cli
+
+from .netkit import FAKE_CREDENTIALS, Trap
 
 ACTOR = "victim@example.com"
 
@@ -192,3 +202,51 @@ def flow(hostile_env: Path, capsys: pytest.CaptureFixture[str]) -> Flow:
     git(base, "clone", "-q", str(f.remote), str(f.attacker))
     configure(f.attacker, "mallory")
     return f
+
+
+# ------------------------------------------------------------ network half
+@pytest.fixture
+def trap() -> Iterator[Trap]:
+    """An HTTP server on 127.0.0.1 that records every request; tests assert it got none. Stopped at teardown."""
+    t = Trap()
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+@pytest.fixture
+def victim_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """CI's environment: cloud credentials set, a private HOME, nothing that allows private addresses."""
+    home = tmp_path / "victim-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-aws-credentials"))
+    for name in ("AWS_PROFILE", "MODELREG_S3_ENDPOINT_URL", "MODELREG_ALLOW_PRIVATE_NETWORK", "MODELREG_LOCAL_ROOTS",
+                 "MODELREG_TRUSTED_SETTINGS", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MODELREG_ACTOR", "ci-bot")
+    return dict(FAKE_CREDENTIALS)
+
+
+@pytest.fixture
+def victim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, victim_env: dict[str, str]) -> Path:
+    """A project with a registry (default policy) as the cwd, in the victim's environment."""
+    proj = tmp_path / "victim"
+    proj.mkdir()
+    Registry.init(proj)
+    monkeypatch.chdir(proj)
+    return proj
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """``run(*args)`` -> (exit code, stdout, stderr) of ``modelreg ARGS`` in the cwd, in-process."""
+
+    def go(*args: object) -> CliResult:
+        return run_cli(capsys, *[str(a) for a in args])
+
+    return go

@@ -100,7 +100,7 @@ def test_control_characters_from_the_registry_are_escaped_when_printed(flow: Flo
             assert raw not in r.out and raw not in r.err, (raw, r.out)
     log_text = outputs[0].out
     assert log_text.count("\n") == len(flow.cli("log", "m", "--json").json())  # one line per event
-    assert "\\x1b]0;pwned" in log_text and "\\x0a2030-01-01" in log_text
+    assert "\\x1b]0;pwned" in log_text and "\\n2030-01-01" in log_text
     assert "eve\\x1b" in outputs[1].out
     data = outputs[3].json()
     assert any(e["actor"] == f"eve{esc}" for e in data)  # JSON keeps the value, escaped in the text of it
