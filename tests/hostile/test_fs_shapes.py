@@ -88,7 +88,7 @@ def test_a_huge_number_in_a_manifest_is_a_one_line_error(flow: Flow) -> None:
 def test_control_characters_from_the_registry_are_escaped_when_printed(flow: Flow) -> None:
     """Terminal escapes in reason/actor were printed raw; a newline in a reason forged a log line."""
     esc = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
-    line = _line(flow, 12, action="approve", actor=f"eve{esc}", reason=f"ok\n2030-01-01 00:00:00Z  promote   fake",
+    line = _line(flow, 12, action="approve", actor=f"eve{esc}", reason="ok\n2030-01-01 00:00:00Z  promote   fake",
                  data={"stage": "production", "comment": f"c{esc}\u202e"})
     tag = _line(flow, 13, action="tag", data={"add": [f"t{esc}"]})
     flow.attack(lambda p: _append(p, line, tag))
