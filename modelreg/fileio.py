@@ -42,7 +42,6 @@ O_BINARY = getattr(os, "O_BINARY", 0)
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO planted in a registry must not hang
-DEFAULT_LOCK_TIMEOUT = 10.0
 SMALL_READ = 1 << 16
 MAX_DEPTH = 16  # the registry layout is three levels deep; a deeper tree is hostile
 LOCK_POLL = 0.002  # seconds between tries; filelock defaults to 0.05 s, which starves waiters
@@ -592,11 +591,10 @@ def _rmtree_fd(fd: int, path: str, depth: int) -> None:
 
 
 def lock_timeout() -> float:
-    """Seconds to wait for a lock: ``MODELREG_LOCK_TIMEOUT`` or 10."""
-    try:
-        return float(os.environ.get("MODELREG_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
-    except ValueError:
-        return DEFAULT_LOCK_TIMEOUT
+    """Seconds to wait for a lock: ``MODELREG_LOCK_TIMEOUT`` (a positive number; UsageError otherwise) or 10."""
+    from .settings import lock_timeout as from_environment
+
+    return from_environment()
 
 
 @contextmanager

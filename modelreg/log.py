@@ -1,14 +1,16 @@
 """The append-only event log: one JSON object per line in ``logs/<model>.jsonl``.
 
 Format and parsing are pure; :func:`append` and :func:`read` do the I/O. Readers tolerate
-a torn or garbled line (reporting it), order events by ``(time, id)`` and drop exact
-duplicates, because a git union merge may interleave lines or keep an identical line once.
+a torn or garbled line (reporting it), drop repeated ids (a git union merge may interleave
+lines or keep an identical line once) and put events in the registry's causal order
+(:func:`modelreg.lifecycle.order.causal_order`: stage moves follow their ``prev`` links,
+everything else goes by ``(time, id)``), so a writer with a skewed clock reorders nothing.
 
 A log arrives by git, so every line is untrusted input: a line that is not one JSON object
-of the documented shape (names valid, digests well formed, numbers finite, nesting at most
-MAX_NESTING deep, at most MAX_LINE bytes) is a bad line, skipped by readers, named by fsck
-and moved aside by ``fsck --repair``. :func:`read` streams the file line by line, so a
-large log costs the memory of its events, not of its bytes as well.
+of the documented shape (names valid, digests and ids well formed, numbers finite, nesting
+at most MAX_NESTING deep, at most MAX_LINE bytes) is a bad line, skipped by readers, named
+by fsck and moved aside by ``fsck --repair``. :func:`read` streams the file line by line,
+so a large log costs the memory of its events, not of its bytes as well.
 """
 
 from __future__ import annotations
@@ -30,25 +32,33 @@ from .errors import UsageError
 from .names import check_model, check_stage, check_version, is_full_digest
 
 LOG_SUFFIX = ".jsonl"
-KEYS = ("id", "time", "actor", "action", "model", "version", "stage", "from", "to", "reason", "data")
+KEYS = ("id", "time", "actor", "action", "model", "version", "stage", "from", "to", "reason", "data", "prev")
 SIG_KEY = "sig"  # optional, last: an SSH signature over the other keys (modelreg.trust.signing)
 MAX_LINE = 1 << 20  # one event is a few hundred bytes; a longer line is refused, not parsed
 MAX_NESTING = 32  # containers inside ``data``
 MAX_ACTOR = 256
 MAX_REASON = 10_000
 _ID_RE = re.compile(r"[0-9a-f]{8,64}\Z")
-_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z\Z")
+_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT[0-9:.]{1,24}Z\Z")  # printable, sortable; UTC
 _ACTION_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}\Z")
+
+
+def _now_ns() -> int:
+    """The wall clock every event time and id is taken from (one place, so tests can skew it)."""
+    return _time.time_ns()
 
 
 def new_id() -> str:
     """A unique, time-ordered event id: 16 hex digits of nanoseconds and 8 random ones."""
-    return f"{_time.time_ns():016x}{os.urandom(4).hex()}"
+    return f"{_now_ns():016x}{os.urandom(4).hex()}"
 
 
 def utc_now() -> str:
     """The current UTC time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ns = _now_ns()
+    return datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{(ns // 1000) % 1_000_000:06d}Z"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +74,16 @@ class Event:
     to: str | None = None
     reason: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
-    id: str = field(default_factory=new_id)
-    time: str = field(default_factory=utc_now)
+    # Stage moves only: the id of the previous move of the same stage this one followed
+    # (None for the first move of a stage, and for events written before the field existed).
+    prev: str | None = None
+    id: str = field(default_factory=lambda: new_id())  # looked up at call time: tests skew _now_ns
+    time: str = field(default_factory=lambda: utc_now())
     sig: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form, with the stable keys listed in KEYS (and ``sig`` when the event is signed)."""
+        """The JSON form, with the stable keys listed in KEYS (``prev`` only when set), and ``sig``
+        last when the event is signed (the signature covers every other key, ``prev`` included)."""
         d = {
             "id": self.id,
             "time": self.time,
@@ -83,6 +97,8 @@ class Event:
             "reason": self.reason,
             "data": self.data,
         }
+        if self.prev is not None:
+            d["prev"] = self.prev
         if self.sig is not None:
             d[SIG_KEY] = self.sig
         return d
@@ -104,6 +120,7 @@ class Event:
         get = d.get
         id_, time_, actor, action, model = get("id"), get("time"), get("actor"), get("action"), get("model")
         version, stage, from_, to, reason = get("version"), get("stage"), get("from"), get("to"), get("reason")
+        prev = get("prev")
         data = get("data") or {}
         if not (type(id_) is str and _ID_RE.match(id_)):
             raise ValueError("missing or invalid 'id'")
@@ -115,6 +132,8 @@ class Event:
             raise ValueError(f"missing or invalid 'actor' (a string of 1 to {MAX_ACTOR} characters)")
         if reason is not None and (type(reason) is not str or len(reason) > MAX_REASON):
             raise ValueError(f"invalid 'reason' (a string of at most {MAX_REASON} characters)")
+        if prev is not None and not (type(prev) is str and _ID_RE.match(prev)):
+            raise ValueError("invalid 'prev' (the id of an earlier move)")
         if type(data) is not dict:
             raise ValueError("invalid 'data'")
         _name("model", model, check_model)
@@ -133,7 +152,7 @@ class Event:
         return cls(
             id=id_, time=time_, actor=intern(actor), action=intern(action), model=intern(model), version=version,
             stage=intern(stage) if stage is not None else None, from_=from_, to=to, reason=reason, data=data,
-            sig=sig if type(sig) is str else None,
+            prev=prev, sig=sig if type(sig) is str else None,
         )
 
 
@@ -218,11 +237,13 @@ def _collect(lines: Iterable[tuple[int, bytes, bool]], path: str) -> tuple[list[
             bad.append(BadLine(path, lineno, raw[:200].decode("utf-8", "replace"), str(exc)[:200], last))
             continue
         events.setdefault(ev.id, ev)
-    return sorted(events.values(), key=lambda e: (e.time, e.id)), bad
+    from .lifecycle.order import causal_order
+
+    return causal_order(events.values()), bad
 
 
 def parse(data: bytes, path: str = "") -> tuple[list[Event], list[BadLine]]:
-    """Parse log bytes into events sorted by (time, id) without duplicates, plus the bad lines."""
+    """Parse log bytes into events in causal order without duplicates, plus the bad lines."""
     lines = data.split(b"\n")
     last_index = len(lines) - 1 if lines and lines[-1] else len(lines) - 2
     return _collect(((i + 1, raw, i == last_index) for i, raw in enumerate(lines)), path)
