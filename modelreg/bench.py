@@ -458,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MODELREG_ACTOR"] = ACTOR
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    os.environ["MODELREG_CACHE_DIR"] = str(workdir / "cache")  # derived data stays with the fixtures
     res: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cores": os.cpu_count()},
         "quick": args.quick, "runs": runs, "sizes": {},

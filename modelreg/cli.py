@@ -89,11 +89,14 @@ def fail(exc: ModelregError) -> None:
 
 
 def report(exc: ModelregError) -> None:
-    """Print an error the documented way (see :func:`fail`) without exiting."""
-    typer.echo(f"modelreg: error: {exc.message}", err=True)
+    """Print an error the documented way (see :func:`fail`) without exiting; registry bytes in the
+    message are shown escaped (modelreg.printable), never sent to the terminal raw."""
+    from .printable import line as safe
+
+    typer.echo(f"modelreg: error: {safe(exc.message)}", err=True)
     if _traceback_wanted():
         for line in exc.details:
-            typer.echo(f"  {line}", err=True)
+            typer.echo(f"  {safe(line)}", err=True)
     if _state["json"]:
         emit_json(error_object(exc))
 
@@ -125,14 +128,18 @@ def os_message(exc: OSError) -> str:
 
 
 def note(message: str) -> None:
-    """A message for the person at the terminal (stderr); silenced by ``--quiet``."""
+    """A message for the person at the terminal (stderr), control characters escaped; silenced by ``--quiet``."""
+    from .printable import line
+
     if not _state["quiet"]:
-        typer.echo(message, err=True)
+        typer.echo(line(message), err=True)
 
 
 def warn(message: str) -> None:
-    """A warning (stderr): printed even with ``--quiet``."""
-    typer.echo(f"modelreg: warning: {message}", err=True)
+    """A warning (stderr), control characters escaped: printed even with ``--quiet``."""
+    from .printable import line
+
+    typer.echo(f"modelreg: warning: {line(message)}", err=True)
 
 
 def use_colour(stream: Any = None) -> bool:
@@ -152,7 +159,9 @@ def echo_styled(text: str, colour: str | None) -> None:
 
 
 def emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    from .printable import json_text
+
+    typer.echo(json_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)))
 
 
 def version_text() -> str:
@@ -749,8 +758,10 @@ def fsck_cmd(
         emit_json(with_error(report.to_dict(), code, f"{len(report.errors)} error(s)" if code == 6
                              else f"{report.counts.get('unreachable')} artifact(s) unreachable"))
     else:
+        from .printable import line
+
         for p in report.problems:
-            typer.echo(f"{p.severity}: {p.path}: {p.message}")
+            typer.echo(line(f"{p.severity}: {p.path}: {p.message}"))
         c = report.counts
         note(
             f"Checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
@@ -822,7 +833,9 @@ def fetch_cmd(
         emit_json(report.to_dict())
     else:
         for f in report.files:
-            typer.echo(f"{f.status:<10}  {f.role}  {f.path}")
+            from .printable import line
+
+            typer.echo(line(f"{f.status:<10}  {f.role}  {f.path}"))
     for f in report.unverified:
         warn(f"{f.role} has no recorded sha256; fetched with "
              + ("a size check only" if f.size is not None else "no check at all"))
@@ -1087,16 +1100,15 @@ def git_setup_cmd(
 def git_textconv_cmd(
     path: Annotated[str, typer.Argument(help="File git asks to convert (often a temp file).")],
 ) -> None:
-    """Print a ref file as NAME@VERSION (sha256:...); used by git diff (see git-setup)."""
-    from . import fileio
-    from .gitops import textconv
-    from .refs import REF_MAX
+    """Print a ref file as NAME@VERSION (sha256:...); used by git diff (see git-setup). Other files pass through."""
+    from .gitops import textconv_file
 
+    sys.stdout.flush()
     try:
-        data = fileio.read_file(path, REF_MAX * 16)
+        textconv_file(path, sys.stdout.buffer)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    typer.echo(textconv(data), nl=False)
+    sys.stdout.buffer.flush()
 
 
 @command("audit")
@@ -1157,7 +1169,7 @@ def trust_cmd(
 
 @command("reindex")
 def reindex_cmd(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
-    """Rebuild the search cache (.modelreg/cache/) from the objects, refs and logs."""
+    """Rebuild the search cache (kept in your cache directory, never in .modelreg/) from the objects, refs and logs."""
     counts = open_registry().reindex()
     if as_json:
         emit_json({"models": len(counts), "versions": sum(counts.values())})

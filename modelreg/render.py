@@ -1,4 +1,8 @@
-"""Human renderings for the CLI: tables, event lines, diffs, progress bars. Imported only when used."""
+"""Human renderings for the CLI: tables, event lines, diffs, progress bars. Imported only when used.
+
+Every string that came from the registry is passed through :mod:`modelreg.printable` here, so
+control characters and terminal escapes are shown escaped, never sent to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import canonical
+from .printable import block, line
 
 
 def _short(digest: str | None) -> str:
@@ -24,7 +29,7 @@ def show_text(info: Any) -> str:
     for key, value in getattr(info, "extra_lines", lambda: [])():
         lines.append(f"{key + ':':<12} {value}")
     body = canonical.dump(info.manifest or {}, ordered=("name", "version")).decode()
-    return "\n".join(lines) + "\n---\n" + body
+    return "\n".join(line(x) for x in lines) + "\n---\n" + block(body)
 
 
 def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], *, stderr: bool = False,
@@ -38,6 +43,7 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], *, stderr: boo
     """
     import sys
 
+    rows = [tuple(line(c) for c in row) for row in rows]
     stream = sys.stderr if stderr else sys.stdout
     paint = _painter(stream) if colours else None
     widths = [len(h) for h in headers]
@@ -116,7 +122,7 @@ def event_text(e: Any, labels: dict[str, str] | None = None) -> str:
         move = ""
     forced = " [forced]" if e.data.get("forced") else ""
     reason = f"  # {e.reason}" if e.reason else ""
-    return f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}"
+    return line(f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}")
 
 
 def signature_mark(verdict: Any) -> str:
@@ -163,6 +169,11 @@ def trust_lines(st: Any) -> Iterator[str]:
 
 def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
     """Lines of a manifest diff with a colour name for each (None: default)."""
+    for text, colour in _diff_lines(result):
+        yield line(text), colour
+
+
+def _diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
     yield f"--- {result.a.name}@{result.a.version} ({_short(result.a.digest)})", None
     yield f"+++ {result.b.name}@{result.b.version} ({_short(result.b.digest)})", None
     yield from _change_lines(result.changes)
@@ -184,6 +195,11 @@ def _change_lines(changes: list[Any]) -> Iterator[tuple[str, str | None]]:
 
 def stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
     """A stage compared across git revisions: who held it then and now, then the manifest diff."""
+    for text, colour in _stage_diff_lines(sd):
+        yield line(text), colour
+
+
+def _stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
 
     def label(r: Any) -> str:
         return f"{r.version} ({_short(r.digest)})" if r else "(empty)"
@@ -203,7 +219,7 @@ def gate_table(report: Any, stderr: bool = False) -> None:
 
     current = f" (now: {report.current})" if report.current else " (now: empty)"
     stream = sys.stderr if stderr else sys.stdout
-    stream.write(f"{report.name}@{report.version} -> {report.stage}{current}\n")
+    stream.write(line(f"{report.name}@{report.version} -> {report.stage}{current}") + "\n")
     rows = [(r.gate, r.subject, _fmt(r.expected), "-" if r.actual is None else _fmt(r.actual),
              "pass" if r.passed else "FAIL", getattr(r, "detail", r.message)) for r in report.results]
     _table(("GATE", "SUBJECT", "EXPECTED", "ACTUAL", "RESULT", "DETAIL"), rows, stderr=stderr,
@@ -216,7 +232,7 @@ def metrics_lines(metrics: dict[str, dict[str, Any]]) -> Iterator[str]:
         yield "(no metrics recorded)"
     for suite in sorted(metrics):
         for key in sorted(metrics[suite]):
-            yield f"{suite}\t{key}\t{_fmt(metrics[suite][key])}"
+            yield "\t".join(line(x) for x in (suite, key, _fmt(metrics[suite][key])))
 
 
 def stats_lines(stats: dict[str, Any]) -> Iterator[str]:

@@ -467,12 +467,36 @@ def corruption(work: Path, fig: Figures) -> None:
         prod_object(reg).unlink()
         return "refs/m/production"
 
+    outside = work / "corrupt-outside"
+
+    def symlink_dir(reg: Registry) -> str:  # a directory swapped for a link to a faithful copy elsewhere
+        shutil.rmtree(outside, ignore_errors=True)
+        shutil.copytree(reg.path / "refs" / "m", outside)
+        shutil.rmtree(reg.path / "refs" / "m")
+        (reg.path / "refs" / "m").symlink_to(outside)
+        return "refs/m"
+
+    def forged_ref(reg: Registry) -> str:  # a manifest reusing m@1.1's name, not registered, in production
+        from modelreg import manifest
+
+        forged = manifest.to_bytes(manifest.validate({"name": "m", "version": "1.1", "description": "forged"}))
+        reg.refs.stage_path("m", "production").write_text(reg.objects.put(forged) + "\n")
+        return "refs/m/production"
+
+    def deep_line(reg: Registry) -> str:
+        with open(reg.logs_dir / "m.jsonl", "ab") as f:
+            f.write(b'{"data":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n")
+        return "logs/m.jsonl"
+
     cases = {
         "flip a byte in an object": (flip, True),
         "truncate a ref": (truncate_ref, True),
         "replace a file with a symlink": (symlink, False),
         "append half a log line": (half_line, False),
         "delete an object a ref points to": (delete_object, False),
+        "replace a directory with a symlink": (symlink_dir, True),
+        "point a stage at an unregistered manifest": (forged_ref, True),
+        "append a deeply nested log line": (deep_line, False),
     }
     for what, (do, reading_refuses) in cases.items():
         reg_dir, reg = fresh()
@@ -491,6 +515,69 @@ def corruption(work: Path, fig: Figures) -> None:
                 code, out, err, esc = run_cli(["-R", str(reg_dir), *argv])
                 if code != 6 or esc is not None:
                     fig.lose(f"corruption '{what}': {' '.join(argv)} exited {code} ({err.strip()[:200]}), expected 6")
+        if what == "replace a directory with a symlink":
+            before = sorted((p.name, p.read_bytes()) for p in outside.iterdir())
+            for argv in (["promote", "m@1.1", "production", "--force", "--reason", "x"], ["fsck", "--repair"]):
+                run_cli(["-R", str(reg_dir), *argv])
+            if sorted((p.name, p.read_bytes()) for p in outside.iterdir()) != before:
+                fig.lose(f"corruption '{what}': a write went through the link")
+    cache_mutations(work, fig)
+
+
+def cache_mutations(work: Path, fig: Figures) -> None:
+    """Derived data is never the only copy: garbage, deletion or a read-only cache changes no answer."""
+    from modelreg.cachedir import cache_dir
+
+    template = _fault_template(work)
+    case = work / "cache-case"
+    shutil.rmtree(case, ignore_errors=True)
+    shutil.copytree(template, case)
+    reg_dir = case / ".modelreg"
+    queries = [["search", "--json", "--where", "params.lr > 0.1"], ["ls", "--json"], ["search", "--json", "--stage", "production"]]
+
+    def answers() -> list[tuple[int | None, str]]:
+        return [run_cli(["-R", str(reg_dir), *q])[:2] for q in queries]
+
+    honest = answers()
+    cache = cache_dir(reg_dir)
+
+    def garbage(path: Path) -> None:
+        for p in [*path.rglob("*")] if path.is_dir() else []:
+            if p.is_file():
+                p.write_bytes(b"\x00garbage{[")
+
+    mutations = {
+        "garbage in every cache file": lambda: garbage(cache),
+        "cache deleted": lambda: shutil.rmtree(cache, ignore_errors=True),
+        "cache path is a file": lambda: (shutil.rmtree(cache, ignore_errors=True), cache.write_text("x")),
+        "cache files replaced by links to a file outside": lambda: links(cache),
+    }
+    target = work / "cache-link-target"
+    target.write_bytes(b"not the cache's")
+
+    def links(path: Path) -> None:
+        for p in [*path.rglob("*")] if path.is_dir() else []:
+            if p.is_file():
+                p.unlink()
+                p.symlink_to(target)
+
+    for what, mutate in mutations.items():
+        answers()  # fill the cache first
+        mutate()
+        fig.corruptions_injected += 1
+        got = answers()
+        code, _, err, esc = run_cli(["-R", str(reg_dir), "register", "m", "9.9", "-p", "lr=0.2", "--actor", "t"])
+        if got != honest or code != 0 or esc is not None:
+            fig.lose(f"cache mutation '{what}': answers changed or register failed (exit {code}: {err.strip()[:200]})")
+        else:
+            fig.corruptions_detected += 1  # counted as handled: nothing changed
+        if fsck_errors(reg_dir):
+            fig.lose(f"cache mutation '{what}': fsck errors {fsck_errors(reg_dir)[:3]}")
+        if target.read_bytes() != b"not the cache's":
+            fig.lose(f"cache mutation '{what}': a cache write went through a link")
+        shutil.rmtree(cache, ignore_errors=True) if cache.is_dir() and not cache.is_symlink() else cache.unlink(missing_ok=True)
+        shutil.rmtree(case)
+        shutil.copytree(template, case)
 
 
 # ------------------------------------------------------------------- fuzzing
@@ -583,7 +670,53 @@ def fuzz(work: Path, examples: int, fig: Figures) -> None:
         manifest_file.write_bytes(doc)
         check(["register", "--from-file", str(manifest_file), "--actor", "fuzz"])
 
-    for fn in (register_names, references, from_file):
+    # Hostile trees: a symlink planted somewhere in the registry (as a pull request could), then a
+    # random command. Whatever happens, nothing outside .modelreg/ changes (the link targets live
+    # outside it, so a write through a link shows up) and no traceback escapes.
+    targets = {"outside dir": work / "planted-dir", "outside file": work / "planted-file",
+               "parent": Path(".."), "project root": Path("../.."), "itself": Path(".")}
+    (work / "planted-dir").mkdir(exist_ok=True)
+    (work / "planted-dir" / "keep").write_bytes(b"keep")
+    (work / "planted-file").write_bytes(b"keep")
+    outside_before.update(k for k in snapshot(work, False) if k.startswith("planted"))
+    spots = ["refs/m", "refs/m/production", "versions/m", "versions/m/1.0", "logs", "logs/m.jsonl", "objects",
+             "locks", "lost-found", "cache", "cache/search", ".gitattributes", "config.yaml"]
+    commands = [["resolve", "m@production"], ["show", "m@1.0"], ["ls"], ["ls", "m"], ["log", "m"], ["search"],
+                ["promote", "m@1.1", "production", "--actor", "fuzz"], ["rollback", "m", "production", "--actor", "fuzz"],
+                ["register", "m", "7.0", "--actor", "fuzz"], ["metrics", "set", "m@1.0", "--suite", "s", "x=1"],
+                ["reindex"], ["fsck"], ["fsck", "--repair"], ["stats"], ["git-setup"], ["archive", "m@1.1", "--force"]]
+
+    @cfg
+    @given(st.sampled_from(spots), st.sampled_from(sorted(targets)), st.sampled_from(commands))
+    def hostile_tree(spot: str, target: str, argv: list[str]) -> None:
+        saved = work / "saved-registry"
+        shutil.rmtree(saved, ignore_errors=True)
+        shutil.copytree(reg_dir, saved, symlinks=True)
+        try:
+            p = reg_dir / spot
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.symlink_to(targets[target])
+            fig.inputs_fuzzed += 1
+            code, out, err, esc = run_cli(["-R", str(reg_dir), *argv])
+            fig.fuzz_exits[code] += 1
+            label = f"fuzz hostile tree {spot} -> {target}, {' '.join(argv)}"
+            if esc is not None or code is None or not 0 <= code <= 7 or "Traceback" in err:
+                fig.lose(f"{label}: exit {code}, {esc!r:.200} {err[-300:]!r}")
+            outside = {k for k in snapshot(work, False) if not k.startswith(("fuzz" + os.sep + ".modelreg", "saved-registry"))}
+            changed = [k for k in outside_before if k.startswith("planted")
+                       and (work / k).read_bytes() != b"keep"]
+            if outside - outside_before - {manifest_file.name} or changed:
+                fig.lose(f"{label}: wrote outside .modelreg: {sorted(outside - outside_before)[:3]} {changed[:3]}")
+        finally:
+            shutil.rmtree(reg_dir)
+            shutil.copytree(saved, reg_dir, symlinks=True)
+            shutil.rmtree(saved)
+
+    for fn in (register_names, references, from_file, hostile_tree):
         fn()
     for doc in nasty:  # every hand-written case at least once, whatever hypothesis drew
         manifest_file.write_bytes(doc)
@@ -766,6 +899,8 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     work = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-torture-"))
     work.mkdir(parents=True, exist_ok=True)
+    old_cache = os.environ.get("MODELREG_CACHE_DIR")
+    os.environ["MODELREG_CACHE_DIR"] = str(work / "cache")  # derived data stays in the run's directory
     fig = Figures()
     t0 = time.perf_counter()
     timings = {}
@@ -784,6 +919,10 @@ def main(argv: list[str] | None = None) -> int:
                 fn()
                 timings[name] = time.perf_counter() - t
     finally:
+        if old_cache is None:
+            os.environ.pop("MODELREG_CACHE_DIR", None)
+        else:
+            os.environ["MODELREG_CACHE_DIR"] = old_cache
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     print(f"modelreg torture ({'quick' if args.quick else 'long' if args.long else 'default'}, seed {seed}, "
