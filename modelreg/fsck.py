@@ -175,7 +175,8 @@ class _Checker:
         self.check_old_cache()
 
     def check_locks(self, locks: Path) -> None:
-        """``locks/`` holds only ``<model>.lock`` files (never committed; anything else is suspicious)."""
+        """``locks/`` holds only ``<model>.lock`` and registry-wide ``_<word>.lock`` files (never committed;
+        anything else is suspicious)."""
         try:
             with fileio.opendir(locks) as d:
                 names = sorted(d.listdir())
@@ -188,8 +189,8 @@ class _Checker:
                         self.skipped.add(self.rel(p))
                         self.error(p, "is a symlink; a registry never contains symlinks (a committed one can point "
                                       "anywhere): remove it")
-                    elif not stat.S_ISREG(st.st_mode) or not name.endswith(".lock") or not _ok(check_model, name[:-5]):
-                        self.warn(p, "unexpected entry in locks/ (it holds only NAME.lock files and is never "
+                    elif not stat.S_ISREG(st.st_mode) or not name.endswith(".lock") or not _ok(check_model, name[:-5].removeprefix("_")):
+                        self.warn(p, "unexpected entry in locks/ (it holds only NAME.lock and _NAME.lock files and is never "
                                      "committed): remove it")
         except fileio.SymlinkError:
             self.skipped.add("locks")
