@@ -222,6 +222,7 @@ class Registry:
         self.logs_dir = self.path / "logs"
         self.locks_dir = self.path / "locks"
         self._config: config_mod.Config | None = None
+        self._pending: list[Event] = []  # written under the lock, delivered to hooks once it is released
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -269,18 +270,37 @@ class Registry:
     def _locked(self, model: str) -> Iterator[None]:
         check_model(model)
         fileio.makedirs(self.locks_dir)
-        with fileio.lock(self.locks_dir / f"{model}.lock"):
-            try:
-                yield
-            except OSError as exc:  # disk full, I/O error...: the write order left the old or new state
-                where = f" ({exc.filename})" if exc.filename else ""
-                raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
+        try:
+            with fileio.lock(self.locks_dir / f"{model}.lock"):
+                try:
+                    yield
+                except OSError as exc:  # disk full, I/O error...: the write order left the old or new state
+                    where = f" ({exc.filename})" if exc.filename else ""
+                    raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
+        finally:
+            self._deliver()
 
     def _record(self, event: Event, signer: Any = None) -> Event:
         if signer is not None:
             event = signer.sign_event(event)
         log.append(self.logs_dir, event)
+        self._pending.append(event)
         return event
+
+    def _deliver(self) -> None:
+        """Hand the events written under the lock (now durable) to the user's hooks (:mod:`modelreg.hooks`)."""
+        events, self._pending = self._pending, []
+        if events:
+            from . import hooks
+
+            hooks.deliver(events, self.path)
+
+    def _emit_read(self, action: str, r: Resolved, data: dict[str, Any]) -> None:
+        """A read-side event (``upload``, ``download``) for the hooks only: never written to the log."""
+        from . import hooks
+
+        hooks.emit(lambda: [Event(action, r.name, resolve_actor(None), version=r.version, to=r.digest, data=data)],
+                   self.path)
 
     def _signer(self, sign: bool) -> Any:
         """The SSH key events are signed with (``--sign``), found before any lock is taken; None without ``sign``."""
@@ -439,24 +459,42 @@ class Registry:
         order = self._stage_order(holders)
         return [self._info(Resolved(name, v, digests[v]), None, state, holders, order) for v in state.order(list(digests))]
 
-    def events(self, name: str | None = None, stage: str | None = None, limit: int | None = None) -> list[Event]:
-        """Events oldest first, optionally of one model and one stage, the newest ``limit`` of them."""
-        if stage is not None and name is None:
-            raise UsageError("--stage needs a model name")
-        names = [check_model(name)] if name else log.models(self.logs_dir)
-        if name and not self.refs.version_names(name) and not log.path_for(self.logs_dir, name).exists():
-            raise NotFound(f"no model named {name!r}")
+    def events(
+        self, name: str | None = None, stage: str | None = None, limit: int | None = None, since: str | None = None,
+    ) -> list[Event]:
+        """Events oldest first, optionally of one model and one stage, after the event ``since``, the newest ``limit``."""
+        names = self._log_names(name, stage)
         merged: list[Event] = []
         for n in names:
             merged.extend(log.read(self.logs_dir, n)[0])
         if len(names) > 1:
             merged.sort(key=lambda e: (e.time, e.id))
+        return _select(merged, stage, limit, since)
+
+    def _log_names(self, name: str | None, stage: str | None) -> list[str]:
+        if stage is not None and name is None:
+            raise UsageError("--stage needs a model name")
+        names = [check_model(name)] if name else log.models(self.logs_dir)
+        if name and not self.refs.version_names(name) and not log.path_for(self.logs_dir, name).exists():
+            raise NotFound(f"no model named {name!r}")
         if stage is not None:
             check_stage(stage)
-            merged = [e for e in merged if e.stage == stage]
-        if limit is not None:
-            merged = merged[-limit:] if limit > 0 else []
-        return merged
+        return names
+
+    def follow(
+        self, name: str | None = None, stage: str | None = None, since: str | None = None,
+        limit: int | None = None, interval: float = 0.25,
+    ) -> Iterator[Event]:
+        """Yield the selected existing events (after ``since``; the newest ``limit``, by default 10 unless
+        ``since`` is given), oldest first, then every event appended afterwards as it appears, until
+        the caller stops iterating. The log files are polled every ``interval`` seconds (a stat each;
+        only appended bytes are read)."""
+        self._log_names(name, stage)
+        tail = log.Tail(self.logs_dir, check_model(name) if name else None)
+        yield from _select(tail.initial, stage, 10 if limit is None and since is None else limit, since)
+        for e in tail.follow(interval):
+            if stage is None or e.stage == stage:
+                yield e
 
     def diff(self, a: str, b: str) -> DiffResult:
         """The differences from version ``a`` to version ``b``: manifests, then metrics and current tags."""
@@ -574,12 +612,29 @@ class Registry:
                 store, options = (eff.upload_store() if upload else eff.store), eff.options
             if upload and store is None:
                 raise UsageError("--upload needs 'artifact_store: URL' in config.yaml or your user config")
-            m["artifacts"] = [
-                _describe(a, self.root, progress, check=check, compute_hash=compute_hash,
-                         upload_to=store if upload else None, storage_options=options)
-                for a in m["artifacts"]
-            ]
+            existing = self.refs.read_version(m["name"], m["version"])
+            if existing is not None:  # refuse other content before hashing (maybe gigabytes) again
+                from .artifacts import cheap_changes
+
+                changes = cheap_changes(self.manifest(existing), m, self.root, upload)
+                if changes:
+                    raise self._conflict(m["name"], m["version"], existing, changes)
+            from .artifacts import describe_with_uploads
+
+            described, uploaded = [], []
+            for a in m["artifacts"]:
+                entry, up = describe_with_uploads(a, self.root, progress, check=check, compute_hash=compute_hash,
+                                                  upload_to=store if upload else None, storage_options=options)
+                described.append(entry)
+                uploaded.extend(up)
+            m["artifacts"] = described
             m = manifest.validate(m, set(self.stages))  # re-normalise what describe filled in
+            if uploaded:
+                from . import hooks
+
+                name_, version_ = m["name"], m["version"]
+                hooks.emit(lambda: [Event("upload", name_, resolve_actor(actor), version=version_,
+                                          data={"store": store, "artifacts": uploaded})], self.path)
         for p in m.get("parents", []):
             if not self.objects.exists(p["digest"]):
                 raise NotFound(f"parent {p['digest']} does not exist in this registry")
@@ -606,9 +661,15 @@ class Registry:
         if existing == "sha256:" + sha256_bytes(data):
             return RegisterResult(Resolved(name, version, existing), False, None)
         changes = manifest.diff(self.manifest(existing), m)
+        if all(c.old is None and c.path.startswith("artifacts.") and c.path.endswith(".name") for c in changes):
+            # only the original file names --upload records now, which versions uploaded before lack
+            return RegisterResult(Resolved(name, version, existing), False, None)
+        raise self._conflict(name, version, existing, changes)
+
+    def _conflict(self, name: str, version: str, existing: str, changes: list[manifest.Change]) -> Conflict:
         shown = "; ".join(f"{c.path}: {_short(c.old)} -> {_short(c.new)}" for c in changes[:5])
         more = f" (+{len(changes) - 5} more)" if len(changes) > 5 else ""
-        raise Conflict(
+        return Conflict(
             f"{name}@{version} is already registered with other content ({existing[:19]}): {shown}{more}",
             details=[f"{c.path}: {c.old!r} -> {c.new!r}" for c in changes],
         )
@@ -1066,7 +1127,7 @@ class Registry:
 
     def fetch(
         self, ref: str, dest: str | os.PathLike[str], *, progress: ProgressFactory | None = None,
-        allow_unverified: bool = False,
+        allow_unverified: bool = False, roles: list[str] | None = None,
     ) -> FetchReport:
         """Download every artifact of a version into directory ``dest``, each checked against its SHA-256.
 
@@ -1077,14 +1138,32 @@ class Registry:
         downloaded with only a size check and reported as "unverified". URIs are read under the
         :meth:`egress` rules (no special files, nothing outside allowed roots, no private addresses).
         """
-        from .artifacts import fetch_entries
+        from .artifacts import fetch_entries, select
+
+        r = self.resolve(ref)
+        entries = select(r, self.manifest(r.digest).get("artifacts", []), roles)
+        _store, options = self.artifact_settings()
+        report = fetch_entries(
+            r, entries, dest, self.root,
+            progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
+        )
+        self._emit_read("download", r, {
+            "dest": report.dest, "roles": [e["role"] for e in entries], "files": len(report.files),
+            "bytes": sum(f.size or 0 for f in report.files if f.status != "present"),
+            "downloaded": sum(1 for f in report.files if f.status != "present"),
+        })
+        return report
+
+    def url(self, ref: str, role: str | None = None, expires: int = 3600) -> Any:
+        """A time-limited HTTPS link to an artifact (:class:`artifacts.SignedLink`): S3/GCS ``sign()``.
+
+        ``role`` may be left out when the version has one artifact. A directory artifact gets one
+        link per file. UsageError for local paths and stores that cannot sign."""
+        from .artifacts import sign
 
         r = self.resolve(ref)
         _store, options = self.artifact_settings()
-        return fetch_entries(
-            r, self.manifest(r.digest).get("artifacts", []), dest, self.root,
-            progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
-        )
+        return sign(r, self.manifest(r.digest).get("artifacts", []), role, expires, options, self.egress())
 
     # ----------------------------------------------------------------- history
     def audit(self, base: str, max_skew: float | None = None) -> Any:
@@ -1147,8 +1226,18 @@ class VerifyReport:
         return {**self.ref.to_dict(), "ok": self.ok, "results": [r.to_dict() for r in self.results]}  # type: ignore[attr-defined]
 
 
+def _select(events: list[Event], stage: str | None, limit: int | None, since: str | None) -> list[Event]:
+    if since is not None:
+        events = log.after(events, since)
+    if stage is not None:
+        events = [e for e in events if e.stage == stage]
+    if limit is not None:
+        events = events[-limit:] if limit > 0 else []
+    return events
+
+
 def parse_artifact_spec(text: str) -> dict[str, Any]:
-    """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, the file name is the role."""
+    """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, see :func:`artifacts.default_role`."""
     if not text:
         raise UsageError("empty --artifact")
     head, sep, tail = text.partition("=")
@@ -1158,11 +1247,12 @@ def parse_artifact_spec(text: str) -> dict[str, Any]:
         role, uri = None, text
     if not uri:
         raise UsageError(f"--artifact {text!r} has no URI")
-    if role is None:
-        base = uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        role = base.lower() or "artifact"
     from .names import check_key
 
+    if role is None:
+        from .artifacts import default_role
+
+        return {"role": default_role(uri), "uri": uri}
     return {"role": check_key("artifact role", role), "uri": uri}
 
 

@@ -233,7 +233,7 @@ def verify_table(reports: list[Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    colours = {"ok": "green", "unreachable": "yellow"}
+    colours = {"ok": "green", "unreachable": "yellow", "unverified": "yellow"}
     table = Table(box=None, pad_edge=False)
     for col in ("VERSION", "ROLE", "STATUS", "SIZE", "SHA256", "DETAIL"):
         table.add_column(col)
@@ -248,3 +248,21 @@ def verify_table(reports: list[Any]) -> None:
                 "-" if size is None else str(size), (r.expected_sha256 or "-")[:12], escape(r.message),
             )
     _console().print(table)
+
+
+def fetch_lines(report: Any) -> Iterator[str]:
+    """``STATUS  ROLE  PATH`` per fetched file; one line per directory artifact (its files counted)."""
+    from collections import Counter
+
+    trees: dict[str, list[Any]] = {}
+    for f in report.files:
+        if f.file is None:
+            yield f"{f.status:<10}  {f.role}  {f.path}"
+        else:
+            trees.setdefault(f.role, []).append(f)
+    for role, files in trees.items():
+        counts = Counter(f.status for f in files)
+        status = next((s for s in ("downloaded", "unverified", "present") if counts.get(s)), "present")
+        detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        top = files[0].path[: len(files[0].path) - len(files[0].file)]
+        yield f"{status:<10}  {role}  {top}  ({len(files)} files: {detail})"
