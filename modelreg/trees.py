@@ -694,8 +694,11 @@ def fetch(
             rel = f"{entry['role']}/{f['path']}"
             if real_root is not None:
                 real = _inside(real_root, f["path"], uri, egress)
-                with uris.open_artifact(str(real), root=root, egress=egress) as src:
-                    writer.write(rel, src, f.get("sha256"), f["size"], src_uri, bar)
+                try:
+                    with uris.open_artifact(str(real), root=root, egress=egress) as src:
+                        writer.write(rel, src, f.get("sha256"), f["size"], src_uri, bar)
+                except NotFound:
+                    raise NotFound(f"artifact {entry['role']}: file {f['path']} not found ({src_uri})") from None
             else:
                 with uris.open_artifact(src_uri, root=root, storage_options=storage_options, egress=egress) as src:
                     writer.write(rel, src, f.get("sha256"), f["size"], src_uri, bar)
