@@ -341,7 +341,7 @@ class _Checker:
             m = self.manifests[digest]
             for a in m.get("artifacts", []):
                 where = f"{m['name']}@{m['version']} artifact {a['role']} ({a['uri']})"
-                key = (a["uri"], a.get("size"), a.get("sha256"))
+                key = (a["uri"], a.get("size"), a.get("sha256"), a.get("tree"))
                 if key not in done:
                     counts["artifacts"] += 1
                     try:

@@ -19,6 +19,8 @@ from modelreg.registry import Registry
 
 MODELS = ("alpha", "beta")
 STAGES = ("staging", "production")
+TREE = "tree"  # a directory artifact in the project (tests.torture.run.make_tree)
+FETCHED = "fetched"  # where fetches go: every final-named file there must hold the right bytes
 
 
 def ack(fd: int, record: dict) -> None:
@@ -29,8 +31,16 @@ def ack(fd: int, record: dict) -> None:
 def one_op(reg: Registry, rnd: random.Random, tag: str) -> dict | None:
     model = rnd.choice(MODELS)
     names = reg.refs.version_names(model)
-    op = rnd.choice(("register", "register", "promote", "promote", "rollback", "archive"))
-    if op == "register" or not names:
+    op = rnd.choice(("register", "register", "promote", "promote", "rollback", "archive", "register-dir", "fetch"))
+    if op == "register-dir":
+        v = f"{tag}.d{rnd.randrange(10**9)}"
+        r = reg.register(model, v, artifacts=[f"model={reg.root / TREE}"], actor="torture")
+        return {"op": op, "model": model, "event": r.event.id if r.event else None, "changed": r.created}
+    if op == "fetch" and names:
+        dest = reg.root / FETCHED / tag
+        rep = reg.fetch(f"{model}@{rnd.choice(names)}", dest)
+        return {"op": op, "model": model, "event": None, "changed": False, "dest": str(dest), "files": len(rep.files)}
+    if op in ("register", "fetch") or not names:
         v = f"{tag}.{rnd.randrange(10**9)}"
         r = reg.register(model, v, params={"seed": rnd.randrange(1000)}, actor="torture")
         return {"op": "register", "model": model, "event": r.event.id if r.event else None, "changed": r.created}
