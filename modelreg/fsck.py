@@ -291,7 +291,7 @@ class _Checker:
 
     def _append(self, event: Event) -> None:
         with self.reg._locked(event.model):
-            log.append(self.reg.logs_dir, event)
+            self.reg._record(event)  # like every written event, delivered to the user's hooks
         self.report.repaired.append(f"logged {event.action} of {event.model} {event.version or event.stage}")
 
     def check_lineage(self) -> None:

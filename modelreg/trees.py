@@ -463,14 +463,17 @@ def verify(
     hashing = local or compute_hash
     bar = _shared_bar(progress if hashing else None, f"{uri} ({len(todo)} files)", sum(f["size"] for f in todo))
     unhashed = 0
+    nothing_to_compare = 0
 
     def check(f: dict[str, Any]) -> None:
-        nonlocal unhashed
+        nonlocal unhashed, nothing_to_compare
         res = uris.verify_artifact(file_uri(entry, f), size=f["size"], sha256=f.get("sha256"),
                                    compute_hash=compute_hash, root=root, progress=bar,
                                    storage_options=storage_options, egress=egress)
         if res.status in ("ok", "unverified"):
-            if res.actual_sha256 is None:
+            if res.status == "unverified":
+                nothing_to_compare += 1
+            elif res.actual_sha256 is None:
                 unhashed += 1
             return
         problem(f["path"], res.status, res.message, f, size=res.actual_size, sha256=res.actual_sha256)
@@ -487,6 +490,10 @@ def verify(
     n = len(entry["files"])
     if not problems:
         detail = f"{n} files" + ("" if unhashed == 0 else f"; sizes match, {unhashed} not hashed (use --hash)")
+        if nothing_to_compare:
+            detail += (f"; {nothing_to_compare} have no recorded sha256: nothing to compare"
+                       " (register with --hash to record them)")
+            return {"status": "unverified", "message": detail, "actual_size": entry["size"], "problems": []}
         return {"status": "ok", "message": detail, "actual_size": entry["size"], "problems": []}
     order = ("missing", "added", "size-mismatch", "hash-mismatch", "not-a-file", "unreachable")
     statuses = sorted({p["status"] for p in problems}, key=lambda s: order.index(s) if s in order else 99)
@@ -563,8 +570,11 @@ class _Writer:
                 try:
                     nfd = os.open(part, flags | nofollow, dir_fd=fd)
                 except FileNotFoundError:
-                    os.mkdir(part, 0o777, dir_fd=fd)
-                    self.created_dirs.append(here)
+                    try:
+                        os.mkdir(part, 0o777, dir_fd=fd)
+                        self.created_dirs.append(here)
+                    except FileExistsError:  # another thread of this fetch made it
+                        pass
                     nfd = os.open(part, flags | nofollow, dir_fd=fd)
                 except OSError as exc:
                     if exc.errno in (errno.ENOTDIR, errno.ELOOP):
@@ -678,32 +688,39 @@ def fetch(
     real_root = None
     if uris.is_local(uri) and entry.get("layout") != "sha256":
         real_root = _local_root(uri, root, egress)
-    todo = []
-    done: dict[str, tuple[str, str, str, int, str | None, str]] = {}
     for f in files:
         check_path(f["path"])
-        rel = f"{entry['role']}/{f['path']}"
-        if writer.present(rel, f.get("sha256"), f["size"]):
-            done[f["path"]] = (file_uri(entry, f), f["path"], str(out / rel), f["size"], f.get("sha256"), "present")
+
+    def rel_of(f: dict[str, Any]) -> str:
+        return f"{entry['role']}/{f['path']}"
+
+    done: dict[str, tuple[str, str, str, int, str | None, str]] = {}
+    present = parallel(lambda f: writer.present(rel_of(f), f.get("sha256"), f["size"]), files)
+    todo = []
+    for f, here in zip(files, present):
+        if here:
+            done[f["path"]] = (file_uri(entry, f), f["path"], str(out / rel_of(f)), f["size"], f.get("sha256"), "present")
         else:
             todo.append(f)
     bar = _shared_bar(progress, f"{uri} ({len(todo)} files)", sum(f["size"] for f in todo))
+
+    def one(f: dict[str, Any]) -> None:
+        src_uri = file_uri(entry, f)
+        if real_root is not None:
+            real = _inside(real_root, f["path"], uri, egress)
+            try:
+                with uris.open_artifact(str(real), root=root, egress=egress) as src:
+                    writer.write(rel_of(f), src, f.get("sha256"), f["size"], src_uri, bar)
+            except NotFound:
+                raise NotFound(f"artifact {entry['role']}: file {f['path']} not found ({src_uri})") from None
+        else:
+            with uris.open_artifact(src_uri, root=root, storage_options=storage_options, egress=egress) as src:
+                writer.write(rel_of(f), src, f.get("sha256"), f["size"], src_uri, bar)
+        status = "downloaded" if f.get("sha256") else "unverified"
+        done[f["path"]] = (src_uri, f["path"], str(out / rel_of(f)), f["size"], f.get("sha256"), status)
+
     try:
-        for f in todo:
-            src_uri = file_uri(entry, f)
-            rel = f"{entry['role']}/{f['path']}"
-            if real_root is not None:
-                real = _inside(real_root, f["path"], uri, egress)
-                try:
-                    with uris.open_artifact(str(real), root=root, egress=egress) as src:
-                        writer.write(rel, src, f.get("sha256"), f["size"], src_uri, bar)
-                except NotFound:
-                    raise NotFound(f"artifact {entry['role']}: file {f['path']} not found ({src_uri})") from None
-            else:
-                with uris.open_artifact(src_uri, root=root, storage_options=storage_options, egress=egress) as src:
-                    writer.write(rel, src, f.get("sha256"), f["size"], src_uri, bar)
-            status = "downloaded" if f.get("sha256") else "unverified"
-            done[f["path"]] = (src_uri, f["path"], str(out / rel), f["size"], f.get("sha256"), status)
+        parallel(one, todo)  # a file per core at a time; the first failure stops what has not started
     finally:
         _close(bar)
     return [done[f["path"]] for f in files]

@@ -358,6 +358,9 @@ def test_s3_prefix_registers_verifies_and_fetches(s3, cli, project):
     a = art(cli, "llama@1.0", "model")
     assert a["uri"] == uri and [f["path"] for f in a["files"]] == sorted(HF_FILES)
     assert all("sha256" not in f for f in a["files"])  # no ETag is ever taken for a hash
+    code, out, _ = cli("verify", "llama@1.0", "--hash", "--json")
+    res = json.loads(out)["results"][0]
+    assert code == 0 and res["status"] == "unverified" and "nothing to compare" in res["message"]
     code, out, err = cli("fetch", "llama@1.0", "out")
     assert code == 6 and "no recorded sha256" in err and not (project / "out").exists()
     code, _, err = cli("register", "llama", "1.1", "-a", f"model={uri}", "--hash")
