@@ -232,12 +232,13 @@ def test_fetch_never_writes_through_a_symlink_in_dest(cli, hf_dir, project, tmp_
     assert list(victim.iterdir()) == []
 
 
-def hostile_manifest(project: Path, files: list[dict], uri: str = "hf-model/") -> Path:
+def hostile_manifest(project: Path, files: list[dict], uri: str = "hf-model/", tree: str | None = None) -> Path:
     """A manifest object written straight into the store, as a pull request could (valid names, hostile list)."""
     from modelreg import canonical
 
     m = {"name": "evil", "version": "1", "artifacts": [
-        {"role": "model", "uri": uri, "files": files, "size": sum(f["size"] for f in files), "tree": "0" * 64}]}
+        {"role": "model", "uri": uri, "files": files, "size": sum(f["size"] for f in files),
+         "tree": tree or "0" * 64}]}
     data = canonical.dump(m, ordered=("name", "version"))
     digest = hashlib.sha256(data).hexdigest()
     obj = project / ".modelreg" / "objects" / digest[:2] / digest[2:]
@@ -254,6 +255,16 @@ def test_hostile_file_list_is_refused_before_any_read_or_write(cli, hf_dir, proj
     for argv in (["verify", "evil@1"], ["fetch", "evil@1", "out"]):
         code, out, err = cli(*argv)
         assert code == 2 and "invalid manifest" in err and "Traceback" not in err
+    assert not (project / "out").exists()
+
+
+@pytest.mark.parametrize("uri", ["file:///etc/", "file:///proc/self/"])
+def test_a_tree_outside_the_allowed_roots_is_refused(cli, project, uri):
+    files = [{"path": "passwd" if "etc" in uri else "environ", "size": 1, "sha256": "0" * 64}]
+    hostile_manifest(project, files, uri, trees.tree_digest(files))
+    for argv in (["verify", "evil@1"], ["fetch", "evil@1", "out"]):
+        code, _, err = cli(*argv)
+        assert code == 5 and "refusing to read" in err
     assert not (project / "out").exists()
 
 
