@@ -15,11 +15,11 @@ from typing import Any
 
 from . import config as config_mod
 from . import fileio, log, manifest
-from .errors import ModelregError
+from .errors import ModelregError, UsageError
 from .log import Event
 from .names import check_model, check_stage, check_version
 from .refs import REF_MAX, parse_ref_bytes
-from .state import ANNOTATIONS, fold
+from .state import ANNOTATIONS, MOVES, fold
 
 STALE_TMP_SECONDS = 60.0
 
@@ -97,10 +97,13 @@ class _Checker:
         return self.report
 
     def check_config(self) -> None:
+        """A config mistake (unknown key, bad policy) is a usage error, exit 2, as in every command."""
         try:
             cfg = config_mod.load(self.root / "config.yaml")
             self.stages = set(cfg.stages)
             cfg.policy  # noqa: B018 - validates the policy section
+        except UsageError:
+            raise
         except ModelregError as exc:
             self.error(self.root / "config.yaml", exc.message)
             self.stages = set(config_mod.DEFAULT_STAGES)
@@ -273,17 +276,24 @@ class _Checker:
                 elif e.to and e.to != versions[e.version]:
                     self.error(path, f"{e.action} event {e.id} names digest {e.to[:19]} for {model}@{e.version}, "
                                      f"which is {versions[e.version][:19]}")
-        for stage, digest in refs.items():
-            moves = state.stage_events(stage)
-            last = moves[-1].to if moves else None
+        # the log's last move of each stage (causal order: a skewed clock cannot fake an interruption)
+        logged = {e.stage for e in events if e.stage and e.action in MOVES}
+        for stage in sorted(set(refs) | logged):
+            digest = refs.get(stage)
+            head = state.head(stage)
+            last = head.to if head else None
             if last != digest:
                 if self.repair:
                     self._append(Event("reconcile", model, "modelreg-fsck", stage=stage, from_=last, to=digest,
-                                       version=self._version_of(digest),
+                                       version=self._version_of(digest or last or ""), prev=head and head.id,
                                        reason="recorded by fsck --repair: the ref moved without a logged event"))
                 else:
-                    self.warn(path, f"{model}@{stage} holds {digest[:19]} but the log last moved it to "
-                                    f"{(last or 'nothing')[:19]} (interrupted write or hand-resolved merge)")
+                    self.warn(path, f"{model}@{stage} holds {(digest or 'nothing')[:19]} but the log last moved it "
+                                    f"to {(last or 'nothing')[:19]} (interrupted write or hand-resolved merge)")
+            holder = self._version_of(digest) if digest else None
+            if holder and state.versions.get(holder) and state.versions[holder].archived:
+                self.warn(path, f"{model}@{stage} holds {holder}, which is archived (a merge of two branches?): "
+                                f"'modelreg promote {model}@{holder} archived' clears it")
 
     def _version_of(self, digest: str) -> str | None:
         m = self.manifests.get(digest)

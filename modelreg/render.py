@@ -72,15 +72,28 @@ def versions_table(name: str, versions: list[Any]) -> None:
     )
 
 
-def event_text(e: Any) -> str:
-    """One event as a line, like ``git log --oneline`` with who and why."""
+def event_text(e: Any, labels: dict[str, str] | None = None) -> str:
+    """One event as a line, like ``git log --oneline`` with who and why.
+
+    A stage move reads ``NAME@STAGE: 1.1.0 -> 1.0.0``: versions from ``labels`` (digest ->
+    version), a short digest only for one no version is known for; ``--json`` has the digests.
+    """
+    from .lifecycle.order import MOVES
+
+    labels = labels or {}
+
+    def label(digest: str | None) -> str:
+        return "(empty)" if digest is None else labels.get(digest) or _short(digest)
+
     when = e.time[:19].replace("T", " ") + "Z"
-    what = f"{e.model}@{e.version}" if e.version else e.model
-    if e.stage:
-        what += f" -> {e.stage}"
-    move = ""
-    if e.action in ("promote", "rollback", "demote", "reconcile", "clear"):
-        move = f" ({_short(e.from_)} -> {_short(e.to)})"
+    if e.action in MOVES and e.stage:
+        what = f"{e.model}@{e.stage}"
+        move = f": {label(e.from_)} -> {label(e.to)}"
+    else:
+        what = f"{e.model}@{e.version}" if e.version else e.model
+        if e.stage:
+            what += f" -> {e.stage}"
+        move = ""
     forced = " [forced]" if e.data.get("forced") else ""
     reason = f"  # {e.reason}" if e.reason else ""
     return f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}"

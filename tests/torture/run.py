@@ -40,6 +40,7 @@ from modelreg.cli import main as cli_main  # noqa: E402
 from modelreg.errors import ModelregError  # noqa: E402
 from modelreg.fsck import fsck  # noqa: E402
 from modelreg.registry import Registry  # noqa: E402
+from modelreg.state import MOVES  # noqa: E402
 
 POWER_NOTE = (
     "note: SIGKILL does not simulate power loss (the page cache survives the process); the crash loop\n"
@@ -182,8 +183,9 @@ def crash_loop(work: Path, kills: int, rnd: random.Random, fig: Figures, max_del
                 fig.lose(f"crash loop kill {k}: acknowledged fetch into {rec['dest']} is incomplete")
         ids = raw_event_ids(reg_dir)
         for rec in done[before:]:
-            if rec.get("event") and ids[rec["event"]] != 1:
-                fig.lose(f"crash loop kill {k}: acknowledged {rec['op']} event {rec['event']} occurs {ids[rec['event']]} times")
+            for ev in rec.get("events") or [rec.get("event")] * bool(rec.get("event")):
+                if ids[ev] != 1:
+                    fig.lose(f"crash loop kill {k}: acknowledged {rec['op']} event {ev} occurs {ids[ev]} times")
         # the next writer is not blocked by anything the killed child left behind
         t0 = time.perf_counter()
         try:
@@ -197,7 +199,8 @@ def crash_loop(work: Path, kills: int, rnd: random.Random, fig: Figures, max_del
             fig.lose(f"crash loop kill {k}: next writer took {time.perf_counter() - t0:.1f} s")
     # every acknowledged event, from every round, is still there at the end
     ids = raw_event_ids(reg_dir)
-    missing = [r for r in read_acks(acks) if r.get("event") and ids[r["event"]] != 1]
+    missing = [e for r in read_acks(acks) for e in r.get("events") or [r.get("event")] * bool(r.get("event"))
+               if ids[e] != 1]
     if missing:
         fig.lose(f"crash loop: {len(missing)} acknowledged events missing or duplicated at the end")
 
@@ -280,6 +283,16 @@ OPS = {
         ["promote", "m@1.1", "production", "--expect", "1.0", "--actor", "t"],
         lambda reg: {"1.0": "old", "1.1": "new"}.get(reg.resolve("m@production").version),
     ),
+    "clear": (
+        lambda reg: reg.clear("m", "production", reason="t", expect="1.0", actor="t"),
+        ["clear", "m", "production", "--reason", "t", "--expect", "1.0", "--actor", "t"],
+        lambda reg: "old" if reg.refs.read_stage("m", "production") else "new",
+    ),
+    "archive-with-stages": (
+        lambda reg: reg.promote("m@1.0", "archived", reason="t", actor="t"),
+        ["promote", "m@1.0", "archived", "--reason", "t", "--actor", "t"],
+        lambda reg: _archived_state(reg),
+    ),
     "register a directory": (
         lambda reg: reg.register("m", "2.1", artifacts=[f"model={reg.root / 'tree'}"], actor="t"),
         ["register", "m", "2.1", "-a", "model={root}/tree/", "--actor", "t"],
@@ -291,6 +304,16 @@ OPS = {
         lambda reg: _fetch_state(reg.root),
     ),
 }
+
+
+def _archived_state(reg: Registry) -> str:
+    """old: 1.0 serves production; new: archived and holding no stage; prefix: cleared, the archive
+    event not written yet (a valid state a failed command may leave: running it again finishes it)."""
+    archived = reg.show("m@1.0").archived
+    held = reg.refs.read_stage("m", "production")
+    if held is None:
+        return "new" if archived else "prefix"
+    return "old" if not archived else "archived but still in production"
 
 
 def run_cli(argv: list[str]) -> tuple[int | None, str, str, BaseException | None]:
@@ -361,7 +384,7 @@ def fault_injection(work: Path, fig: Figures) -> None:
                             state = check(Registry(reg_dir))
                         except ModelregError as exc:
                             state = f"unreadable ({exc.message})"
-                        if state not in ("old", "new"):
+                        if state not in ("old", "new", "prefix"):
                             fig.lose(f"{label}: registry is in neither the old nor the new state: {state}")
                         elif outcome == "ok" and state != "new":
                             fig.lose(f"{label}: reported success but the registry holds the old state")
@@ -384,7 +407,7 @@ def concurrency(work: Path, procs: int, ops: int, rnd: random.Random, fig: Figur
     acks = [r for a in ackfiles for r in read_acks(a)]
     fig.ops_attempted += procs * ops
     fig.ops_acknowledged += len(acks)
-    if len(acks) != procs * ops:
+    if len([r for r in acks if not r.get("extra")]) != procs * ops:
         fig.lose(f"concurrency: {len(acks)} acknowledgements for {procs * ops} operations")
     for r in acks:
         if r["op"] == "error":
@@ -394,8 +417,9 @@ def concurrency(work: Path, procs: int, ops: int, rnd: random.Random, fig: Figur
         fig.lose(f"concurrency: fsck errors {errs[:3]}")
     ids = raw_event_ids(reg_dir)
     for r in acks:
-        if r.get("event") and ids[r["event"]] != 1:
-            fig.lose(f"concurrency: acknowledged {r['op']} event {r['event']} occurs {ids[r['event']]} times")
+        for ev in r.get("events") or [r.get("event")] * bool(r.get("event")):
+            if ids[ev] != 1:
+                fig.lose(f"concurrency: acknowledged {r['op']} event {ev} occurs {ids[ev]} times")
     reg = Registry(reg_dir)
     for model in ("alpha", "beta"):
         events = reg.events(model)
@@ -405,10 +429,50 @@ def concurrency(work: Path, procs: int, ops: int, rnd: random.Random, fig: Figur
             if moved != logged:
                 fig.lose(f"concurrency: {model}: {moved} successful {action}s acknowledged, {logged} {action} events")
         for stage in ("staging", "production"):
-            moves = [e for e in events if e.stage == stage and e.action in ("promote", "rollback", "demote")]
+            moves = [e for e in events if e.stage == stage and e.action in MOVES]
             held = reg.refs.read_stage(model, stage)
             if moves and moves[-1].to != held:
                 fig.lose(f"concurrency: {model}@{stage} holds {held}, the last logged move says {moves[-1].to}")
+
+
+# ------------------------------------------------------------------ clock skew
+def clock_skew(work: Path, ops: int, rnd: random.Random, fig: Figures) -> None:
+    """Two writers at once, one with its clock an hour behind (TORTURE_CLOCK_SKEW, see child.py):
+    nothing lost, fsck finds no error and no warning (no interruption that never happened), and
+    --repair has nothing to append (no spurious reconcile)."""
+    reg_dir = new_registry(work / "skew")
+    env = child_env()
+    env["MODELREG_LOCK_TIMEOUT"] = "60"
+    ackfiles = [work / f"skew-acks-{i}.jsonl" for i in range(2)]
+    ps = []
+    for ackfile, skew in zip(ackfiles, ("-3600", "0")):
+        ackfile.unlink(missing_ok=True)
+        ps.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.torture.child", str(reg_dir), str(ackfile), str(rnd.randrange(10**9)),
+             str(ops)], env={**env, "TORTURE_CLOCK_SKEW": skew}, cwd=ROOT, stderr=subprocess.PIPE))
+    for p in ps:
+        _, err = p.communicate()
+        if p.returncode:
+            fig.lose(f"clock skew: worker exited {p.returncode}: {err.decode()[-300:]}")
+    acks = [r for a in ackfiles for r in read_acks(a)]
+    fig.ops_attempted += 2 * ops
+    fig.ops_acknowledged += len(acks)
+    ids = raw_event_ids(reg_dir)
+    for r in acks:
+        if r["op"] == "error":
+            fig.lose(f"clock skew: {r['error']}")
+        for ev in r.get("events") or []:
+            if ids[ev] != 1:
+                fig.lose(f"clock skew: acknowledged {r['op']} event {ev} occurs {ids[ev]} times")
+    rep = fsck(Registry(reg_dir))
+    if rep.problems:
+        fig.lose(f"clock skew: fsck reports {[p.to_dict() for p in rep.problems][:3]}")
+    repaired = fsck(Registry(reg_dir), repair=True).repaired
+    if repaired:
+        fig.lose(f"clock skew: fsck --repair appended {repaired[:3]}")
+    skewed = sum(1 for r in read_acks(ackfiles[0]) if r.get("events"))
+    if not skewed:
+        fig.lose("clock skew: the skewed writer wrote nothing")
 
 
 # ------------------------------------------------------------------ corruption
@@ -584,9 +648,9 @@ def fuzz(work: Path, examples: int, fig: Figures) -> None:
 
 # ---------------------------------------------------------------------- main
 MODES = {
-    "quick": dict(kills=30, max_delay=0.5, procs=4, ops=25, fuzz=60),
-    "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200),
-    "long": dict(kills=300, max_delay=1.0, procs=16, ops=100, fuzz=1000),
+    "quick": dict(kills=30, max_delay=0.5, procs=4, ops=25, fuzz=60, skew_ops=60),
+    "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, skew_ops=150),
+    "long": dict(kills=300, max_delay=1.0, procs=16, ops=100, fuzz=1000, skew_ops=400),
 }
 
 
@@ -596,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--quick", action="store_true", help="CI mode: 30 kills, 4 processes, small fuzz budget")
     g.add_argument("--long", action="store_true", help="300 kills, 16 processes, 1000 examples per fuzz target")
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--only", default="crash,faults,concurrency,corruption,fuzz")
+    ap.add_argument("--only", default="crash,faults,concurrency,corruption,fuzz,skew")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args(argv)
     mode = MODES["quick" if args.quick else "long" if args.long else "default"]
@@ -615,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
             ("concurrency", lambda: concurrency(work, mode["procs"], mode["ops"], rnd, fig)),
             ("corruption", lambda: corruption(work, fig)),
             ("fuzz", lambda: fuzz(work, mode["fuzz"], fig)),
+            ("skew", lambda: clock_skew(work, mode["skew_ops"], rnd, fig)),
         ):
             if name in only:
                 t = time.perf_counter()
