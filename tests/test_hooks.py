@@ -53,9 +53,10 @@ def test_env_hook_gets_every_written_event_after_it_is_durable(cli, project, mon
     assert cli("approve", "m@2", "--stage", "production")[0] == 0
     assert cli("archive", "m@2", "--force", "--reason", "old")[0] == 0
     assert cli("tag", "m@1", "add", "nlp")[0] == 0
+    assert cli("clear", "m", "production", "--reason", "retired")[0] == 0
     got = received(out)
     assert [e["action"] for e in got] == ["register", "register", "promote", "promote", "rollback", "metrics",
-                                          "approve", "archive", "tag"]
+                                          "approve", "archive", "tag", "clear"]
     assert all(e["durable"] == 1 for e in got)
     logged = [json.loads(line) for line in (project / ".modelreg/logs/m.jsonl").read_text().splitlines()]
     assert [e["id"] for e in got] == [e["id"] for e in logged]
