@@ -221,7 +221,9 @@ def _promote_worker(path: str, model: str, versions: int, ops: int, seed: int, s
     for _ in range(ops):
         v = f"1.0.{rnd.randrange(versions)}"
         t0 = time.perf_counter()
-        reg.promote(f"{model}@{v}", "production", actor=ACTOR)
+        # demote=False: the lifecycle's demotion guard refuses to evict a staged candidate, and
+        # what is measured here is contention on one stage ref, not demotion
+        reg.promote(f"{model}@{v}", "production", actor=ACTOR, demote=False)
         lat.append(time.perf_counter() - t0)
     out.put(lat)
 

@@ -71,12 +71,24 @@ def warn(message: str) -> None:
 # ------------------------------------------------------------------ what is configured
 
 
+_scanned: dict[tuple[str, ...], bool] = {}  # sys.path -> found: installed packages do not change mid-command
+
+
 def _entry_point_files() -> bool:
     """True if an installed distribution declares a ``[modelreg.hooks]`` entry point (a cheap scan).
 
     ``importlib.metadata.entry_points()`` parses every installed distribution (100+ ms); this
-    reads only the entry_points.txt files and runs the real lookup when one names the group.
+    reads only the entry_points.txt files (once per process and ``sys.path``) and the real lookup
+    runs only when one names the group.
     """
+    key = tuple(sys.path)
+    if key not in _scanned:
+        _scanned.clear()
+        _scanned[key] = _scan()
+    return _scanned[key]
+
+
+def _scan() -> bool:
     marker = f"[{GROUP}]".encode()
     for d in sys.path:
         try:
