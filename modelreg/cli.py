@@ -1230,7 +1230,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _run(argv)
     finally:
-        hooks.flush()
+        try:
+            hooks.flush()
+        except KeyboardInterrupt:  # Ctrl-C while a hook runs: the command's own outcome stands
+            pass
 
 
 def _run(argv: list[str] | None) -> None:
