@@ -205,7 +205,9 @@ def cheap_changes(old: dict[str, Any], new: dict[str, Any], root: Path, upload: 
     def rest(m: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in m.items() if k != "artifacts"}
 
-    changes = manifest.diff(rest(old), rest(new))
+    from .values import legacy_equal
+
+    changes = [] if legacy_equal(rest(old), rest(new)) else manifest.diff(rest(old), rest(new))
     was = {a["role"]: a for a in old.get("artifacts", [])}
     now = {a["role"]: a for a in new.get("artifacts", [])}
     from .manifest import Change

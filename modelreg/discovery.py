@@ -614,5 +614,6 @@ def check_registration(
         # or a conflict with its own content (exit 4), decided under the lock by register_manifest.
         if out.duplicates and strict and reg.refs.read_version(name, version) is None:
             shown = ", ".join(f"{d.name}@{d.version}" for d in out.duplicates[:5])
-            raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict)")
+            raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict); "
+                           "without --strict it is registered with a warning")
     return out

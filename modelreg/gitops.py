@@ -380,7 +380,9 @@ def stage_diff(reg: Any, ref: str, rev: str) -> StageDiff:
         raise UsageError(f"diff --rev compares a stage: give NAME@STAGE, not {ref!r}")
     stage = check_stage(r.value)
     if stage not in reg.stages:
-        raise UsageError(f"unknown stage {stage!r}; configured stages: {', '.join(reg.stages)}")
+        from .registry import unknown_stage
+
+        raise UsageError(unknown_stage(stage, reg.stages))
     loc = locate(reg)
     proc = _git(["rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], loc.top, check=False)
     if proc.returncode != 0:

@@ -103,13 +103,13 @@ class VersionInfo:
 
     def extra_lines(self) -> list[tuple[str, str]]:
         """Annotation lines for the text form of ``show``."""
-        import json
+        from .values import display
 
         lines = []
         if self.tags is not None:
             lines.append(("tags", ", ".join(self.tags) or "-"))
         for suite in sorted(self.metrics):
-            values = "  ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(self.metrics[suite].items()))
+            values = "  ".join(f"{k}={display(v)}" for k, v in sorted(self.metrics[suite].items()))
             lines.append(("metrics", f"{suite}: {values}"))
         for stage in sorted(self.approvals):
             lines.append(("approvals", f"{stage}: {', '.join(sorted(self.approvals[stage]))}"))
@@ -196,20 +196,32 @@ _NO_CHECK: Any = object()  # an expectation that checks nothing (``expect=None``
 
 def find_registry(start: str | os.PathLike[str] | None = None) -> Path:
     """The ``.modelreg`` directory to use: ``start`` if given, else ``MODELREG_DIR``, else the cwd or a parent."""
+    from_env = start is None and bool(os.environ.get(ENV_DIR))
     explicit = start if start is not None else os.environ.get(ENV_DIR) or None
     if explicit is not None:
         p = Path(explicit)
         if p.name != DIRNAME and (p / DIRNAME).is_dir():
             p = p / DIRNAME
         if not (p / "config.yaml").is_file():
-            raise NotFound(f"no modelreg registry at {explicit} (run 'modelreg init')")
+            raise missing_registry(Path(explicit), ENV_DIR if from_env else "--registry")
         return p
     here = Path.cwd()
     for d in (here, *here.parents):
         candidate = d / DIRNAME
         if (candidate / "config.yaml").is_file():
             return candidate
-    raise NotFound("no .modelreg registry in this directory or its parents (run 'modelreg init' or pass --registry)")
+    raise NotFound(
+        f"no .modelreg registry in {here} or any parent directory; create one here with 'modelreg init', "
+        f"or name one with --registry PATH or {ENV_DIR}"
+    )
+
+
+def missing_registry(where: Path, source: str | None = None) -> NotFound:
+    """No registry at an explicit location: say where modelreg looked and how to create one there."""
+    looked = where / "config.yaml" if where.name == DIRNAME else where / DIRNAME / "config.yaml"
+    given = f" (from {source})" if source else ""
+    init = "modelreg init" if source == ENV_DIR else f"modelreg init {where}"  # init honours MODELREG_DIR
+    return NotFound(f"no modelreg registry at {where}{given}: {looked} does not exist; create one with '{init}'")
 
 
 class Registry:
@@ -221,7 +233,7 @@ class Registry:
         try:
             data = fileio.read_file(cfg, 1 << 20)
         except FileNotFoundError:
-            raise NotFound(f"no modelreg registry at {self.path} (run 'modelreg init')") from None
+            raise missing_registry(self.path) from None
         config_mod.check_format(config_mod.format_version(data, cfg), cfg)
         config_mod.check_keys(data, cfg)
         self.root = self.path.parent
@@ -277,13 +289,28 @@ class Registry:
     def _check_stage(self, stage: str) -> str:
         check_stage(stage)
         if stage not in self.stages:
-            near = config_mod.closest(stage, self.stages)
-            raise UsageError(
-                f"unknown stage {stage!r}{f' (did you mean {near!r}?)' if near else ''}; "
-                f"configured stages: {', '.join(self.stages)}",
-                info={"stage": stage, "stages": list(self.stages)},
-            )
+            raise UsageError(unknown_stage(stage, self.stages), info={"stage": stage, "stages": list(self.stages)})
         return stage
+
+    def _no_model(self, name: str) -> NotFound:
+        """``no model named 'x'`` with the closest names, or where to look."""
+        from .suggest import did_you_mean
+
+        models = self.refs.models()
+        hint = did_you_mean(name, models)
+        if not hint:
+            hint = "; see 'modelreg ls'" if models else "; the registry has no models yet ('modelreg register NAME VERSION')"
+        return NotFound(f"no model named {name!r}{hint}", info={"name": name})
+
+    def _no_version(self, name: str, value: str, stages_too: bool) -> NotFound:
+        """``NAME has no version 'x'`` with the closest versions (and stages, for a word that could be one)."""
+        from .query import version_key
+        from .suggest import did_you_mean
+
+        words = list(self.refs.version_names(name)) + (list(self.stages) if stages_too else [])
+        hint = did_you_mean(value, words) or f"; see 'modelreg ls {name}'"
+        what = "no version or stage" if stages_too and version_key(value) is None else "no version"
+        return NotFound(f"{name} has {what} {value!r}{hint}", info={"name": name, "version": value})
 
     @contextmanager
     def _locked(self, model: str) -> Iterator[None]:
@@ -387,14 +414,15 @@ class Registry:
             if version_digest:
                 return Resolved(r.name, r.value, version_digest)
         self._require_model(r.name)
-        raise NotFound(f"{r.name} has no version {r.value!r}")
+        raise self._no_version(r.name, r.value, r.kind == "word")
 
     def _empty_stage(self, name: str, stage: str) -> NotFound:
         """The refusal for reading an empty stage, saying who emptied it and when (the log, read only here)."""
         last = self.model_state(name).head(stage)
         info: dict[str, Any] = {"name": name, "stage": stage}
         if last is None:
-            return NotFound(f"{name}@{stage} is empty (nothing has been promoted to it)", info=info)
+            return NotFound(f"{name}@{stage} is empty (nothing has been promoted to it); put a version there with "
+                            f"'modelreg promote {name}@VERSION {stage}'", info=info)
         if last.to is not None:  # the ref went without an event (interrupted write or hand edit)
             return NotFound(f"{name}@{stage} is empty (its log last set it to {last.version}; run 'modelreg fsck')",
                             info=info)
@@ -405,7 +433,7 @@ class Registry:
 
     def _require_model(self, name: str) -> None:
         if not self.refs.version_names(name):
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
 
     def _resolve_digest(self, r: Ref) -> Resolved:
         matches = self.objects.find(r.value)
@@ -421,7 +449,7 @@ class Registry:
     def _resolve_latest(self, name: str) -> Resolved:
         names = self.refs.version_names(name)
         if not names:
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
         state = self.model_state(name)
         for v in reversed(state.order(names)):
             st = state.versions.get(v)
@@ -486,7 +514,7 @@ class Registry:
         """Every version of a model in registration order, with stages and archived state."""
         digests = self.refs.versions(name)
         if not digests:
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
         state = self.model_state(name)
         holders = self.stage_holders(name)
         order = self._stage_order(holders)
@@ -516,7 +544,7 @@ class Registry:
             raise UsageError("--stage needs a model name")
         names = [check_model(name)] if name else log.models(self.logs_dir)
         if name and not self.refs.version_names(name) and not log.path_for(self.logs_dir, name).exists():
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
         return names
 
     def _check_log_stage(self, stage: str | None, events: list[Event]) -> None:
@@ -728,7 +756,12 @@ class Registry:
         name, version = m["name"], m["version"]
         if existing == "sha256:" + sha256_bytes(data):
             return RegisterResult(Resolved(name, version, existing), False, None)
-        changes = manifest.diff(self.manifest(existing), m)
+        old = self.manifest(existing)
+        from .values import legacy_equal
+
+        if legacy_equal(old, m):  # registered before values were typed ("3e-4" then, 0.0003 now): the same
+            return RegisterResult(Resolved(name, version, existing), False, None)
+        changes = manifest.diff(old, m)
         if all(c.old is None and c.path.startswith("artifacts.") and c.path.endswith(".name") for c in changes):
             # only the original file names --upload records now, which versions uploaded before lack
             return RegisterResult(Resolved(name, version, existing), False, None)
@@ -738,7 +771,8 @@ class Registry:
         shown = "; ".join(f"{c.path}: {_short(c.old)} -> {_short(c.new)}" for c in changes[:5])
         more = f" (+{len(changes) - 5} more)" if len(changes) > 5 else ""
         return Conflict(
-            f"{name}@{version} is already registered with other content ({existing[:19]}): {shown}{more}",
+            f"{name}@{version} is already registered with other content ({existing[:19]}): {shown}{more}; "
+            "a version never changes: register the new content as a new version",
             details=[f"{c.path}: {c.old!r} -> {c.new!r}" for c in changes],
         )
 
@@ -763,7 +797,8 @@ class Registry:
             return
         raise Conflict(
             f"{name}@{stage} holds {self._label(current)}, expected {self._label(want)}"
-            f"{'' if option == '--expect' else f' ({option})'}: it was moved by someone else; nothing changed",
+            f"{'' if option == '--expect' else f' ({option})'}: it was moved by someone else; nothing changed; "
+            f"read it again ('modelreg resolve {name}@{stage}') and decide again",
             info={"name": name, "stage": stage, "option": option,
                   "actual": self._brief(current), "expected": self._brief(want)},
         )
@@ -850,7 +885,8 @@ class Registry:
             state = self.model_state(target.name)
             st = state.versions.get(target.version)
             if st and st.archived:
-                raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted",
+                raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted; "
+                                    f"unarchive it first: modelreg archive {target.name}@{target.version} --undo",
                                     info={"name": target.name, "version": target.version})
             if current == target.digest:
                 return Move(target.name, stage, target, target, False, [])
@@ -972,7 +1008,8 @@ class Registry:
         state = self.model_state(target.name)
         st = state.versions.get(target.version)
         if st and st.archived:
-            raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted")
+            raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted; "
+                                 f"unarchive it first: modelreg archive {target.name}@{target.version} --undo")
         self.refs.overwrite_conflicted_stage(target.name, stage, target.digest)
         ev = self._record(self._move(
             state, "promote", target.name, who, stage, None, target, reason,
@@ -1452,6 +1489,13 @@ class Registry:
         return discovery.SearchIndex(self).reindex()
 
 
+def unknown_stage(stage: str, stages: tuple[str, ...] | list[str]) -> str:
+    """``unknown stage 'prod' (did you mean 'production'?); configured stages: staging, production``"""
+    from .suggest import did_you_mean
+
+    return f"unknown stage {stage!r}{did_you_mean(stage, stages)}; configured stages: {', '.join(stages)}"
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """Outcome of :meth:`Registry.verify`: one result per artifact (an ``artifacts.ArtifactResult``)."""
@@ -1518,7 +1562,9 @@ def _check_json(value: Any, what: str, depth: int = 0) -> None:
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if value is not None else "(none)"
+    from .values import display  # the string "0.90" quoted, the number 0.9 bare, as everywhere in text
+
+    text = display(value) if value is not None else "(none)"
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -8,12 +8,6 @@ from typing import Any
 from . import canonical
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
-
-
 def _short(digest: str | None) -> str:
     return digest[:19] if digest else "-"
 
@@ -33,14 +27,19 @@ def show_text(info: Any) -> str:
     return "\n".join(lines) + "\n---\n" + body
 
 
-def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    """Print aligned columns, two spaces apart, like ``git branch -v``.
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], *, stderr: bool = False,
+           colours: dict[str, str] | None = None) -> None:
+    """Print aligned columns, two spaces apart, like ``git branch -v``; no trailing spaces.
 
     Plain text on purpose: rich's Table measured and rendered every cell and took 4.6 s
-    for a model with 10,000 versions; this is linear and a few milliseconds.
+    for a model with 10,000 versions; this is linear and a few milliseconds. It also never
+    wraps a cell at 80 columns, so CI logs keep one row per line. ``colours`` maps a cell's
+    text (``pass``, ``FAIL``) to a colour, used only where colour is allowed.
     """
     import sys
 
+    stream = sys.stderr if stderr else sys.stdout
+    paint = _painter(stream) if colours else None
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -48,10 +47,31 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
                 widths[i] = len(cell)
     last = len(headers) - 1
     out = []
-    for row in (headers, *rows):
-        out.append("  ".join(c if i == last else c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() + "\n")
-    sys.stdout.write("".join(out))
-    sys.stdout.flush()
+    for n, row in enumerate((headers, *rows)):
+        cells = []
+        for i, c in enumerate(row):
+            text = c if i == last else c.ljust(widths[i])
+            if paint is not None and n and colours and c in colours:
+                text = paint(c, colours[c]) + text[len(c):]
+            cells.append(text)
+        out.append("  ".join(cells).rstrip() + "\n")
+    stream.write("".join(out))
+    stream.flush()
+
+
+def _painter(stream: Any) -> Callable[[str, str], str] | None:
+    """ANSI colouring for ``stream`` when colour is allowed (a terminal, no NO_COLOR), else None."""
+    from .cli import use_colour
+
+    if not use_colour(stream):
+        return None
+    codes = {"red": "31", "green": "32", "yellow": "33", "bold red": "1;31"}
+    return lambda text, colour: f"\x1b[{codes.get(colour, '0')}m{text}\x1b[0m"
+
+
+def when(timestamp: str | None) -> str:
+    """A stored UTC time as text: ``2026-11-23 11:00:04Z`` (as in ``modelreg log``)."""
+    return timestamp[:19].replace("T", " ") + "Z" if timestamp else "?"
 
 
 def models_table(models: list[Any]) -> None:
@@ -68,7 +88,7 @@ def versions_table(name: str, versions: list[Any]) -> None:
     _table(
         ("VERSION", "DIGEST", "STAGES", "ARCHIVED", "REGISTERED"),
         [(v.version, _short(v.digest), ", ".join(v.stages) or "-", "yes" if v.archived else "",
-          (v.registered_at or "?")[:19].replace("T", " ")) for v in versions],
+          when(v.registered_at)) for v in versions],
     )
 
 
@@ -179,19 +199,15 @@ def stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
 
 def gate_table(report: Any, stderr: bool = False) -> None:
     """Print each rule and gate of a GateReport: what was expected, the value found, pass or FAIL."""
-    from rich.console import Console
-    from rich.table import Table
+    import sys
 
     current = f" (now: {report.current})" if report.current else " (now: empty)"
-    table = Table(box=None, pad_edge=False, title=f"{report.name}@{report.version} -> {report.stage}{current}",
-                  title_justify="left")
-    for col in ("GATE", "SUBJECT", "EXPECTED", "ACTUAL", "RESULT", "DETAIL"):
-        table.add_column(col, no_wrap=col in ("GATE", "SUBJECT", "RESULT"))
-    for r in report.results:
-        actual = "-" if r.actual is None else _fmt(r.actual)
-        mark = "[green]pass[/green]" if r.passed else "[bold red]FAIL[/bold red]"
-        table.add_row(r.gate, r.subject, _fmt(r.expected), actual, mark, r.message)
-    Console(highlight=False, soft_wrap=False, stderr=stderr).print(table)
+    stream = sys.stderr if stderr else sys.stdout
+    stream.write(f"{report.name}@{report.version} -> {report.stage}{current}\n")
+    rows = [(r.gate, r.subject, _fmt(r.expected), "-" if r.actual is None else _fmt(r.actual),
+             "pass" if r.passed else "FAIL", getattr(r, "detail", r.message)) for r in report.results]
+    _table(("GATE", "SUBJECT", "EXPECTED", "ACTUAL", "RESULT", "DETAIL"), rows, stderr=stderr,
+           colours={"pass": "green", "FAIL": "bold red"})
 
 
 def metrics_lines(metrics: dict[str, dict[str, Any]]) -> Iterator[str]:
@@ -213,9 +229,10 @@ def stats_lines(stats: dict[str, Any]) -> Iterator[str]:
 
 
 def _fmt(value: Any) -> str:
-    import json
+    """A value as text by the one rule (modelreg.values.display): the string "0.90" quoted, the number 0.9 bare."""
+    from .values import display
 
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return display(value)
 
 
 def progress_bar(label: str, total: int) -> Callable[[int], None]:
@@ -243,24 +260,18 @@ def progress_bar(label: str, total: int) -> Callable[[int], None]:
 
 def verify_table(reports: list[Any]) -> None:
     """Print one row per artifact of each verified version: role, status, size and hash checked."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    colours = {"ok": "green", "unreachable": "yellow", "unverified": "yellow"}
-    table = Table(box=None, pad_edge=False)
-    for col in ("VERSION", "ROLE", "STATUS", "SIZE", "SHA256", "DETAIL"):
-        table.add_column(col)
+    rows = []
     for rep in reports:
         label = f"{rep.ref.name}@{rep.ref.version}"
         if not rep.results:
-            table.add_row(label, "-", "ok", "-", "-", "no artifacts")
+            rows.append((label, "-", "ok", "-", "-", "no artifacts"))
         for r in rep.results:
             size = r.actual_size if r.actual_size is not None else r.expected_size
-            table.add_row(
-                escape(label), escape(r.role), f"[{colours.get(r.status, 'red')}]{r.status}[/]",
-                "-" if size is None else str(size), (r.expected_sha256 or "-")[:12], escape(r.message),
-            )
-    _console().print(table)
+            rows.append((label, r.role, r.status, "-" if size is None else str(size), (r.expected_sha256 or "-")[:12],
+                         r.message))
+    statuses = {r.status for rep in reports for r in rep.results} | {"ok"}
+    _table(("VERSION", "ROLE", "STATUS", "SIZE", "SHA256", "DETAIL"), rows,
+           colours={s: {"ok": "green", "unreachable": "yellow", "unverified": "yellow"}.get(s, "red") for s in statuses})
 
 
 def fetch_lines(report: Any) -> Iterator[str]:

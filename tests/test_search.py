@@ -258,7 +258,7 @@ def test_stale_record_under_a_valid_stamp_is_fixed_by_reindex(reg, capsys):
     path.write_text(json.dumps(data))
     assert found(capsys, "--where", "license == WRONG") == ["vision@0.9"]  # the cache is trusted while fresh
     code, _, err = run(capsys, "reindex")
-    assert code == 0 and "reindexed 2 models, 5 versions" in err
+    assert code == 0 and "Reindexed 2 model(s), 5 version(s)" in err
     assert found(capsys, "--where", "license == WRONG") == []
 
 
