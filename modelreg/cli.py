@@ -871,12 +871,13 @@ def fetch_cmd(
 
 @command("url")
 def url_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     role: Annotated[str | None, typer.Option("--role", help="Artifact role (needed when there are several).")] = None,
     expires: Annotated[
         int, typer.Option("--expires", help="Seconds the link stays valid (1 to 604800).")
     ] = 3600,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Print a time-limited HTTPS link to an artifact (S3/GCS presigned URL) that needs no credentials.
 
