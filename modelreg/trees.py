@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import IntegrityError, ModelregError, NotFound, PolicyRefused, Unreachable, UsageError
+from .errors import IntegrityError, NotFound, PolicyRefused, Unreachable, UsageError
 
 MAX_PATH = 1024
 MAX_SEGMENT = 255
@@ -724,9 +724,3 @@ def fetch(
     finally:
         _close(bar)
     return [done[f["path"]] for f in files]
-
-
-__all__ = [
-    "ModelregError", "check_path", "describe_local", "describe_remote", "fetch", "file_uri", "is_hidden", "is_tree",
-    "tree_bytes", "tree_digest", "validate_files", "verify", "walk_local",
-]
