@@ -428,7 +428,7 @@ class _Checker:
 
     def _append(self, event: Event) -> None:
         with self.reg._locked(event.model):
-            log.append(self.reg.logs_dir, event)
+            self.reg._record(event)  # like every written event, delivered to the user's hooks
         self.report.repaired.append(f"logged {event.action} of {event.model} {event.version or event.stage}")
 
     def check_unreferenced(self) -> None:
@@ -487,7 +487,7 @@ class _Checker:
             m = self.manifests[digest]
             for a in m.get("artifacts", []):
                 where = f"{m['name']}@{m['version']} artifact {a['role']} ({a['uri']})"
-                key = (a["uri"], a.get("size"), a.get("sha256"))
+                key = (a["uri"], a.get("size"), a.get("sha256"), a.get("tree"))
                 if key not in done:
                     counts["artifacts"] += 1
                     try:

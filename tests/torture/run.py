@@ -114,9 +114,37 @@ def init_registry(base: Path) -> Registry:
     return Registry.open(base)
 
 
+TREE_FILES = {f"part-{i:02d}.bin": bytes([i]) * (1000 + i) for i in range(3)} | {"sub/config.json": b"{}"}
+
+
+def make_tree(base: Path) -> None:
+    """The directory artifact the writers register and fetch (tests.torture.child.TREE)."""
+    for rel, data in TREE_FILES.items():
+        p = base / "tree" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+
+def fetched_losses(base: Path) -> list[str]:
+    """Any file under a fetch destination with a final name and wrong bytes (temp names are allowed)."""
+    out = []
+    known = {f"model/{k}": v for k, v in TREE_FILES.items()}
+    root = base / "fetched"
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if ".modelreg-tmp-" in name:
+                continue
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix().split("/", 1)[1]
+            if rel in known and p.read_bytes() != known[rel]:
+                out.append(f"{p} holds bytes that were never registered")
+    return out
+
+
 def new_registry(base: Path) -> Path:
     shutil.rmtree(base, ignore_errors=True)
     reg = init_registry(base)
+    make_tree(base)
     reg.register("alpha", "0.1", actor="torture")
     reg.register("beta", "0.1", actor="torture")
     return reg.path
@@ -148,6 +176,11 @@ def crash_loop(work: Path, kills: int, rnd: random.Random, fig: Figures, max_del
         errs = fsck_errors(reg_dir)
         if errs:
             fig.lose(f"crash loop kill {k}: fsck errors: {errs[:3]}")
+        for bad in fetched_losses(reg_dir.parent):
+            fig.lose(f"crash loop kill {k}: {bad}")
+        for rec in done[before:]:  # an acknowledged fetch left every file of the version in place
+            if rec["op"] == "fetch" and sum(1 for p in Path(rec["dest"]).rglob("*") if p.is_file()) < rec["files"]:
+                fig.lose(f"crash loop kill {k}: acknowledged fetch into {rec['dest']} is incomplete")
         ids = raw_event_ids(reg_dir)
         for rec in done[before:]:
             for ev in rec.get("events") or [rec.get("event")] * bool(rec.get("event")):
@@ -222,10 +255,20 @@ def _fault_template(work: Path) -> Path:
     base = work / "fault-template"
     shutil.rmtree(base, ignore_errors=True)
     reg = init_registry(base)
+    make_tree(base)
     reg.register("m", "1.0", params={"lr": 0.1}, actor="t")
     reg.register("m", "1.1", params={"lr": 0.2}, actor="t")
+    reg.register("m", "1.2", artifacts=[f"model={base / 'tree'}"], actor="t")
     reg.promote("m@1.0", "production", actor="t")
     return base
+
+
+def _fetch_state(root: Path) -> str | None:
+    out = root / "out"
+    files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} if out.exists() else {}
+    if not files:
+        return "old"
+    return "new" if files == {f"model/{k}": v for k, v in TREE_FILES.items()} else f"partial fetch: {sorted(files)[:3]}"
 
 
 OPS = {
@@ -249,6 +292,16 @@ OPS = {
         lambda reg: reg.promote("m@1.0", "archived", reason="t", actor="t"),
         ["promote", "m@1.0", "archived", "--reason", "t", "--actor", "t"],
         lambda reg: _archived_state(reg),
+    ),
+    "register a directory": (
+        lambda reg: reg.register("m", "2.1", artifacts=[f"model={reg.root / 'tree'}"], actor="t"),
+        ["register", "m", "2.1", "-a", "model={root}/tree/", "--actor", "t"],
+        lambda reg: "new" if reg.refs.read_version("m", "2.1") else "old",
+    ),
+    "fetch a directory": (
+        lambda reg: reg.fetch("m@1.2", reg.root / "out"),
+        ["fetch", "m@1.2", "{root}/out"],
+        lambda reg: _fetch_state(reg.root),
     ),
 }
 
@@ -289,7 +342,7 @@ def fault_injection(work: Path, fig: Figures) -> None:
                 if via == "library":
                     lib_call(Registry(case / ".modelreg"))
                 else:
-                    code, _, err, esc = run_cli(["-R", str(case / ".modelreg"), *argv])
+                    code, _, err, esc = run_cli(["-R", str(case / ".modelreg"), *(a.replace("{root}", str(case)) for a in argv)])
                     assert code == 0 and esc is None, (code, err, esc)
             for fn in FAULT_FUNCS:
                 for nth in range(1, counter.counts[fn] + 1):
@@ -310,7 +363,7 @@ def fault_injection(work: Path, fig: Figures) -> None:
                                 except BaseException as exc:  # noqa: BLE001
                                     outcome = f"other {type(exc).__name__}"
                             else:
-                                code, _, err, esc = run_cli(["-R", str(reg_dir), *argv])
+                                code, _, err, esc = run_cli(["-R", str(reg_dir), *(a.replace("{root}", str(case)) for a in argv)])
                                 if esc is not None:
                                     outcome = f"CLI: {type(esc).__name__} escaped main() (a traceback)"
                                 elif "Traceback" in err or code is None or not 0 <= code <= 7:
