@@ -260,7 +260,8 @@ def test_follow_through_the_library_sees_lines_a_git_merge_rewrote(reg):
     # a merge rewrites the file with another branch's line in the middle
     from modelreg.log import Event
 
-    theirs = Event("tag", "m", "them", version="1", to=r.version.digest, data={"add": ["x"], "remove": []})
+    one = reg.resolve("m@1").digest
+    theirs = Event("tag", "m", "them", version="1", to=one, data={"add": ["x"], "remove": []})
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(before + theirs.line() + lines[-1])
     got = {next(it).id, next(it).id}
