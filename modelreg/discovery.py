@@ -17,6 +17,7 @@ small files per model and can change under a ``git checkout``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -494,11 +495,17 @@ def license_check(reg: Registry, ref: str, project_license: str | None = None) -
 class FingerprintIndex:
     """``fingerprints/ab/cdef...`` in the cache directory: the versions whose params have that fingerprint.
 
-    Derivable like the search cache: ``stamps.json`` remembers which state of each model's
-    log and versions it covers; a model whose stamp changed (a git pull, another clone's
-    registration) is re-read from its search records before a lookup. So a lookup costs one
-    stat per model and one small file read, not a scan of every record.
+    Derivable like the search cache. ``stamps.json`` remembers, per model, the ``lstat`` of its
+    log and how far the index has read it (a :class:`modelreg.derived.logtail.Mark`). A log that
+    only grew since is read from that mark: the versions its new ``register`` events name are
+    added (one manifest read each). A log changed otherwise (a git merge inserts lines, a
+    checkout replaces it) makes that model's part rebuilt from its search records. So keeping
+    the index current costs what was appended since, never a scan of a model's history, and a
+    lookup reads the newest lines of one small file.
     """
+
+    STAMP = 2  # the shape of stamps.json entries; others are rebuilt
+    SHOWN = 10  # duplicates returned by a lookup: the most recently registered
 
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
@@ -517,32 +524,104 @@ class FingerprintIndex:
         cachedir.write_json(self.dir / "stamps.json", stamps)  # renamed into place, not fsynced: a cache
 
     def _add(self, fp: str, digest: str, name: str, version: str) -> None:
+        """Append one line (a line already there is harmless: lookups read lines as a set)."""
         path = self._file(fp)
-        line = f"{digest} {name} {version}\n"
-        current = cachedir.read_bytes(path)
-        if current is not None and (b"\n" + current).find(b"\n" + line.encode()) >= 0:
-            return
-        fence = b"\n" if current and not current.endswith(b"\n") else b""  # never glue onto a torn line
-        cachedir.append_line(path, fence + line.encode())
+        head = cachedir.read_bytes_at_end(path, 1)
+        fence = b"\n" if head and not head.endswith(b"\n") else b""  # never glue onto a torn line
+        cachedir.append_line(path, fence + f"{digest} {name} {version}\n".encode())
+
+    def _log_stat(self, model: str) -> list[int] | None:
+        s = fileio.lstat(log.path_for(self.reg.logs_dir, model))
+        return None if s is None else [s.st_ino, s.st_size, s.st_mtime_ns]
+
+    def _stamp(self, model: str, end: int) -> dict[str, Any]:
+        from .derived import logtail
+
+        fd = logtail.open_log(self.reg.logs_dir, model)
+        if fd is None:
+            return {"v": self.STAMP, "stat": None, "mark": logtail.Mark().to_json()}
+        try:
+            return {"v": self.STAMP, "stat": self._log_stat(model), "mark": logtail.mark_at(fd, end).to_json()}
+        finally:
+            os.close(fd)
+
+    def _catch_up(self, model: str, stamp: Any) -> dict[str, Any] | None:
+        """Add the versions registered in ``model``'s log since ``stamp``; the new stamp, or None when
+        the log changed other than by appending (then the model's part is rebuilt)."""
+        from .derived import logtail
+
+        mark = logtail.Mark.from_json(stamp.get("mark")) if isinstance(stamp, dict) and stamp.get("v") == self.STAMP else None
+        if mark is None:
+            return None
+        fd = logtail.open_log(self.reg.logs_dir, model)
+        if fd is None:
+            return None
+        try:
+            if not logtail.holds(fd, mark):
+                return None
+            end = mark.offset
+            for e, end in logtail.events(fd, mark.offset):
+                if e is not None and e.action == "register" and e.version and e.to and e.model == model:
+                    self._index_version(model, e.version, e.to)
+            return {"v": self.STAMP, "stat": self._log_stat(model), "mark": logtail.mark_at(fd, end).to_json()}
+        finally:
+            os.close(fd)
+
+    def _index_version(self, model: str, version: str, digest: str) -> None:
+        from .registry import Resolved
+
+        try:
+            if self.reg.refs.read_version(model, version) != digest:
+                return
+            params = self.reg._manifest_of(Resolved(model, version, digest)).get("params")
+        except ModelregError:
+            return  # an unreadable version is for fsck to report; the index only skips it
+        if params:
+            self._add(fingerprint(params), digest, model, version)
+
+    def _rebuild_model(self, model: str) -> dict[str, Any]:
+        size = 0
+        stat_before = self._log_stat(model)
+        if stat_before is not None:
+            size = stat_before[1]
+        for d in self.index.records(model):
+            if d.get("fingerprint"):
+                self._add(d["fingerprint"], d["digest"], d["name"], d["version"])
+        return self._stamp_at_line_end(model, size)
+
+    def _stamp_at_line_end(self, model: str, size: int) -> dict[str, Any]:
+        """A stamp at the last whole line within the first ``size`` bytes of the log."""
+        from .derived import logtail
+
+        fd = logtail.open_log(self.reg.logs_dir, model)
+        if fd is None:
+            return self._stamp(model, 0)
+        try:
+            start = max(0, size - logtail.WINDOW)
+            data = os.pread(fd, size - start, start)
+            nl = data.rfind(b"\n")
+            end = start + nl + 1 if nl >= 0 else 0
+        finally:
+            os.close(fd)
+        return self._stamp(model, end)
 
     def refresh(self) -> None:
-        """Bring the index up to date with every model whose log or versions changed."""
+        """Bring the index up to date with every model whose log changed."""
         stamps = self._stamps()
         changed = False
         for model in self.reg.refs.models():
-            stamp = self.index._stamp(model)
-            if stamps.get(model) == stamp:
+            old = stamps.get(model)
+            if isinstance(old, dict) and old.get("v") == self.STAMP and old.get("stat") == self._log_stat(model):
                 continue
-            for d in self.index.records(model):
-                if d.get("fingerprint"):
-                    self._add(d["fingerprint"], d["digest"], d["name"], d["version"])
-            stamps[model] = self.index._stamp(model)
+            new = self._catch_up(model, old) if old is not None else None
+            stamps[model] = new if new is not None else self._rebuild_model(model)
             changed = True
         if changed:
             self._save_stamps(stamps)
 
     def lookup(self, fp: str) -> list[tuple[str, str, str]]:
-        """(digest, name, version) of every version whose params have fingerprint ``fp``.
+        """(digest, name, version) of the most recently registered versions (at most SHOWN) whose
+        params have fingerprint ``fp``, sorted by name and version.
 
         Each line read from the index is checked against the registry (a well-formed line
         whose version entry holds that digest); anything else is ignored.
@@ -552,22 +631,29 @@ class FingerprintIndex:
         if found is None:  # garbage in the index: it cannot be trusted to be complete, rebuild it
             cachedir.clear(self.dir)
             self.refresh()
-            found = self._read(fp) or set()
+            found = self._read(fp) or []
         return sorted(found, key=lambda t: (t[1], t[2]))
 
-    def _read(self, fp: str) -> set[tuple[str, str, str]] | None:
-        """The registered versions listed for ``fp``; None if the file holds a malformed line."""
-        data = cachedir.read_bytes(self._file(fp))
-        found: set[tuple[str, str, str]] = set()
-        for line in (data or b"").decode("utf-8", "replace").splitlines():
+    def _read(self, fp: str) -> list[tuple[str, str, str]] | None:
+        """Up to SHOWN + 2 registered versions listed for ``fp``, newest line first (the file's last
+        64 KiB); None if the lines read hold a malformed one."""
+        data = cachedir.read_bytes_at_end(self._file(fp), 64 << 10)
+        lines = (data or b"").decode("utf-8", "replace").split("\n")
+        if data is not None and len(data) == 64 << 10:
+            lines = lines[1:]  # the first line read may be cut: the window starts inside it
+        found: dict[tuple[str, str, str], None] = {}
+        for line in reversed(lines):
+            if not line:
+                continue
             parts = line.split(" ")
             if len(parts) != 3 or not is_full_digest(parts[0]):
-                if line:
-                    return None
-                continue
-            if self._registered(*parts):  # a stale line (a version since removed by git) is skipped
-                found.add((parts[0], parts[1], parts[2]))
-        return found
+                return None
+            key = (parts[0], parts[1], parts[2])
+            if key not in found and self._registered(*parts):  # a stale line (a version removed by git) is skipped
+                found[key] = None
+                if len(found) > self.SHOWN + 1:  # one more than shown even when one is the version itself
+                    break
+        return list(found)
 
     def _registered(self, digest: str, name: str, version: str) -> bool:
         try:
@@ -577,7 +663,8 @@ class FingerprintIndex:
 
     def covers(self, model: str) -> bool:
         """True if the index is current for ``model`` (call inside the model's lock, before writing)."""
-        return self._stamps().get(model) == self.index._stamp(model)
+        old = self._stamps().get(model)
+        return isinstance(old, dict) and old.get("v") == self.STAMP and old.get("stat") == self._log_stat(model)
 
     def registered(self, m: dict[str, Any], digest: str, was_current: bool) -> None:
         """Record a registration just made (inside the model's lock); best effort, it is a cache."""
@@ -585,7 +672,8 @@ class FingerprintIndex:
             self._add(fingerprint(m["params"]), digest, m["name"], m["version"])
         if was_current:
             stamps = self._stamps()
-            stamps[m["name"]] = self.index._stamp(m["name"])
+            st = self._log_stat(m["name"])
+            stamps[m["name"]] = self._stamp(m["name"], st[1] if st else 0)  # the log ends with our event's line
             self._save_stamps(stamps)
 
 
@@ -594,6 +682,7 @@ class RegisterChecks:
     """What the checks before a registration found (``duplicates``: same params fingerprint)."""
 
     duplicates: list[Resolved] = field(default_factory=list)
+    more: bool = False  # more versions than ``duplicates`` lists have the same params
 
 
 def check_registration(
@@ -627,7 +716,7 @@ def check_registration(
         if not reg.objects.exists(p["digest"]):
             raise NotFound(f"parent {p['digest']} does not exist in this registry")
     name, version = m["name"], m["version"]
-    if not reg.refs.version_names(name) and not new_model:
+    if not new_model and not reg.refs.has_versions(name):
         existing = find_lookalike(name, reg.refs.models())
         if existing is not None:
             raise Conflict(
@@ -637,9 +726,10 @@ def check_registration(
     out = RegisterChecks()
     if m.get("params"):
         fp = fingerprint(m["params"])
-        out.duplicates = [
-            Resolved(n, v, d) for d, n, v in FingerprintIndex(reg).lookup(fp) if not (n == name and v == version)
-        ]
+        index = FingerprintIndex(reg)
+        found = [Resolved(n, v, d) for d, n, v in index.lookup(fp) if not (n == name and v == version)]
+        out.duplicates = found[: index.SHOWN]
+        out.more = len(found) > index.SHOWN
         # --strict refuses a new version only: re-registering an existing one is identical (exit 0)
         # or a conflict with its own content (exit 4), decided under the lock by register_manifest.
         if out.duplicates and strict and reg.refs.read_version(name, version) is None:

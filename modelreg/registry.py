@@ -19,11 +19,10 @@ from . import config as config_mod
 from . import fileio, log, manifest
 from .errors import StorageError, Conflict, IntegrityError, ModelregError, NotFound, PolicyRefused, UsageError
 from .lifecycle.expect import Empty, Expect, wants_empty
-from .lifecycle.undo import rewind as _rewind
 from .log import Event
 from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
 from .refs import Refs
-from .state import ANNOTATIONS, MOVES, ModelState, VersionState, fold
+from .state import ANNOTATIONS, MOVES, ModelState, VersionState
 from .store import ObjectStore
 
 if TYPE_CHECKING:  # imported where used: fsspec-facing and policy code stay off the read path
@@ -127,11 +126,13 @@ class RegisterResult:
     version: Resolved
     created: bool
     event: Event | None
-    duplicates: list[Resolved] = field(default_factory=list)  # other versions with the same params fingerprint
+    # other versions with the same params fingerprint: the most recently registered ten, and whether there are more
+    duplicates: list[Resolved] = field(default_factory=list)
+    more_duplicates: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.version.to_dict(), "created": self.created, "event": self.event and self.event.to_dict(),
-                "duplicates": [d.to_dict() for d in self.duplicates]}
+                "duplicates": [d.to_dict() for d in self.duplicates], "more_duplicates": self.more_duplicates}
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,8 @@ class Registry:
         self.locks_dir = self.path / "locks"
         self._config: config_mod.Config | None = None
         self._pending: list[Event] = []  # written under the lock, delivered to hooks once it is released
+        self._written: set[str] = set()  # models whose logs grew under the lock: their snapshots catch up after it
+        self._snapshots: dict[str, Any] = {}  # open state snapshots by model (modelreg.derived.state)
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -332,6 +335,7 @@ class Registry:
                     where = f" ({exc.filename})" if exc.filename else ""
                     raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
         finally:
+            self._catch_up()
             self._deliver()
 
     def _record(self, event: Event, signer: Any = None) -> Event:
@@ -339,7 +343,18 @@ class Registry:
             event = signer.sign_event(event)
         log.append(self.logs_dir, event)
         self._pending.append(event)
+        self._written.add(event.model)
         return event
+
+    def _catch_up(self) -> None:
+        """Fold the lines a write just appended into the models' snapshots, so that the next write
+        reads none of them again (derived data: a failure here only costs the next command time)."""
+        models, self._written = self._written, set()
+        if models:
+            from .derived.state import refresh
+
+            for model in sorted(models):
+                refresh(self, model)
 
     def _deliver(self) -> None:
         """Hand the events written under the lock (now durable) to the user's hooks (:mod:`modelreg.hooks`)."""
@@ -418,9 +433,11 @@ class Registry:
         return self._identity(digest, where=f"refs/{name}/{stage}", model=name)
 
     def model_state(self, name: str) -> ModelState:
-        """The fold of one model's event log."""
-        events, _ = log.read(self.logs_dir, check_model(name))
-        return fold(events)
+        """The state of one model: its snapshot brought up to date with the log (see
+        :func:`modelreg.derived.state.state_of`), with the interface of :class:`ModelState`."""
+        from .derived.state import state_of
+
+        return state_of(self, check_model(name))  # type: ignore[return-value]
 
     def resolve(self, ref: str | Ref) -> Resolved:
         """Resolve ``NAME@VERSION|STAGE|latest|sha256:HEX`` (or a bare ``sha256:HEX``) to one version."""
@@ -475,7 +492,7 @@ class Registry:
         return NotFound(f"{name}@{stage} is empty ({verb} by {last.actor} at {last.time}{why})", info=info)
 
     def _require_model(self, name: str) -> None:
-        if not self.refs.version_names(name):
+        if not self.refs.has_versions(name):
             raise self._no_model(name)
 
     def _resolve_digest(self, r: Ref) -> Resolved:
@@ -490,11 +507,13 @@ class Registry:
         return found
 
     def _resolve_latest(self, name: str) -> Resolved:
-        names = self.refs.version_names(name)
-        if not names:
-            raise self._no_model(name)
+        self._require_model(name)
         state = self.model_state(name)
-        for v in reversed(state.order(names)):
+        found = state.latest(lambda v: self.refs.read_version(name, v))
+        if found is not None:
+            return Resolved(name, *found)
+        # no version the log registers is left: the versions it does not know decide (a listing)
+        for v in reversed(state.order(self.refs.version_names(name))):
             st = state.versions.get(v)
             if not (st and st.archived):
                 digest = self.refs.read_version(name, v)
@@ -830,18 +849,20 @@ class Registry:
         if existing is not None:  # version entries never change: no lock needed (a read-only clone works)
             return self._same_or_conflict(m, existing, data)
         who = resolve_actor(actor)
+        self.model_state(name)  # a snapshot folded again from scratch is folded before the lock, not under it
         with self._locked(name):
             existing = self.refs.read_version(name, version)
             if existing is not None:
                 return self._same_or_conflict(m, existing, data)
-            self.refs.check_new_version(name, version)
+            variants = self.model_state(name).case_variants(version)
+            self.refs.check_new_version(name, version, variants)
             fingerprints = FingerprintIndex(self)
             was_current = fingerprints.covers(name)
             digest = self.objects.put(data)
-            self.refs.add_version(name, version, digest)
+            self.refs.add_version(name, version, digest, variants)
             event = self._record(Event("register", name, who, version=version, to=digest))
             fingerprints.registered(m, digest, was_current)
-        return RegisterResult(Resolved(name, version, digest), True, event, checks.duplicates)
+        return RegisterResult(Resolved(name, version, digest), True, event, checks.duplicates, checks.more)
 
     def _same_or_conflict(self, m: dict[str, Any], existing: str, data: bytes) -> RegisterResult:
         from .hashing import sha256_bytes
@@ -966,6 +987,7 @@ class Registry:
         want_d = self._expected(target.name, expect_staging, "--expect-staging")
         who = resolve_actor(actor)
         signer = self._signer(sign)
+        self.model_state(target.name)  # a snapshot folded again from scratch is folded before the lock
         with self._locked(target.name):
             sides = self.refs.conflict_sides(target.name, stage) if force else None
             if sides is not None:
@@ -1062,19 +1084,19 @@ class Registry:
         problem = None
         gates = self.policy.gates.get(stage)
         if gates is not None and gates.require_signatures:
-            state, problem = self._signed_state(state)
+            state, problem = self._signed_state(state, [target.version] + ([holder.version] if holder else []))
         return policy_mod.evaluate(
             self.policy, stage, target.name, target.version, target.digest, state.versions.get(target.version),
             holder.version if holder else None, state.versions.get(holder.version) if holder else None,
             signatures=problem,
         )
 
-    def _signed_state(self, state: ModelState) -> tuple[ModelState, str | None]:
-        """The fold with only the approvals and metrics whose signature verifies against an allowed
-        signer, each approval under its signer's identity (one approver per signing key)."""
+    def _signed_state(self, state: ModelState, versions: list[str]) -> tuple[ModelState, str | None]:
+        """The states of ``versions`` with only the approvals and metrics whose signature verifies against
+        an allowed signer, each approval under its signer's identity (one approver per signing key)."""
         import dataclasses
 
-        from .state import fold
+        from .state import apply_version_event
         from .trust.signing import Verifier, allowed_signers_file
 
         try:
@@ -1084,15 +1106,22 @@ class Registry:
         else:
             problem = None if verifier.allowed is not None else (
                 "no allowed signers file: set MODELREG_ALLOWED_SIGNERS or git config gpg.ssh.allowedSignersFile")
-        kept = []
-        for e in state.events:
-            if e.action in ("approve", "metrics"):
-                v = verifier.verify(e) if verifier.allowed is not None else None
-                if v is None or not v.verified:
-                    continue
-                e = dataclasses.replace(e, actor=v.identity)
-            kept.append(e)
-        return fold(kept), problem
+        signed = ModelState()
+        for version in dict.fromkeys(versions):
+            base = state.versions.get(version)
+            if base is None:
+                continue
+            st = signed.get(version)
+            st.registered_at, st.registered_by, st.digest = base.registered_at, base.registered_by, base.digest
+            st.stages_held = set(base.stages_held)
+            for e in state.version_events(version):
+                if e.action in ("approve", "metrics"):
+                    v = verifier.verify(e) if verifier.allowed is not None else None
+                    if v is None or not v.verified:
+                        continue
+                    e = dataclasses.replace(e, actor=v.identity)
+                apply_version_event(st, e)
+        return signed, problem
 
     def check(self, ref: str, stage: str) -> GateReport:
         """Evaluate the rules and gates for moving ``ref`` into ``stage`` without moving anything."""
@@ -1169,18 +1198,18 @@ class Registry:
         want = self._expected(name, expect)
         who = resolve_actor(actor)
         signer = self._signer(sign)
+        self.model_state(name)  # a snapshot folded again from scratch is folded before the lock
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
             self._expect_holds(name, stage, current, want)
             before = self._holder(name, stage, current, False)  # an unregistered value: exit 6 before anything
             state = self.model_state(name)
-            stack = state.undo_stack(stage)
             if to is not None:
                 target = self.resolve(Ref(name, "version", to))
-                found = _rewind(stack, target.digest)
-                undone = found if found is not None else list(reversed(stack))
+                found = state.rewind(stage, target.digest)
+                undone = found if found is not None else list(reversed(state.undo_stack(stage)))
             else:
-                undone = [self._undoable(name, stage, current, stack)]
+                undone = [self._undoable(name, stage, current, state.undo_top(stage))]
                 target = self._identity(undone[0].from_, where=f"logs/{name}.jsonl event {undone[0].id}",  # type: ignore[arg-type]
                                         model=name)
             st = state.versions.get(target.version)
@@ -1195,14 +1224,13 @@ class Registry:
                                          {"undoes": [e.id for e in undone]}), signer)
         return Move(name, stage, before, target, True, [ev])
 
-    def _undoable(self, name: str, stage: str, current: str | None, stack: list[Event]) -> Event:
-        """The move a plain rollback undoes: the top of the stack, if undoing it is possible."""
+    def _undoable(self, name: str, stage: str, current: str | None, top: Event | None) -> Event:
+        """The move a plain rollback undoes: ``top``, the top of the stack, if undoing it is possible."""
         hint = f"use 'modelreg rollback {name} {stage} --to VERSION' or 'modelreg clear {name} {stage} --reason ...'"
         info = {"name": name, "stage": stage}
-        if not stack:
+        if top is None:
             what = "is empty and" if current is None else f"holds {self._label(current)} and"
             raise NotFound(f"{name}@{stage} {what} has nothing left to undo in the log; {hint}", info=info)
-        top = stack[-1]
         if top.to != current:
             raise Conflict(
                 f"{name}@{stage} holds {self._label(current)} but its last logged move set {self._label(top.to)} "
@@ -1231,6 +1259,7 @@ class Registry:
         want = self._expected(name, expect)
         who = resolve_actor(actor)
         signer = self._signer(sign)
+        self.model_state(name)  # a snapshot folded again from scratch is folded before the lock
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
             self._expect_holds(name, stage, current, want)
@@ -1254,12 +1283,14 @@ class Registry:
         """
         target = self.resolve(ref)
         who = resolve_actor(actor)
+        self.model_state(target.name)  # a snapshot folded again from scratch is folded before the lock
         with self._locked(target.name):
             events = self._archive_locked(target, who, reason, force, undo)
         return events[-1] if events and events[-1].action in ("archive", "unarchive") else None
 
     def _promote_archived(self, target: Resolved, reason: str | None, who: str, signer: Any = None) -> Move:
         """``promote NAME@VERSION archived``: clear every stage it holds, archive it, one locked step."""
+        self.model_state(target.name)  # a snapshot folded again from scratch is folded before the lock
         with self._locked(target.name):
             events = self._archive_locked(target, who, reason, False, False, clear=True, signer=signer)
         return Move(target.name, "archived", None, target, bool(events), events)
