@@ -493,79 +493,75 @@ def license_check(reg: Registry, ref: str, project_license: str | None = None) -
 
 
 class FingerprintIndex:
-    """``fingerprints/ab/cdef...`` in the cache directory: the versions whose params have that fingerprint.
+    """``fingerprints/`` in the cache directory: for each model, the versions whose params have a fingerprint.
 
-    Derivable like the search cache. ``stamps.json`` remembers, per model, the ``lstat`` of its
-    log and how far the index has read it (a :class:`modelreg.derived.logtail.Mark`). A log that
-    only grew since is read from that mark: the versions its new ``register`` events name are
-    added (one manifest read each). A log changed otherwise (a git merge inserts lines, a
-    checkout replaces it) makes that model's part rebuilt from its search records. So keeping
-    the index current costs what was appended since, never a scan of a model's history, and a
-    lookup reads the newest lines of one small file.
+    ``by-model/<model>/ab/cdef...`` lists ``digest model version`` lines for fingerprint
+    ``sha256:abcdef...``, appended as versions are registered. ``stamps.json`` remembers, per
+    model, the ``lstat`` of its log and how far the index has read it (a
+    :class:`modelreg.derived.logtail.Mark`). A log that only grew since is read from that mark:
+    the versions its new ``register`` events name are added (one manifest read each). A log
+    changed otherwise (a git merge inserts lines, a checkout replaces it) makes that model's
+    part rebuilt from its whole log. So keeping the index current costs what was appended
+    since, never a scan of a model's history, and a lookup reads the newest lines of one
+    small file per model. Derivable like the search cache: garbage makes it rebuilt.
     """
 
-    STAMP = 2  # the shape of stamps.json entries; others are rebuilt
-    SHOWN = 10  # duplicates returned by a lookup: the most recently registered
+    FORMAT = 3
+    SHOWN = 5  # duplicates a lookup returns per model: the most recently registered
 
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
-        self.index = SearchIndex(reg)
-        self.dir = self.index.dir.parent / "fingerprints"
+        self.dir = cachedir.cache_dir(reg.path) / "fingerprints"
 
-    def _file(self, fp: str) -> Path:
+    def _file(self, model: str, fp: str) -> Path:
         hexd = fp.removeprefix("sha256:")  # no ':' in file names (Windows), sharded like objects/
-        return self.dir / hexd[:2] / hexd[2:]
+        return self.dir / "by-model" / check_model(model) / hexd[:2] / hexd[2:]
 
     def _stamps(self) -> dict[str, Any]:
         data = cachedir.read_json(self.dir / "stamps.json")
-        return data if isinstance(data, dict) else {}
+        if isinstance(data, dict) and data.get("format") == self.FORMAT and isinstance(data.get("models"), dict):
+            return data["models"]
+        cachedir.clear(self.dir)  # absent, garbage or another format: start again
+        return {}
 
     def _save_stamps(self, stamps: dict[str, Any]) -> None:
-        cachedir.write_json(self.dir / "stamps.json", stamps)  # renamed into place, not fsynced: a cache
+        # renamed into place, not fsynced: a cache
+        cachedir.write_json(self.dir / "stamps.json", {"format": self.FORMAT, "models": stamps})
 
     def _add(self, fp: str, digest: str, name: str, version: str) -> None:
-        """Append one line (a line already there is harmless: lookups read lines as a set)."""
-        path = self._file(fp)
-        head = cachedir.read_bytes_at_end(path, 1)
-        fence = b"\n" if head and not head.endswith(b"\n") else b""  # never glue onto a torn line
+        path = self._file(name, fp)
+        last = cachedir.read_bytes_at_end(path, 1)
+        fence = b"\n" if last and not last.endswith(b"\n") else b""  # never glue onto a torn line
         cachedir.append_line(path, fence + f"{digest} {name} {version}\n".encode())
 
     def _log_stat(self, model: str) -> list[int] | None:
         s = fileio.lstat(log.path_for(self.reg.logs_dir, model))
         return None if s is None else [s.st_ino, s.st_size, s.st_mtime_ns]
 
-    def _stamp(self, model: str, end: int) -> dict[str, Any]:
+    def _current(self, model: str, stamp: Any) -> bool:
+        return isinstance(stamp, dict) and stamp.get("stat") == self._log_stat(model)
+
+    def _catch_up(self, model: str, stamp: Any) -> dict[str, Any]:
+        """Add the versions registered in ``model``'s log since ``stamp`` (all of them, after removing
+        the model's part, when the log changed other than by appending); the new stamp."""
         from .derived import logtail
 
+        mark = logtail.Mark.from_json(stamp.get("mark")) if isinstance(stamp, dict) else None
+        stat_ = self._log_stat(model)
         fd = logtail.open_log(self.reg.logs_dir, model)
-        if fd is None:
-            return {"v": self.STAMP, "stat": None, "mark": logtail.Mark().to_json()}
         try:
-            return {"v": self.STAMP, "stat": self._log_stat(model), "mark": logtail.mark_at(fd, end).to_json()}
-        finally:
-            os.close(fd)
-
-    def _catch_up(self, model: str, stamp: Any) -> dict[str, Any] | None:
-        """Add the versions registered in ``model``'s log since ``stamp``; the new stamp, or None when
-        the log changed other than by appending (then the model's part is rebuilt)."""
-        from .derived import logtail
-
-        mark = logtail.Mark.from_json(stamp.get("mark")) if isinstance(stamp, dict) and stamp.get("v") == self.STAMP else None
-        if mark is None:
-            return None
-        fd = logtail.open_log(self.reg.logs_dir, model)
-        if fd is None:
-            return None
-        try:
-            if not logtail.holds(fd, mark):
-                return None
+            if fd is None or mark is None or not logtail.holds(fd, mark):
+                cachedir.clear(self.dir / "by-model" / model)
+                mark = logtail.Mark()
             end = mark.offset
-            for e, end in logtail.events(fd, mark.offset):
-                if e is not None and e.action == "register" and e.version and e.to and e.model == model:
-                    self._index_version(model, e.version, e.to)
-            return {"v": self.STAMP, "stat": self._log_stat(model), "mark": logtail.mark_at(fd, end).to_json()}
+            if fd is not None:
+                for e, end in logtail.events(fd, mark.offset):
+                    if e is not None and e.action == "register" and e.version and e.to and e.model == model:
+                        self._index_version(model, e.version, e.to)
+            return {"stat": stat_, "mark": (logtail.mark_at(fd, end) if fd is not None else mark).to_json()}
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
 
     def _index_version(self, model: str, version: str, digest: str) -> None:
         from .registry import Resolved
@@ -579,79 +575,63 @@ class FingerprintIndex:
         if params:
             self._add(fingerprint(params), digest, model, version)
 
-    def _rebuild_model(self, model: str) -> dict[str, Any]:
-        size = 0
-        stat_before = self._log_stat(model)
-        if stat_before is not None:
-            size = stat_before[1]
-        for d in self.index.records(model):
-            if d.get("fingerprint"):
-                self._add(d["fingerprint"], d["digest"], d["name"], d["version"])
-        return self._stamp_at_line_end(model, size)
-
-    def _stamp_at_line_end(self, model: str, size: int) -> dict[str, Any]:
-        """A stamp at the last whole line within the first ``size`` bytes of the log."""
-        from .derived import logtail
-
-        fd = logtail.open_log(self.reg.logs_dir, model)
-        if fd is None:
-            return self._stamp(model, 0)
-        try:
-            start = max(0, size - logtail.WINDOW)
-            data = os.pread(fd, size - start, start)
-            nl = data.rfind(b"\n")
-            end = start + nl + 1 if nl >= 0 else 0
-        finally:
-            os.close(fd)
-        return self._stamp(model, end)
-
-    def refresh(self) -> None:
-        """Bring the index up to date with every model whose log changed."""
+    def refresh(self) -> list[str]:
+        """Bring the index up to date with every model whose log changed; the models."""
         stamps = self._stamps()
+        models = self.reg.refs.models()
         changed = False
-        for model in self.reg.refs.models():
-            old = stamps.get(model)
-            if isinstance(old, dict) and old.get("v") == self.STAMP and old.get("stat") == self._log_stat(model):
-                continue
-            new = self._catch_up(model, old) if old is not None else None
-            stamps[model] = new if new is not None else self._rebuild_model(model)
-            changed = True
+        for model in models:
+            if not self._current(model, stamps.get(model)):
+                stamps[model] = self._catch_up(model, stamps.get(model))
+                changed = True
         if changed:
             self._save_stamps(stamps)
+        return models
 
     def lookup(self, fp: str) -> list[tuple[str, str, str]]:
-        """(digest, name, version) of the most recently registered versions (at most SHOWN) whose
-        params have fingerprint ``fp``, sorted by name and version.
+        """(digest, name, version) of versions whose params have fingerprint ``fp``: of each model
+        the most recently registered (at most SHOWN + 2), sorted by name and version.
 
         Each line read from the index is checked against the registry (a well-formed line
         whose version entry holds that digest); anything else is ignored.
         """
-        self.refresh()
-        found = self._read(fp)
+        models = self.refresh()
+        found = self._read(models, fp)
         if found is None:  # garbage in the index: it cannot be trusted to be complete, rebuild it
             cachedir.clear(self.dir)
-            self.refresh()
-            found = self._read(fp) or []
+            models = self.refresh()
+            found = self._read(models, fp) or []
         return sorted(found, key=lambda t: (t[1], t[2]))
 
-    def _read(self, fp: str) -> list[tuple[str, str, str]] | None:
-        """Up to SHOWN + 2 registered versions listed for ``fp``, newest line first (the file's last
-        64 KiB); None if the lines read hold a malformed one."""
-        data = cachedir.read_bytes_at_end(self._file(fp), 64 << 10)
-        lines = (data or b"").decode("utf-8", "replace").split("\n")
-        if data is not None and len(data) == 64 << 10:
+    def _read(self, models: list[str], fp: str) -> list[tuple[str, str, str]] | None:
+        out: list[tuple[str, str, str]] = []
+        for model in models:
+            found = self._read_model(model, fp)
+            if found is None:
+                return None
+            out += found
+        return out
+
+    def _read_model(self, model: str, fp: str) -> list[tuple[str, str, str]] | None:
+        """The registered versions of ``model`` listed for ``fp``, newest line first, from the file's last
+        64 KiB (at most SHOWN + 2); None if a line read is malformed."""
+        data = cachedir.read_bytes_at_end(self._file(model, fp), 64 << 10)
+        if not data:
+            return []
+        lines = data.decode("utf-8", "replace").split("\n")
+        if len(data) == 64 << 10:
             lines = lines[1:]  # the first line read may be cut: the window starts inside it
         found: dict[tuple[str, str, str], None] = {}
         for line in reversed(lines):
             if not line:
                 continue
             parts = line.split(" ")
-            if len(parts) != 3 or not is_full_digest(parts[0]):
+            if len(parts) != 3 or not is_full_digest(parts[0]) or parts[1] != model:
                 return None
             key = (parts[0], parts[1], parts[2])
             if key not in found and self._registered(*parts):  # a stale line (a version removed by git) is skipped
                 found[key] = None
-                if len(found) > self.SHOWN + 1:  # one more than shown even when one is the version itself
+                if len(found) >= self.SHOWN + 2:  # one more than shown even when one is the version itself
                     break
         return list(found)
 
@@ -663,17 +643,25 @@ class FingerprintIndex:
 
     def covers(self, model: str) -> bool:
         """True if the index is current for ``model`` (call inside the model's lock, before writing)."""
-        old = self._stamps().get(model)
-        return isinstance(old, dict) and old.get("v") == self.STAMP and old.get("stat") == self._log_stat(model)
+        return self._current(model, self._stamps().get(model))
 
     def registered(self, m: dict[str, Any], digest: str, was_current: bool) -> None:
         """Record a registration just made (inside the model's lock); best effort, it is a cache."""
+        from .derived import logtail
+
+        name = m["name"]
         if m.get("params"):
-            self._add(fingerprint(m["params"]), digest, m["name"], m["version"])
+            self._add(fingerprint(m["params"]), digest, name, m["version"])
         if was_current:
-            stamps = self._stamps()
-            st = self._log_stat(m["name"])
-            stamps[m["name"]] = self._stamp(m["name"], st[1] if st else 0)  # the log ends with our event's line
+            fd = logtail.open_log(self.reg.logs_dir, name)
+            if fd is None:
+                return
+            try:
+                end = os.fstat(fd).st_size  # the log ends with this registration's line
+                stamps = self._stamps()
+                stamps[name] = {"stat": self._log_stat(name), "mark": logtail.mark_at(fd, end).to_json()}
+            finally:
+                os.close(fd)
             self._save_stamps(stamps)
 
 
@@ -728,8 +716,11 @@ def check_registration(
         fp = fingerprint(m["params"])
         index = FingerprintIndex(reg)
         found = [Resolved(n, v, d) for d, n, v in index.lookup(fp) if not (n == name and v == version)]
-        out.duplicates = found[: index.SHOWN]
-        out.more = len(found) > index.SHOWN
+        shown: list[Resolved] = []
+        for r in found:  # at most SHOWN of each model
+            if sum(1 for x in shown if x.name == r.name) < index.SHOWN:
+                shown.append(r)
+        out.duplicates, out.more = shown, len(shown) < len(found)
         # --strict refuses a new version only: re-registering an existing one is identical (exit 0)
         # or a conflict with its own content (exit 4), decided under the lock by register_manifest.
         if out.duplicates and strict and reg.refs.read_version(name, version) is None:

@@ -72,7 +72,8 @@ def test_the_cache_lives_in_the_users_cache_directory(flow: Flow, monkeypatch: p
     assert cache_dir(flow.registry) == flow.home / ".cache" / "modelreg" / key
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert flow.cli("register", "m", "2.0.0", "-p", "lr=0.5").code == 0
-    assert (flow.home / ".cache" / "modelreg" / key / "search" / "m.json").is_file()
+    assert (flow.home / ".cache" / "modelreg" / key / "state" / "m.sqlite").is_file()
+    assert (flow.home / ".cache" / "modelreg" / key / "fingerprints" / "stamps.json").is_file()
     assert not (flow.registry / "cache").exists()
     # the same registry reached through a symlinked parent directory shares its cache
     alias = flow.base / "alias"
@@ -88,7 +89,7 @@ def test_fingerprint_files_are_sharded_without_colons(flow: Flow) -> None:
     names = [p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file() and p.name != "stamps.json"]
     assert names and not any(":" in n for n in names)
     hexd = fingerprint({"lr": 0.5})[7:]
-    assert f"{hexd[:2]}/{hexd[2:]}" in names
+    assert f"by-model/m/{hexd[:2]}/{hexd[2:]}" in names
     dup = flow.cli("register", "m", "2.0.1", "-p", "lr=0.5")
     assert dup.code == 0 and "same params fingerprint as m@2.0.0" in dup.err
 
