@@ -649,20 +649,28 @@ class FingerprintIndex:
         """Record a registration just made (inside the model's lock); best effort, it is a cache."""
         from .derived import logtail
 
-        name = m["name"]
         if m.get("params"):
-            self._add(fingerprint(m["params"]), digest, name, m["version"])
+            self._add(fingerprint(m["params"]), digest, m["name"], m["version"])
         if was_current:
-            fd = logtail.open_log(self.reg.logs_dir, name)
-            if fd is None:
-                return
-            try:
-                end = os.fstat(fd).st_size  # the log ends with this registration's line
-                stamps = self._stamps()
-                stamps[name] = {"stat": self._log_stat(name), "mark": logtail.mark_at(fd, end).to_json()}
-            finally:
-                os.close(fd)
-            self._save_stamps(stamps)
+            self.mark_current(m["name"])
+
+    def mark_current(self, model: str) -> None:
+        """Record that the index holds every version of ``model``'s log as it is now (call inside the
+        model's lock, after adding the versions just registered, as :meth:`registered` does)."""
+        from .derived import logtail
+
+        fd = logtail.open_log(self.reg.logs_dir, model)
+        if fd is None:
+            return
+        try:
+            end = os.fstat(fd).st_size  # the log ends with the last registration's line
+            if end and os.pread(fd, 1, end - 1) != b"\n":
+                return  # a line still being written: the next lookup catches up instead
+            stamps = self._stamps()
+            stamps[model] = {"stat": self._log_stat(model), "mark": logtail.mark_at(fd, end).to_json()}
+        finally:
+            os.close(fd)
+        self._save_stamps(stamps)
 
 
 @dataclass
