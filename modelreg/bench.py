@@ -543,13 +543,20 @@ def measure_writes(workdir: Path, sizes: list[int], runs: int, reuse: bool) -> d
     table: dict[str, dict[str, Any]] = {}
     for w in WRITES:
         row: dict[str, Any] = {}
-        base_t = statistics.median(x["seconds"] for x in samples[w][WRITE_BASE])
-        base_m = statistics.median(x["peak_rss_mb"] for x in samples[w][WRITE_BASE])
+        base = samples[w][WRITE_BASE]
         for n in all_sizes:
-            t = statistics.median(x["seconds"] for x in samples[w][n])
-            mem = statistics.median(x["peak_rss_mb"] for x in samples[w][n])
-            row[str(n)] = {"seconds": t, "peak_rss_mb": mem, "time_ratio": t / base_t, "rss_ratio": mem / base_m,
-                           "first_round_seconds": warmup[w][n]["seconds"]}
+            xs = samples[w][n]
+
+            def paired(key: str) -> float:  # each round's ratio to the baseline run next to it: load drifts cancel
+                return statistics.median(x[key] / b[key] for x, b in zip(xs, base))
+
+            row[str(n)] = {
+                "seconds": statistics.median(x["seconds"] for x in xs),
+                "cpu_seconds": statistics.median(x["cpu_seconds"] for x in xs),
+                "peak_rss_mb": statistics.median(x["peak_rss_mb"] for x in xs),
+                "time_ratio": paired("seconds"), "cpu_ratio": paired("cpu_seconds"), "rss_ratio": paired("peak_rss_mb"),
+                "first_round_seconds": warmup[w][n]["seconds"], "samples": xs,
+            }
         table[w] = row
     res["writes"] = table
     print("library registration and snapshot figures...", file=sys.stderr, flush=True)
@@ -560,23 +567,24 @@ def measure_writes(workdir: Path, sizes: list[int], runs: int, reuse: bool) -> d
 
 def writes_report(w: dict[str, Any]) -> str:
     sizes = w["sizes"]
-    head = "".join(f"{n:>22,}" for n in sizes)
-    lines = [f"Writes on one model, CLI, fsync on: median of {w['runs']} interleaved fresh processes",
+    head = "".join(f"{n:>30,}" for n in sizes)
+    lines = [f"Writes on one model, CLI, fsync on: median of {w['runs']} interleaved fresh processes; ratios are",
+             "the median of each round's ratio to the 10-version run next to it (wall time, CPU time, peak RSS)",
              f"  {'versions':<20}{head}"]
     for name, row in w["writes"].items():
         cells = "".join(f"{_fmt_s(row[str(n)]['seconds']):>9} {row[str(n)]['time_ratio']:>4.2f}x"
-                        f" {row[str(n)]['peak_rss_mb']:>4.0f}MB" for n in sizes)
+                        f" cpu {row[str(n)]['cpu_ratio']:>4.2f}x {row[str(n)]['peak_rss_mb']:>4.0f}MB" for n in sizes)
         lines.append(f"  {name:<20}{cells}")
     lines.append(f"  {'fixture build':<20}" + "".join(
-        f"{w['build'][str(n)]['ms_per_version']:>15.2f} ms/ver" for n in sizes))
+        f"{w['build'][str(n)]['ms_per_version']:>23.2f} ms/ver" for n in sizes))
     lines.append(f"  {'register_manifest':<20}" + "".join(
-        f"{w['library_register_ms'][str(n)]:>15.2f} ms/ver" for n in sizes))
+        f"{w['library_register_ms'][str(n)]:>23.2f} ms/ver" for n in sizes))
     for key, label in (("warm", "snapshot check"), ("fold_whole_log", "fold whole log"), ("rebuild", "snapshot rebuild")):
         lines.append(f"  {label:<20}" + "".join(
-            f"{_fmt_s(w['snapshot'][str(n)][key]['seconds']):>12} {w['snapshot'][str(n)][key]['peak_rss_mb']:>5.0f}MB"
+            f"{_fmt_s(w['snapshot'][str(n)][key]['seconds']):>20} {w['snapshot'][str(n)][key]['peak_rss_mb']:>5.0f}MB"
             for n in sizes))
     lines.append(f"  {'snapshot / log size':<20}" + "".join(
-        f"{w['snapshot'][str(n)]['snapshot_bytes'] / 1e6:>9.1f}/{w['snapshot'][str(n)]['log_bytes'] / 1e6:.1f} MB"
+        f"{w['snapshot'][str(n)]['snapshot_bytes'] / 1e6:>17.1f}/{w['snapshot'][str(n)]['log_bytes'] / 1e6:>6.1f} MB"
         for n in sizes))
     return "\n".join(lines)
 
@@ -625,13 +633,14 @@ def _measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float
     code = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
             "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
             "dt = time.perf_counter() - t; "
-            "print(json.dumps({'rc': p.returncode, 's': dt, 'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
+            "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+            "print(json.dumps({'rc': p.returncode, 's': dt, 'rss': u.ru_maxrss, 'cpu': u.ru_utime + u.ru_stime,"
             " 'err': p.stderr.decode()[-300:]}))")
     out = subprocess.run([sys.executable, "-c", code, *cmd], cwd=cwd, env=env, capture_output=True, text=True, check=True)
     row = json.loads(out.stdout)
     if row["rc"] != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {row['rc']}: {row['err']}")
-    return {"seconds": row["s"], "peak_rss_mb": row["rss"] * 1024 / 1e6}
+    return {"seconds": row["s"], "peak_rss_mb": row["rss"] * 1024 / 1e6, "cpu_seconds": row["cpu"]}
 
 
 def measure_tree(workdir: Path, files: int, total: int) -> dict[str, Any]:

@@ -143,3 +143,30 @@ def test_writes_after_the_snapshot_is_deleted_or_made_stale(big: Registry, proje
     assert cli("archive", "m@1.0.3", "--undo")[0] == 0
     assert cli("promote", "m@1.0.3", "staging")[0] == 0
     assert cli("fsck")[0] == 0
+
+
+def test_case_collisions_are_found_by_lookups_and_by_fsck(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    from modelreg import manifest
+
+    assert cli("register", "m", "1.0.0-RC1")[0] == 0
+    # another clone registered 1.0.0-Rc2 and was pulled: its entry, object and log line arrive
+    other = project.parent / "other"
+    shutil.copytree(project, other)
+    clone = Registry(other / ".modelreg")
+    clone.register("m", "1.0.0-Rc2", actor="other")
+    regdir = project / ".modelreg"
+    for rel in ("versions/m/1.0.0-Rc2", "logs/m.jsonl"):
+        shutil.copy(other / ".modelreg" / rel, regdir / rel)
+    digest = clone.refs.read_version("m", "1.0.0-Rc2")
+    obj = clone.objects.path(digest)
+    (regdir / obj.relative_to(other / ".modelreg")).parent.mkdir(exist_ok=True)
+    shutil.copy(obj, regdir / obj.relative_to(other / ".modelreg"))
+    for v, other_v in (("1.0.0-rc1", "1.0.0-RC1"), ("1.0.0-RC2", "1.0.0-Rc2"), ("1.0.0-rc2", "1.0.0-Rc2")):
+        code, _, err = cli("register", "m", v)
+        assert code == 4 and f"differs only by case from the existing version {other_v!r}" in err, (v, err)
+    # a case twin that arrived without the log noticing (written by hand): fsck names it
+    reg = Registry(regdir)
+    twin = manifest.to_bytes(manifest.validate({"name": "m", "version": "1.0.0-rc1"}))
+    (regdir / "versions" / "m" / "1.0.0-rc1").write_text(reg.objects.put(twin) + "\n")
+    code, out, _ = cli("fsck")
+    assert code == 6 and "differs only by case from version '1.0.0-RC1'" in out

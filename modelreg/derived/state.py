@@ -9,6 +9,7 @@ million versions. Reads that need every version (``ls``, search) take ``versions
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from ..registry import Registry
     from .snapshot import Snapshot
 
+_log = logging.getLogger("modelreg.derived")  # a snapshot that cannot be used is only a debug message
+
 def state_of(reg: Registry, model: str) -> ModelState | SnapshotState:
     """The state of ``model`` (a validated name): its snapshot brought up to date with the log, or,
     if the snapshot cannot be used (cache directory unwritable, SQLite missing, a file in the way),
@@ -34,6 +37,7 @@ def state_of(reg: Registry, model: str) -> ModelState | SnapshotState:
                 snap.sync(fd)
                 return SnapshotState(snap, reg, model)
             except Exception:  # noqa: BLE001 - derived data: any failure only costs the full fold below
+                _log.debug("snapshot of %s not used; folding the whole log", model, exc_info=True)
                 _forget(reg, model)
     finally:
         if fd is not None:
@@ -55,6 +59,7 @@ def refresh(reg: Registry, model: str) -> None:
             try:
                 snap.sync(fd)
             except Exception:  # noqa: BLE001
+                _log.debug("snapshot of %s not brought up to date", model, exc_info=True)
                 _forget(reg, model)
     finally:
         if fd is not None:
@@ -80,6 +85,7 @@ def _snapshot(reg: Registry, model: str) -> Snapshot | None:
         if cachedir.ensure_dir(path.parent):
             snap = Snapshot(path, model)
     except Exception:  # noqa: BLE001 - no sqlite3, unreadable or locked file: fold the log instead
+        _log.debug("no snapshot of %s", model, exc_info=True)
         snap = None
     cache[model] = snap
     return snap
@@ -109,6 +115,8 @@ class _Versions(Mapping[str, VersionState]):
         return self._all
 
     def get(self, version: str, default: Any = None) -> Any:  # type: ignore[override]
+        if self._all is None and len(self._one) >= 64:  # a reader going through many: one pass is cheaper
+            self._load()
         if self._all is not None:
             return self._all.get(version, default)
         if version not in self._one:
@@ -152,6 +160,8 @@ class SnapshotState:
 
     def order(self, names: list[str]) -> list[str]:
         """``names`` ordered by registration time; versions the log does not know come first, by name."""
+        if len(names) > 64:  # a listing: the reader goes on to look at each version
+            self.versions._load()
         if self.versions._all is not None:
             times = {v: st.registered_at for v, st in self.versions._all.items()}
         else:
