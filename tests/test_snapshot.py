@@ -56,7 +56,8 @@ class LogBuilder:
         import datetime as dt
 
         stamp = dt.datetime.fromtimestamp(secs, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{frac // 1000:06d}Z"
-        return stamp, f"{ns:016x}{self.rnd.randrange(16**8):08x}"
+        eid = f"{ns:016x}{self.rnd.randrange(16**8):08x}"
+        return stamp, eid[:-1] if self.rnd.random() < 0.05 else eid  # an odd-length id, as a hand-made line may have
 
     def event(self) -> dict:
         r = self.rnd

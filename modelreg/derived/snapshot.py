@@ -45,17 +45,17 @@ from ..log import Event
 from ..state import ANNOTATIONS, VersionState, apply_version_event
 from . import logtail
 
-SCHEMA = 1  # PRAGMA user_version; a file with another value is emptied and folded again
+SCHEMA = 2  # PRAGMA user_version; a file with another value is emptied and folded again
 BUSY_SECONDS = 30.0  # waiting for another process folding the same model
 BATCH = 5000  # rows per executemany while folding a whole log
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta(one INTEGER PRIMARY KEY CHECK (one = 1), model TEXT NOT NULL, boot TEXT NOT NULL,
   off INTEGER NOT NULL, head TEXT NOT NULL, tail TEXT NOT NULL, cyclic INTEGER NOT NULL, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS ids(id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ids(id PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dangling(id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS versions(version TEXT PRIMARY KEY, reg_time TEXT, reg_id TEXT, reg_actor TEXT,
-  reg_to TEXT, archived INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+  reg_to BLOB, archived INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS versions_latest ON versions(reg_time, version) WHERE archived = 0 AND reg_time IS NOT NULL;
 CREATE TABLE IF NOT EXISTS vevents(version TEXT, time TEXT, id TEXT, action TEXT, line TEXT,
   PRIMARY KEY (version, time, id)) WITHOUT ROWID;
@@ -85,6 +85,20 @@ def boot_id() -> str:
 def path_for(cache: Path, model: str) -> Path:
     """The snapshot file of ``model`` (a validated name) in a registry's cache directory."""
     return cache / "state" / f"{model}.sqlite"
+
+
+def _key(event_id: str) -> bytes | str:
+    """An event id as stored in ``ids``: an even-length id (all modelreg writes) as its bytes, half the
+    size; an odd-length one as text (SQLite never finds a text value equal to a blob)."""
+    return bytes.fromhex(event_id) if len(event_id) % 2 == 0 else event_id
+
+
+def _blob(digest: str | None) -> bytes | None:
+    return None if digest is None else bytes.fromhex(digest[7:])
+
+
+def _digest(blob: bytes | None) -> str | None:
+    return None if blob is None else "sha256:" + blob.hex()
 
 
 def _line(e: Event) -> str:
@@ -214,7 +228,7 @@ class Snapshot:
         self._write_meta(fd, end, seq, cyclic=False)
 
     def _known(self, event_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM ids WHERE id = ?", (event_id,)).fetchone() is not None
+        return self.db.execute("SELECT 1 FROM ids WHERE id = ?", (_key(event_id),)).fetchone() is not None
 
     def _settle(self, dirty: Iterable[str]) -> None:
         """Recompute the archived flag of versions that got an archive or unarchive event."""
@@ -369,16 +383,16 @@ class _Fold:
         batch, self.batch = self.batch, []
         if not batch:
             return
-        first: dict[str, Event] = {}
+        first: dict[bytes | str, Event] = {}
         for e in batch:
-            first.setdefault(e.id, e)
-        old: set[str] = set()
+            first.setdefault(_key(e.id), e)
+        old: set[bytes | str] = set()
         keys = list(first)
         for i in range(0, len(keys), 500):
             part = keys[i:i + 500]
             old.update(r[0] for r in self.db.execute(f"SELECT id FROM ids WHERE id IN ({','.join('?' * len(part))})", part))
-        fresh = [e for i, e in first.items() if i not in old]
-        self.db.executemany("INSERT INTO ids VALUES (?)", ((e.id,) for e in fresh))
+        fresh = [e for k, e in first.items() if k not in old]
+        self.db.executemany("INSERT INTO ids VALUES (?)", ((_key(e.id),) for e in fresh))
         registers, vevents, folded = [], [], []
         for e in fresh:
             if e.action in MOVES:
@@ -386,7 +400,7 @@ class _Fold:
             elif e.version is None:
                 continue
             elif e.action == "register":
-                registers.append((e.version, e.time, e.id, e.actor, e.to))
+                registers.append((e.version, e.time, e.id, e.actor, _blob(e.to)))
                 if e.version != e.version.lower():
                     folded.append((e.version.lower(), e.version))
             elif e.action in ANNOTATIONS:
@@ -406,10 +420,10 @@ class _Fold:
             self.db.executemany("INSERT OR IGNORE INTO vevents VALUES (?, ?, ?, ?, ?)", vevents)
 
 
-def _registered(v: str, row: tuple[str | None, str | None, str | None]) -> VersionState:
+def _registered(v: str, row: tuple[str | None, str | None, bytes | None]) -> VersionState:
     st = VersionState(v)
     if row[0] is not None:
-        st.registered_at, st.registered_by, st.digest = row
+        st.registered_at, st.registered_by, st.digest = row[0], row[1], _digest(row[2])
     return st
 
 
