@@ -427,10 +427,22 @@ def _registered(v: str, row: tuple[str | None, str | None, bytes | None]) -> Ver
     return st
 
 
+def _siblings(path: Path) -> list[Path]:
+    return [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+
+
+def remove(path: Path) -> None:
+    """Delete a snapshot and SQLite's files beside it (links are removed, never followed)."""
+    for p in _siblings(path):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+
+
 def _check_files(path: Path) -> None:
     """The snapshot and SQLite's files beside it must be regular files (a link is removed, never followed)."""
-    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
-              path.with_name(path.name + "-journal")):
+    for p in _siblings(path):
         try:
             st = os.lstat(p)
         except FileNotFoundError:

@@ -36,9 +36,9 @@ def state_of(reg: Registry, model: str) -> ModelState | SnapshotState:
             try:
                 snap.sync(fd)
                 return SnapshotState(snap, reg, model)
-            except Exception:  # noqa: BLE001 - derived data: any failure only costs the full fold below
+            except Exception as exc:  # noqa: BLE001 - derived data: any failure only costs the full fold below
                 _log.debug("snapshot of %s not used; folding the whole log", model, exc_info=True)
-                _forget(reg, model)
+                _forget(reg, model, exc)
     finally:
         if fd is not None:
             os.close(fd)
@@ -58,9 +58,9 @@ def refresh(reg: Registry, model: str) -> None:
         if snap is not None:
             try:
                 snap.sync(fd)
-            except Exception:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001
                 _log.debug("snapshot of %s not brought up to date", model, exc_info=True)
-                _forget(reg, model)
+                _forget(reg, model, exc)
     finally:
         if fd is not None:
             os.close(fd)
@@ -78,26 +78,49 @@ def _snapshot(reg: Registry, model: str) -> Snapshot | None:
     if model in cache:
         return cache[model]
     snap = None
-    try:
-        from .snapshot import Snapshot, path_for
+    for attempt in (1, 2):
+        try:
+            from .snapshot import Snapshot, path_for
 
-        path = path_for(cachedir.cache_dir(reg.path), model)
-        if cachedir.ensure_dir(path.parent):
-            snap = Snapshot(path, model)
-    except Exception:  # noqa: BLE001 - no sqlite3, unreadable or locked file: fold the log instead
-        _log.debug("no snapshot of %s", model, exc_info=True)
-        snap = None
+            path = path_for(cachedir.cache_dir(reg.path), model)
+            if cachedir.ensure_dir(path.parent):
+                snap = Snapshot(path, model)
+            break
+        except Exception as exc:  # noqa: BLE001 - no sqlite3, unreadable or locked file: fold the log instead
+            _log.debug("no snapshot of %s", model, exc_info=True)
+            if attempt == 2 or not _damaged(exc):
+                break
+            _remove(reg, model)  # garbage where the snapshot should be: start a new one
     cache[model] = snap
     return snap
 
 
-def _forget(reg: Registry, model: str) -> None:
-    snap = reg.__dict__.get("_snapshots", {}).pop(model, None)
+def _damaged(exc: BaseException) -> bool:
+    """True for SQLite's "not a database" and "malformed" (not for a busy or read-only file)."""
+    import sqlite3
+
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
+def _remove(reg: Registry, model: str) -> None:
+    from .snapshot import path_for, remove
+
+    try:
+        remove(path_for(cachedir.cache_dir(reg.path), model))
+    except OSError:
+        pass
+
+
+def _forget(reg: Registry, model: str, exc: BaseException | None = None) -> None:
+    """Stop using ``model``'s snapshot in this process (removing the file if SQLite found it damaged)."""
+    snap = reg.__dict__.setdefault("_snapshots", {}).pop(model, None)
     if snap is not None:
         try:
             snap.close()
         except Exception:  # noqa: BLE001
             pass
+    if exc is not None and _damaged(exc):
+        _remove(reg, model)
     reg.__dict__["_snapshots"][model] = None  # not again in this process
 
 
