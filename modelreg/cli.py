@@ -381,7 +381,7 @@ def register_cmd(
     for d in result.duplicates:
         warn(f"same params fingerprint as {d.name}@{d.version} ({d.digest[:19]})")
     if result.more_duplicates:
-        warn("more versions have the same params fingerprint (the ten most recently registered are named)")
+        warn("more versions have the same params fingerprint (of each model the five most recently registered are named)")
     if as_json:
         emit_json(result.to_dict())
         return

@@ -590,7 +590,7 @@ class FingerprintIndex:
 
     def lookup(self, fp: str) -> list[tuple[str, str, str]]:
         """(digest, name, version) of versions whose params have fingerprint ``fp``: of each model
-        the most recently registered (at most SHOWN + 2), sorted by name and version.
+        (in name order) the most recently registered, newest first, at most SHOWN + 2.
 
         Each line read from the index is checked against the registry (a well-formed line
         whose version entry holds that digest); anything else is ignored.
@@ -601,7 +601,7 @@ class FingerprintIndex:
             cachedir.clear(self.dir)
             models = self.refresh()
             found = self._read(models, fp) or []
-        return sorted(found, key=lambda t: (t[1], t[2]))
+        return found
 
     def _read(self, models: list[str], fp: str) -> list[tuple[str, str, str]] | None:
         out: list[tuple[str, str, str]] = []
@@ -725,10 +725,11 @@ def check_registration(
         index = FingerprintIndex(reg)
         found = [Resolved(n, v, d) for d, n, v in index.lookup(fp) if not (n == name and v == version)]
         shown: list[Resolved] = []
-        for r in found:  # at most SHOWN of each model
+        for r in found:  # of each model the SHOWN most recently registered
             if sum(1 for x in shown if x.name == r.name) < index.SHOWN:
                 shown.append(r)
-        out.duplicates, out.more = shown, len(shown) < len(found)
+        out.duplicates = sorted(shown, key=lambda r: (r.name, r.version))
+        out.more = len(shown) < len(found)
         # --strict refuses a new version only: re-registering an existing one is identical (exit 0)
         # or a conflict with its own content (exit 4), decided under the lock by register_manifest.
         if out.duplicates and strict and reg.refs.read_version(name, version) is None:

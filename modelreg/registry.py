@@ -126,7 +126,8 @@ class RegisterResult:
     version: Resolved
     created: bool
     event: Event | None
-    # other versions with the same params fingerprint: the most recently registered ten, and whether there are more
+    # other versions with the same params fingerprint (of each model the five most recently registered),
+    # and whether there are more
     duplicates: list[Resolved] = field(default_factory=list)
     more_duplicates: bool = False
 
@@ -335,8 +336,10 @@ class Registry:
                     where = f" ({exc.filename})" if exc.filename else ""
                     raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
         finally:
-            self._catch_up()
-            self._deliver()
+            try:
+                self._catch_up()
+            finally:
+                self._deliver()
 
     def _record(self, event: Event, signer: Any = None) -> Event:
         if signer is not None:
@@ -355,6 +358,13 @@ class Registry:
 
             for model in sorted(models):
                 refresh(self, model)
+
+    def _warm(self, model: str) -> None:
+        """Bring ``model``'s snapshot up to date before taking its lock: a snapshot that has to be folded
+        again from the whole log (deleted, or the log merged) is folded while other writers can still write."""
+        from .derived.state import refresh
+
+        refresh(self, model)
 
     def _deliver(self) -> None:
         """Hand the events written under the lock (now durable) to the user's hooks (:mod:`modelreg.hooks`)."""
@@ -849,7 +859,7 @@ class Registry:
         if existing is not None:  # version entries never change: no lock needed (a read-only clone works)
             return self._same_or_conflict(m, existing, data)
         who = resolve_actor(actor)
-        self.model_state(name)  # a snapshot folded again from scratch is folded before the lock, not under it
+        self._warm(name)
         with self._locked(name):
             existing = self.refs.read_version(name, version)
             if existing is not None:
@@ -987,7 +997,7 @@ class Registry:
         want_d = self._expected(target.name, expect_staging, "--expect-staging")
         who = resolve_actor(actor)
         signer = self._signer(sign)
-        self.model_state(target.name)  # a snapshot folded again from scratch is folded before the lock
+        self._warm(target.name)
         with self._locked(target.name):
             sides = self.refs.conflict_sides(target.name, stage) if force else None
             if sides is not None:
@@ -1198,7 +1208,7 @@ class Registry:
         want = self._expected(name, expect)
         who = resolve_actor(actor)
         signer = self._signer(sign)
-        self.model_state(name)  # a snapshot folded again from scratch is folded before the lock
+        self._warm(name)
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
             self._expect_holds(name, stage, current, want)
@@ -1259,7 +1269,7 @@ class Registry:
         want = self._expected(name, expect)
         who = resolve_actor(actor)
         signer = self._signer(sign)
-        self.model_state(name)  # a snapshot folded again from scratch is folded before the lock
+        self._warm(name)
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
             self._expect_holds(name, stage, current, want)
@@ -1283,14 +1293,14 @@ class Registry:
         """
         target = self.resolve(ref)
         who = resolve_actor(actor)
-        self.model_state(target.name)  # a snapshot folded again from scratch is folded before the lock
+        self._warm(target.name)
         with self._locked(target.name):
             events = self._archive_locked(target, who, reason, force, undo)
         return events[-1] if events and events[-1].action in ("archive", "unarchive") else None
 
     def _promote_archived(self, target: Resolved, reason: str | None, who: str, signer: Any = None) -> Move:
         """``promote NAME@VERSION archived``: clear every stage it holds, archive it, one locked step."""
-        self.model_state(target.name)  # a snapshot folded again from scratch is folded before the lock
+        self._warm(target.name)
         with self._locked(target.name):
             events = self._archive_locked(target, who, reason, False, False, clear=True, signer=signer)
         return Move(target.name, "archived", None, target, bool(events), events)

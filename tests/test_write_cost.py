@@ -170,3 +170,15 @@ def test_case_collisions_are_found_by_lookups_and_by_fsck(project: Path, cli) ->
     (regdir / "versions" / "m" / "1.0.0-rc1").write_text(reg.objects.put(twin) + "\n")
     code, out, _ = cli("fsck")
     assert code == 6 and "differs only by case from version '1.0.0-RC1'" in out
+
+
+def test_many_versions_with_the_same_params_name_five_and_say_there_are_more(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    for i in range(7):
+        assert cli("register", "m", f"1.{i}", "-p", "lr=0.1", "-q")[0] == 0
+    code, out, err = cli("register", "m", "2.0", "-p", "lr=0.1", "--json")
+    got = json.loads(out)
+    assert code == 0 and got["more_duplicates"] is True
+    assert [d["version"] for d in got["duplicates"]] == ["1.2", "1.3", "1.4", "1.5", "1.6"]  # the newest five
+    assert err.count("same params fingerprint as") == 5 and "more versions have the same params" in err
+    code, out, err = cli("register", "m", "3.0", "-p", "lr=0.2", "--json")
+    assert json.loads(out)["more_duplicates"] is False and json.loads(out)["duplicates"] == []
