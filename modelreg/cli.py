@@ -98,10 +98,10 @@ def _main(
     _state["registry"] = registry
 
 
-def open_registry() -> Any:
+def open_registry(allow_git: tuple[str, ...] = ()) -> Any:
     from .registry import Registry
 
-    return Registry.open(_state["registry"])
+    return Registry.open(_state["registry"], allow_git=allow_git)
 
 
 def _progress_factory() -> Any:
@@ -272,7 +272,7 @@ def promote_cmd(
     """Point STAGE of the model at a version (compare-and-swap with --expect), if the policy's gates pass."""
     from .errors import PolicyRefused
 
-    reg = open_registry()
+    reg = open_registry(allow_git=("merge",) if force else ())  # --force may pick a side of a merge conflict
     try:
         cas = {} if expect is None else {"expect": expect}
         move = reg.promote(ref, stage, reason=reason, actor=actor, force=force, **cas)
@@ -538,7 +538,7 @@ def fsck_cmd(
         emit_json(report.to_dict())
     else:
         for p in report.problems:
-            typer.echo(f"{p.severity}: {p.path}: {p.message}")
+            typer.echo(f"{p.severity}: {p.path}: {p.message}" + (f" [repair: {p.repair}]" if p.repair else ""))
         c = report.counts
         note(
             f"checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
@@ -796,31 +796,52 @@ def stats_cmd(as_json: JsonOpt = False) -> None:
 
 @command("sync")
 def sync_cmd(
-    push: Annotated[bool, typer.Option("--push", help="Push; on rejection fetch + rebase and retry.")] = False,
+    push: Annotated[bool, typer.Option("--push", help="Push; on rejection fetch, rebase and retry until --timeout.")] = False,
     remote: Annotated[str, typer.Option("--remote", help="Remote to push to.")] = "origin",
     branch: Annotated[str | None, typer.Option("--branch", help="Remote branch (default: the current one).")] = None,
-    attempts: Annotated[int, typer.Option("--attempts", min=1, help="Push attempts in all.")] = 5,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, help="Seconds to keep retrying while other clones push first "
+                                                     "(then exit 9).")
+    ] = 300.0,
+    attempts: Annotated[
+        int | None, typer.Option("--attempts", min=1, help="Deprecated (use --timeout): also stop after N pushes.")
+    ] = None,
     message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Commit the changes under .modelreg/ (only there); with --push, push with fetch-rebase-retry.
 
-    Without --push nothing touches the network. A stage moved on both sides conflicts:
-    the rebase is aborted and the command exits 4 naming the stage.
+    Without --push nothing touches the network. Exit 4: a stage (or version) moved both here
+    and on the remote, nothing pushed. Exit 9: the remote kept moving until --timeout ran out,
+    nothing in conflict, the commit is kept locally. Exit 8: a rebase/merge is in progress or
+    a stale git lock blocks the work tree.
     """
     from .gitops import sync
 
-    result = sync(open_registry(), push=push, remote=remote, branch=branch, attempts=attempts, message=message)
+    if attempts is not None:
+        note("modelreg: warning: --attempts is deprecated: sync --push now retries until --timeout "
+             "(default 300 s); --attempts still caps the number of pushes")
+    try:
+        result = sync(open_registry(allow_git=("merge", "sync")), push=push, remote=remote, branch=branch,
+                      timeout=timeout, attempts=attempts, message=message)
+    except ModelregError as exc:
+        if as_json:
+            emit_json({"error": {"code": exc.exit_code, "message": exc.message}, **getattr(exc, "result", {})})
+            typer.echo(f"modelreg: error: {exc.message}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        raise
     if as_json:
         emit_json(result.to_dict())
         return
+    if result.resumed:
+        note("Finished moving the work tree for an interrupted sync")
     if result.committed:
         note(f"Committed {result.committed[:12]}: {result.message}")
     else:
         note("Nothing to commit in the registry")
     if result.pushed:
         extra = f" after {result.rebases} rebase(s)" if result.rebases else ""
-        note(f"Pushed to {result.remote}/{result.branch}{extra}")
+        note(f"Pushed {result.pushed_commit[:12]} to {result.remote}/{result.branch}{extra}")
 
 
 @command("git-setup")

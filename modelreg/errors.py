@@ -2,7 +2,9 @@
 
 Exit codes (documented in README.md):
   0 success, 1 other error, 2 usage error, 3 not found, 4 conflict,
-  5 refused by policy, 6 integrity failure, 7 storage unreachable.
+  5 refused by policy, 6 integrity failure, 7 storage unreachable,
+  8 the git work tree blocks the command (rebase/merge in progress, stale git lock,
+  interrupted sync), 9 push contention (the remote kept moving until the time budget ran out).
 """
 
 from __future__ import annotations
@@ -65,3 +67,15 @@ class Unreachable(ModelregError):
     """A storage backend could not be reached (connection refused, TLS failure, timeout)."""
 
     exit_code = 7
+
+
+class WorkTreeBlocked(ModelregError):
+    """The git work tree holding the registry is mid-rebase/merge/cherry-pick, mid-sync, or has a stale git lock."""
+
+    exit_code = 8
+
+
+class PushContention(ModelregError):
+    """``sync --push`` ran out of time (or attempts) while other clones kept moving the remote branch."""
+
+    exit_code = 9

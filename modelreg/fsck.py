@@ -2,13 +2,22 @@
 
 Errors make ``modelreg fsck`` exit 6. Warnings name states an interrupted write can leave
 (a ref move or registration whose event line was not written, a stale temp file); they do
-not make the registry invalid, and ``--repair`` settles them.
+not make the registry invalid, and ``--repair`` settles them. Every problem that ``--repair``
+can settle names the repair (``Problem.repair``).
+
+Repairs race nothing: each takes the model's lock, re-reads what it judged under it, and
+acts only if the problem is still there. A log is rewritten only to set aside the lines
+judged unreadable (to ``lost-found/``); every other line is kept byte for byte, including
+lines appended after the check.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +33,22 @@ from .state import ANNOTATIONS, fold
 STALE_TMP_SECONDS = 60.0
 
 
+# What --repair does about each kind of problem it can settle (Problem.repair).
+REPAIR_TMP = "fsck --repair deletes it once it is older than 60 s"
+REPAIR_LINES = "fsck --repair moves the line to lost-found/ and keeps every other line"
+REPAIR_REGISTER = "fsck --repair logs a register event for it (actor modelreg-fsck)"
+REPAIR_RECONCILE = "fsck --repair logs a reconcile event recording what the stage holds (actor modelreg-fsck)"
+
+
 @dataclass(frozen=True)
 class Problem:
     severity: str  # "error" | "warning"
     path: str
     message: str
+    repair: str | None = None  # what fsck --repair does about it; None: nothing automatic
 
-    def to_dict(self) -> dict[str, str]:
-        return {"severity": self.severity, "path": self.path, "message": self.message}
+    def to_dict(self) -> dict[str, str | None]:
+        return {"severity": self.severity, "path": self.path, "message": self.message, "repair": self.repair}
 
 
 @dataclass
@@ -77,11 +94,11 @@ class _Checker:
         except ValueError:
             return str(p)
 
-    def error(self, p: Path, msg: str) -> None:
-        self.report.problems.append(Problem("error", self.rel(p), msg))
+    def error(self, p: Path, msg: str, repair: str | None = None) -> None:
+        self.report.problems.append(Problem("error", self.rel(p), msg, repair))
 
-    def warn(self, p: Path, msg: str) -> None:
-        self.report.problems.append(Problem("warning", self.rel(p), msg))
+    def warn(self, p: Path, msg: str, repair: str | None = None) -> None:
+        self.report.problems.append(Problem("warning", self.rel(p), msg, repair))
 
     # ------------------------------------------------------------------
     def run(self) -> Report:
@@ -119,12 +136,30 @@ class _Checker:
                     if name in dirnames:
                         dirnames.remove(name)
                 elif name.startswith(fileio.TMP_PREFIX):
-                    age = now - p.lstat().st_mtime
-                    if self.repair and age > STALE_TMP_SECONDS:
-                        p.unlink()
-                        self.report.repaired.append(f"removed stale temp file {self.rel(p)}")
-                    else:
-                        self.warn(p, "temporary file left by an interrupted write (safe to delete)")
+                    if not (self.repair and self._remove_tmp(p, now)):
+                        self.warn(p, "temporary file left by an interrupted write (safe to delete)", REPAIR_TMP)
+
+    def _remove_tmp(self, p: Path, now: float) -> bool:
+        """Delete a stale temp file, under the lock of the model it belongs to when that is known."""
+        model = self._model_of(p)
+        with self.reg._locked(model) if model else _nothing():
+            try:
+                if now - p.lstat().st_mtime <= STALE_TMP_SECONDS:
+                    return False
+                p.unlink()
+            except FileNotFoundError:
+                return True
+        self.report.repaired.append(f"removed stale temp file {self.rel(p)}")
+        return True
+
+    def _model_of(self, p: Path) -> str | None:
+        parts = self.rel(p).split("/")
+        if len(parts) == 3 and parts[0] in ("refs", "versions") and _ok(check_model, parts[1]):
+            return parts[1]
+        if len(parts) == 2 and parts[0] == "logs":
+            name = parts[1][len(fileio.TMP_PREFIX):].split("-", 1)[-1].removesuffix(log.LOG_SUFFIX)
+            return name if _ok(check_model, name) else None
+        return None
 
     def check_objects(self) -> None:
         objects = self.root / "objects"
@@ -224,21 +259,43 @@ class _Checker:
             self.report.counts["events"] += len(events)
             for b in bad:
                 kind = "torn last line (interrupted append)" if b.last else "unreadable line"
-                self.error(path, f"line {b.lineno}: {kind}: {b.problem}")
+                self.error(path, f"line {b.lineno}: {kind}: {b.problem}", REPAIR_LINES)
             for e in events:
                 if e.model != model:
                     self.error(path, f"event {e.id} is about model {e.model!r}")
             if bad and self.repair:
-                self._drop_bad_lines(path, events, bad)
+                self._drop_bad_lines(model, path, bad)
             self._consistency(model, path, events, versions.get(model, {}), refs.get(model, {}))
 
-    def _drop_bad_lines(self, path: Path, events: list[Event], bad: list[Any]) -> None:
-        lost = self.root / "lost-found"
-        fileio.makedirs(lost)
-        fileio.atomic_write(lost / f"{path.name}.{int(time.time())}", "".join(b.text + "\n" for b in bad).encode())
-        fileio.atomic_write(path, b"".join(e.line() for e in events))
-        self.report.repaired.append(f"moved {len(bad)} unreadable line(s) of {self.rel(path)} to lost-found/")
-        self.report.problems = [p for p in self.report.problems if p.path != self.rel(path)]
+    def _drop_bad_lines(self, model: str, path: Path, bad: list[Any]) -> None:
+        """Under the model's lock, re-read the log and set aside the lines judged unreadable, keeping every other."""
+        judged = Counter(b.text for b in bad)
+        with self.reg._locked(model):
+            try:
+                data = fileio.read_file(path)
+            except FileNotFoundError:
+                return
+            lines = data.split(b"\n")
+            if lines and lines[-1] == b"":
+                lines.pop()
+            keep, dropped = [], []
+            for raw in lines:
+                text = raw[:200].decode("utf-8", "replace")
+                if raw.strip() and judged[text] and _unreadable(raw):
+                    judged[text] -= 1
+                    dropped.append(raw)
+                else:
+                    keep.append(raw)
+            if not dropped:
+                return
+            lost = self.root / "lost-found"
+            fileio.makedirs(lost)
+            fileio.atomic_write(lost / f"{path.name}.{time.time_ns()}", b"".join(r + b"\n" for r in dropped))
+            fileio.atomic_write(path, b"".join(r + b"\n" for r in keep))
+        self.report.repaired.append(f"moved {len(dropped)} unreadable line(s) of {self.rel(path)} to lost-found/")
+        if not sum(judged.values()):
+            rel = self.rel(path)
+            self.report.problems = [p for p in self.report.problems if not (p.path == rel and p.repair == REPAIR_LINES)]
 
     def _consistency(
         self, model: str, path: Path, events: list[Event], versions: dict[str, str], refs: dict[str, str]
@@ -247,14 +304,17 @@ class _Checker:
         for version, digest in versions.items():
             st = state.versions.get(version)
             if st is None or st.registered_at is None:
-                if self.repair:
-                    self._append(Event("register", model, "modelreg-fsck", version=version, to=digest,
-                                       reason="recorded by fsck --repair after an interrupted registration"))
-                else:
-                    self.warn(path, f"{model}@{version} has no register event (interrupted registration?)")
+                if not (self.repair and self._repair_register(model, version)):
+                    self.warn(path, f"{model}@{version} has no register event (interrupted registration?)",
+                              REPAIR_REGISTER)
         for e in events:
             if e.action == "register" and e.version and e.version not in versions:
                 self.error(path, f"event {e.id} registers {model}@{e.version}, which has no version entry")
+            elif e.action == "register" and e.version and e.to and e.to != versions[e.version]:
+                self.warn(path, f"register event {e.id} recorded {model}@{e.version} as {e.to[:19]}, but the version "
+                                f"entry holds {versions[e.version][:19]}: no version entry has that digest (the other "
+                                "side of a merge conflict was kept?); register that content again under a new version "
+                                "if it is still wanted")
             elif e.action in ANNOTATIONS:
                 if not e.version or e.version not in versions:
                     self.error(path, f"{e.action} event {e.id} is about {model}@{e.version}, which does not exist")
@@ -265,22 +325,41 @@ class _Checker:
             moves = state.stage_events(stage)
             last = moves[-1].to if moves else None
             if last != digest:
-                if self.repair:
-                    self._append(Event("reconcile", model, "modelreg-fsck", stage=stage, from_=last, to=digest,
-                                       version=self._version_of(digest),
-                                       reason="recorded by fsck --repair: the ref moved without a logged event"))
-                else:
+                if not (self.repair and self._repair_reconcile(model, stage)):
                     self.warn(path, f"{model}@{stage} holds {digest[:19]} but the log last moved it to "
-                                    f"{(last or 'nothing')[:19]} (interrupted write or hand-resolved merge)")
+                                    f"{(last or 'nothing')[:19]} (interrupted write or hand-resolved merge)",
+                              REPAIR_RECONCILE)
+
+    def _repair_register(self, model: str, version: str) -> bool:
+        """Log a register event for a version entry without one, if that is still so under the lock."""
+        with self.reg._locked(model):
+            digest = self.reg.refs.read_version(model, version)
+            state = fold(log.read(self.reg.logs_dir, model)[0])
+            st = state.versions.get(version)
+            if digest is not None and (st is None or st.registered_at is None):
+                log.append(self.reg.logs_dir, Event(
+                    "register", model, "modelreg-fsck", version=version, to=digest,
+                    reason="recorded by fsck --repair after an interrupted registration"))
+                self.report.repaired.append(f"logged register of {model} {version}")
+        return True
+
+    def _repair_reconcile(self, model: str, stage: str) -> bool:
+        """Log a reconcile event for a stage whose ref and log disagree, if they still do under the lock."""
+        with self.reg._locked(model):
+            digest = self.reg.refs.read_stage(model, stage)
+            moves = fold(log.read(self.reg.logs_dir, model)[0]).stage_events(stage)
+            last = moves[-1].to if moves else None
+            if last != digest:
+                log.append(self.reg.logs_dir, Event(
+                    "reconcile", model, "modelreg-fsck", stage=stage, from_=last, to=digest,
+                    version=self._version_of(digest) if digest else None,
+                    reason="recorded by fsck --repair: the ref moved without a logged event"))
+                self.report.repaired.append(f"logged reconcile of {model} {stage}")
+        return True
 
     def _version_of(self, digest: str) -> str | None:
         m = self.manifests.get(digest)
         return m["version"] if m else None
-
-    def _append(self, event: Event) -> None:
-        with self.reg._locked(event.model):
-            log.append(self.reg.logs_dir, event)
-        self.report.repaired.append(f"logged {event.action} of {event.model} {event.version or event.stage}")
 
     def check_lineage(self) -> None:
         parents = {d: [p["digest"] for p in m.get("parents", [])] for d, m in self.manifests.items()}
@@ -344,6 +423,16 @@ class _Checker:
                     self.report.problems.append(Problem("warning", where, res.message))
                 elif not res.ok:
                     self.report.problems.append(Problem("error", where, f"{res.status}: {res.message}"))
+
+
+def _unreadable(raw: bytes) -> bool:
+    bad = log.parse(raw + b"\n")[1]
+    return bool(bad)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def _valid_name(digest: str) -> bool:

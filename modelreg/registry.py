@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config as config_mod
-from . import fileio, log, manifest
+from . import fileio, gitguard, log, manifest
 from .errors import StorageError, Conflict, IntegrityError, ModelregError, NotFound, PolicyRefused, UsageError
 from .log import Event
 from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
@@ -208,8 +208,15 @@ def find_registry(start: str | os.PathLike[str] | None = None) -> Path:
 class Registry:
     """A model registry stored in a ``.modelreg`` directory."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, allow_git: tuple[str, ...] = ()) -> None:
+        """Open the registry at ``path``.
+
+        Refuses (WorkTreeBlocked, exit 8) while the git work tree holding it is stopped in a
+        rebase, merge, cherry-pick or revert, or a ``modelreg sync`` was interrupted; ``allow_git``
+        names states the caller handles itself (``"merge"`` for the commands that conclude one).
+        """
         self.path = Path(path)
+        self.git_state = gitguard.check(self.path, allow_git)
         cfg = self.path / "config.yaml"
         try:
             data = fileio.read_file(cfg, 1 << 20)
@@ -239,9 +246,9 @@ class Registry:
         return cls(path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None) -> Registry:
+    def open(cls, path: str | os.PathLike[str] | None = None, *, allow_git: tuple[str, ...] = ()) -> Registry:
         """Open the registry at ``path`` or the one found from the environment and cwd."""
-        return cls(find_registry(path))
+        return cls(find_registry(path), allow_git=allow_git)
 
     @property
     def config(self) -> config_mod.Config:
@@ -631,6 +638,8 @@ class Registry:
             sides = self.refs.conflict_sides(target.name, stage) if force else None
             if sides is not None:
                 return self._resolve_conflict(target, stage, sides, want, reason, who)
+            if self.git_state is not None:  # opened during a merge only to pick a side of a conflicted ref
+                gitguard.check(self.path)
             current = self.refs.read_stage(target.name, stage)
             if want is not _UNSET and current != want:
                 raise Conflict(
