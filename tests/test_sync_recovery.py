@@ -115,10 +115,11 @@ def test_journal_left_after_head_moved_tells_what_to_do(git_env: Path, capsys, m
     def killed(*a, **k):  # type: ignore[no-untyped-def]
         raise _Killed()
 
+    real = gitmove.finish
     monkeypatch.setattr(gitmove, "finish", killed)  # every file moved, then killed before the index and HEAD
     with pytest.raises(_Killed):
         gitops.sync(Registry(two / ".modelreg"), push=True)
-    monkeypatch.undo()
+    monkeypatch.setattr(gitmove, "finish", real)
     git(two, "reset", "-q", "--hard", "origin/main")  # someone moved HEAD by hand meanwhile
     run = cli(capsys, two, "sync")
     assert run.code == 8 and "moved since a modelreg sync was interrupted" in run.err
