@@ -79,3 +79,26 @@ class PushContention(ModelregError):
     """``sync --push`` ran out of time (or attempts) while other clones kept moving the remote branch."""
 
     exit_code = 9
+
+
+def storage_error(exc: OSError) -> StorageError:
+    """An operating-system error (disk full, EIO, permission denied...) as a StorageError naming the file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    err = StorageError(f"registry I/O failed: {what}" + (f" ({where})" if where else ""))
+    err.__cause__ = exc
+    return err
+
+
+def os_errors(fn: Any) -> Any:
+    """Decorate a library entry point so that an OSError leaves it as a StorageError (exit 1), never raw."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            raise storage_error(exc) from exc
+
+    return wrapper

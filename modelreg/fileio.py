@@ -70,6 +70,8 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
+        if n <= 0:  # a full device may accept nothing without saying why
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         view = view[n:]
 
 
@@ -95,7 +97,11 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 def append_line(path: str | os.PathLike[str], line: bytes) -> None:
-    """Append one newline-terminated record to ``path`` in a single write, then fsync."""
+    """Append one newline-terminated record to ``path`` in a single write, then fsync.
+
+    If the write or the fsync fails (ENOSPC, a short write, EIO), the file is truncated back
+    to its size before the call, so it is exactly as it was, and the OSError names the file.
+    """
     if not line.endswith(b"\n") or b"\n" in line[:-1]:
         raise ValueError("append_line takes exactly one line ending in a newline")
     path = Path(path)
@@ -105,8 +111,18 @@ def append_line(path: str | os.PathLike[str], line: bytes) -> None:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             line = b"\n" + line  # fence off a torn last line left by a crash
-        _write_all(fd, line)
-        _fsync(fd)
+        try:
+            _write_all(fd, line)
+            _fsync(fd)
+        except BaseException as exc:
+            try:
+                os.ftruncate(fd, size)
+                _fsync(fd)
+            except OSError:
+                pass  # the torn tail is fenced off by the next append and reported by fsck
+            if isinstance(exc, OSError) and exc.filename is None:
+                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+            raise
     finally:
         os.close(fd)
     if created:

@@ -24,7 +24,7 @@ from typing import Any
 
 from . import config as config_mod
 from . import fileio, log, manifest
-from .errors import ModelregError
+from .errors import ModelregError, os_errors
 from .log import Event
 from .names import check_model, check_stage, check_version
 from .refs import REF_MAX, parse_ref_bytes
@@ -449,6 +449,7 @@ def _ok(check: Any, name: str) -> bool:
         return False
 
 
+@os_errors
 def fsck(reg: Any, repair: bool = False, *, artifacts: bool = False, compute_hash: bool = False) -> Report:
     """Check the whole registry; with ``repair``, settle what interrupted writes left behind.
 

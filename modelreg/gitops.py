@@ -30,6 +30,7 @@ from typing import Any
 from . import log, manifest
 from .errors import (
     Conflict, IntegrityError, ModelregError, NotFound, PushContention, Unreachable, UsageError, WorkTreeBlocked,
+    os_errors,
 )
 from .hashing import sha256_bytes
 from .names import check_stage, is_full_digest, parse_ref
@@ -267,6 +268,7 @@ def _changed_models(loc: Location) -> list[str]:
     return sorted(models)
 
 
+@os_errors
 def commit(reg: Any, message: str | None = None, *, loc: Location | None = None) -> tuple[str | None, str | None]:
     """Stage and commit the changes under the registry directory only; (sha, message) or (None, None).
 
@@ -378,6 +380,7 @@ def _wait_for_git_locks(loc: Location, git_dir: str, deadline: float) -> None:
         time.sleep(0.2)
 
 
+@os_errors
 def sync(
     reg: Any,
     *,
@@ -510,6 +513,7 @@ def _recheck(loc: Location, base: str, head: str, new: str, remote: str, branch:
     return checked
 
 
+@os_errors
 def promote_and_push(
     reg: Any,
     ref: str,
@@ -571,6 +575,7 @@ def _object_at(reg: Any, loc: Location, rev: str, digest: str) -> bytes:
     return data
 
 
+@os_errors
 def stage_diff(reg: Any, ref: str, rev: str) -> StageDiff:
     """Compare ``NAME@STAGE`` as it was at git revision ``rev`` with the work tree now."""
     from .registry import Resolved
@@ -619,6 +624,7 @@ class SetupResult:
         }
 
 
+@os_errors
 def setup(reg: Any, command: str = "modelreg") -> SetupResult:
     """Install the textconv driver in this clone's ``.git/config`` and its attributes in the registry.
 

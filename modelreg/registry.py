@@ -1010,6 +1010,24 @@ class Registry:
         return discovery.SearchIndex(self).reindex()
 
 
+def _wrap_os_errors(cls: type) -> None:
+    """Every public method (and construction) of ``cls`` raises StorageError instead of a raw OSError."""
+    from .errors import os_errors
+
+    for name, attr in list(vars(cls).items()):
+        if name.startswith("_") and name != "__init__":
+            continue
+        if isinstance(attr, classmethod):
+            setattr(cls, name, classmethod(os_errors(attr.__func__)))
+        elif isinstance(attr, property):
+            setattr(cls, name, property(os_errors(attr.fget), attr.fset, attr.fdel, attr.__doc__))
+        elif callable(attr) and not isinstance(attr, (staticmethod, type)):
+            setattr(cls, name, os_errors(attr))
+
+
+_wrap_os_errors(Registry)
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """Outcome of :meth:`Registry.verify`: one result per artifact (an ``artifacts.ArtifactResult``)."""
