@@ -78,9 +78,12 @@ class Figures:
     inputs_fuzzed: int = 0
     fuzz_exits: Counter = field(default_factory=Counter)
     losses: list[str] = field(default_factory=list)
+    on_loss: Any = None  # called with each loss as it is found (progress output)
 
     def lose(self, what: str) -> None:
         self.losses.append(what)
+        if self.on_loss is not None:
+            self.on_loss(what)
 
 
 class Progress:
@@ -168,6 +171,8 @@ def run_cli(argv: list[str]) -> tuple[int | None, str, str, BaseException | None
             cli_main(argv)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except KeyboardInterrupt:
+            raise  # the person running the torture, not a modelreg outcome
         except BaseException as exc:  # noqa: BLE001 - anything here would be a traceback for a user
             escaped = exc
     return code, out.getvalue(), err.getvalue(), escaped
@@ -287,7 +292,7 @@ def crash_loop(work: Path, kills: int, rnd: random.Random, fig: Figures, max_del
                     reg.promote(f"alpha@probe.{k}", "staging", actor="torture-parent")
             except (ModelregError, OSError) as exc:
                 fig.lose(f"crash loop kill {k}: next writer failed: {exc!r}")
-            if time.perf_counter() - t0 > 2:
+            if time.perf_counter() - t0 > 10:  # a lock left behind would have made it fail after 2 s
                 fig.lose(f"crash loop kill {k}: next writer took {time.perf_counter() - t0:.1f} s")
             if (k + 1) % every == 0 or k + 1 == kills:
                 progress.note(f"crash: {k + 1}/{kills} kills, {len(fig.losses)} losses "
@@ -610,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-torture-"))
     work.mkdir(parents=True, exist_ok=True)
     progress = Progress(args.quiet)
-    fig = Figures()
+    fig = Figures(on_loss=lambda what: progress.note(f"LOSS: {what}"))
     t0 = time.perf_counter()
     timings = {}
     saved_env = {k: os.environ.get(k) for k in ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_NOSYSTEM")}
