@@ -23,6 +23,8 @@ import random
 import re
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -408,7 +410,7 @@ def sync(
     """
     import math
 
-    from . import fileio, gitmove
+    from . import gitmove
 
     if attempts is not None and (isinstance(attempts, bool) or attempts < 1):
         raise UsageError("--attempts must be at least 1")
@@ -420,7 +422,7 @@ def sync(
     git_dir = _git_dir(loc)
     if push:
         branch = branch or current_branch(reg, loc=loc)  # before anything is committed
-    with fileio.lock(os.path.join(git_dir, "modelreg-sync.lock"), timeout=max(timeout, 1.0)):
+    with _sync_lock(loc, git_dir, timeout):
         state = _in_progress(loc)
         if state not in (None, "merge", "sync"):
             raise _blocked(loc, state)
@@ -482,6 +484,24 @@ def sync(
                 mine = replayed.mapping[mine]
             rebases += 1
             cycle = time.monotonic() - t0
+
+
+@contextmanager
+def _sync_lock(loc: Location, git_dir: str, timeout: float) -> Iterator[None]:
+    """One sync at a time per clone (a native lock in the git dir; the kernel drops it if sync is killed)."""
+    from . import fileio
+    from .gitguard import SYNC_LOCK
+
+    try:
+        lock = fileio.lock(os.path.join(git_dir, SYNC_LOCK), timeout=max(timeout, 1.0))
+        lock.__enter__()
+    except Conflict:
+        raise WorkTreeBlocked(f"another modelreg sync is running in {loc.top} and did not finish within "
+                              f"{max(timeout, 1.0):g} s: wait for it, then run this one again") from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def _conflict(loc: Location, remote: str, branch: str, paths: list[str], result: dict[str, Any]) -> SyncConflict:

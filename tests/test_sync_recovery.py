@@ -237,3 +237,20 @@ def test_move_carries_lines_appended_meanwhile_and_retries_when_a_ref_moved(git_
     assert git(two, "rev-parse", "HEAD").stdout.strip() == head and not (two / ".git/modelreg-sync.json").exists()
     run = cli(capsys, two, "sync", "--push", "--json")  # commits the promote; now a real conflict
     assert run.code == 4 and run.json()["conflict"]["stages"] == ["faq-bot@staging"], run.err
+
+
+def test_a_second_sync_in_the_same_clone_waits_then_says_so(git_env: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    bare, one, two = _setup(git_env, capsys)
+    lock = two / ".git" / "modelreg-sync.lock"
+    code = ("import sys, time, fcntl\n"
+            f"f = open({str(lock)!r}, 'a'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "print('held', flush=True); time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        run = cli(capsys, two, "sync", "--push", "--timeout", "1")
+        assert run.code == 8 and "another modelreg sync is running" in run.err, run.err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _ok(cli(capsys, two, "sync", "--push", "--json")).json()["pushed"]  # the kernel dropped the lock
