@@ -1,7 +1,10 @@
 """The ``modelreg`` command line: parse, call the library, render. No logic lives here.
 
 Data goes to stdout (human text, or JSON with ``--json``); messages and errors go to
-stderr as one line. Exit codes are those of :mod:`modelreg.errors`.
+stderr as one line. Exit codes are those of :mod:`modelreg.errors`. Every error, wherever it
+is raised (argument parsing, the environment, a command body), goes through one funnel
+(:func:`fail`): with ``--json`` it also prints ``{"error": {"code", "message", ...}}`` on
+stdout, so a command given ``--json`` prints exactly one JSON object on every outcome.
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ ActorOpt = Annotated[
     str | None, typer.Option("--actor", help="Who makes the change (default: MODELREG_ACTOR, CI user, git email).")
 ]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why: recorded in the event log.")]
+SignOpt = Annotated[
+    bool,
+    typer.Option("--sign", help="Sign the event with your SSH key (MODELREG_SIGNING_KEY or git's user.signingkey)."),
+]
 
-_state: dict[str, Any] = {"registry": None}
+_state: dict[str, Any] = {"registry": None, "json": False}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,6 +56,8 @@ def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Call
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*a: Any, **kw: Any) -> Any:
+            if kw.get("as_json"):
+                _state["json"] = True
             try:
                 return fn(*a, **kw)
             except ModelregError as exc:
@@ -63,12 +72,42 @@ def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Call
 
 
 def fail(exc: ModelregError) -> None:
-    """Print a one-line error (details only with MODELREG_TRACEBACK) and exit with its code."""
+    """The error funnel: a one-line error on stderr (details only with MODELREG_TRACEBACK), the
+    JSON error object on stdout in ``--json`` mode, and exit with the error's code."""
+    report(exc)
+    raise typer.Exit(exc.exit_code)
+
+
+def report(exc: ModelregError) -> None:
+    """Print an error the documented way (see :func:`fail`) without exiting."""
     typer.echo(f"modelreg: error: {exc.message}", err=True)
-    if os.environ.get("MODELREG_TRACEBACK"):
+    if _traceback_wanted():
         for line in exc.details:
             typer.echo(f"  {line}", err=True)
-    raise typer.Exit(exc.exit_code)
+    if _state["json"]:
+        emit_json(error_object(exc))
+
+
+def error_object(exc: ModelregError) -> dict[str, Any]:
+    """``{"error": {"code", "message", **exc.info}}``; a gate refusal also carries its report's fields."""
+    out: dict[str, Any] = {}
+    gate_report = getattr(exc, "report", None)
+    if gate_report is not None:
+        out.update(gate_report.to_dict())
+    partial = getattr(exc, "result", None)  # sync: status, conflict or contention, the commit kept locally
+    if isinstance(partial, dict):
+        out.update(partial)
+    out["error"] = {"code": exc.exit_code, "message": exc.message, **exc.info}
+    return out
+
+
+def _traceback_wanted() -> bool:
+    from .settings import traceback_enabled
+
+    try:
+        return traceback_enabled()
+    except ModelregError:
+        return False
 
 
 def os_message(exc: OSError) -> str:
@@ -85,6 +124,12 @@ def note(message: str) -> None:
 
 def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def with_error(data: dict[str, Any], code: int, message: str) -> dict[str, Any]:
+    """A report printed on a non-zero exit (check, fsck, verify...): its fields plus the ``error``
+    object every failure carries in --json mode."""
+    return data if code == 0 else {**data, "error": {"code": code, "message": message}}
 
 
 @app.callback()
@@ -153,6 +198,7 @@ def init_cmd(
         str | None,
         typer.Argument(help="Project directory to create .modelreg/ in (default: --registry, MODELREG_DIR, or .)."),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create a registry (.modelreg/) in PATH."""
     from .registry import Registry
@@ -165,6 +211,9 @@ def init_cmd(
         os.path.join(path, ".modelreg", "config.yaml")
     )
     reg = Registry.init(path)
+    if as_json:
+        emit_json({"path": str(reg.path), "created": not existed})
+        return
     note(f"{'Reinitialized existing' if existed else 'Initialized empty'} modelreg registry in {reg.path}")
 
 
@@ -253,20 +302,34 @@ def register_cmd(
     typer.echo(v.digest)
 
 
+ExpectOpt = Annotated[
+    str | None, typer.Option("--expect", help="Only if the stage now holds VERSION, sha256:..., or none (empty).")
+]
+
+
 @command("promote")
 def promote_cmd(
     ref: Annotated[str, typer.Argument(help="Version to promote: NAME@VERSION, NAME@latest, NAME@sha256:...")],
-    stage: Annotated[str, typer.Argument(help="Target stage.")],
-    expect: Annotated[
-        str | None, typer.Option("--expect", help="Only if the stage now holds VERSION, sha256:..., or none.")
-    ] = None,
+    stage: Annotated[str, typer.Argument(help="Target stage, or 'archived' to archive the version and clear its stages.")],
+    expect: ExpectOpt = None,
     reason: ReasonOpt = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Override policy, or pick this version for a stage left with git conflict "
                                      "markers; recorded in the event."),
     ] = False,
+    no_demote: Annotated[
+        bool, typer.Option("--no-demote", help="Do not demote the replaced version (policy.demote_to).")
+    ] = False,
+    replace_staging: Annotated[
+        bool, typer.Option("--replace-staging", help="Demote the replaced version even over another staged candidate.")
+    ] = False,
+    expect_staging: Annotated[
+        str | None,
+        typer.Option("--expect-staging", help="Demote only if the demotion stage now holds VERSION (or none)."),
+    ] = None,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Point STAGE of the model at a version (compare-and-swap with --expect), if the policy's gates pass."""
@@ -274,48 +337,100 @@ def promote_cmd(
 
     reg = open_registry(allow_git=("merge",) if force else ())  # --force may pick a side of a merge conflict
     try:
-        cas = {} if expect is None else {"expect": expect}
-        move = reg.promote(ref, stage, reason=reason, actor=actor, force=force, **cas)
+        move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor, force=force, demote=not no_demote,
+                           replace_staging=replace_staging, expect_staging=expect_staging, sign=sign)
     except PolicyRefused as exc:
-        if exc.report is not None:
-            if as_json:
-                emit_json(exc.report.to_dict())
-            else:
-                from .render import gate_table
+        if exc.report is not None and not as_json:  # with --json the error object carries the report
+            from .render import gate_table
 
-                gate_table(exc.report, stderr=True)
+            gate_table(exc.report, stderr=True)
         raise
+    if move.stage == "archived" and move.to is not None:
+        archived = next((e for e in move.events if e.action == "archive"), None)
+        cleared = [e.stage for e in move.events if e.action == "clear"]
+        _print_archived(move.to, move.changed, cleared, archived, move.events, as_json, undo=False)
+        return
     _print_move(move, as_json, "Promoted")
-    for ev in move.events[1:]:
-        if ev.action == "demote" and not as_json:
-            note(f"Demoted {ev.model}@{ev.version} to {ev.stage}")
 
 
 @command("rollback")
 def rollback_cmd(
     name: Annotated[str, typer.Argument(help="Model name.")],
     stage: Annotated[str, typer.Argument(help="Stage to roll back.")],
-    to: Annotated[str | None, typer.Option("--to", help="Version to roll back to (default: the previous one).")] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Version to roll back to (default: undo the latest move not undone yet).")
+    ] = None,
+    expect: ExpectOpt = None,
     reason: ReasonOpt = None,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Move STAGE back to the version it held before its latest change."""
+    """Undo the latest move of STAGE not undone yet (again: the one before it), or go back --to VERSION."""
     reg = open_registry()
-    move = reg.rollback(name, stage, to=to, reason=reason, actor=actor)
+    move = reg.rollback(name, stage, to=to, expect=expect, reason=reason, actor=actor, sign=sign)
     _print_move(move, as_json, "Rolled back")
 
 
+@command("clear")
+def clear_cmd(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    stage: Annotated[str, typer.Argument(help="Stage to empty.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the stage is emptied (required; recorded).")],
+    expect: ExpectOpt = None,
+    actor: ActorOpt = None,
+    sign: SignOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Empty STAGE (resolve NAME@STAGE then exits 3); rollback undoes it."""
+    move = open_registry().clear(name, stage, reason=reason, expect=expect, actor=actor, sign=sign)
+    _print_move(move, as_json, "Cleared")
+
+
 def _print_move(move: Any, as_json: bool, verb: str) -> None:
+    """A stage move: one line per stage changed (stderr), the new digest on stdout; or the JSON."""
     if as_json:
         emit_json(move.to_dict())
         return
+    label = move.to.version if move.to else "(empty)"
     if not move.changed:
-        note(f"{move.name}@{move.stage} already holds {move.to.version}; nothing changed")
+        note(f"{move.name}@{move.stage} already holds {label}; nothing changed"
+             if move.to else f"{move.name}@{move.stage} is already empty; nothing changed")
     else:
         before = move.from_.version if move.from_ else "(empty)"
-        note(f"{verb} {move.name}@{move.stage}: {before} -> {move.to.version}")
-    typer.echo(move.to.digest)
+        note(f"{verb} {move.name}@{move.stage}: {before} -> {label}")
+    for ev in move.events[1:]:
+        if ev.action == "demote":
+            note(f"Demoted {ev.model}@{ev.version} to {ev.stage}"
+                 + (f" (replacing {_version_label(ev.from_)})" if ev.from_ and ev.from_ != move.to.digest else ""))
+    for line in move.notes:
+        note(f"Note: {line}")
+    if move.to is not None:
+        typer.echo(move.to.digest)
+
+
+def _version_label(digest: str | None) -> str:
+    if digest is None:
+        return "(empty)"
+    labels = open_registry().version_labels([digest])
+    return labels.get(digest, digest[:19])
+
+
+def _print_archived(
+    r: Any, changed: bool, cleared: list[str], event: Any, events: list[Any], as_json: bool, undo: bool
+) -> None:
+    """An archive (or unarchive): a line per stage it cleared, then the outcome; or the JSON."""
+    if as_json:
+        emit_json({**r.to_dict(), "changed": changed, "archived": not undo, "cleared": cleared,
+                   "event": event and event.to_dict(), "events": [e.to_dict() for e in events]})
+        return
+    for stage in cleared:
+        note(f"Cleared {r.name}@{stage} (held {r.version})")
+    what = "unarchived" if undo else "archived"
+    if event is not None:
+        note(f"{r.name}@{r.version}: {what}")
+    else:
+        note(f"{r.name}@{r.version} was already {what}" + ("" if cleared else "; nothing changed"))
 
 
 @command("archive")
@@ -327,14 +442,12 @@ def archive_cmd(
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Mark a version archived (it can no longer be promoted)."""
+    """Mark a version archived (it can no longer be promoted); --force also clears the stages it holds."""
     reg = open_registry()
+    r = reg.resolve(ref)
     event = reg.archive(ref, reason=reason, actor=actor, force=force, undo=undo)
-    if as_json:
-        emit_json({"changed": event is not None, "event": event and event.to_dict()})
-        return
-    what = "unarchived" if undo else "archived"
-    note(f"{ref}: {what}" if event else f"{ref} was already {what}; nothing changed")
+    cleared = list(event.data.get("cleared") or []) if event is not None else []
+    _print_archived(r, event is not None, cleared, event, [event] if event else [], as_json, undo)
 
 
 @command("resolve")
@@ -470,15 +583,22 @@ def log_cmd(
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Only the newest N events.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the event log, newest first: who changed what, when, and why."""
-    events = open_registry().events(name, stage=stage, limit=limit)
+    """Show the event log, newest first: who changed what, when, and why; which events are signed and verified."""
+    reg = open_registry()
+    events = reg.events(name, stage=stage, limit=limit)
+    verdicts = reg.signatures(events)
     if as_json:
-        emit_json([e.to_dict() for e in reversed(events)])
+        out = []
+        for e in reversed(events):
+            v = verdicts.get(e.id)
+            out.append({**e.to_dict(), "verified": bool(v and v.verified), "signature": v and v.to_dict()})
+        emit_json(out)
         return
-    from .render import event_text
+    from .render import event_text, signature_mark
 
+    labels = reg.version_labels(events=events)
     for e in reversed(events):
-        typer.echo(event_text(e))
+        typer.echo(event_text(e, labels) + signature_mark(verdicts.get(e.id)))
 
 
 @command("diff")
@@ -535,7 +655,9 @@ def fsck_cmd(
         raise UsageError("--hash needs --artifacts")
     report = fsck(open_registry(), repair=repair, artifacts=artifacts, compute_hash=hash_)
     if as_json:
-        emit_json(report.to_dict())
+        code = 6 if not report.ok else 7 if report.counts.get("unreachable") else 0
+        emit_json(with_error(report.to_dict(), code, f"{len(report.errors)} error(s)" if code == 6
+                             else f"{report.counts.get('unreachable')} artifact(s) unreachable"))
     else:
         for p in report.problems:
             typer.echo(f"{p.severity}: {p.path}: {p.message}" + (f" [repair: {p.repair}]" if p.repair else ""))
@@ -576,7 +698,8 @@ def verify_cmd(
     results = [(rep, r) for rep in reports for r in rep.results]
     if as_json:
         data = [rep.to_dict() for rep in reports]
-        emit_json(data if all_ else data[0])
+        bad = sum(1 for _, r in results if not r.ok)
+        emit_json(data if all_ else with_error(data[0], exit_code(r for _, r in results), f"{bad} artifact(s) failed"))
     else:
         from .render import verify_table
 
@@ -595,10 +718,13 @@ def verify_cmd(
 def fetch_cmd(
     ref: Annotated[str, typer.Argument(help="Version reference.")],
     dest: Annotated[str, typer.Argument(help="Directory to write the artifacts into (created if missing).")],
+    allow_unverified: Annotated[
+        bool, typer.Option("--allow-unverified", help="Also fetch artifacts with no recorded sha256 (size check only).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Download a version's artifacts into DEST, each checked against its recorded SHA-256."""
-    report = open_registry().fetch(ref, dest, progress=_progress_factory())
+    report = open_registry().fetch(ref, dest, progress=_progress_factory(), allow_unverified=allow_unverified)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -631,13 +757,14 @@ def metrics_set_cmd(
     pairs: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE; VALUE keeps its JSON type (0.9, true, 3).")] = None,
     file: Annotated[str | None, typer.Option("--file", "-f", help="JSON object of values (KEY=VALUE pairs win).")] = None,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Merge metrics into a suite of a version (later values win per key; other suites untouched)."""
     values = _read_json_object(file, "--file") if file else {}
     values.update(parse_pairs(pairs or [], "metric"))
     reg = open_registry()
-    ev = reg.set_metrics(ref, suite, values, actor=actor)
+    ev = reg.set_metrics(ref, suite, values, actor=actor, sign=sign)
     if as_json:
         emit_json(ev.to_dict())
     else:
@@ -663,15 +790,16 @@ def metrics_show_cmd(
 
 @command("show", group=policy_app)
 def policy_show_cmd(as_json: JsonOpt = False) -> None:
-    """Print the effective policy (config.yaml with defaults filled in)."""
-    reg = open_registry()
-    data = {"stages": list(reg.stages), **reg.policy.to_dict()}
+    """Print the whole effective config.yaml: every key, with defaults filled in."""
+    from .config import TOP_LEVEL_KEYS
+
+    data = open_registry().effective_config()
     if as_json:
         emit_json(data)
     else:
         from . import canonical
 
-        typer.echo(canonical.dump(data, ordered=("stages",)).decode(), nl=False)
+        typer.echo(canonical.dump(data, ordered=TOP_LEVEL_KEYS).decode(), nl=False)
 
 
 @command("tag")
@@ -686,9 +814,10 @@ def tag_cmd(
     if op not in ("add", "rm"):
         raise UsageError(f"tag: expected 'add' or 'rm', not {op!r}")
     reg = open_registry()
+    r = reg.resolve(ref)
     ev = reg.tag(ref, add=tags if op == "add" else [], remove=tags if op == "rm" else [], actor=actor)
     if as_json:
-        emit_json({"changed": ev is not None, "event": ev and ev.to_dict()})
+        emit_json({**r.to_dict(), "changed": ev is not None, "tags": reg.show(f"{r.name}@{r.version}").tags, "event": ev and ev.to_dict()})
     else:
         note(f"{ref}: tags {'added' if op == 'add' else 'removed'}" if ev else f"{ref}: tags already so; nothing changed")
 
@@ -699,10 +828,11 @@ def approve_cmd(
     stage: Annotated[str, typer.Option("--stage", help="Stage the approval is for.")] = "production",
     comment: Annotated[str | None, typer.Option("--comment", help="Review comment.")] = None,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a version for a stage (one approval per actor; approving again replaces it)."""
-    ev = open_registry().approve(ref, stage, comment, actor=actor)
+    ev = open_registry().approve(ref, stage, comment, actor=actor, sign=sign)
     if as_json:
         emit_json(ev.to_dict())
     else:
@@ -735,9 +865,11 @@ def unbind_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a version's binding to a provider."""
-    ev = open_registry().unbind(ref, provider, actor=actor)
+    reg = open_registry()
+    r = reg.resolve(ref)
+    ev = reg.unbind(ref, provider, actor=actor)
     if as_json:
-        emit_json({"changed": ev is not None, "event": ev and ev.to_dict()})
+        emit_json({**r.to_dict(), "changed": ev is not None, "event": ev and ev.to_dict()})
     else:
         note(f"{ref}: unbound from {provider}" if ev else f"{ref} has no binding to {provider}; nothing changed")
 
@@ -751,7 +883,7 @@ def check_cmd(
     """Evaluate the promotion rules and gates for STAGE without moving anything (exit 5 if any fails)."""
     report = open_registry().check(ref, stage)
     if as_json:
-        emit_json(report.to_dict())
+        emit_json(with_error(report.to_dict(), 0 if report.passed else 5, report.summary()))
     else:
         from .render import gate_table
 
@@ -821,15 +953,8 @@ def sync_cmd(
     if attempts is not None:
         note("modelreg: warning: --attempts is deprecated: sync --push now retries until --timeout "
              "(default 300 s); --attempts still caps the number of pushes")
-    try:
-        result = sync(open_registry(allow_git=("merge", "sync")), push=push, remote=remote, branch=branch,
-                      timeout=timeout, attempts=attempts, message=message)
-    except ModelregError as exc:
-        if as_json:
-            emit_json({"error": {"code": exc.exit_code, "message": exc.message}, **getattr(exc, "result", {})})
-            typer.echo(f"modelreg: error: {exc.message}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-        raise
+    result = sync(open_registry(allow_git=("merge", "sync")), push=push, remote=remote, branch=branch,
+                  timeout=timeout, attempts=attempts, message=message)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -879,6 +1004,62 @@ def git_textconv_cmd(
     typer.echo(textconv(data), nl=False)
 
 
+@command("audit")
+def audit_cmd(
+    base: Annotated[str, typer.Option("--base", help="Git revision to compare with (the pull request's base).")],
+    max_skew: Annotated[
+        float, typer.Option("--max-skew", min=0, help="Seconds of clock difference tolerated in event times.")
+    ] = 300.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pull-request CI: fail (exit 6) if history since git revision BASE was edited, not only added to.
+
+    Findings: edited or removed log lines, changed or removed version entries and objects, stages at unregistered manifests, added events out of order with their commits (docs/security.md).
+    """
+    report = open_registry().audit(base, max_skew)
+    if as_json:
+        emit_json(with_error(report.to_dict(), 0 if report.ok else 6, f"{len(report.findings)} finding(s)"))
+    else:
+        for f in report.findings:
+            typer.echo(f"{f.kind}: {f.message}")
+        for n in report.notes:
+            note(f"modelreg: note: {n}")
+        note(f"audited {report.registry} against {base} ({report.base_commit[:12]}): {report.added_events} added "
+             f"event(s), " + ("ok" if report.ok else f"{len(report.findings)} finding(s)"))
+    if not report.ok:
+        raise typer.Exit(6)
+
+
+@command("trust")
+def trust_cmd(
+    show: Annotated[bool, typer.Option("--show", help="Only show the settings and whether they are approved.")] = False,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Forget this machine's approval.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve config.yaml's network settings (endpoints, headers, a remote artifact_store) on this machine.
+
+    Like 'direnv allow': the exact values are recorded by hash in your user config directory, and any change to them needs approving again. Review them first with --show.
+    """
+    if show and revoke:
+        raise UsageError("give --show or --revoke, not both")
+    reg = open_registry()
+    st = reg.trust_status() if show else reg.trust(revoke=revoke)
+    if as_json:
+        emit_json(st.to_dict())
+        return
+    from .render import trust_lines
+
+    for line in trust_lines(st):
+        typer.echo(line)
+    if not st.settings:
+        note("config.yaml has no network settings: nothing needs approving")
+    elif revoke:
+        note(f"Forgot the approval of {st.config}" if st.changed else f"{st.config} was not approved here")
+    elif not show:
+        note(f"Approved these settings of {st.config} for this machine ({st.digest[:19]}); "
+             "any change to them needs approving again" if st.changed else "Already approved on this machine")
+
+
 @command("reindex")
 def reindex_cmd(as_json: JsonOpt = False) -> None:
     """Rebuild the search cache (.modelreg/cache/) from the objects, refs and logs."""
@@ -920,7 +1101,7 @@ def license_check_cmd(
     """Check a version's license against its ancestors and a project (exit 5 if any is incompatible)."""
     report = open_registry().license_check(ref, project_license)
     if as_json:
-        emit_json(report.to_dict())
+        emit_json(with_error(report.to_dict(), 0 if report.ok else 5, "a license is incompatible"))
     else:
         from .discovery_render import license_lines
 
@@ -972,29 +1153,60 @@ def _only(full: typer.Typer, name: str | None) -> typer.Typer:
     return one
 
 
+def _json_requested(args: list[str]) -> bool:
+    """``--json`` among the arguments (before a ``--``): errors are then printed as JSON too."""
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _check_arguments(args: list[str]) -> None:
+    """UsageError for an argument that is not valid UTF-8 (the shell passed raw bytes)."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            raise UsageError(f"argument '{shown}' is not valid UTF-8", info={"argument": shown}) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every error into one line and an exit code."""
     from typer._click import exceptions as click_exc
 
-    cmd = typer.main.get_command(_only(app, _command_name(sys.argv[1:] if argv is None else argv)))
+    args = sys.argv[1:] if argv is None else list(argv)
+    _state["json"] = _json_requested(args)
     try:
-        rv = cmd.main(args=argv, prog_name="modelreg", standalone_mode=False)
+        _check_arguments(args)
+        from .settings import check_environment
+
+        for warning in check_environment():
+            note(f"modelreg: warning: {warning}")
+    except ModelregError as exc:
+        report(exc)
+        sys.exit(exc.exit_code)
+    cmd = typer.main.get_command(_only(app, _command_name(args)))
+    try:
+        rv = cmd.main(args=args, prog_name="modelreg", standalone_mode=False)
     except click_exc.NoArgsIsHelpError:
         sys.exit(2)  # help was printed
     except click_exc.ClickException as exc:
+        code = 2 if exc.exit_code in (1, 2) else exc.exit_code
         typer.echo(f"modelreg: error: {exc.format_message()} (see 'modelreg --help')", err=True)
-        sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
+        if _state["json"]:
+            emit_json({"error": {"code": code, "message": exc.format_message()}})
+        sys.exit(code)
     except typer.Abort:
-        typer.echo("modelreg: aborted", err=True)
+        report(ModelregError("aborted"))
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        if _state["json"]:
+            emit_json({"error": {"code": 130, "message": "interrupted"}})
         sys.exit(130)
     except ModelregError as exc:  # raised outside a command body (e.g. callback)
-        typer.echo(f"modelreg: error: {exc.message}", err=True)
+        report(exc)
         sys.exit(exc.exit_code)
     except OSError as exc:
-        typer.echo(f"modelreg: error: {os_message(exc)}", err=True)
+        report(ModelregError(os_message(exc)))
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

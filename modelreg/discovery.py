@@ -579,7 +579,8 @@ def check_registration(
     - an unknown license identifier is a UsageError unless ``allow_unknown_license``;
     - every parent must exist (NotFound);
     - a new model whose name looks like an existing one is a Conflict unless ``new_model``;
-    - other versions with the same params fingerprint are returned, or a Conflict if ``strict``.
+    - other versions with the same params fingerprint are returned, or a Conflict if ``strict``
+      and the version is new.
     """
     from . import licenses
     from .registry import Resolved
@@ -609,7 +610,9 @@ def check_registration(
         out.duplicates = [
             Resolved(n, v, d) for d, n, v in FingerprintIndex(reg).lookup(fp) if not (n == name and v == version)
         ]
-        if out.duplicates and strict:
+        # --strict refuses a new version only: re-registering an existing one is identical (exit 0)
+        # or a conflict with its own content (exit 4), decided under the lock by register_manifest.
+        if out.duplicates and strict and reg.refs.read_version(name, version) is None:
             shown = ", ".join(f"{d.name}@{d.version}" for d in out.duplicates[:5])
             raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict)")
     return out

@@ -26,7 +26,6 @@ from .errors import Conflict, IntegrityError
 TMP_PREFIX = ".tmp-"
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_BINARY = getattr(os, "O_BINARY", 0)
-DEFAULT_LOCK_TIMEOUT = 10.0
 SMALL_READ = 1 << 16
 LOCK_POLL = 0.002  # seconds between tries; filelock defaults to 0.05 s, which starves waiters
 UNSAFE_NO_FSYNC = os.environ.get("MODELREG_UNSAFE_NO_FSYNC") == "1"  # benchmarks only, see above
@@ -161,11 +160,10 @@ def read_file(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
 
 
 def lock_timeout() -> float:
-    """Seconds to wait for a lock: ``MODELREG_LOCK_TIMEOUT`` or 10."""
-    try:
-        return float(os.environ.get("MODELREG_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
-    except ValueError:
-        return DEFAULT_LOCK_TIMEOUT
+    """Seconds to wait for a lock: ``MODELREG_LOCK_TIMEOUT`` (a positive number; UsageError otherwise) or 10."""
+    from .settings import lock_timeout as from_environment
+
+    return from_environment()
 
 
 @contextmanager

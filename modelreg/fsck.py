@@ -24,11 +24,11 @@ from typing import Any
 
 from . import config as config_mod
 from . import fileio, log, manifest
-from .errors import ModelregError, os_errors
+from .errors import ModelregError, UsageError, os_errors
 from .log import Event
 from .names import check_model, check_stage, check_version
 from .refs import REF_MAX, parse_ref_bytes
-from .state import ANNOTATIONS, fold
+from .state import ANNOTATIONS, MOVES, fold
 
 STALE_TMP_SECONDS = 60.0
 
@@ -114,13 +114,28 @@ class _Checker:
         return self.report
 
     def check_config(self) -> None:
+        """A config mistake (unknown key, bad policy) is a usage error, exit 2, as in every command."""
         try:
             cfg = config_mod.load(self.root / "config.yaml")
             self.stages = set(cfg.stages)
             cfg.policy  # noqa: B018 - validates the policy section
+        except UsageError:
+            raise
         except ModelregError as exc:
             self.error(self.root / "config.yaml", exc.message)
             self.stages = set(config_mod.DEFAULT_STAGES)
+            return
+        from .trust import settings
+
+        try:  # credentials refused; network settings named until this machine approves them
+            st = settings.status(self.reg.path, settings.committed(cfg.raw))
+        except ModelregError as exc:
+            self.error(self.root / "config.yaml", exc.message)
+            return
+        if st.settings and st.approved is None:
+            self.warn(self.root / "config.yaml", f"sets {', '.join(settings.shown(k, 80) for k in st.settings)}, "
+                                                 "not approved on this machine: "
+                                                 "they are not used until 'modelreg trust'")
 
     def check_tree(self) -> None:
         now = time.time()
@@ -321,14 +336,21 @@ class _Checker:
                 elif e.to and e.to != versions[e.version]:
                     self.error(path, f"{e.action} event {e.id} names digest {e.to[:19]} for {model}@{e.version}, "
                                      f"which is {versions[e.version][:19]}")
-        for stage, digest in refs.items():
-            moves = state.stage_events(stage)
-            last = moves[-1].to if moves else None
+        # the log's last move of each stage (causal order: a skewed clock cannot fake an interruption)
+        logged = {e.stage for e in events if e.stage and e.action in MOVES}
+        for stage in sorted(set(refs) | logged):
+            digest = refs.get(stage)
+            head = state.head(stage)
+            last = head.to if head else None
             if last != digest:
                 if not (self.repair and self._repair_reconcile(model, stage)):
-                    self.warn(path, f"{model}@{stage} holds {digest[:19]} but the log last moved it to "
-                                    f"{(last or 'nothing')[:19]} (interrupted write or hand-resolved merge)",
+                    self.warn(path, f"{model}@{stage} holds {(digest or 'nothing')[:19]} but the log last moved it "
+                                    f"to {(last or 'nothing')[:19]} (interrupted write or hand-resolved merge)",
                               REPAIR_RECONCILE)
+            holder = self._version_of(digest) if digest else None
+            if holder and state.versions.get(holder) and state.versions[holder].archived:
+                self.warn(path, f"{model}@{stage} holds {holder}, which is archived (a merge of two branches?): "
+                                f"'modelreg promote {model}@{holder} archived' clears it")
 
     def _repair_register(self, model: str, version: str) -> bool:
         """Log a register event for a version entry without one, if that is still so under the lock."""
@@ -347,12 +369,12 @@ class _Checker:
         """Log a reconcile event for a stage whose ref and log disagree, if they still do under the lock."""
         with self.reg._locked(model):
             digest = self.reg.refs.read_stage(model, stage)
-            moves = fold(log.read(self.reg.logs_dir, model)[0]).stage_events(stage)
-            last = moves[-1].to if moves else None
+            head = fold(log.read(self.reg.logs_dir, model)[0]).head(stage)
+            last = head.to if head else None
             if last != digest:
                 log.append(self.reg.logs_dir, Event(
                     "reconcile", model, "modelreg-fsck", stage=stage, from_=last, to=digest,
-                    version=self._version_of(digest) if digest else None,
+                    version=self._version_of(digest or last or ""), prev=head and head.id,
                     reason="recorded by fsck --repair: the ref moved without a logged event"))
                 self.report.repaired.append(f"logged reconcile of {model} {stage}")
         return True
@@ -400,6 +422,7 @@ class _Checker:
         done: dict[tuple[Any, ...], Any] = {}
         try:
             _store, options = self.reg.artifact_settings()
+            egress = self.reg.egress()  # URIs from the registry: no special files, private addresses...
         except ModelregError as exc:
             self.error(self.root / "config.yaml", exc.message)
             return
@@ -412,7 +435,7 @@ class _Checker:
                     counts["artifacts"] += 1
                     try:
                         done[key] = verify_entry(a, self.reg.root, compute_hash=self.compute_hash,
-                                                 storage_options=options)
+                                                 storage_options=options, egress=egress)
                     except ModelregError as exc:
                         done[key] = exc
                 res = done[key]

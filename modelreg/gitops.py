@@ -237,6 +237,9 @@ def _summary(loc: Location) -> str:
     events, _ = log.parse(b"\n".join(added))
     parts = []
     for e in events:
+        if e.action == "clear":
+            parts.append(f"clear {e.model}@{e.stage}")
+            continue
         what = f"{e.model}@{e.version}" if e.version else e.model
         parts.append(f"{e.action} {what}" + (f" -> {e.stage}" if e.stage else ""))
     if not parts:
@@ -539,7 +542,7 @@ def promote_and_push(
     ref: str,
     stage: str,
     *,
-    expect: str | None,
+    expect: Any,
     reason: str | None = None,
     actor: str | None = None,
     remote: str = "origin",
@@ -550,11 +553,12 @@ def promote_and_push(
 ) -> tuple[Any, SyncResult]:
     """The CI recipe as one call: promote with ``--expect``, commit, push (time budget ``timeout``).
 
-    Conflict (exit 4) if the stage does not hold ``expect`` here, or if, after rebasing onto
-    the remote, the stage no longer holds what this clone set (someone else moved it);
-    PushContention (exit 9) if the remote kept moving for the whole budget.
+    ``expect`` is as in :meth:`Registry.promote` (None checks nothing; ``modelreg.EMPTY`` or
+    ``"none"``: the stage must be empty). Conflict (exit 4) if the stage does not hold it here, or if,
+    after rebasing onto the remote, the stage no longer holds what this clone set (someone else
+    moved it); PushContention (exit 9) if the remote kept moving for the whole budget.
     """
-    move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor)  # expect None: stage must be empty
+    move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor)  # as Registry.promote: EMPTY/"none" = empty
     result = sync(reg, push=True, remote=remote, branch=branch, timeout=timeout, attempts=attempts, message=message)
     now = reg.refs.read_stage(move.name, stage)
     if now != move.to.digest:

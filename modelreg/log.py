@@ -1,8 +1,10 @@
 """The append-only event log: one JSON object per line in ``logs/<model>.jsonl``.
 
 Format and parsing are pure; :func:`append` and :func:`read` do the I/O. Readers tolerate
-a torn or garbled line (reporting it), order events by ``(time, id)`` and drop exact
-duplicates, because a git union merge may interleave lines or keep an identical line once.
+a torn or garbled line (reporting it), drop repeated ids (a git union merge may interleave
+lines or keep an identical line once) and put events in the registry's causal order
+(:func:`modelreg.lifecycle.order.causal_order`: stage moves follow their ``prev`` links,
+everything else goes by ``(time, id)``), so a writer with a skewed clock reorders nothing.
 """
 
 from __future__ import annotations
@@ -18,17 +20,26 @@ from typing import Any
 from . import fileio
 
 LOG_SUFFIX = ".jsonl"
-KEYS = ("id", "time", "actor", "action", "model", "version", "stage", "from", "to", "reason", "data")
+KEYS = ("id", "time", "actor", "action", "model", "version", "stage", "from", "to", "reason", "data", "prev")
+SIG_KEY = "sig"  # optional, last: an SSH signature over the other keys (modelreg.trust.signing)
+
+
+def _now_ns() -> int:
+    """The wall clock every event time and id is taken from (one place, so tests can skew it)."""
+    return _time.time_ns()
 
 
 def new_id() -> str:
     """A unique, time-ordered event id: 16 hex digits of nanoseconds and 8 random ones."""
-    return f"{_time.time_ns():016x}{os.urandom(4).hex()}"
+    return f"{_now_ns():016x}{os.urandom(4).hex()}"
 
 
 def utc_now() -> str:
     """The current UTC time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ns = _now_ns()
+    return datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{(ns // 1000) % 1_000_000:06d}Z"
+    )
 
 
 @dataclass(frozen=True)
@@ -44,12 +55,17 @@ class Event:
     to: str | None = None
     reason: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
-    id: str = field(default_factory=new_id)
-    time: str = field(default_factory=utc_now)
+    # Stage moves only: the id of the previous move of the same stage this one followed
+    # (None for the first move of a stage, and for events written before the field existed).
+    prev: str | None = None
+    id: str = field(default_factory=lambda: new_id())  # looked up at call time: tests skew _now_ns
+    time: str = field(default_factory=lambda: utc_now())
+    sig: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form, with the stable keys listed in KEYS."""
-        return {
+        """The JSON form, with the stable keys listed in KEYS (``prev`` only when set), and ``sig``
+        last when the event is signed (the signature covers every other key, ``prev`` included)."""
+        d = {
             "id": self.id,
             "time": self.time,
             "actor": self.actor,
@@ -62,6 +78,11 @@ class Event:
             "reason": self.reason,
             "data": self.data,
         }
+        if self.prev is not None:
+            d["prev"] = self.prev
+        if self.sig is not None:
+            d[SIG_KEY] = self.sig
+        return d
 
     def line(self) -> bytes:
         """The event as one log line (compact JSON, keys in fixed order, newline-terminated)."""
@@ -73,16 +94,17 @@ class Event:
         for key in ("id", "time", "actor", "action", "model"):
             if not isinstance(d.get(key), str) or not d[key]:
                 raise ValueError(f"missing or invalid {key!r}")
-        for key in ("version", "stage", "from", "to", "reason"):
+        for key in ("version", "stage", "from", "to", "reason", "prev"):
             if d.get(key) is not None and not isinstance(d[key], str):
                 raise ValueError(f"invalid {key!r}")
         data = d.get("data") or {}
         if not isinstance(data, dict):
             raise ValueError("invalid 'data'")
+        sig = d.get(SIG_KEY)
         return cls(
             id=d["id"], time=d["time"], actor=d["actor"], action=d["action"], model=d["model"],
             version=d.get("version"), stage=d.get("stage"), from_=d.get("from"), to=d.get("to"),
-            reason=d.get("reason"), data=data,
+            reason=d.get("reason"), data=data, prev=d.get("prev"), sig=sig if isinstance(sig, str) else None,
         )
 
 
@@ -98,7 +120,7 @@ class BadLine:
 
 
 def parse(data: bytes, path: str = "") -> tuple[list[Event], list[BadLine]]:
-    """Parse log bytes into events sorted by (time, id) without duplicates, plus the bad lines."""
+    """Parse log bytes into events in causal order without duplicates, plus the bad lines."""
     events: dict[str, Event] = {}
     bad: list[BadLine] = []
     lines = data.split(b"\n")
@@ -112,7 +134,9 @@ def parse(data: bytes, path: str = "") -> tuple[list[Event], list[BadLine]]:
             bad.append(BadLine(path, i + 1, raw[:200].decode("utf-8", "replace"), str(exc), i == last_index))
             continue
         events.setdefault(ev.id, ev)
-    return sorted(events.values(), key=lambda e: (e.time, e.id)), bad
+    from .lifecycle.order import causal_order
+
+    return causal_order(events.values()), bad
 
 
 def path_for(logs_dir: Path, model: str) -> Path:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from . import config as config_mod
 from . import fileio, gitguard, log, manifest
 from .errors import StorageError, Conflict, IntegrityError, ModelregError, NotFound, PolicyRefused, UsageError
+from .lifecycle.expect import Empty, Expect, wants_empty
+from .lifecycle.undo import rewind as _rewind
 from .log import Event
 from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
 from .refs import Refs
@@ -133,23 +135,29 @@ class RegisterResult:
 
 @dataclass(frozen=True)
 class Move:
-    """Outcome of promote/rollback: which stage went from what to what."""
+    """Outcome of promote/rollback/clear: which stage went from what to what (``to`` None: emptied).
+
+    ``events`` are every event the command wrote (a promote's demotion, an archive's clears);
+    ``notes`` say what it chose not to change (a demotion skipped), one line each.
+    """
 
     name: str
     stage: str
     from_: Resolved | None
-    to: Resolved
+    to: Resolved | None
     changed: bool
     events: list[Event]
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "stage": self.stage,
             "from": self.from_ and self.from_.to_dict(),
-            "to": self.to.to_dict(),
+            "to": self.to and self.to.to_dict(),
             "changed": self.changed,
             "events": [e.to_dict() for e in self.events],
+            "notes": list(self.notes),
         }
 
 
@@ -183,8 +191,7 @@ class DiffResult:
                 "annotations": rows(self.annotations)}
 
 
-Expect = str | None  # a version name, a digest (prefix), or "none"
-_UNSET: Any = object()
+_NO_CHECK: Any = object()  # an expectation that checks nothing (``expect=None``)
 
 
 def find_registry(start: str | os.PathLike[str] | None = None) -> Path:
@@ -223,6 +230,7 @@ class Registry:
         except FileNotFoundError:
             raise NotFound(f"no modelreg registry at {self.path} (run 'modelreg init')") from None
         config_mod.check_format(config_mod.format_version(data, cfg), cfg)
+        config_mod.check_keys(data, cfg)
         self.root = self.path.parent
         self.objects = ObjectStore(self.path / "objects")
         self.refs = Refs(self.path)
@@ -266,10 +274,21 @@ class Registry:
         """The promotion rules and gates of ``config.yaml`` (defaults filled in)."""
         return self.config.policy
 
+    def effective_config(self) -> dict[str, Any]:
+        """The whole config.yaml as modelreg reads it: every key of the schema, defaults filled in,
+        validated (storage as committed: ``trust_status`` says which network settings apply here)."""
+        c = self._committed_storage()
+        return self.config.effective((c.store, self.config.raw.get("storage_options") or {}))
+
     def _check_stage(self, stage: str) -> str:
         check_stage(stage)
         if stage not in self.stages:
-            raise UsageError(f"unknown stage {stage!r}; configured stages: {', '.join(self.stages)}")
+            near = config_mod.closest(stage, self.stages)
+            raise UsageError(
+                f"unknown stage {stage!r}{f' (did you mean {near!r}?)' if near else ''}; "
+                f"configured stages: {', '.join(self.stages)}",
+                info={"stage": stage, "stages": list(self.stages)},
+            )
         return stage
 
     @contextmanager
@@ -283,9 +302,33 @@ class Registry:
                 where = f" ({exc.filename})" if exc.filename else ""
                 raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
 
-    def _record(self, event: Event) -> Event:
+    def _record(self, event: Event, signer: Any = None) -> Event:
+        if signer is not None:
+            event = signer.sign_event(event)
         log.append(self.logs_dir, event)
         return event
+
+    def _signer(self, sign: bool) -> Any:
+        """The SSH key events are signed with (``--sign``), found before any lock is taken; None without ``sign``."""
+        if not sign:
+            return None
+        from .trust.signing import Signer
+
+        return Signer.from_environment(self.root)
+
+    def verifier(self) -> Any:
+        """A :class:`trust.signing.Verifier` over the allowed signers file of the user's environment."""
+        from .trust.signing import Verifier
+
+        return Verifier.from_environment(self.root, self.path)
+
+    def signatures(self, events: list[Event]) -> dict[str, Any]:
+        """Event id -> :class:`trust.signing.Verdict` for each signed event (the environment's allowed signers)."""
+        signed = [e for e in events if e.sig is not None]
+        if not signed:
+            return {}
+        verifier = self.verifier()
+        return {e.id: verifier.verify(e) for e in signed}
 
     # --------------------------------------------------------------- reading
     def manifest(self, digest: str) -> dict[str, Any]:
@@ -325,13 +368,27 @@ class Registry:
                 return Resolved(r.name, r.value, version_digest)
             if r.value in self.stages:
                 self._require_model(r.name)
-                raise NotFound(f"stage {r.value} of {r.name} is empty")
+                raise self._empty_stage(r.name, r.value)
         else:
             version_digest = self.refs.read_version(r.name, r.value)
             if version_digest:
                 return Resolved(r.name, r.value, version_digest)
         self._require_model(r.name)
         raise NotFound(f"{r.name} has no version {r.value!r}")
+
+    def _empty_stage(self, name: str, stage: str) -> NotFound:
+        """The refusal for reading an empty stage, saying who emptied it and when (the log, read only here)."""
+        last = self.model_state(name).head(stage)
+        info: dict[str, Any] = {"name": name, "stage": stage}
+        if last is None:
+            return NotFound(f"{name}@{stage} is empty (nothing has been promoted to it)", info=info)
+        if last.to is not None:  # the ref went without an event (interrupted write or hand edit)
+            return NotFound(f"{name}@{stage} is empty (its log last set it to {last.version}; run 'modelreg fsck')",
+                            info=info)
+        verb = "cleared" if last.action == "clear" else f"emptied by {last.action}"
+        why = f": {last.reason}" if last.reason else ""
+        info.update(emptied_by=last.actor, emptied_at=last.time, action=last.action, reason=last.reason)
+        return NotFound(f"{name}@{stage} is empty ({verb} by {last.actor} at {last.time}{why})", info=info)
 
     def _require_model(self, name: str) -> None:
         if not self.refs.version_names(name):
@@ -423,23 +480,54 @@ class Registry:
         return [self._info(Resolved(name, v, digests[v]), None, state, holders, order) for v in state.order(list(digests))]
 
     def events(self, name: str | None = None, stage: str | None = None, limit: int | None = None) -> list[Event]:
-        """Events oldest first, optionally of one model and one stage, the newest ``limit`` of them."""
+        """Events oldest first, optionally of one model and one stage, the newest ``limit`` of them.
+
+        One model's events are in the log's causal order (a stage's moves along their ``prev``
+        chain, whatever the writers' clocks said); several models' are merged by ``(time, id)``
+        keeping each model's order. ``stage`` must be a configured stage or one the log mentions.
+        """
+        import heapq
+
         if stage is not None and name is None:
             raise UsageError("--stage needs a model name")
         names = [check_model(name)] if name else log.models(self.logs_dir)
         if name and not self.refs.version_names(name) and not log.path_for(self.logs_dir, name).exists():
             raise NotFound(f"no model named {name!r}")
-        merged: list[Event] = []
-        for n in names:
-            merged.extend(log.read(self.logs_dir, n)[0])
-        if len(names) > 1:
-            merged.sort(key=lambda e: (e.time, e.id))
+        per_model = [log.read(self.logs_dir, n)[0] for n in names]
+        merged: list[Event] = (
+            per_model[0] if len(per_model) == 1 else list(heapq.merge(*per_model, key=lambda e: (e.time, e.id)))
+        )
         if stage is not None:
             check_stage(stage)
+            if stage not in self.stages and not any(e.stage == stage for e in merged):
+                self._check_stage(stage)  # a typo: refused like everywhere else
             merged = [e for e in merged if e.stage == stage]
         if limit is not None:
             merged = merged[-limit:] if limit > 0 else []
         return merged
+
+    def version_labels(self, digests: Any = (), events: list[Event] = ()) -> dict[str, str]:  # type: ignore[assignment]
+        """digest -> version name for ``digests`` and for the ``from``/``to`` of the stage moves in
+        ``events`` (display: ``log`` shows versions, not digests); unreadable digests are left out."""
+        from .lifecycle.order import MOVES
+
+        out: dict[str, str] = {}
+        wanted = list(digests)
+        for e in events:
+            if e.action in MOVES and e.version:
+                if e.to is not None:
+                    out.setdefault(e.to, e.version)
+                elif e.action == "clear" and e.from_ is not None:
+                    out.setdefault(e.from_, e.version)
+            if e.action in MOVES:
+                wanted += [d for d in (e.from_, e.to) if d]
+        for d in wanted:
+            if d not in out:
+                try:
+                    out[d] = self._identity(d).version
+                except ModelregError:
+                    pass
+        return out
 
     def diff(self, a: str, b: str) -> DiffResult:
         """The differences from version ``a`` to version ``b``: manifests, then metrics and current tags."""
@@ -550,9 +638,13 @@ class Registry:
         checks = check_registration(self, m, strict=strict, new_model=new_model,
                                     allow_unknown_license=allow_unknown_license)
         if m.get("artifacts"):
-            store, options = self.artifact_settings()
+            store, options = None, None
+            self._committed_storage()  # credentials in config.yaml are refused whatever is registered
+            if upload or (check and not all(_is_local(a["uri"]) for a in m["artifacts"])):  # only if storage is used
+                eff = self._effective()
+                store, options = (eff.upload_store() if upload else eff.store), eff.options
             if upload and store is None:
-                raise UsageError("--upload needs 'artifact_store: URL' in config.yaml")
+                raise UsageError("--upload needs 'artifact_store: URL' in config.yaml or your user config")
             m["artifacts"] = [
                 _describe(a, self.root, progress, check=check, compute_hash=compute_hash,
                          upload_to=store if upload else None, storage_options=options)
@@ -592,98 +684,217 @@ class Registry:
             details=[f"{c.path}: {c.old!r} -> {c.new!r}" for c in changes],
         )
 
-    def _expected_digest(self, name: str, expect: str) -> str | None:
-        if expect == "none":
+    def _expected(self, name: str, expect: Expect, option: str = "--expect") -> Any:
+        """An expectation as the digest the stage must hold (None: empty), or _NO_CHECK for ``None``."""
+        if expect is None:
+            return _NO_CHECK
+        if wants_empty(expect):
             return None
+        if not isinstance(expect, str) or not expect:
+            raise UsageError(f"{option} must be a version, a sha256: digest, 'none' or modelreg.EMPTY, not {expect!r}")
         if expect.startswith("sha256:"):
             r = self.resolve(expect)
             if r.name != name:
-                raise UsageError(f"--expect {expect} is a version of {r.name}, not {name}")
+                raise UsageError(f"{option} {expect} is a version of {r.name}, not {name}")
             return r.digest
         return self.resolve(Ref(name, "version", expect)).digest
+
+    def _expect_holds(self, name: str, stage: str, current: str | None, want: Any, option: str = "--expect") -> None:
+        """Conflict unless ``stage`` holds what ``want`` (from :meth:`_expected`) says."""
+        if want is _NO_CHECK or current == want:
+            return
+        raise Conflict(
+            f"{name}@{stage} holds {self._label(current)}, expected {self._label(want)}"
+            f"{'' if option == '--expect' else f' ({option})'}: it was moved by someone else; nothing changed",
+            info={"name": name, "stage": stage, "option": option,
+                  "actual": self._brief(current), "expected": self._brief(want)},
+        )
+
+    def _brief(self, digest: str | None) -> dict[str, Any] | None:
+        """``{"version", "digest"}`` of a stage value for JSON (version None if unreadable)."""
+        if digest is None:
+            return None
+        try:
+            return {"version": self._identity(digest).version, "digest": digest}
+        except ModelregError:
+            return {"version": None, "digest": digest}
 
     def promote(
         self,
         ref: str,
         stage: str,
         *,
-        expect: Expect = _UNSET,
+        expect: str | Empty | None = None,
         reason: str | None = None,
         actor: str | None = None,
         force: bool = False,
+        demote: bool = True,
+        replace_staging: bool = False,
+        expect_staging: str | Empty | None = None,
+        sign: bool = False,
     ) -> Move:
-        """Point ``stage`` of the model at the version ``ref``; ``expect`` is a compare-and-swap on the old value.
+        """Point ``stage`` of the model at the version ``ref``, if the policy's rules and gates pass.
 
-        ``expect`` is a version name, a ``sha256:`` digest (prefix), or ``None``/``"none"`` for an
-        empty stage; leave it out to move the stage whatever it holds.
+        ``expect`` is a compare-and-swap on what the stage holds now: ``None`` (the default)
+        checks nothing; ``modelreg.EMPTY`` (or the string ``"none"``) requires an empty stage; a
+        version name or a ``sha256:`` digest (prefix) requires that version. A mismatch raises
+        Conflict and changes nothing.
 
-        Inside the model's lock, after the compare-and-swap, the policy's rules and gates for
-        ``stage`` are evaluated: a failure raises PolicyRefused (with ``.report``) and changes
-        nothing, unless ``force`` (which needs a ``reason``; the event records both and the
-        failed gates). Archived versions are refused even with ``force``. When the policy's
-        ``demote_to`` names a stage for ``stage``, the replaced version moves there with its
-        own ``demote`` event, written after the promote event.
+        Inside the model's lock, after the compare-and-swap, the rules and gates for ``stage``
+        are evaluated: a failure raises PolicyRefused (with ``.report``) and changes nothing,
+        unless ``force`` (which needs a ``reason``; the event records both and the failed
+        gates). Archived versions are refused even with ``force``.
+
+        Demotion: when the policy's ``demote_to`` names a stage D for ``stage``, the replaced
+        version moves to D with its own ``demote`` event, written after the promote event;
+        never an archived version. If D holds another version (a candidate that is neither
+        the replaced one nor ``ref``), the promotion is refused (Conflict) rather than evict
+        it, unless ``demote=False`` (the replaced version holds no stage; D keeps its
+        candidate), ``replace_staging=True`` (the candidate is replaced, recorded) or
+        ``expect_staging`` names what D holds (a compare-and-swap on D, like ``expect``).
+
+        ``stage="archived"`` archives the version instead, clearing every stage it holds
+        (one ``clear`` event per stage, then the ``archive`` event); the Move's ``stage`` is
+        ``"archived"``.
+
+        ``sign`` signs every event written with the user's SSH key (see :mod:`trust.signing`).
         """
+        from .config import ARCHIVED
+
         if force and not (reason and reason.strip()):
             raise UsageError("--force needs --reason: say why the policy is overridden (it is recorded)")
         target = self.resolve(ref)
+        if stage == ARCHIVED:
+            if expect is not None or expect_staging is not None:
+                raise UsageError(f"--expect does not apply to {ARCHIVED!r}: it is not a stage")
+            return self._promote_archived(target, reason, resolve_actor(actor), self._signer(sign))
         self._check_stage(stage)
-        if expect is _UNSET:
-            want = _UNSET
-        else:  # None, like "none", means the stage must be empty
-            want = None if expect is None else self._expected_digest(target.name, expect)
-        who = resolve_actor(actor)
+        if not demote and (replace_staging or expect_staging is not None):
+            raise UsageError("--no-demote cannot be combined with --replace-staging or --expect-staging")
         policy = self.policy
+        demote_stage = policy.demote_to.get(stage)
+        if expect_staging is not None and demote_stage is None:
+            raise UsageError(f"--expect-staging: a promotion to {stage} demotes nothing "
+                             f"(config.yaml policy.demote_to has no entry for {stage})")
+        want = self._expected(target.name, expect)
+        want_d = self._expected(target.name, expect_staging, "--expect-staging")
+        who = resolve_actor(actor)
+        signer = self._signer(sign)
         with self._locked(target.name):
             sides = self.refs.conflict_sides(target.name, stage) if force else None
             if sides is not None:
-                return self._resolve_conflict(target, stage, sides, want, reason, who)
+                return self._resolve_conflict(target, stage, sides, want, reason, who, signer)
             if self.git_state is not None:  # opened during a merge only to pick a side of a conflicted ref
                 gitguard.check(self.path)
             current = self.refs.read_stage(target.name, stage)
-            if want is not _UNSET and current != want:
-                raise Conflict(
-                    f"{target.name}@{stage} holds {self._label(current)}, expected {self._label(want)}: "
-                    "it was moved by someone else"
-                )
+            self._expect_holds(target.name, stage, current, want)
+            held = self.refs.read_stage(target.name, demote_stage) if demote_stage else None
+            if demote_stage:
+                self._expect_holds(target.name, demote_stage, held, want_d, "--expect-staging")
             state = self.model_state(target.name)
             st = state.versions.get(target.version)
             if st and st.archived:
-                raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted")
+                raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted",
+                                    info={"name": target.name, "version": target.version})
             if current == target.digest:
                 return Move(target.name, stage, target, target, False, [])
             report = self._evaluate(target, stage, state, current)
             if not report.passed and not force:
                 raise PolicyRefused(report.summary(), details=[r.message for r in report.failed], report=report)
+            replaced = self._maybe_identity(current)
+            demotion, notes = self._plan_demotion(
+                target, stage, replaced, demote_stage, held, state, demote, replace_staging or want_d is not _NO_CHECK)
             self.refs.set_stage_if_equals(target.name, stage, current, target.digest)
             data: dict[str, Any] = {}
             if force:
                 data = {"forced": True, "failed_gates": [r.to_dict() for r in report.failed]}
-            ev = self._record(
-                Event("promote", target.name, who, version=target.version, stage=stage,
-                      from_=current, to=target.digest, reason=reason, data=data)
-            )
+            ev = self._record(self._move(
+                state, "promote", target.name, who, stage, current, target, reason, data), signer)
             events = [ev]
-            demote_stage = policy.demote_to.get(stage)
-            if demote_stage and current is not None:
-                held = self.refs.read_stage(target.name, demote_stage)
-                if held != current:
-                    self.refs.set_stage_if_equals(target.name, demote_stage, held, current)
-                    events.append(self._record(Event(
-                        "demote", target.name, who, version=self._identity(current).version, stage=demote_stage,
-                        from_=held, to=current, reason=f"replaced in {stage} by {target.version}",
-                        data={"replaced_in": stage, "by": ev.id},
-                    )))
-        return Move(target.name, stage, self._maybe_identity(current), target, True, events)
+            if demotion:
+                assert replaced is not None and demote_stage is not None
+                self.refs.set_stage_if_equals(target.name, demote_stage, held, replaced.digest)
+                events.append(self._record(self._move(
+                    state, "demote", target.name, who, demote_stage, held, replaced,
+                    f"replaced in {stage} by {target.version}", {"replaced_in": stage, "by": ev.id}), signer))
+        return Move(target.name, stage, replaced, target, True, events, notes)
+
+    def _plan_demotion(
+        self, target: Resolved, stage: str, replaced: Resolved | None, demote_stage: str | None, held: str | None,
+        state: ModelState, demote: bool, replace: bool,
+    ) -> tuple[bool, list[str]]:
+        """Whether the version ``target`` replaces in ``stage`` moves to ``demote_stage`` (which holds
+        ``held``), and notes on what is left alone; Conflict rather than evict a candidate silently."""
+        if not demote_stage or replaced is None or held == replaced.digest:
+            return False, []
+        rst = state.versions.get(replaced.version)
+        if rst and rst.archived:
+            return False, [f"{replaced.name}@{replaced.version} is archived: not demoted to {demote_stage}"]
+        if not demote:
+            return False, [f"{replaced.name}@{replaced.version} left {stage} and holds no stage "
+                           f"(--no-demote: {demote_stage} keeps {self._label(held)})"]
+        if held is None or held == target.digest or replace:
+            return True, []
+        candidate = self._identity(held)
+        raise Conflict(
+            f"promoting {target.name}@{target.version} to {stage} would demote {replaced.version} into "
+            f"{demote_stage} and evict the {demote_stage} candidate {candidate.version}; nothing changed. "
+            f"Pass --no-demote ({demote_stage} keeps {candidate.version}), --replace-staging "
+            f"({replaced.version} replaces it) or --expect-staging {candidate.version} "
+            f"(replace it only if {demote_stage} still holds it)",
+            info={"name": target.name, "stage": stage, "demote_stage": demote_stage,
+                  "candidate": candidate.to_dict(), "demoted": replaced.to_dict(),
+                  "options": ["--no-demote", "--replace-staging", f"--expect-staging {candidate.version}"]},
+        )
+
+    def _move(
+        self, state: ModelState, action: str, name: str, who: str, stage: str, before: str | None,
+        after: Resolved | None, reason: str | None, data: dict[str, Any] | None = None, version: str | None = None,
+    ) -> Event:
+        """A stage move event linked (``prev``) to the stage's last move in ``state`` (read under the lock)."""
+        head = state.head(stage)
+        return Event(action, name, who, version=version or (after.version if after else None), stage=stage,
+                     from_=before, to=after.digest if after else None, reason=reason, data=data or {},
+                     prev=head.id if head else None)
 
     def _evaluate(self, target: Resolved, stage: str, state: ModelState, current: str | None) -> GateReport:
         holder = self._maybe_identity(current)
         from . import policy as policy_mod
 
+        problem = None
+        gates = self.policy.gates.get(stage)
+        if gates is not None and gates.require_signatures:
+            state, problem = self._signed_state(state)
         return policy_mod.evaluate(
             self.policy, stage, target.name, target.version, target.digest, state.versions.get(target.version),
             holder.version if holder else None, state.versions.get(holder.version) if holder else None,
+            signatures=problem,
         )
+
+    def _signed_state(self, state: ModelState) -> tuple[ModelState, str | None]:
+        """The fold with only the approvals and metrics whose signature verifies against an allowed
+        signer, each approval under its signer's identity (one approver per signing key)."""
+        import dataclasses
+
+        from .state import fold
+        from .trust.signing import Verifier, allowed_signers_file
+
+        try:
+            verifier = Verifier(allowed_signers_file(self.root, self.path))
+        except UsageError as exc:
+            verifier, problem = Verifier(None), exc.message
+        else:
+            problem = None if verifier.allowed is not None else (
+                "no allowed signers file: set MODELREG_ALLOWED_SIGNERS or git config gpg.ssh.allowedSignersFile")
+        kept = []
+        for e in state.events:
+            if e.action in ("approve", "metrics"):
+                v = verifier.verify(e) if verifier.allowed is not None else None
+                if v is None or not v.verified:
+                    continue
+                e = dataclasses.replace(e, actor=v.identity)
+            kept.append(e)
+        return fold(kept), problem
 
     def check(self, ref: str, stage: str) -> GateReport:
         """Evaluate the rules and gates for moving ``ref`` into ``stage`` without moving anything."""
@@ -693,22 +904,23 @@ class Registry:
         return self._evaluate(target, stage, self.model_state(target.name), current)
 
     def _resolve_conflict(
-        self, target: Resolved, stage: str, sides: list[str], want: Any, reason: str | None, who: str
+        self, target: Resolved, stage: str, sides: list[str], want: Any, reason: str | None, who: str,
+        signer: Any = None,
     ) -> Move:
         """``promote --force`` onto a ref left with git conflict markers: pick ``target`` (lock held)."""
-        if want is not _UNSET and want not in sides:
+        if want is not _NO_CHECK and want not in sides:
             raise Conflict(
                 f"{target.name}@{stage} has merge conflict markers between {', '.join(self._label(d) for d in sides)}; "
                 f"--expect {self._label(want)} is neither side"
             )
-        st = self.model_state(target.name).versions.get(target.version)
+        state = self.model_state(target.name)
+        st = state.versions.get(target.version)
         if st and st.archived:
             raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted")
         self.refs.overwrite_conflicted_stage(target.name, stage, target.digest)
-        ev = self._record(
-            Event("promote", target.name, who, version=target.version, stage=stage, from_=None, to=target.digest,
-                  reason=reason, data={"forced": True, "resolved_conflict": True, "conflict_sides": sides})
-        )
+        ev = self._record(self._move(
+            state, "promote", target.name, who, stage, None, target, reason,
+            {"forced": True, "resolved_conflict": True, "conflict_sides": sides}), signer)
         return Move(target.name, stage, None, target, True, [ev])
 
     def _label(self, digest: str | None) -> str:
@@ -723,89 +935,184 @@ class Registry:
     def _maybe_identity(self, digest: str | None) -> Resolved | None:
         return None if digest is None else self._identity(digest)
 
+    def undo_stack(self, name: str, stage: str) -> list[Event]:
+        """The moves of ``stage`` that ``rollback`` would undo, oldest first: the next rollback
+        undoes the last one (see docs/policy.md, "Rollback")."""
+        self._check_stage(stage)
+        self._require_model(check_model(name))
+        return self.model_state(name).undo_stack(stage)
+
     def rollback(
         self,
         name: str,
         stage: str,
         *,
         to: str | None = None,
+        expect: str | Empty | None = None,
         reason: str | None = None,
         actor: str | None = None,
+        sign: bool = False,
     ) -> Move:
-        """Move ``stage`` back to the version it held before its latest change, or to version ``to``."""
+        """Undo the most recent move of ``stage`` not undone yet, or go back to version ``to``.
+
+        The undo stack is folded from the stage's moves in the log's causal order (promote,
+        demote, clear and reconcile push; a rollback pops what it undid), so rolling back twice
+        walks back two moves and never re-deploys what was rolled back. With ``to``, every
+        move back to the most recent time the stage held ``to`` is undone (the whole stack if it
+        never held it there). Nothing to undo, or a move that would empty the stage (rollback
+        never empties one: use :meth:`clear`), is NotFound. ``expect`` is a compare-and-swap on
+        what the stage holds now, as in :meth:`promote`. No gates run and nothing is demoted;
+        an archived target is refused.
+        """
         check_model(name)
         self._check_stage(stage)
         self._require_model(name)
+        want = self._expected(name, expect)
         who = resolve_actor(actor)
+        signer = self._signer(sign)
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
+            self._expect_holds(name, stage, current, want)
             state = self.model_state(name)
+            stack = state.undo_stack(stage)
             if to is not None:
                 target = self.resolve(Ref(name, "version", to))
+                found = _rewind(stack, target.digest)
+                undone = found if found is not None else list(reversed(stack))
             else:
-                target = self._previous(name, stage, current, state)
+                undone = [self._undoable(name, stage, current, stack)]
+                target = self._identity(undone[0].from_)  # type: ignore[arg-type]
             st = state.versions.get(target.version)
             if st and st.archived:
-                raise PolicyRefused(f"{name}@{target.version} is archived; unarchive it before rolling back to it")
+                raise PolicyRefused(
+                    f"{name}@{target.version} is archived; unarchive it before rolling back to it "
+                    "(or roll back with --to VERSION)", info={"name": name, "version": target.version})
             if current == target.digest:
                 return Move(name, stage, target, target, False, [])
             self.refs.set_stage_if_equals(name, stage, current, target.digest)
-            ev = self._record(
-                Event("rollback", name, who, version=target.version, stage=stage,
-                      from_=current, to=target.digest, reason=reason)
-            )
+            ev = self._record(self._move(state, "rollback", name, who, stage, current, target, reason,
+                                         {"undoes": [e.id for e in undone]}), signer)
         return Move(name, stage, self._maybe_identity(current), target, True, [ev])
 
-    def _previous(self, name: str, stage: str, current: str | None, state: ModelState) -> Resolved:
-        if current is None:
-            raise NotFound(f"stage {stage} of {name} is empty: nothing to roll back")
-        for e in reversed(state.stage_events(stage)):
-            if e.to == current:
-                if e.from_ is None:
-                    break
-                return self._identity(e.from_)
-        raise NotFound(f"{name}@{stage} has no earlier value in the log to roll back to; use --to VERSION")
+    def _undoable(self, name: str, stage: str, current: str | None, stack: list[Event]) -> Event:
+        """The move a plain rollback undoes: the top of the stack, if undoing it is possible."""
+        hint = f"use 'modelreg rollback {name} {stage} --to VERSION' or 'modelreg clear {name} {stage} --reason ...'"
+        info = {"name": name, "stage": stage}
+        if not stack:
+            what = "is empty and" if current is None else f"holds {self._label(current)} and"
+            raise NotFound(f"{name}@{stage} {what} has nothing left to undo in the log; {hint}", info=info)
+        top = stack[-1]
+        if top.to != current:
+            raise Conflict(
+                f"{name}@{stage} holds {self._label(current)} but its last logged move set {self._label(top.to)} "
+                "(a move without its event: an interrupted write or a hand-resolved merge); run "
+                f"'modelreg fsck --repair' to record it, or use 'modelreg rollback {name} {stage} --to VERSION'",
+                info={**info, "actual": self._brief(current), "logged": self._brief(top.to)})
+        if top.from_ is None:
+            raise NotFound(
+                f"{name}@{stage} was empty before {top.version} ({top.action} by {top.actor} at {top.time}): "
+                f"nothing left to undo, and rollback never empties a stage; {hint}", info=info)
+        return top
+
+    def clear(
+        self, name: str, stage: str, *, reason: str, expect: str | Empty | None = None, actor: str | None = None,
+        sign: bool = False,
+    ) -> Move:
+        """Empty ``stage`` of model ``name``: the ref file is removed under the lock and a ``clear``
+        event records what it held, who and why (``reason`` is required). ``expect`` is a
+        compare-and-swap as in :meth:`promote`. An empty stage stays empty (``changed`` False).
+        ``rollback`` undoes a clear. ``sign`` signs the event with the user's SSH key."""
+        check_model(name)
+        self._check_stage(stage)
+        if not isinstance(reason, str) or not reason.strip():
+            raise UsageError("clear needs --reason: say why the stage is emptied (it is recorded)")
+        self._require_model(name)
+        want = self._expected(name, expect)
+        who = resolve_actor(actor)
+        signer = self._signer(sign)
+        with self._locked(name):
+            current = self.refs.read_stage(name, stage)
+            self._expect_holds(name, stage, current, want)
+            if current is None:
+                return Move(name, stage, None, None, False, [])
+            was = self._identity(current)
+            state = self.model_state(name)
+            self.refs.set_stage_if_equals(name, stage, current, None)
+            ev = self._record(
+                self._move(state, "clear", name, who, stage, current, None, reason, version=was.version), signer)
+        return Move(name, stage, was, None, True, [ev])
 
     def archive(
         self, ref: str, *, reason: str | None = None, actor: str | None = None, force: bool = False, undo: bool = False
     ) -> Event | None:
-        """Mark a version archived (or, with ``undo``, not archived); None if it already was."""
+        """Mark a version archived (or, with ``undo``, not archived); None if it already was.
+
+        A version that holds stages is refused (PolicyRefused) unless ``force``, which first
+        clears each of them (one ``clear`` event per stage, listed in the archive event's
+        ``data.cleared``): an archived version never holds a stage. Unarchiving restores none.
+        """
         target = self.resolve(ref)
         who = resolve_actor(actor)
         with self._locked(target.name):
-            return self._archive_locked(target, who, reason, force, undo)
+            events = self._archive_locked(target, who, reason, force, undo)
+        return events[-1] if events and events[-1].action in ("archive", "unarchive") else None
+
+    def _promote_archived(self, target: Resolved, reason: str | None, who: str, signer: Any = None) -> Move:
+        """``promote NAME@VERSION archived``: clear every stage it holds, archive it, one locked step."""
+        with self._locked(target.name):
+            events = self._archive_locked(target, who, reason, False, False, clear=True, signer=signer)
+        return Move(target.name, "archived", None, target, bool(events), events)
 
     def _archive_locked(
-        self, target: Resolved, who: str, reason: str | None, force: bool, undo: bool, data: dict[str, Any] | None = None
-    ) -> Event | None:
-        st = self.model_state(target.name).versions.get(target.version)
-        if bool(st and st.archived) != undo:
-            return None
-        if not undo:
-            held = [s for s, d in self.stage_holders(target.name).items() if d == target.digest]
-            if held and not force:
-                raise PolicyRefused(
-                    f"{target.name}@{target.version} holds {', '.join(held)}; move the stage first or use --force"
-                )
-        return self._record(
-            Event("unarchive" if undo else "archive", target.name, who, version=target.version,
-                  to=target.digest, reason=reason, data={**({"forced": True} if force else {}), **(data or {})})
-        )
+        self, target: Resolved, who: str, reason: str | None, force: bool, undo: bool,
+        data: dict[str, Any] | None = None, clear: bool = False, signer: Any = None,
+    ) -> list[Event]:
+        """Archive (or unarchive) under the lock; the events written: a clear per stage held, then the
+        archive event. ``clear`` clears held stages without ``force`` (and even when already archived)."""
+        state = self.model_state(target.name)
+        st = state.versions.get(target.version)
+        archived = bool(st and st.archived)
+        held = [] if undo else [s for s, d in self.stage_holders(target.name).items() if d == target.digest]
+        done = archived != undo  # already in the state asked for
+        if done and not (clear and held):
+            return []
+        if held and not (force or clear):
+            raise PolicyRefused(
+                f"{target.name}@{target.version} holds {', '.join(held)}; move the stage first, or use --force "
+                "to clear it and archive", info={"name": target.name, "version": target.version, "stages": held})
+        events = []
+        for stage in self._stage_order({s: target.digest for s in held}):
+            self.refs.set_stage_if_equals(target.name, stage, target.digest, None)
+            events.append(self._record(self._move(
+                state, "clear", target.name, who, stage, target.digest, None, reason, {"archive": True},
+                version=target.version), signer))
+        if not done:
+            extra = {**({"forced": True} if force else {}), **({"cleared": held} if held else {}), **(data or {})}
+            events.append(self._record(
+                Event("unarchive" if undo else "archive", target.name, who, version=target.version,
+                      to=target.digest, reason=reason, data=extra), signer))
+        return events
 
     # ------------------------------------------------------------ annotations
-    def _annotate(self, ref: str, action: str, data: dict[str, Any], actor: str | None) -> Event:
+    def _annotate(self, ref: str, action: str, data: dict[str, Any], actor: str | None, sign: bool = False) -> Event:
         target = self.resolve(ref)
         who = resolve_actor(actor)
+        signer = self._signer(sign)
         with self._locked(target.name):
-            return self._record(Event(action, target.name, who, version=target.version, to=target.digest, data=data))
+            return self._record(Event(action, target.name, who, version=target.version, to=target.digest, data=data),
+                                signer)
 
-    def set_metrics(self, ref: str, suite: str, values: dict[str, Any], actor: str | None = None) -> Event:
-        """Merge ``values`` into ``suite``'s metrics of a version (later values win per key; JSON types kept)."""
+    def set_metrics(
+        self, ref: str, suite: str, values: dict[str, Any], actor: str | None = None, sign: bool = False
+    ) -> Event:
+        """Merge ``values`` into ``suite``'s metrics of a version (later values win per key; JSON types kept).
+
+        ``sign``: sign the event with the user's SSH key (gates with ``require_signatures`` count only signed metrics)."""
         check_key("suite", suite)
         if not isinstance(values, dict) or not values:
             raise UsageError(f"metrics for suite {suite}: give at least one KEY=VALUE")
         _check_json(values, f"metrics for suite {suite}")
-        return self._annotate(ref, "metrics", {"suite": suite, "values": values}, actor)
+        return self._annotate(ref, "metrics", {"suite": suite, "values": values}, actor, sign)
 
     def metrics(self, ref: str, suite: str | None = None) -> dict[str, Any]:
         """Current metrics of a version: ``{suite: {key: value}}``, or one suite's ``{key: value}``."""
@@ -834,10 +1141,15 @@ class Registry:
             return None
         return self._annotate(ref, "tag", {"add": add, "remove": remove}, actor)
 
-    def approve(self, ref: str, stage: str, comment: str | None = None, actor: str | None = None) -> Event:
-        """Record the actor's approval of a version for ``stage`` (one per actor and stage; again replaces it)."""
+    def approve(
+        self, ref: str, stage: str, comment: str | None = None, actor: str | None = None, sign: bool = False
+    ) -> Event:
+        """Record the actor's approval of a version for ``stage`` (one per actor and stage; again replaces it).
+
+        ``sign``: sign the event with the user's SSH key; gates with ``require_signatures`` count
+        only signed approvals, one per allowed signer."""
         self._check_stage(stage)
-        return self._annotate(ref, "approve", {"stage": stage, "comment": comment}, actor)
+        return self._annotate(ref, "approve", {"stage": stage, "comment": comment}, actor, sign)
 
     def bind(
         self, ref: str, provider: str, id: str, endpoint: str | None = None,
@@ -851,6 +1163,12 @@ class Registry:
         if not isinstance(params, dict):
             raise UsageError("bind params must be a mapping")
         _check_json(params, "bind params")
+        from .trust.settings import check_no_credentials
+        from .uris import check_uri_safe
+
+        if endpoint is not None:
+            check_uri_safe(endpoint)  # the log is committed: no user info, tokens or signed queries
+        check_no_credentials(params, "bind --param", "the event log")
         data = {"provider": provider, "id": id, "endpoint": endpoint, "params": params}
         return self._annotate(ref, "bind", data, actor)
 
@@ -917,8 +1235,46 @@ class Registry:
 
     # --------------------------------------------------------------- artifacts
     def artifact_settings(self) -> tuple[str | None, dict[str, dict[str, Any]] | None]:
-        """``(artifact_store, storage_options)`` from config.yaml, validated (see docs/artifacts.md)."""
-        return _artifact_settings(self.config.raw, self.root)
+        """``(artifact_store, storage_options)`` in effect: config.yaml's harmless options, its network
+        settings only if approved on this machine, then the user's config (docs/security.md)."""
+        eff = self._effective()
+        return eff.store, eff.options
+
+    def _committed_storage(self) -> Any:
+        from .trust import settings
+
+        return settings.committed(self.config.raw)
+
+    def _effective(self) -> Any:
+        from .trust import settings
+
+        c = self._committed_storage()
+        local_store = None
+        if c.store is not None and not c.store_is_remote and not c.store.startswith("file://"):
+            path = Path(c.store).expanduser()  # a relative store path is relative to the project root
+            local_store = (path if path.is_absolute() else self.root / path).resolve().as_uri()
+        elif c.store is not None and not c.store_is_remote:
+            local_store = c.store
+        return settings.effective(self.path, c, local_store)
+
+    def trust_status(self) -> Any:
+        """The committed network settings (:class:`trust.settings.TrustStatus`) and whether this machine approved them."""
+        from .trust import settings
+
+        return settings.status(self.path, self._committed_storage())
+
+    def trust(self, revoke: bool = False) -> Any:
+        """Approve (or with ``revoke`` forget) exactly the current committed network settings, for this machine."""
+        from .trust import settings
+
+        c = self._committed_storage()
+        return settings.revoke(self.path, c) if revoke else settings.approve(self.path, c)
+
+    def egress(self) -> Any:
+        """The reading rules for artifact URIs that come from this registry (:mod:`trust.egress`)."""
+        from .trust import egress
+
+        return egress.for_project(self.root)
 
     def verify(
         self, ref: str, *, compute_hash: bool = False, progress: ProgressFactory | None = None
@@ -932,7 +1288,7 @@ class Registry:
         _store, options = self.artifact_settings()
         results = verify_entries(
             self.manifest(r.digest).get("artifacts", []), self.root,
-            compute_hash=compute_hash, progress=progress, storage_options=options,
+            compute_hash=compute_hash, progress=progress, storage_options=options, egress=self.egress(),
         )
         return VerifyReport(r, list(results))
 
@@ -955,14 +1311,17 @@ class Registry:
         return reports
 
     def fetch(
-        self, ref: str, dest: str | os.PathLike[str], *, progress: ProgressFactory | None = None
+        self, ref: str, dest: str | os.PathLike[str], *, progress: ProgressFactory | None = None,
+        allow_unverified: bool = False,
     ) -> FetchReport:
         """Download every artifact of a version into directory ``dest``, each checked against its SHA-256.
 
         Files are named by role (plus the URI's extension, see :func:`artifacts.fetch_name`). Files
         already there with the right hash are not downloaded again. All or nothing: on a mismatch
         (IntegrityError) or any other failure, the files this call wrote are removed. Artifacts with
-        no recorded sha256 are downloaded with only a size check and reported as "unverified".
+        no recorded sha256 are refused (IntegrityError) unless ``allow_unverified``; then they are
+        downloaded with only a size check and reported as "unverified". URIs are read under the
+        :meth:`egress` rules (no special files, nothing outside allowed roots, no private addresses).
         """
         from .artifacts import fetch_entries
 
@@ -970,8 +1329,17 @@ class Registry:
         _store, options = self.artifact_settings()
         return fetch_entries(
             r, self.manifest(r.digest).get("artifacts", []), dest, self.root,
-            progress=progress, storage_options=options,
+            progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
         )
+
+    # ----------------------------------------------------------------- history
+    def audit(self, base: str, max_skew: float | None = None) -> Any:
+        """Compare the registry's work tree with git revision ``base``: an :class:`trust.audit.AuditReport`
+        naming each edited or removed log line, changed immutable file, unregistered ref target and
+        out-of-order added event (see docs/security.md)."""
+        from .trust import audit
+
+        return audit.audit(self, base, audit.MAX_SKEW if max_skew is None else max_skew)
 
     # ------------------------------------------------------------- discovery
     def search(
@@ -1043,43 +1411,6 @@ class VerifyReport:
         return {**self.ref.to_dict(), "ok": self.ok, "results": [r.to_dict() for r in self.results]}  # type: ignore[attr-defined]
 
 
-# credentials must not sit in config.yaml either: it is committed with the registry
-_SECRET_OPTION_KEYS = frozenset({
-    "key", "secret", "token", "password", "session_token", "client_secret", "account_key", "sas_token",
-    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "hf_token", "api_key",
-})
-
-
-def _artifact_settings(raw: dict[str, Any], root: Path) -> tuple[str | None, dict[str, dict[str, Any]] | None]:
-    from .uris import check_uri_safe
-
-    store = raw.get("artifact_store")
-    if store is not None:
-        if not isinstance(store, str) or not store.strip():
-            raise UsageError("config.yaml: 'artifact_store' must be a URL or a path (a non-empty string)")
-        check_uri_safe(store)
-        if _is_local(store) and not store.startswith("file://"):
-            path = Path(store).expanduser()  # a relative store path is relative to the project root
-            store = (path if path.is_absolute() else root / path).resolve().as_uri()
-    options = raw.get("storage_options")
-    if options is not None:
-        if not isinstance(options, dict) or not all(
-            isinstance(k, str) and isinstance(v, dict) for k, v in options.items()
-        ):
-            raise UsageError("config.yaml: 'storage_options' must map a protocol (s3, gs, ...) to a mapping of options")
-        _refuse_secret_options(options, "storage_options")
-    return store, options
-
-
-def _refuse_secret_options(value: Any, where: str) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if str(k).lower() in _SECRET_OPTION_KEYS:
-                raise UsageError(
-                    f"config.yaml: refusing credential option {where}.{k}: config.yaml is committed; "
-                    "configure credentials in the environment instead"
-                )
-            _refuse_secret_options(v, f"{where}.{k}")
 def parse_artifact_spec(text: str) -> dict[str, Any]:
     """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, the file name is the role."""
     if not text:

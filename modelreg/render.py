@@ -72,18 +72,44 @@ def versions_table(name: str, versions: list[Any]) -> None:
     )
 
 
-def event_text(e: Any) -> str:
-    """One event as a line, like ``git log --oneline`` with who and why."""
+def event_text(e: Any, labels: dict[str, str] | None = None) -> str:
+    """One event as a line, like ``git log --oneline`` with who and why.
+
+    A stage move reads ``NAME@STAGE: 1.1.0 -> 1.0.0``: versions from ``labels`` (digest ->
+    version), a short digest only for one no version is known for; ``--json`` has the digests.
+    """
+    from .lifecycle.order import MOVES
+
+    labels = labels or {}
+
+    def label(digest: str | None) -> str:
+        return "(empty)" if digest is None else labels.get(digest) or _short(digest)
+
     when = e.time[:19].replace("T", " ") + "Z"
-    what = f"{e.model}@{e.version}" if e.version else e.model
-    if e.stage:
-        what += f" -> {e.stage}"
-    move = ""
-    if e.action in ("promote", "rollback", "demote", "reconcile", "clear"):
-        move = f" ({_short(e.from_)} -> {_short(e.to)})"
+    if e.action in MOVES and e.stage:
+        what = f"{e.model}@{e.stage}"
+        move = f": {label(e.from_)} -> {label(e.to)}"
+    else:
+        what = f"{e.model}@{e.version}" if e.version else e.model
+        if e.stage:
+            what += f" -> {e.stage}"
+        move = ""
     forced = " [forced]" if e.data.get("forced") else ""
     reason = f"  # {e.reason}" if e.reason else ""
     return f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}"
+
+
+def signature_mark(verdict: Any) -> str:
+    """`` [verified: PRINCIPAL]`` for a good signature, `` [signature BAD]``..., or nothing for an unsigned event."""
+    if verdict is None:
+        return ""
+    if verdict.verified:
+        from .trust.settings import shown
+
+        return f"  [verified: {shown(verdict.principal, 100)}]"
+    label = {"bad": "signature BAD", "unknown-key": "signed by an unknown key", "malformed": "signature unreadable",
+             "unchecked": "signed, not checked: no allowed signers file"}.get(verdict.status, verdict.status)
+    return f"  [{label}]"
 
 
 def _annotation(e: Any) -> str:
@@ -98,6 +124,21 @@ def _annotation(e: Any) -> str:
     if e.action in ("bind", "unbind"):
         return f" {d.get('provider')}" + (f" {d['id']}" if d.get("id") else "")
     return ""
+
+
+def trust_lines(st: Any) -> Iterator[str]:
+    """The committed network settings, one ``key = value`` line each (values as JSON), and their state."""
+    import json
+
+    if not st.settings:
+        return
+    state = {"record": "approved on this machine", "env": "approved by MODELREG_TRUSTED_SETTINGS"}.get(
+        st.approved or "", "NOT approved on this machine")
+    yield f"{st.config}: {state} ({st.digest})"
+    from .trust.settings import shown
+
+    for key, value in st.settings.items():
+        yield f"  {shown(key)} = {json.dumps(value, ensure_ascii=True)}"
 
 
 def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:

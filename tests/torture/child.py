@@ -2,17 +2,21 @@
 
     python -m tests.torture.child REGISTRY ACKFILE SEED [OPS] [--focus OP] [--ops OP,OP,...] [--model M]
 
-Before each operation it writes ``{"begin": OP}`` (not fsync'd: it only tells the parent
-which operation a kill interrupted). An acknowledgement is one JSON line appended to
-ACKFILE *after* the library call returned: ``{"op", "model", "events", "changed", ...}``
-(one ``write``; a SIGKILL leaves the page cache, so no fsync is needed for the parent to
-read it). Whatever the parent finds acked must be in the registry (and, for
-``sync``, on the remote), however the child died.
+Before each operation it writes ``{"begin": OP}`` (it only tells the parent which operation
+a kill interrupted). An acknowledgement is one JSON line appended to ACKFILE *after* the
+library call returned: ``{"op", "model", "event", "events", "changed", ...}`` (``event``: the
+first event written, ``events``: all of them; one ``write``: a SIGKILL leaves the page cache,
+so no fsync is needed for the parent to read it). Whatever the parent finds acked must be in
+the registry (and, for ``sync``, on the remote), however the child died.
 
 Every write command is one entry of :data:`OPS`; a new write command joins the torture by
 adding one function here (and, if it needs a precondition, nothing more: the registry
 accumulates state across kills, and refusals are acknowledged as ``refused``).
 With ``--focus OP`` four operations in five are OP, the rest drawn from the others.
+
+Test-only: ``TORTURE_CLOCK_SKEW=SECONDS`` (e.g. ``-3600``) shifts this worker's clock, the
+one time source of event times and ids (``modelreg.log._now_ns``), to play a writer whose
+clock is wrong. modelreg itself has no such setting.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from modelreg import EMPTY
 from modelreg.errors import Conflict, ModelregError, NotFound, PolicyRefused
 from modelreg.registry import Registry
 
@@ -33,8 +38,27 @@ STAGES = ("staging", "production")
 SYNC_TIMEOUT = 60.0
 
 
+def skew_clock() -> None:
+    skew = os.environ.get("TORTURE_CLOCK_SKEW")
+    if skew:
+        import modelreg.log as log
+
+        real, shift = log._now_ns, int(float(skew) * 1e9)
+        log._now_ns = lambda: real() + shift  # type: ignore[assignment]
+
+
 def ack(fd: int, record: dict) -> None:
     os.write(fd, (json.dumps(record) + "\n").encode())
+
+
+def record(op: str, model: str, events: list, changed: bool, **extra: Any) -> dict:
+    ids = [e.id for e in events]
+    return {"op": op, "model": model, "event": ids[0] if ids else None, "events": ids, "changed": changed, **extra}
+
+
+def expect_now(reg: Registry, model: str, stage: str) -> object:
+    current = reg.refs.read_stage(model, stage)
+    return EMPTY if current is None else current
 
 
 def _pick(reg: Registry, rnd: random.Random, model: str) -> str:
@@ -44,83 +68,126 @@ def _pick(reg: Registry, rnd: random.Random, model: str) -> str:
     return rnd.choice(names)
 
 
-def _event_rec(op: str, model: str, ev: Any) -> dict:
-    return {"op": op, "model": model, "events": [ev.id] if ev else [], "changed": ev is not None}
+Op = Callable[[Registry, random.Random, str, str, int], dict]
 
 
-def op_register(reg: Registry, rnd: random.Random, tag: str, model: str) -> dict:
+def op_register(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
     v = f"{tag}.{rnd.randrange(10**9)}"
     r = reg.register(model, v, params={"seed": rnd.randrange(1000)}, actor="torture")
-    return {"op": "register", "model": model, "events": [r.event.id] if r.event else [], "changed": r.created}
+    return record("register", model, [r.event] if r.event else [], r.created)
 
 
-def op_promote(reg: Registry, rnd: random.Random, tag: str, model: str) -> dict:
+def op_promote(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
     stage = rnd.choice(STAGES)
-    current = reg.refs.read_stage(model, stage)
-    move = reg.promote(f"{model}@{_pick(reg, rnd, model)}", stage, expect=current or "none", actor="torture")
-    return {"op": "promote", "model": model, "events": [e.id for e in move.events], "changed": move.changed}
+    move = reg.promote(f"{model}@{_pick(reg, rnd, model)}", stage, expect=expect_now(reg, model, stage),
+                       actor="torture")
+    return record("promote", model, move.events, move.changed)
 
 
-def op_rollback(reg: Registry, rnd: random.Random, tag: str, model: str) -> dict:
-    move = reg.rollback(model, rnd.choice(STAGES), actor="torture")
-    return {"op": "rollback", "model": model, "events": [e.id for e in move.events], "changed": move.changed}
+def op_auto_demote(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    """Promote to production over a staged candidate: each way through the demotion guard."""
+    how = rnd.choice(("default", "no-demote", "replace", "expect"))
+    kw: dict = {"demote": False} if how == "no-demote" else {"replace_staging": True} if how == "replace" else {}
+    if how == "expect":
+        kw["expect_staging"] = expect_now(reg, model, "staging")
+    move = reg.promote(f"{model}@{_pick(reg, rnd, model)}", "production",
+                       expect=expect_now(reg, model, "production"), actor="torture", **kw)
+    return record("promote", model, move.events, move.changed)
 
 
-def op_archive(reg: Registry, rnd: random.Random, tag: str, model: str) -> dict:
-    ev = reg.archive(f"{model}@{_pick(reg, rnd, model)}", actor="torture", reason="torture", undo=rnd.random() < 0.3)
-    return _event_rec("archive", model, ev)
+def op_rollback(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    stage = rnd.choice(STAGES)
+    move = reg.rollback(model, stage, expect=expect_now(reg, model, stage), actor="torture")
+    return record("rollback", model, move.events, move.changed)
 
 
-def op_metrics(reg: Registry, rnd: random.Random, tag: str, model: str) -> dict:
+def op_rollback_twice(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    stage = rnd.choice(STAGES)
+    move = reg.rollback(model, stage, expect=expect_now(reg, model, stage), actor="torture")
+    ack(fd, record("rollback", model, move.events, move.changed, extra=True))  # the second may be refused
+    move = reg.rollback(model, stage, actor="torture")
+    return record("rollback", model, move.events, move.changed)
+
+
+def op_clear(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    stage = rnd.choice(STAGES)
+    move = reg.clear(model, stage, reason="torture", expect=expect_now(reg, model, stage), actor="torture")
+    return record("clear", model, move.events, move.changed)
+
+
+def op_archive(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    ev = reg.archive(f"{model}@{_pick(reg, rnd, model)}", actor="torture", reason="torture",
+                     force=rnd.random() < 0.5)
+    return record("archive", model, [ev] if ev else [], ev is not None)
+
+
+def op_unarchive(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    ev = reg.archive(f"{model}@{_pick(reg, rnd, model)}", actor="torture", reason="torture", undo=True)
+    return record("unarchive", model, [ev] if ev else [], ev is not None)
+
+
+def op_archive_with_stages(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    """A version that holds a stage, archived in one step (its stages cleared first)."""
+    held = list(reg.stage_holders(model).values())
+    ref = f"{model}@{rnd.choice(held)}" if held else f"{model}@{_pick(reg, rnd, model)}"
+    move = reg.promote(ref, "archived", reason="torture", actor="torture")
+    return record("archive", model, move.events, move.changed)
+
+
+def op_metrics(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
     ev = reg.set_metrics(f"{model}@{_pick(reg, rnd, model)}", rnd.choice(("core", "latency")),
                          {"score": rnd.random(), "run": tag}, actor="torture")
-    return _event_rec("metrics", model, ev)
+    return record("metrics", model, [ev], True)
 
 
-def op_tag(reg: Registry, rnd: random.Random, tag: str, model: str) -> dict:
+def op_tag(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
     t = rnd.choice(("nlp", "gold", "candidate"))
     ref = f"{model}@{_pick(reg, rnd, model)}"
     ev = reg.tag(ref, add=[t]) if rnd.random() < 0.6 else reg.tag(ref, remove=[t])
-    return _event_rec("tag", model, ev)
+    return record("tag", model, [ev] if ev else [], ev is not None)
 
 
-def op_approve(reg: Registry, rnd: random.Random, tag: str, model: str) -> dict:
+def op_approve(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
     ev = reg.approve(f"{model}@{_pick(reg, rnd, model)}", rnd.choice(STAGES), comment=tag,
                      actor=rnd.choice(("ann", "bob")))
-    return _event_rec("approve", model, ev)
+    return record("approve", model, [ev], True)
 
 
-def op_bind(reg: Registry, rnd: random.Random, tag: str, model: str) -> dict:
+def op_bind(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
     ref = f"{model}@{_pick(reg, rnd, model)}"
     if rnd.random() < 0.7:
         ev = reg.bind(ref, "serve", f"id-{tag}", endpoint="https://serve.example/v1", actor="torture")
     else:
         ev = reg.unbind(ref, "serve", actor="torture")
-    return _event_rec("bind", model, ev)
+    return record("bind", model, [ev] if ev else [], ev is not None)
 
 
-def op_prune(reg: Registry, rnd: random.Random, tag: str, model: str) -> dict:
+def op_prune(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
     chosen = reg.prune(model, rnd.randrange(3, 12), apply=True, actor="torture")
-    return {"op": "prune", "model": model, "events": [], "archived": [r.version for r in chosen],
-            "changed": bool(chosen)}
+    return record("prune", model, [], bool(chosen), archived=[r.version for r in chosen])
 
 
-def op_sync(reg: Registry, rnd: random.Random, tag: str, model: str) -> dict:
+def op_sync(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
     """Register, then commit and push to the contended remote (the registry must be in a git clone)."""
     from modelreg.gitops import sync
 
-    first = op_register(reg, rnd, tag, model)
+    first = op_register(reg, rnd, tag, model, fd)
     result = sync(reg, push=True, timeout=SYNC_TIMEOUT)
-    return {"op": "sync", "model": model, "events": first["events"], "changed": True,
-            "pushed_commit": result.pushed_commit, "committed": result.committed}
+    return {**first, "op": "sync", "changed": True, "pushed_commit": result.pushed_commit,
+            "committed": result.committed}
 
 
-# name -> operation; git-only operations are listed in GIT_OPS. Add a write command here.
-OPS: dict[str, Callable[[Registry, random.Random, str, str], dict]] = {
+# name -> write command; the git-only ones are also in GIT_OPS. Add a write command here.
+OPS: dict[str, Op] = {
     "register": op_register,
     "promote": op_promote,
+    "auto-demote": op_auto_demote,
     "rollback": op_rollback,
+    "rollback-twice": op_rollback_twice,
+    "clear": op_clear,
     "archive": op_archive,
+    "unarchive": op_unarchive,
+    "archive-with-stages": op_archive_with_stages,
     "metrics": op_metrics,
     "tag": op_tag,
     "approve": op_approve,
@@ -129,7 +196,9 @@ OPS: dict[str, Callable[[Registry, random.Random, str, str], dict]] = {
     "sync": op_sync,
 }
 GIT_OPS = frozenset({"sync"})
-DEFAULT_OPS = ("register", "register", "promote", "promote", "rollback", "archive")  # the classic mix
+# the mix of the concurrency and clock-skew sections: stage moves, weighted like the lifecycle
+DEFAULT_OPS = ("register", "register", "promote", "promote", "auto-demote", "rollback", "rollback-twice",
+               "clear", "archive", "archive-with-stages", "unarchive")
 
 
 def choose(rnd: random.Random, names: list[str], focus: str | None) -> str:
@@ -140,6 +209,7 @@ def choose(rnd: random.Random, names: list[str], focus: str | None) -> str:
 
 def run(registry: str, ackfile: str, seed: int, ops: int | None, focus: str | None = None,
         names: list[str] | None = None, model: str | None = None) -> int:
+    skew_clock()
     rnd = random.Random(seed)
     names = names or list(DEFAULT_OPS)
     reg = Registry(registry)
@@ -150,12 +220,13 @@ def run(registry: str, ackfile: str, seed: int, ops: int | None, focus: str | No
         m = model or rnd.choice(MODELS)
         ack(fd, {"begin": op})
         try:
-            rec = OPS[op](reg, rnd, f"{seed}.{done}", m)
-        except (Conflict, NotFound, PolicyRefused) as exc:  # expected refusals: CAS lost, empty stage, archived
-            rec = {"op": "refused", "of": op, "error": type(exc).__name__, "events": [], "changed": False}
-        except ModelregError as exc:
-            rec = {"op": "error", "of": op, "error": f"{type(exc).__name__}: {exc.message}", "events": [],
+            rec = OPS[op](reg, rnd, f"{seed}.{done}", m, fd)
+        except (Conflict, NotFound, PolicyRefused) as exc:  # expected refusals: CAS lost, nothing to undo, archived
+            rec = {"op": "refused", "of": op, "error": type(exc).__name__, "event": None, "events": [],
                    "changed": False}
+        except ModelregError as exc:
+            rec = {"op": "error", "of": op, "error": f"{type(exc).__name__}: {exc.message}", "event": None,
+                   "events": [], "changed": False}
         ack(fd, rec)
         done += 1
     os.close(fd)

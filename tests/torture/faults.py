@@ -66,7 +66,7 @@ class FaultOp:
 
     lib: Callable[[Registry], Any]
     argv: list[str]
-    check: Callable[[Registry], str | None]  # "old" | "new" | anything else: neither
+    check: Callable[[Registry], str | None]  # "old" | "new" | "prefix" (valid, only after a failure) | neither
     prepare: Callable[[Registry], None] = lambda reg: None
     old_errors: int = 0  # fsck errors the old state has on purpose (fsck --repair's input)
     quick: bool = False  # part of the quick (CI) matrix
@@ -86,6 +86,15 @@ def _version(reg: Registry, stage: str) -> str | None:
 
 def _state(reg: Registry, version: str) -> Any:
     return reg.model_state("m").versions.get(version)
+
+
+def _archived_state(reg: Registry) -> str:
+    """old: 1.1 serves production; new: archived and holding no stage; prefix: cleared, the archive
+    event not written yet (a valid state a failed command may leave: running it again finishes it)."""
+    archived = bool(_state(reg, "1.1") and _state(reg, "1.1").archived)
+    if reg.refs.read_stage("m", "production") is None:
+        return "new" if archived else "prefix"
+    return "old" if not archived else "archived but still in production"
 
 
 def _torn(reg: Registry) -> None:
@@ -157,6 +166,16 @@ FAULT_OPS: dict[str, FaultOp] = {
         ["prune", "m", "--keep", "0", "--apply", "--actor", "t"],
         lambda reg: "new" if (_state(reg, "1.2") and _state(reg, "1.2").archived) else "old",
     ),
+    "clear": FaultOp(
+        lambda reg: reg.clear("m", "production", reason="t", expect="1.1", actor="t"),
+        ["clear", "m", "production", "--reason", "t", "--expect", "1.1", "--actor", "t"],
+        lambda reg: "old" if reg.refs.read_stage("m", "production") else "new",
+    ),
+    "archive-with-stages": FaultOp(
+        lambda reg: reg.promote("m@1.1", "archived", reason="t", actor="t"),
+        ["promote", "m@1.1", "archived", "--reason", "t", "--actor", "t"],
+        lambda reg: _archived_state(reg),
+    ),
     "fsck-repair": FaultOp(
         _fsck_repair,
         ["fsck", "--repair"],
@@ -168,14 +187,14 @@ FAULT_OPS: dict[str, FaultOp] = {
 
 
 def fault_template(work: Path, init: Callable[[Path], Registry]) -> Path:
-    """m@1.0, 1.1, 1.2; production went 1.0 -> 1.1 (so a rollback has somewhere to go)."""
+    """m@1.0, 1.1, 1.2; production went 1.0 -> 1.1 (so a rollback has somewhere to go); staging empty."""
     base = work / "fault-template"
     shutil.rmtree(base, ignore_errors=True)
     reg = init(base)
     for v, lr in (("1.0", 0.1), ("1.1", 0.2), ("1.2", 0.25)):
         reg.register("m", v, params={"lr": lr}, actor="t")
     reg.promote("m@1.0", "production", actor="t")
-    reg.promote("m@1.1", "production", expect="1.0", actor="t")
+    reg.promote("m@1.1", "production", expect="1.0", actor="t", demote=False)
     return base
 
 
@@ -265,7 +284,7 @@ def _one_fault(case: Path, template: Path, op_name: str, op: FaultOp, via: str, 
     errs = fsck_errors(reg_dir)
     if len(errs) > (op.old_errors if state == "old" else 0):
         fig.lose(f"{label}: fsck errors {errs[:3]}")
-    if state not in ("old", "new"):
+    if state not in ("old", "new", "prefix") or (state == "prefix" and outcome == "ok"):
         fig.lose(f"{label}: registry is in neither the old nor the new state: {state}")
     elif outcome == "ok" and state != "new":
         fig.lose(f"{label}: reported success but the registry holds the old state")
@@ -333,6 +352,7 @@ def full_disk(work: Path, rounds: int, rnd: random.Random, fig: Any, init: Calla
         reg.register("beta", v, actor="t")
     acked: set[str] = set()
     names = [n for n in ops if n != "sync"]
+    sink = os.open(os.devnull, os.O_WRONLY)  # the extra acknowledgements of rollback-twice
     for i in range(rounds):
         op = rnd.choice(names)
         model = rnd.choice(("alpha", "beta"))
@@ -343,7 +363,7 @@ def full_disk(work: Path, rounds: int, rnd: random.Random, fig: Any, init: Calla
         with FullDisk(budget) as disk:
             if via == "library":
                 try:
-                    rec = ops[op](Registry(reg_dir), random.Random(i), f"disk.{i}", model)
+                    rec = ops[op](Registry(reg_dir), random.Random(i), f"disk.{i}", model, sink)
                     acked.update(rec["events"])
                 except ModelregError as exc:
                     outcome, message = type(exc).__name__, exc.message
@@ -371,7 +391,7 @@ def full_disk(work: Path, rounds: int, rnd: random.Random, fig: Any, init: Calla
             if "No space left" not in message or "/" not in message:
                 fig.lose(f"{label}: the error does not say the disk is full and where: {message!r}")
             after = _logs(reg_dir)
-            single = op in ("metrics", "tag", "approve", "bind", "archive", "register")
+            single = op in ("metrics", "tag", "approve", "bind", "archive", "unarchive", "register")
             changed = [n for n in after if after.get(n) != before.get(n)]
             if single and changed:
                 grew = [n for n in changed if after[n].startswith(before.get(n, b"")) and
@@ -395,6 +415,7 @@ def full_disk(work: Path, rounds: int, rnd: random.Random, fig: Any, init: Calla
         if (i + 1) % max(1, rounds // 4) == 0:
             progress.note(f"disk: {i + 1}/{rounds} rounds, {fig.disk_short_writes} short writes, "
                           f"{fig.disk_enospc} ENOSPC")
+    os.close(sink)
     have = {e.id for m in ("alpha", "beta") for e in Registry(reg_dir).events(m)}
     missing = acked - have
     if missing:
