@@ -157,12 +157,12 @@ def _merge_message(gd: GitDir) -> str:
 
 
 def _unmerged(gd: GitDir) -> list[str]:
-    import subprocess
+    from .errors import ModelregError
+    from .gitrun import _git  # only on the refusal path: opening a registry never runs git
 
     try:
-        proc = subprocess.run(["git", "diff", "--name-only", "--diff-filter=U"], cwd=gd.top, capture_output=True,
-                              env={**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}, check=False)
-    except OSError:
+        proc = _git(["diff", "--name-only", "--diff-filter=U"], gd.top, check=False)
+    except (ModelregError, OSError):
         return []
     return [line for line in proc.stdout.decode("utf-8", "replace").splitlines() if line]
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from . import fileio, gitguard
 from .errors import Conflict, IntegrityError, WorkTreeBlocked
-from .gitops import GitError, Location, _git, _out
+from .gitrun import GitError, Location, _git, _out
 from .names import check_model
 
 LITERAL = {"GIT_LITERAL_PATHSPECS": "1"}

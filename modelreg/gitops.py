@@ -1,8 +1,8 @@
 """Git integration: commit and push the registry, compare stages across revisions, textconv.
 
-Every call to the ``git`` binary lives in this module and goes through :func:`_git`, which
-raises :class:`GitError` (exit 1) carrying the first line git printed on stderr. Functions
-return dataclasses and never print. Nothing here touches the network unless asked to push.
+Every call to the ``git`` binary goes through :func:`modelreg.gitrun._git`, which raises
+:class:`GitError` (exit 1) carrying the first line git printed on stderr. Functions return
+dataclasses and never print. Nothing here touches the network unless asked to push.
 
 The many-writers recipe (see docs/git.md)::
 
@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import os
 import random
-import re
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from . import log, manifest
@@ -34,100 +32,13 @@ from .errors import (
     Conflict, IntegrityError, ModelregError, NotFound, PushContention, Unreachable, UsageError, WorkTreeBlocked,
     os_errors,
 )
+from .gitrun import GitError, Location, _first_line, _git, _out, locate
 from .hashing import sha256_bytes
 from .names import check_stage, is_full_digest, parse_ref
 
 DRIVER = "modelreg-ref"
 TEXTCONV_ATTRIBUTES = ("refs/** diff=modelreg-ref", "versions/** diff=modelreg-ref")
 DEFAULT_TIMEOUT = 300.0  # seconds sync --push keeps trying while the remote moves (see docs/git.md)
-
-
-class GitError(ModelregError):
-    """A git command failed; the message is git's own first line of complaint."""
-
-    exit_code = 1
-
-
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env["GIT_TERMINAL_PROMPT"] = "0"  # never hang waiting for credentials in CI
-    env["LC_ALL"] = "C"  # stable messages for the parsing below
-    env.pop("GIT_DIR", None)
-    env.pop("GIT_WORK_TREE", None)
-    env.pop("GIT_INDEX_FILE", None)
-    if extra:
-        env.update(extra)
-    return env
-
-
-_LOCK_EXISTS = re.compile(r"Unable to create '([^']+\.lock)': File exists")
-
-
-def _git(
-    args: list[str], cwd: str | os.PathLike[str], *, check: bool = True, error: type[ModelregError] = GitError,
-    input: bytes | None = None, env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[bytes]:
-    """Run ``git ARGS`` in ``cwd``; on failure (with ``check``) raise ``error`` with git's first stderr line.
-
-    A failure because a git lock file exists becomes WorkTreeBlocked (exit 8) saying whether
-    the lock is stale and how to clear it.
-    """
-    try:
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=_env(env), check=False,
-                              input=input if input is not None else b"")
-    except FileNotFoundError:
-        raise GitError("git is not installed or not on PATH") from None
-    if proc.returncode != 0:
-        m = _LOCK_EXISTS.search(proc.stderr.decode("utf-8", "replace"))
-        if m:
-            raise WorkTreeBlocked(_lock_message(cwd, m.group(1)))
-    if check and proc.returncode != 0:
-        raise error(f"git {args[0]}: {_first_line(proc.stderr) or f'exited with status {proc.returncode}'}")
-    return proc
-
-
-def _lock_message(cwd: str | os.PathLike[str], path: str) -> str:
-    from . import gitguard
-
-    gd = gitguard.find(cwd)
-    if gd is not None:
-        for lock in gitguard.git_locks(gd):
-            if os.path.realpath(lock.path) == os.path.realpath(path):
-                return gitguard.describe_lock(gd, lock)
-    return f"git could not take its lock {path}: another git command holds it, or a killed one left it"
-
-
-def _first_line(data: bytes) -> str:
-    for line in data.decode("utf-8", "replace").splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
-def _out(args: list[str], cwd: str | os.PathLike[str]) -> str:
-    return _git(args, cwd).stdout.decode("utf-8", "replace").strip()
-
-
-# ------------------------------------------------------------------ where things are
-@dataclass(frozen=True)
-class Location:
-    """The git work tree holding a registry and the registry's path inside it (posix, relative)."""
-
-    top: Path
-    rel: str  # e.g. ".modelreg" or "ml/.modelreg"
-
-    def path(self, *parts: str) -> str:
-        return str(PurePosixPath(self.rel, *parts))
-
-
-def locate(reg: Any) -> Location:
-    """Where ``reg`` sits in its git work tree; NotFound if it is not inside one."""
-    proc = _git(["rev-parse", "--show-toplevel"], reg.path, check=False)
-    if proc.returncode != 0:
-        raise NotFound(f"{reg.path} is not inside a git work tree (git: {_first_line(proc.stderr)})")
-    top = Path(proc.stdout.decode().strip()).resolve()
-    rel = Path(reg.path).resolve().relative_to(top).as_posix()
-    return Location(top, rel)
 
 
 def _git_dir(loc: Location) -> str:
