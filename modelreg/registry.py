@@ -767,6 +767,8 @@ class Registry:
         if stage == ARCHIVED:
             if expect is not None or expect_staging is not None:
                 raise UsageError(f"--expect does not apply to {ARCHIVED!r}: it is not a stage")
+            if self.git_state is not None:  # only picking a side of a conflicted ref runs during a merge
+                gitguard.check(self.path)
             return self._promote_archived(target, reason, resolve_actor(actor), self._signer(sign))
         self._check_stage(stage)
         if not demote and (replace_staging or expect_staging is not None):
