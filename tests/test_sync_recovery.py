@@ -254,3 +254,26 @@ def test_a_second_sync_in_the_same_clone_waits_then_says_so(git_env: Path, capsy
         holder.kill()
         holder.wait()
     assert _ok(cli(capsys, two, "sync", "--push", "--json")).json()["pushed"]  # the kernel dropped the lock
+
+
+def test_the_check_on_open_runs_no_git_and_is_cheap(git_env: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every command opens the registry; the check is a few stats and one listdir, never a git process."""
+    from modelreg import gitguard
+    from modelreg.registry import Registry
+
+    repo = new_repo(git_env / "repo")
+    _ok(cli(capsys, repo, "register", "faq-bot", "1.0.0"))
+    spawned = []
+    real = subprocess.Popen
+
+    def no_git(*a, **k):  # type: ignore[no-untyped-def]
+        spawned.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(subprocess, "Popen", no_git)
+    reg = Registry(repo / ".modelreg")
+    assert reg.resolve("faq-bot@1.0.0").version == "1.0.0" and not spawned
+    start = time.perf_counter()
+    for _ in range(1000):
+        gitguard.check(repo / ".modelreg")
+    assert time.perf_counter() - start < 2.0  # ~20-70 us each; 2 ms each would still pass on a loaded machine
