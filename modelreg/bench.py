@@ -307,6 +307,10 @@ def cold_commands(path: Path, entry: str) -> dict[str, list[str]]:
         "show": _cli(reg_dir, "show", "m0000@production"),
         "ls NAME": _cli(reg_dir, "ls", "m0000"),
         "log NAME --limit 20": _cli(reg_dir, "log", "m0000", "--limit", "20"),
+        "--version": _cli(reg_dir, "--version"),
+        # what one <TAB> costs: bash asks for the words after NAME@ (see modelreg/completion.py)
+        "complete NAME@ (bash)": ["env", "_MODELREG_COMPLETE=complete_bash", f"COMP_WORDS=modelreg -R {reg_dir} "
+                                  "resolve m0000@", "COMP_CWORD=4", *_cli(reg_dir)[:3]],
     }
 
 
@@ -454,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MODELREG_ACTOR"] = ACTOR
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    os.environ["MODELREG_CACHE_DIR"] = str(workdir / "cache")  # derived data stays with the fixtures
     res: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cores": os.cpu_count()},
         "quick": args.quick, "runs": runs, "sizes": {},

@@ -33,20 +33,28 @@ ActorOpt = Annotated[
     str | None, typer.Option("--actor", help="Who makes the change (default: MODELREG_ACTOR, CI user, git email).")
 ]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why: recorded in the event log.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print no messages on success (data, warnings and errors still print).")
+]
 SignOpt = Annotated[
     bool,
     typer.Option("--sign", help="Sign the event with your SSH key (MODELREG_SIGNING_KEY or git's user.signingkey)."),
 ]
 
-_state: dict[str, Any] = {"registry": None, "json": False}
+_state: dict[str, Any] = {"registry": None, "json": False, "quiet": False}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 metrics_app = typer.Typer(name="metrics", help="Record and show evaluation metrics by suite.", no_args_is_help=True)
 policy_app = typer.Typer(name="policy", help="Inspect the promotion policy of config.yaml.", no_args_is_help=True)
+import_app = typer.Typer(
+    name="import", help="Bring another registry's versions and history into modelreg (GTO, MLflow).",
+    no_args_is_help=True,
+)
 app.add_typer(metrics_app)
 app.add_typer(policy_app)
+app.add_typer(import_app)
 
 
 def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Callable[[F], F]:
@@ -58,6 +66,8 @@ def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Call
         def wrapper(*a: Any, **kw: Any) -> Any:
             if kw.get("as_json"):
                 _state["json"] = True
+            if kw.get("quiet"):
+                _state["quiet"] = True
             try:
                 return fn(*a, **kw)
             except ModelregError as exc:
@@ -79,11 +89,14 @@ def fail(exc: ModelregError) -> None:
 
 
 def report(exc: ModelregError) -> None:
-    """Print an error the documented way (see :func:`fail`) without exiting."""
-    typer.echo(f"modelreg: error: {exc.message}", err=True)
+    """Print an error the documented way (see :func:`fail`) without exiting; registry bytes in the
+    message are shown escaped (modelreg.printable), never sent to the terminal raw."""
+    from .printable import line as safe
+
+    typer.echo(f"modelreg: error: {safe(exc.message)}", err=True)
     if _traceback_wanted():
         for line in exc.details:
-            typer.echo(f"  {line}", err=True)
+            typer.echo(f"  {safe(line)}", err=True)
     if _state["json"]:
         emit_json(error_object(exc))
 
@@ -118,12 +131,53 @@ def os_message(exc: OSError) -> str:
 
 
 def note(message: str) -> None:
-    """A message for the person at the terminal (stderr)."""
-    typer.echo(message, err=True)
+    """A message for the person at the terminal (stderr), control characters escaped; silenced by ``--quiet``."""
+    from .printable import line
+
+    if not _state["quiet"]:
+        typer.echo(line(message), err=True)
+
+
+def warn(message: str) -> None:
+    """A warning (stderr), control characters escaped: printed even with ``--quiet``."""
+    from .printable import line
+
+    typer.echo(f"modelreg: warning: {line(message)}", err=True)
+
+
+def use_colour(stream: Any = None) -> bool:
+    """Colour only on a terminal, never when NO_COLOR is set (https://no-color.org) or TERM is dumb."""
+    stream = stream if stream is not None else sys.stdout
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def echo_styled(text: str, colour: str | None) -> None:
+    """A line on stdout, in ``colour`` when :func:`use_colour` allows it."""
+    typer.secho(text, fg=colour, color=use_colour(sys.stdout))
 
 
 def emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    from .printable import json_text
+
+    typer.echo(json_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)))
+
+
+def version_text() -> str:
+    from . import __version__
+    from .config import FORMAT
+
+    return f"modelreg {__version__} (registry format {FORMAT})"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit(0)
 
 
 def with_error(data: dict[str, Any], code: int, message: str) -> dict[str, Any]:
@@ -139,8 +193,27 @@ def _main(
         typer.Option("--registry", "-R", help="Registry directory (default: MODELREG_DIR, or .modelreg/ found upwards).",
                      envvar=None),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print no messages on success (as the command option -q).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the modelreg and registry format versions.",
+                           callback=_version_callback, is_eager=True)
+    ] = False,
+    install_completion: Annotated[
+        str | None, typer.Option("--install-completion", metavar="[SHELL]",
+                                 help="Install shell completion (bash, zsh, fish; default: your shell).")
+    ] = None,
+    show_completion: Annotated[
+        str | None, typer.Option("--show-completion", metavar="[SHELL]",
+                                 help="Print the shell completion script (bash, zsh, fish; default: your shell).")
+    ] = None,
 ) -> None:
     _state["registry"] = registry
+    _state["quiet"] = _state["quiet"] or quiet
+    if install_completion is not None or show_completion is not None:  # normally handled in main()
+        _completion_option("--install-completion" if install_completion is not None else "--show-completion",
+                           install_completion or show_completion or None)
 
 
 def open_registry(allow_git: tuple[str, ...] = ()) -> Any:
@@ -151,7 +224,7 @@ def open_registry(allow_git: tuple[str, ...] = ()) -> Any:
 
 def _progress_factory() -> Any:
     """A progress callback factory for large files when stderr is a terminal."""
-    if not sys.stderr.isatty():
+    if _state["quiet"] or not sys.stderr.isatty():
         return None
 
     def factory(label: str, total: int) -> Callable[[int], None] | None:
@@ -165,30 +238,42 @@ def _progress_factory() -> Any:
 
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
-    """``K=V`` pairs into a nested mapping; V keeps its JSON type only if it round-trips exactly."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"{what} {pair!r}: expected KEY=VALUE")
-        value: Any = raw
-        try:
-            parsed = json.loads(raw)
-            if json.dumps(parsed) == raw and not isinstance(parsed, (dict, list)):
-                value = parsed
-        except ValueError:
-            pass
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise UsageError(f"{what} {pair!r}: {part!r} is already a value")
-            node = nxt
-        if parts[-1] in node:
-            raise UsageError(f"{what} {pair!r}: key given twice")
-        node[parts[-1]] = value
-    return out
+    """``K=V`` pairs typed by the one rule of :mod:`modelreg.values`."""
+    from .values import parse_pairs as parse
+
+    return parse(pairs, what)
+
+
+# ------------------------------------------------------------- completion
+# Shell completion callbacks (see modelreg.completion): the registry is read only when a shell asks.
+def _completion_registry(ctx: typer.Context) -> str | None:
+    return ctx.find_root().params.get("registry")
+
+
+def _complete_refs(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .completion import refs
+
+    return refs(incomplete, _completion_registry(ctx))
+
+
+def _complete_models(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .completion import models
+
+    return models(incomplete, _completion_registry(ctx))
+
+
+def _complete_stages(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .completion import stages
+
+    return stages(incomplete, _completion_registry(ctx))
+
+
+def _complete_tag_op(incomplete: str) -> list[str]:
+    return [w for w in ("add", "rm") if w.startswith(incomplete)]
+
+
+def _complete_shells(incomplete: str) -> list[str]:
+    return [w for w in ("bash", "zsh", "fish") if w.startswith(incomplete)]
 
 
 # ----------------------------------------------------------------- commands
@@ -199,6 +284,7 @@ def init_cmd(
         typer.Argument(help="Project directory to create .modelreg/ in (default: --registry, MODELREG_DIR, or .)."),
     ] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Create a registry (.modelreg/) in PATH."""
     from .registry import Registry
@@ -222,8 +308,9 @@ def register_cmd(
     name: Annotated[str | None, typer.Argument(help="Model name.")] = None,
     version: Annotated[str | None, typer.Argument(help="Version name (e.g. 1.2.0).")] = None,
     artifact: Annotated[list[str] | None, typer.Option("--artifact", "-a", help="[ROLE=]URI, repeatable.")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Training parameter K=V.")] = None,
-    meta: Annotated[list[str] | None, typer.Option("--meta", "-m", help="Metadata K=V.")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="Training parameter K=V (0.90, 3e-4: numbers; true/false/null; else text).")] = None,
+    meta: Annotated[list[str] | None, typer.Option("--meta", "-m", help="Metadata K=V, typed like --param.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Initial tag.")] = None,
     parent: Annotated[list[str] | None, typer.Option("--parent", help="Parent version reference.")] = None,
     lineage: Annotated[str | None, typer.Option("--lineage", help="How the parents relate (fine_tune, ...).")] = None,
@@ -248,6 +335,7 @@ def register_cmd(
     upload: Annotated[
         bool, typer.Option("--upload", help="Copy local artifacts into config.yaml's artifact_store; record its URIs.")
     ] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Register a model version (idempotent for identical content)."""
     reg = open_registry()
@@ -270,7 +358,9 @@ def register_cmd(
             raise UsageError(f"--from-file {from_file}: is a directory") from None
         if len(data) > canonical.MAX_BYTES:
             raise UsageError(f"--from-file {from_file} is larger than {canonical.MAX_BYTES} bytes (a manifest is metadata)")
-        raw = canonical.load(data, what=from_file)
+        from .values import load_manifest
+
+        raw = load_manifest(data, from_file)
         if not isinstance(raw, dict):
             raise UsageError(f"{from_file}: a manifest must be a mapping")
         result = reg.register_manifest(raw, actor=actor, progress=_progress_factory(), **checks)
@@ -292,13 +382,13 @@ def register_cmd(
             **checks,
         )
     for d in result.duplicates:
-        note(f"modelreg: warning: same params fingerprint as {d.name}@{d.version} ({d.digest[:19]})")
+        warn(f"same params fingerprint as {d.name}@{d.version} ({d.digest[:19]})")
     if as_json:
         emit_json(result.to_dict())
         return
     v = result.version
-    verb = "Registered" if result.created else "Already registered (identical)"
-    note(f"{verb} {v.name}@{v.version}")
+    note(f"Registered {v.name}@{v.version}" if result.created
+         else f"Already registered {v.name}@{v.version} with this content; nothing changed")
     typer.echo(v.digest)
 
 
@@ -309,8 +399,10 @@ ExpectOpt = Annotated[
 
 @command("promote")
 def promote_cmd(
-    ref: Annotated[str, typer.Argument(help="Version to promote: NAME@VERSION, NAME@latest, NAME@sha256:...")],
-    stage: Annotated[str, typer.Argument(help="Target stage, or 'archived' to archive the version and clear its stages.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs,
+                                       help="Version to promote: NAME@VERSION, NAME@latest, NAME@sha256:...")],
+    stage: Annotated[str, typer.Argument(autocompletion=_complete_stages,
+                                         help="Target stage, or 'archived' to archive the version and clear its stages.")],
     expect: ExpectOpt = None,
     reason: ReasonOpt = None,
     force: Annotated[
@@ -331,6 +423,7 @@ def promote_cmd(
     actor: ActorOpt = None,
     sign: SignOpt = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Point STAGE of the model at a version (compare-and-swap with --expect), if the policy's gates pass."""
     from .errors import PolicyRefused
@@ -355,8 +448,8 @@ def promote_cmd(
 
 @command("rollback")
 def rollback_cmd(
-    name: Annotated[str, typer.Argument(help="Model name.")],
-    stage: Annotated[str, typer.Argument(help="Stage to roll back.")],
+    name: Annotated[str, typer.Argument(autocompletion=_complete_models, help="Model name.")],
+    stage: Annotated[str, typer.Argument(autocompletion=_complete_stages, help="Stage to roll back.")],
     to: Annotated[
         str | None, typer.Option("--to", help="Version to roll back to (default: undo the latest move not undone yet).")
     ] = None,
@@ -365,6 +458,7 @@ def rollback_cmd(
     actor: ActorOpt = None,
     sign: SignOpt = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Undo the latest move of STAGE not undone yet (again: the one before it), or go back --to VERSION."""
     reg = open_registry()
@@ -426,21 +520,21 @@ def _print_archived(
         return
     for stage in cleared:
         note(f"Cleared {r.name}@{stage} (held {r.version})")
-    what = "unarchived" if undo else "archived"
     if event is not None:
-        note(f"{r.name}@{r.version}: {what}")
+        note(f"{'Unarchived' if undo else 'Archived'} {r.name}@{r.version}")
     else:
-        note(f"{r.name}@{r.version} was already {what}" + ("" if cleared else "; nothing changed"))
+        note(f"{r.name}@{r.version} is {'not' if undo else 'already'} archived" + ("" if cleared else "; nothing changed"))
 
 
 @command("archive")
 def archive_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     reason: ReasonOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Archive even if it holds a stage.")] = False,
     undo: Annotated[bool, typer.Option("--undo", help="Unarchive the version.")] = False,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Mark a version archived (it can no longer be promoted); --force also clears the stages it holds."""
     reg = open_registry()
@@ -452,7 +546,7 @@ def archive_cmd(
 
 @command("resolve")
 def resolve_cmd(
-    ref: Annotated[str, typer.Argument(help="NAME@VERSION|STAGE|latest|sha256:HEX")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="NAME@VERSION|STAGE|latest|sha256:HEX")],
     digest: Annotated[bool, typer.Option("--digest", help="Print the manifest digest.")] = False,
     artifact: Annotated[str | None, typer.Option("--artifact", help="Print the URI of the artifact ROLE.")] = None,
     as_json: JsonOpt = False,
@@ -478,7 +572,7 @@ def resolve_cmd(
 
 @command("show")
 def show_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Show a version: manifest, stages, registration and archived state."""
@@ -492,7 +586,7 @@ def show_cmd(
 
 
 NameRegexOpt = Annotated[str | None, typer.Option("--name", help="Model name matches this regex (search).")]
-StageFilterOpt = Annotated[str | None, typer.Option("--stage", help="Versions that hold this stage.")]
+StageFilterOpt = Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="Versions that hold this stage.")]
 StagedOpt = Annotated[bool, typer.Option("--staged", help="Versions that hold any stage.")]
 TagFilterOpt = Annotated[str | None, typer.Option("--tag", help="Versions with this tag.")]
 ArchivedOpt = Annotated[
@@ -509,8 +603,15 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At m
 def _search_and_print(name_regex: str | None, stage: str | None, staged: bool, tag: str | None,
                       archived: bool | None, where: list[str] | None, sort: str | None, limit: int | None,
                       as_json: bool) -> None:
+    from .query import parse_where
+
+    conditions = [parse_where(w) for w in where or []]
     records = open_registry().search(name_regex=name_regex, stage=stage, staged=staged, tag=tag,
-                                     archived=archived, where=where or [], sort=sort, limit=limit)
+                                     archived=archived, where=conditions, sort=sort, limit=limit)
+    for c in conditions:
+        text = c.mismatch_note()
+        if text:
+            warn(text)
     if as_json:
         emit_json([r.to_dict() for r in records])
     else:
@@ -537,7 +638,7 @@ def search_cmd(
 
 @command("ls")
 def ls_cmd(
-    name: Annotated[str | None, typer.Argument(help="Model to list versions of.")] = None,
+    name: Annotated[str | None, typer.Argument(autocompletion=_complete_models, help="Model to list versions of.")] = None,
     name_regex: NameRegexOpt = None,
     stage: StageFilterOpt = None,
     staged: StagedOpt = False,
@@ -578,8 +679,8 @@ def ls_cmd(
 
 @command("log")
 def log_cmd(
-    name: Annotated[str | None, typer.Argument(help="Model name (default: every model).")] = None,
-    stage: Annotated[str | None, typer.Option("--stage", help="Only events of this stage.")] = None,
+    name: Annotated[str | None, typer.Argument(autocompletion=_complete_models, help="Model name (default: every model).")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="Only events of this stage.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Only the newest N events.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -603,8 +704,8 @@ def log_cmd(
 
 @command("diff")
 def diff_cmd(
-    a: Annotated[str, typer.Argument(help="Old version reference (with --rev: NAME@STAGE).")],
-    b: Annotated[str | None, typer.Argument(help="New version reference (not with --rev).")] = None,
+    a: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Old version reference (with --rev: NAME@STAGE).")],
+    b: Annotated[str | None, typer.Argument(autocompletion=_complete_refs, help="New version reference (not with --rev).")] = None,
     rev: Annotated[
         str | None, typer.Option("--rev", help="Compare NAME@STAGE as it was at this git revision with now.")
     ] = None,
@@ -627,7 +728,7 @@ def diff_cmd(
             emit_json(sd.to_dict())
             return
         for text, colour in render.stage_diff_lines(sd):
-            typer.secho(text, fg=colour)
+            echo_styled(text, colour)
         return
     if b is None:
         raise UsageError("diff needs two references A B (or one NAME@STAGE with --rev REV)")
@@ -636,7 +737,7 @@ def diff_cmd(
         emit_json(result.to_dict())
         return
     for text, colour in render.diff_lines(result):
-        typer.secho(text, fg=colour)
+        echo_styled(text, colour)
 
 
 @command("fsck")
@@ -647,6 +748,7 @@ def fsck_cmd(
         bool, typer.Option("--artifacts", help="Also check every artifact exists with its recorded size.")
     ] = False,
     hash_: Annotated[bool, typer.Option("--hash", help="With --artifacts: check remote artifacts by content.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Check every object's hash, every ref and every log line; name each problem."""
     from .fsck import fsck
@@ -659,11 +761,13 @@ def fsck_cmd(
         emit_json(with_error(report.to_dict(), code, f"{len(report.errors)} error(s)" if code == 6
                              else f"{report.counts.get('unreachable')} artifact(s) unreachable"))
     else:
+        from .printable import line
+
         for p in report.problems:
-            typer.echo(f"{p.severity}: {p.path}: {p.message}" + (f" [repair: {p.repair}]" if p.repair else ""))
+            typer.echo(line(f"{p.severity}: {p.path}: {p.message}" + (f" [repair: {p.repair}]" if p.repair else "")))
         c = report.counts
         note(
-            f"checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
+            f"Checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
             + (f", {c['artifacts']} artifacts" if "artifacts" in c else "") + ": "
             + ("ok" if report.ok else f"{len(report.errors)} error(s)")
             + (f", {len(report.warnings)} warning(s)" if report.warnings else "")
@@ -677,11 +781,12 @@ def fsck_cmd(
 
 @command("verify")
 def verify_cmd(
-    ref: Annotated[str | None, typer.Argument(help="Version reference (or --all).")] = None,
+    ref: Annotated[str | None, typer.Argument(autocompletion=_complete_refs, help="Version reference (or --all).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every version that holds a stage.")] = False,
-    stage: Annotated[str | None, typer.Option("--stage", help="With --all: only versions holding this stage.")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="With --all: only versions holding this stage.")] = None,
     hash_: Annotated[bool, typer.Option("--hash", help="Stream remote artifacts through SHA-256 too.")] = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Re-check a version's artifacts: exist, same size, and with --hash the same SHA-256."""
     from .artifacts import exit_code
@@ -706,9 +811,10 @@ def verify_cmd(
         verify_table(reports)
         for rep, r in results:
             if not r.ok:
-                note(f"modelreg: {r.status}: {rep.ref.name}@{rep.ref.version} artifact {r.role} ({r.uri}): {r.message}")
+                typer.echo(f"modelreg: {r.status}: {rep.ref.name}@{rep.ref.version} artifact {r.role} ({r.uri}): "
+                           f"{r.message}", err=True)
         bad = sum(1 for _, r in results if not r.ok)
-        note(f"verified {len(results)} artifact(s) of {len(reports)} version(s): " + (f"{bad} failed" if bad else "ok"))
+        note(f"Verified {len(results)} artifact(s) of {len(reports)} version(s): " + (f"{bad} failed" if bad else "ok"))
     code = exit_code(r for _, r in results)
     if code:
         raise typer.Exit(code)
@@ -716,12 +822,13 @@ def verify_cmd(
 
 @command("fetch")
 def fetch_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     dest: Annotated[str, typer.Argument(help="Directory to write the artifacts into (created if missing).")],
     allow_unverified: Annotated[
         bool, typer.Option("--allow-unverified", help="Also fetch artifacts with no recorded sha256 (size check only).")
     ] = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Download a version's artifacts into DEST, each checked against its recorded SHA-256."""
     report = open_registry().fetch(ref, dest, progress=_progress_factory(), allow_unverified=allow_unverified)
@@ -729,9 +836,11 @@ def fetch_cmd(
         emit_json(report.to_dict())
     else:
         for f in report.files:
-            typer.echo(f"{f.status:<10}  {f.role}  {f.path}")
+            from .printable import line
+
+            typer.echo(line(f"{f.status:<10}  {f.role}  {f.path}"))
     for f in report.unverified:
-        note(f"modelreg: warning: {f.role} has no recorded sha256; fetched with "
+        warn(f"{f.role} has no recorded sha256; fetched with "
              + ("a size check only" if f.size is not None else "no check at all"))
 
 
@@ -752,13 +861,14 @@ def _read_json_object(path: str, what: str) -> dict[str, Any]:
 
 @command("set", group=metrics_app)
 def metrics_set_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     suite: Annotated[str, typer.Option("--suite", "-s", help="Evaluation suite name (e.g. core-v1).")],
-    pairs: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE; VALUE keeps its JSON type (0.9, true, 3).")] = None,
+    pairs: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE: 0.90 or 3e-4 is a number, true/false/null JSON's, anything else or quoted ('\"0.90\"') text.")] = None,
     file: Annotated[str | None, typer.Option("--file", "-f", help="JSON object of values (KEY=VALUE pairs win).")] = None,
     actor: ActorOpt = None,
     sign: SignOpt = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Merge metrics into a suite of a version (later values win per key; other suites untouched)."""
     values = _read_json_object(file, "--file") if file else {}
@@ -773,7 +883,7 @@ def metrics_set_cmd(
 
 @command("show", group=metrics_app)
 def metrics_show_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     suite: Annotated[str | None, typer.Option("--suite", "-s", help="Only this suite.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -804,11 +914,12 @@ def policy_show_cmd(as_json: JsonOpt = False) -> None:
 
 @command("tag")
 def tag_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
-    op: Annotated[str, typer.Argument(help="add or rm.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
+    op: Annotated[str, typer.Argument(autocompletion=_complete_tag_op, help="add or rm.")],
     tags: Annotated[list[str], typer.Argument(help="Tags.")],
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Add or remove tags of a version (the manifest's tags stay; changes are events)."""
     if op not in ("add", "rm"):
@@ -819,35 +930,43 @@ def tag_cmd(
     if as_json:
         emit_json({**r.to_dict(), "changed": ev is not None, "tags": reg.show(f"{r.name}@{r.version}").tags, "event": ev and ev.to_dict()})
     else:
-        note(f"{ref}: tags {'added' if op == 'add' else 'removed'}" if ev else f"{ref}: tags already so; nothing changed")
+        sign = "+" if op == "add" else "-"
+        if ev:
+            note(f"Tagged {ev.model}@{ev.version} " + " ".join(f"{sign}{t}" for t in sorted(set(tags))))
+        else:
+            r = reg.resolve(ref)
+            have = "already has" if op == "add" else "has none of"
+            note(f"{r.name}@{r.version} {have} the tags {', '.join(sorted(set(tags)))}; nothing changed")
 
 
 @command("approve")
 def approve_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
-    stage: Annotated[str, typer.Option("--stage", help="Stage the approval is for.")] = "production",
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
+    stage: Annotated[str, typer.Option("--stage", autocompletion=_complete_stages, help="Stage the approval is for.")] = "production",
     comment: Annotated[str | None, typer.Option("--comment", help="Review comment.")] = None,
     actor: ActorOpt = None,
     sign: SignOpt = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Approve a version for a stage (one approval per actor; approving again replaces it)."""
     ev = open_registry().approve(ref, stage, comment, actor=actor, sign=sign)
     if as_json:
         emit_json(ev.to_dict())
     else:
-        note(f"{ev.actor} approved {ev.model}@{ev.version} for {stage}")
+        note(f"Approved {ev.model}@{ev.version} for {stage} (as {ev.actor})")
 
 
 @command("bind")
 def bind_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     provider: Annotated[str, typer.Option("--provider", help="Serving provider name.")],
     id: Annotated[str, typer.Option("--id", help="The provider's model id.")],
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="Endpoint URL.")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Provider parameter K=V.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Provider parameter K=V, typed like register -p.")] = None,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Record where a version is served (one binding per provider; binding again replaces it)."""
     ev = open_registry().bind(ref, provider, id, endpoint, parse_pairs(param or [], "--param"), actor=actor)
@@ -859,10 +978,11 @@ def bind_cmd(
 
 @command("unbind")
 def unbind_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     provider: Annotated[str, typer.Option("--provider", help="Serving provider name.")],
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Remove a version's binding to a provider."""
     reg = open_registry()
@@ -870,14 +990,16 @@ def unbind_cmd(
     ev = reg.unbind(ref, provider, actor=actor)
     if as_json:
         emit_json({**r.to_dict(), "changed": ev is not None, "event": ev and ev.to_dict()})
+    elif ev:
+        note(f"Unbound {ev.model}@{ev.version} from {provider}")
     else:
-        note(f"{ref}: unbound from {provider}" if ev else f"{ref} has no binding to {provider}; nothing changed")
+        note(f"{r.name}@{r.version} has no binding to {provider}; nothing changed")
 
 
 @command("check")
 def check_cmd(
-    ref: Annotated[str, typer.Argument(help="Candidate version reference.")],
-    stage: Annotated[str, typer.Argument(help="Target stage.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Candidate version reference.")],
+    stage: Annotated[str, typer.Argument(autocompletion=_complete_stages, help="Target stage.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate the promotion rules and gates for STAGE without moving anything (exit 5 if any fails)."""
@@ -890,17 +1012,18 @@ def check_cmd(
         gate_table(report)
     if not report.passed:
         if not as_json:
-            note(f"modelreg: {report.summary()}")
+            typer.echo(f"modelreg: error: {report.summary()}", err=True)
         raise typer.Exit(5)
 
 
 @command("prune")
 def prune_cmd(
-    name: Annotated[str, typer.Argument(help="Model name.")],
+    name: Annotated[str, typer.Argument(autocompletion=_complete_models, help="Model name.")],
     keep: Annotated[int, typer.Option("--keep", min=0, help="Keep the newest N unarchived versions.")],
     apply: Annotated[bool, typer.Option("--apply", help="Archive them (default: dry run).")] = False,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Archive all but the newest N versions, never one that holds a stage (dry run unless --apply)."""
     chosen = open_registry().prune(name, keep, apply, actor=actor)
@@ -940,6 +1063,7 @@ def sync_cmd(
     ] = None,
     message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Commit the changes under .modelreg/ (only there); with --push, push with fetch-rebase-retry.
 
@@ -975,6 +1099,7 @@ def git_setup_cmd(
         str, typer.Option("--command", help="How git should run modelreg (e.g. 'python -m modelreg').")
     ] = "modelreg",
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Make git diff show NAME@VERSION for stage refs and version entries (textconv driver)."""
     from .gitops import setup
@@ -992,16 +1117,15 @@ def git_setup_cmd(
 def git_textconv_cmd(
     path: Annotated[str, typer.Argument(help="File git asks to convert (often a temp file).")],
 ) -> None:
-    """Print a ref file as NAME@VERSION (sha256:...); used by git diff (see git-setup)."""
-    from . import fileio
-    from .gitops import textconv
-    from .refs import REF_MAX
+    """Print a ref file as NAME@VERSION (sha256:...); used by git diff (see git-setup). Other files pass through."""
+    from .gitops import textconv_file
 
+    sys.stdout.flush()
     try:
-        data = fileio.read_file(path, REF_MAX * 16)
+        textconv_file(path, sys.stdout.buffer)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    typer.echo(textconv(data), nl=False)
+    sys.stdout.buffer.flush()
 
 
 @command("audit")
@@ -1024,7 +1148,7 @@ def audit_cmd(
             typer.echo(f"{f.kind}: {f.message}")
         for n in report.notes:
             note(f"modelreg: note: {n}")
-        note(f"audited {report.registry} against {base} ({report.base_commit[:12]}): {report.added_events} added "
+        note(f"Audited {report.registry} against {base} ({report.base_commit[:12]}): {report.added_events} added "
              f"event(s), " + ("ok" if report.ok else f"{len(report.findings)} finding(s)"))
     if not report.ok:
         raise typer.Exit(6)
@@ -1061,22 +1185,23 @@ def trust_cmd(
 
 
 @command("reindex")
-def reindex_cmd(as_json: JsonOpt = False) -> None:
-    """Rebuild the search cache (.modelreg/cache/) from the objects, refs and logs."""
+def reindex_cmd(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Rebuild the search cache (kept in your cache directory, never in .modelreg/) from the objects, refs and logs."""
     counts = open_registry().reindex()
     if as_json:
         emit_json({"models": len(counts), "versions": sum(counts.values())})
     else:
-        note(f"reindexed {len(counts)} models, {sum(counts.values())} versions")
+        note(f"Reindexed {len(counts)} model(s), {sum(counts.values())} version(s)")
 
 
 @command("lineage")
 def lineage_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     ancestors: Annotated[bool, typer.Option("--ancestors", help="Parents, their parents, ... (default).")] = False,
     descendants: Annotated[bool, typer.Option("--descendants", help="Versions derived from REF.")] = False,
     depth: Annotated[int | None, typer.Option("--depth", min=0, help="At most N generations.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Show where a version came from (--ancestors) or what was derived from it (--descendants)."""
     if ancestors and descendants:
@@ -1092,7 +1217,7 @@ def lineage_cmd(
 
 @command("license-check")
 def license_check_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     project_license: Annotated[
         str | None, typer.Option("--project-license", help="Also check use in a project under this license.")
     ] = None,
@@ -1121,6 +1246,161 @@ def licenses_cmd(as_json: JsonOpt = False) -> None:
         return
     for lic in LICENSES.values():
         typer.echo(f"{lic.id:<22} {lic.category:<16} {lic.name}")
+
+
+@command("version")
+def version_cmd(as_json: JsonOpt = False) -> None:
+    """Print the modelreg version and the registry format version it reads and writes."""
+    from . import __version__
+    from .config import FORMAT
+
+    if as_json:
+        emit_json({"version": __version__, "format": FORMAT})
+    else:
+        typer.echo(version_text())
+
+
+@command("completion")
+def completion_cmd(
+    shell: Annotated[str | None, typer.Argument(autocompletion=_complete_shells, help="bash, zsh or fish (default: your shell).")] = None,
+    install: Annotated[
+        bool, typer.Option("--install", help="Write it where the shell loads it (in $HOME) instead of printing it.")
+    ] = False,
+) -> None:
+    """Print (or --install) the shell completion script: commands, options, models, NAME@ versions, stages.
+
+    bash: eval "$(modelreg completion bash)" in ~/.bashrc; zsh: the same in ~/.zshrc;
+    fish: modelreg completion fish > ~/.config/fish/completions/modelreg.fish
+    """
+    _completion_option("--install-completion" if install else "--show-completion", shell)
+
+
+def _completion_option(option: str, shell: str | None) -> None:
+    from . import completion
+
+    if option == "--install-completion":
+        chosen, path = completion.install(shell)
+        note(f"Installed {chosen} completion in {path}; it takes effect in a new shell")
+    else:
+        typer.echo(completion.script(shell))
+    raise typer.Exit(0)
+
+
+def _early_option(argv: list[str]) -> tuple[str, str | None] | None:
+    """``--version``, ``--show-completion [SHELL]`` or ``--install-completion [SHELL]`` before any
+    command: handled before the app is built (fast, and SHELL is optional, which click cannot say)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("--registry", "-R"):
+            i += 2
+            continue
+        name, eq, value = word.partition("=")
+        if name in ("--show-completion", "--install-completion"):
+            if eq:
+                return name, value or None
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            return name, nxt if nxt is not None and not nxt.startswith("-") else None
+        if word == "--version":
+            return word, None
+        if not word.startswith("-"):
+            return None
+        i += 1
+    return None
+
+
+# ------------------------------------------------------------------ importers
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be imported; write nothing.")]
+StageMapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--stage-map", help="SOURCE=STAGE: map a source stage or alias to a modelreg stage "
+                                     "(or 'archived', or 'none' to skip it); repeatable or comma-separated."),
+]
+
+
+def _count_progress() -> Any:
+    """A progress bar factory for long imports (many steps) when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def factory(label: str, total: int) -> Callable[[int], None] | None:
+        if total < 50:
+            return None
+        from .render import count_bar
+
+        return count_bar(label, total)
+
+    return factory
+
+
+def _print_import(result: Any, as_json: bool) -> None:
+    for w in result.warnings:
+        note(f"modelreg: warning: {w}")
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    from .render import event_text
+
+    if result.dry_run:
+        for m in result.models:
+            for e in m.events:
+                typer.echo(event_text(e, m.labels))
+    verb = "would import" if result.dry_run else "imported"
+    for m in result.models:
+        if m.events:
+            note(f"{m.name}: {verb} {len(m.versions)} new version(s), {len(m.events)} event(s)"
+                 + (f" (from {m.source_name})" if m.source_name != m.name else ""))
+    if result.stages_added:
+        note(f"config.yaml: {'would add' if result.dry_run else 'added'} stage(s) {', '.join(result.stages_added)}")
+    if not result.changed:
+        note(f"nothing new to import from {result.source}")
+
+
+@command("gto", group=import_app)
+def import_gto_cmd(
+    repo: Annotated[str, typer.Option("--repo", help="The git repository GTO keeps its registry in.")] = ".",
+    dry_run: DryRunOpt = False,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Record remote artifact URIs as given, without contacting the store.")
+    ] = False,
+    stage_map: StageMapOpt = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import GTO's artifacts, versions and stage history (git tags, artifacts.yaml) from a git repository."""
+    from .importers import gto
+
+    result = gto.import_repo(open_registry(), repo, check=not no_check, dry_run=dry_run, stage_map=stage_map,
+                             actor=actor, progress=_count_progress())
+    _print_import(result, as_json)
+
+
+@command("mlflow", group=import_app)
+def import_mlflow_cmd(
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow tracking server URL (default: MLFLOW_TRACKING_URI).")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Registered model to import (repeatable; default: all).")
+    ] = None,
+    stage_map: StageMapOpt = None,
+    metrics_suite: Annotated[
+        str, typer.Option("--metrics-suite", help="Suite that receives the source run's metrics.")
+    ] = "mlflow",
+    dry_run: DryRunOpt = False,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import registered models, versions, aliases, stages and run metrics from an MLflow tracking server."""
+    from .importers import mlflow
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+    if not uri:
+        raise UsageError("give --tracking-uri URL (or set MLFLOW_TRACKING_URI)")
+    result = mlflow.import_registry(open_registry(), uri, models=model or None, stage_map=stage_map,
+                                    metrics_suite=metrics_suite, dry_run=dry_run, actor=actor,
+                                    progress=_count_progress())
+    _print_import(result, as_json)
 
 
 def _command_name(argv: list[str]) -> str | None:
@@ -1168,31 +1448,59 @@ def _check_arguments(args: list[str]) -> None:
             raise UsageError(f"argument '{shown}' is not valid UTF-8", info={"argument": shown}) from None
 
 
+def _plain_help(cmd: Any) -> None:
+    """Help as plain text (click's formatter, no rich styling): NO_COLOR means no escape codes at all."""
+    cmd.rich_markup_mode = None
+    for sub in getattr(cmd, "commands", {}).values():
+        _plain_help(sub)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every error into one line and an exit code."""
     from typer._click import exceptions as click_exc
 
+    _state.update(registry=None, quiet=False)
     args = sys.argv[1:] if argv is None else list(argv)
     _state["json"] = _json_requested(args)
+    early = _early_option(args)
+    instruction = os.environ.get("_MODELREG_COMPLETE")
+    if instruction:  # a shell asks for completions (see modelreg.completion)
+        from .completion import prepare
+
+        shell, _, what = instruction.partition("_")
+        if shell in ("bash", "zsh", "fish") and what in ("complete", "source"):  # click's order: bash_complete
+            os.environ["_MODELREG_COMPLETE"] = f"{what}_{shell}"
+        prepare()
+        early = None
     try:
         _check_arguments(args)
         from .settings import check_environment
 
         for warning in check_environment():
-            note(f"modelreg: warning: {warning}")
+            warn(warning)
     except ModelregError as exc:
         report(exc)
         sys.exit(exc.exit_code)
-    cmd = typer.main.get_command(_only(app, _command_name(args)))
     try:
+        if early is not None:
+            if early[0] == "--version":
+                typer.echo(version_text())
+                sys.exit(0)
+            _completion_option(*early)
+        cmd = typer.main.get_command(_only(app, _command_name(args)))
+        if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+            _plain_help(cmd)
         rv = cmd.main(args=args, prog_name="modelreg", standalone_mode=False)
     except click_exc.NoArgsIsHelpError:
         sys.exit(2)  # help was printed
     except click_exc.ClickException as exc:
+        from .suggest import usage_message
+
         code = 2 if exc.exit_code in (1, 2) else exc.exit_code
-        typer.echo(f"modelreg: error: {exc.format_message()} (see 'modelreg --help')", err=True)
+        message = usage_message(exc)
+        typer.echo(f"modelreg: error: {message}", err=True)
         if _state["json"]:
-            emit_json({"error": {"code": code, "message": exc.format_message()}})
+            emit_json({"error": {"code": code, "message": message}})
         sys.exit(code)
     except typer.Abort:
         report(ModelregError("aborted"))

@@ -168,3 +168,58 @@ def load(path: Path) -> Config:
     if len(set(stages)) != len(stages):
         raise UsageError(f"{path.name}: 'stages' lists a stage twice")
     return Config(format=fmt, stages=tuple(stages), raw=raw)
+
+
+_STAGES_KEY = re.compile(r"^stages[ \t]*:(.*)$")
+_BLOCK_ITEM = re.compile(r"^[ \t]*-([ \t].*)?$")
+
+
+def add_stages(registry_path: Path, stages: list[str]) -> list[str]:
+    """Append ``stages`` that ``config.yaml`` does not list yet (in the given order); the stages added.
+
+    The one place that changes ``stages:``. The edit is textual, so comments and the other
+    sections stay as the user wrote them: a block or one-line flow list is replaced by a block
+    list, a missing ``stages:`` (the defaults) is written out with the defaults first. The new
+    text is parsed again before it replaces the file (atomically, under ``locks/_config.lock``).
+    """
+    for s in stages:
+        check_stage(s)
+    path = Path(registry_path) / "config.yaml"
+    fileio.makedirs(Path(registry_path) / "locks")
+    with fileio.lock(Path(registry_path) / "locks" / "_config.lock"):  # "_" never starts a model name
+        current = load(path)
+        new = [s for s in dict.fromkeys(stages) if s not in current.stages]
+        if not new:
+            return []
+        wanted = [*current.stages, *new]
+        text = fileio.read_file(path, canonical.MAX_BYTES).decode("utf-8")
+        updated = _replace_stages(text, wanted)
+        check = canonical.load(updated.encode("utf-8"), what=path.name)
+        if not isinstance(check, dict) or check.get("stages") != wanted:
+            raise UsageError(f"{path.name}: could not add stages {', '.join(new)} automatically; "
+                             f"add them to 'stages:' by hand")
+        fileio.atomic_write(path, updated.encode("utf-8"))
+    return new
+
+
+def _replace_stages(text: str, stages: list[str]) -> str:
+    block = "stages:\n" + "".join(f"- {s}\n" for s in stages)
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        m = _STAGES_KEY.match(line)
+        if not m:
+            continue
+        rest = m.group(1).split("#", 1)[0].strip()
+        end = i + 1
+        if not rest:  # a block list: its items follow (comments and blank lines between them too)
+            j = end
+            while j < len(lines) and (_BLOCK_ITEM.match(lines[j]) or not lines[j].strip()
+                                      or lines[j].lstrip().startswith("#")):
+                j += 1
+                if _BLOCK_ITEM.match(lines[j - 1]):
+                    end = j
+        elif not (rest.startswith("[") and rest.endswith("]")):
+            break  # a multi-line flow list or something odd: let the caller refuse
+        return "".join(lines[:i]) + block + "".join(lines[end:])
+    sep = "" if not text or text.endswith("\n") else "\n"
+    return text + sep + block

@@ -23,12 +23,13 @@ from .lifecycle.undo import rewind as _rewind
 from .log import Event
 from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
 from .refs import Refs
-from .state import ModelState, VersionState, fold
+from .state import ANNOTATIONS, MOVES, ModelState, VersionState, fold
 from .store import ObjectStore
 
 if TYPE_CHECKING:  # imported where used: fsspec-facing and policy code stay off the read path
     from . import policy as policy_mod
     from .artifacts import FetchReport, ProgressFactory
+    from .history import HistoryWriter
     from .policy import GateReport
     from .uris import VerifyResult
 
@@ -103,13 +104,13 @@ class VersionInfo:
 
     def extra_lines(self) -> list[tuple[str, str]]:
         """Annotation lines for the text form of ``show``."""
-        import json
+        from .values import display
 
         lines = []
         if self.tags is not None:
             lines.append(("tags", ", ".join(self.tags) or "-"))
         for suite in sorted(self.metrics):
-            values = "  ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(self.metrics[suite].items()))
+            values = "  ".join(f"{k}={display(v)}" for k, v in sorted(self.metrics[suite].items()))
             lines.append(("metrics", f"{suite}: {values}"))
         for stage in sorted(self.approvals):
             lines.append(("approvals", f"{stage}: {', '.join(sorted(self.approvals[stage]))}"))
@@ -196,20 +197,33 @@ _NO_CHECK: Any = object()  # an expectation that checks nothing (``expect=None``
 
 def find_registry(start: str | os.PathLike[str] | None = None) -> Path:
     """The ``.modelreg`` directory to use: ``start`` if given, else ``MODELREG_DIR``, else the cwd or a parent."""
+    from_env = start is None and bool(os.environ.get(ENV_DIR))
     explicit = start if start is not None else os.environ.get(ENV_DIR) or None
+    # lexists, not is_file: a symlinked .modelreg or config.yaml is found here and refused on open
     if explicit is not None:
         p = Path(explicit)
-        if p.name != DIRNAME and (p / DIRNAME).is_dir():
+        if p.name != DIRNAME and os.path.lexists(p / DIRNAME):
             p = p / DIRNAME
-        if not (p / "config.yaml").is_file():
-            raise NotFound(f"no modelreg registry at {explicit} (run 'modelreg init')")
+        if not os.path.lexists(p / "config.yaml"):
+            raise missing_registry(Path(explicit), ENV_DIR if from_env else "--registry")
         return p
     here = Path.cwd()
     for d in (here, *here.parents):
         candidate = d / DIRNAME
-        if (candidate / "config.yaml").is_file():
+        if os.path.lexists(candidate / "config.yaml"):
             return candidate
-    raise NotFound("no .modelreg registry in this directory or its parents (run 'modelreg init' or pass --registry)")
+    raise NotFound(
+        f"no .modelreg registry in {here} or any parent directory; create one here with 'modelreg init', "
+        f"or name one with --registry PATH or {ENV_DIR}"
+    )
+
+
+def missing_registry(where: Path, source: str | None = None) -> NotFound:
+    """No registry at an explicit location: say where modelreg looked and how to create one there."""
+    looked = where / "config.yaml" if where.name == DIRNAME else where / DIRNAME / "config.yaml"
+    given = f" (from {source})" if source else ""
+    init = "modelreg init" if source == ENV_DIR else f"modelreg init {where}"  # init honours MODELREG_DIR
+    return NotFound(f"no modelreg registry at {where}{given}: {looked} does not exist; create one with '{init}'")
 
 
 class Registry:
@@ -223,12 +237,16 @@ class Registry:
         names states the caller handles itself (``"merge"`` for the commands that conclude one).
         """
         self.path = Path(path)
+        fileio.confine(self.path)  # from here on nothing below it is reached through a symlink
         self.git_state = gitguard.check(self.path, allow_git)
         cfg = self.path / "config.yaml"
         try:
             data = fileio.read_file(cfg, 1 << 20)
         except FileNotFoundError:
-            raise NotFound(f"no modelreg registry at {self.path} (run 'modelreg init')") from None
+            raise missing_registry(self.path) from None
+        except fileio.SymlinkError as exc:  # nothing, fsck included, opens such a registry
+            raise fileio.SymlinkError(exc.path, "replace it with the real directory or file (git rm the link), "
+                                                "then run 'modelreg fsck'") from None
         config_mod.check_format(config_mod.format_version(data, cfg), cfg)
         config_mod.check_keys(data, cfg)
         self.root = self.path.parent
@@ -243,13 +261,14 @@ class Registry:
     def init(cls, project: str | os.PathLike[str] = ".") -> Registry:
         """Create ``PROJECT/.modelreg`` (or complete a partial one) and open it."""
         path = Path(project) / DIRNAME if Path(project).name != DIRNAME else Path(project)
+        fileio.confine(path)
         for sub in ("objects", "refs", "versions", "logs", "locks"):
             fileio.makedirs(path / sub)
         cfg = path / "config.yaml"
-        if not cfg.exists():
+        if not fileio.exists(cfg):
             fileio.atomic_write(cfg, config_mod.DEFAULT_TEXT.encode())
         for name, text in ((".gitignore", GITIGNORE), (".gitattributes", GITATTRIBUTES)):
-            if not (path / name).exists():
+            if not fileio.exists(path / name):
                 fileio.atomic_write(path / name, text.encode())
         return cls(path)
 
@@ -283,18 +302,34 @@ class Registry:
     def _check_stage(self, stage: str) -> str:
         check_stage(stage)
         if stage not in self.stages:
-            near = config_mod.closest(stage, self.stages)
-            raise UsageError(
-                f"unknown stage {stage!r}{f' (did you mean {near!r}?)' if near else ''}; "
-                f"configured stages: {', '.join(self.stages)}",
-                info={"stage": stage, "stages": list(self.stages)},
-            )
+            raise UsageError(unknown_stage(stage, self.stages), info={"stage": stage, "stages": list(self.stages)})
         return stage
+
+    def _no_model(self, name: str) -> NotFound:
+        """``no model named 'x'`` with the closest names, or where to look."""
+        from .suggest import did_you_mean
+
+        models = self.refs.models()
+        hint = did_you_mean(name, models)
+        if not hint:
+            hint = "; see 'modelreg ls'" if models else "; the registry has no models yet ('modelreg register NAME VERSION')"
+        return NotFound(f"no model named {name!r}{hint}", info={"name": name})
+
+    def _no_version(self, name: str, value: str, stages_too: bool) -> NotFound:
+        """``NAME has no version 'x'`` with the closest versions (and stages, for a word that could be one)."""
+        from .query import version_key
+        from .suggest import did_you_mean
+
+        words = list(self.refs.version_names(name)) + (list(self.stages) if stages_too else [])
+        hint = did_you_mean(value, words) or f"; see 'modelreg ls {name}'"
+        what = "no version or stage" if stages_too and version_key(value) is None else "no version"
+        return NotFound(f"{name} has {what} {value!r}{hint}", info={"name": name, "version": value})
 
     @contextmanager
     def _locked(self, model: str) -> Iterator[None]:
         check_model(model)
         fileio.makedirs(self.locks_dir)
+        fileio.makedirs(self.logs_dir)  # a linked logs/ is refused before anything is written
         with fileio.lock(self.locks_dir / f"{model}.lock"):
             try:
                 yield
@@ -332,17 +367,42 @@ class Registry:
 
     # --------------------------------------------------------------- reading
     def manifest(self, digest: str) -> dict[str, Any]:
-        """The manifest stored under ``digest`` (hash verified, strictly parsed)."""
-        return manifest.from_bytes(self.objects.get(digest), what=f"object {digest}")
+        """The manifest stored under ``digest`` (hash verified, strictly parsed, canonical)."""
+        return manifest.from_object(self.objects.get(digest), what=f"object {digest}")
 
-    def _identity(self, digest: str) -> Resolved:
-        from . import canonical
+    def _manifest_of(self, r: Resolved) -> dict[str, Any]:
+        """The manifest of a resolved version, which must declare that very name and version."""
+        m = self.manifest(r.digest)
+        if m["name"] != r.name or m["version"] != r.version:
+            raise IntegrityError(f"object {r.digest} holds {m['name']}@{m['version']}, not {r.name}@{r.version}")
+        return m
 
-        data = self.objects.get(digest)
-        h = canonical.header(data, ("name", "version"))
-        if "name" not in h or "version" not in h:
-            raise IntegrityError(f"object {digest} is not a version manifest")
-        return Resolved(str(h["name"]), str(h["version"]), digest)
+    def _identity(self, digest: str, where: str | None = None, model: str | None = None) -> Resolved:
+        """The registered version that ``digest`` is, from the object's first two lines.
+
+        What a stage (or a log line, ``where``) names must be what was registered: the object
+        hashes to its name, declares a valid name and version canonically, and
+        ``versions/NAME/VERSION`` holds this very digest; otherwise IntegrityError (exit 6).
+        A few hundred bytes are read, no YAML parser is loaded.
+        """
+        name, version = manifest.identity(self.objects.get(digest), f"object {digest}")
+        entry = self.refs.read_version(name, version)
+        if entry == digest and (model is None or name == model):
+            return Resolved(name, version, digest)
+        said = f"{where} points at {digest[:19]}, which" if where else f"object {digest[:19]}"
+        if model is not None and name != model:
+            problem = f"{said} declares {name}@{version}, a version of another model"
+        elif entry is None:
+            problem = f"{said} declares {name}@{version}, which is not registered"
+        else:
+            problem = f"{said} declares {name}@{version}, but versions/{name}/{version} is {entry[:19]}: it was never registered"
+        raise IntegrityError(
+            f"{problem}; refusing to use it (restore the file from git, or point the stage at a registered "
+            "version with 'modelreg promote NAME@VERSION STAGE --force --reason ...'; 'modelreg fsck' lists every problem)"
+        )
+
+    def _stage_identity(self, name: str, stage: str, digest: str) -> Resolved:
+        return self._identity(digest, where=f"refs/{name}/{stage}", model=name)
 
     def model_state(self, name: str) -> ModelState:
         """The fold of one model's event log."""
@@ -363,25 +423,36 @@ class Registry:
             if stage_digest and version_digest:
                 raise UsageError(f"{r} is ambiguous: {r.value!r} is both a stage and a version of {r.name}")
             if stage_digest:
-                return self._identity(stage_digest)
+                return self._stage_identity(r.name, r.value, stage_digest)
             if version_digest:
-                return Resolved(r.name, r.value, version_digest)
+                return self._version_identity(r.name, r.value, version_digest)
             if r.value in self.stages:
                 self._require_model(r.name)
                 raise self._empty_stage(r.name, r.value)
         else:
             version_digest = self.refs.read_version(r.name, r.value)
             if version_digest:
-                return Resolved(r.name, r.value, version_digest)
+                return self._version_identity(r.name, r.value, version_digest)
         self._require_model(r.name)
-        raise NotFound(f"{r.name} has no version {r.value!r}")
+        raise self._no_version(r.name, r.value, r.kind == "word")
+
+    def _version_identity(self, name: str, version: str, digest: str) -> Resolved:
+        """``versions/NAME/VERSION`` must name an object that declares NAME@VERSION (IntegrityError)."""
+        declared = manifest.identity(self.objects.get(digest), f"object {digest}")
+        if declared != (name, version):
+            raise IntegrityError(
+                f"versions/{name}/{version} points at {digest[:19]}, which declares {declared[0]}@{declared[1]}; "
+                "run 'modelreg fsck'"
+            )
+        return Resolved(name, version, digest)
 
     def _empty_stage(self, name: str, stage: str) -> NotFound:
         """The refusal for reading an empty stage, saying who emptied it and when (the log, read only here)."""
         last = self.model_state(name).head(stage)
         info: dict[str, Any] = {"name": name, "stage": stage}
         if last is None:
-            return NotFound(f"{name}@{stage} is empty (nothing has been promoted to it)", info=info)
+            return NotFound(f"{name}@{stage} is empty (nothing has been promoted to it); put a version there with "
+                            f"'modelreg promote {name}@VERSION {stage}'", info=info)
         if last.to is not None:  # the ref went without an event (interrupted write or hand edit)
             return NotFound(f"{name}@{stage} is empty (its log last set it to {last.version}; run 'modelreg fsck')",
                             info=info)
@@ -392,7 +463,7 @@ class Registry:
 
     def _require_model(self, name: str) -> None:
         if not self.refs.version_names(name):
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
 
     def _resolve_digest(self, r: Ref) -> Resolved:
         matches = self.objects.find(r.value)
@@ -408,7 +479,7 @@ class Registry:
     def _resolve_latest(self, name: str) -> Resolved:
         names = self.refs.version_names(name)
         if not names:
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
         state = self.model_state(name)
         for v in reversed(state.order(names)):
             st = state.versions.get(v)
@@ -425,9 +496,7 @@ class Registry:
     def show(self, ref: str) -> VersionInfo:
         """A version with its manifest, stages, registration and archived state."""
         r = self.resolve(ref)
-        m = self.manifest(r.digest)
-        if m["name"] != r.name or m["version"] != r.version:
-            raise IntegrityError(f"object {r.digest} holds {m['name']}@{m['version']}, not {r.name}@{r.version}")
+        m = self._manifest_of(r)
         return self._info(r, m, self.model_state(r.name), self.stage_holders(r.name))
 
     def _info(
@@ -461,7 +530,7 @@ class Registry:
         for name in self.refs.models():
             names = self.refs.version_names(name)
             holders = self.stage_holders(name)
-            stages = {s: self._identity(holders[s]).version for s in self._stage_order(holders)}
+            stages = {s: self._stage_identity(name, s, holders[s]).version for s in self._stage_order(holders)}
             try:
                 latest: str | None = self._resolve_latest(name).version
             except NotFound:
@@ -473,11 +542,20 @@ class Registry:
         """Every version of a model in registration order, with stages and archived state."""
         digests = self.refs.versions(name)
         if not digests:
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
         state = self.model_state(name)
-        holders = self.stage_holders(name)
+        holders = self.checked_holders(name, digests)
         order = self._stage_order(holders)
         return [self._info(Resolved(name, v, digests[v]), None, state, holders, order) for v in state.order(list(digests))]
+
+    def checked_holders(self, name: str, digests: dict[str, str]) -> dict[str, str]:
+        """Stage -> digest of ``name``, each digest one of the model's registered ``digests`` (IntegrityError)."""
+        holders = self.stage_holders(name)
+        registered = set(digests.values())
+        for stage, digest in holders.items():
+            if digest not in registered:
+                self._stage_identity(name, stage, digest)  # raises, saying what the object claims to be
+        return holders
 
     def events(self, name: str | None = None, stage: str | None = None, limit: int | None = None) -> list[Event]:
         """Events oldest first, optionally of one model and one stage, the newest ``limit`` of them.
@@ -490,10 +568,16 @@ class Registry:
 
         if stage is not None and name is None:
             raise UsageError("--stage needs a model name")
-        names = [check_model(name)] if name else log.models(self.logs_dir)
-        if name and not self.refs.version_names(name) and not log.path_for(self.logs_dir, name).exists():
-            raise NotFound(f"no model named {name!r}")
-        per_model = [log.read(self.logs_dir, n)[0] for n in names]
+        from .refs import _valid
+
+        names = [check_model(name)] if name else [_valid(self.logs_dir, n, check_model) for n in log.models(self.logs_dir)]
+        if name and not self.refs.version_names(name) and not fileio.exists(log.path_for(self.logs_dir, name)):
+            raise self._no_model(name)
+        per_model = []
+        for n in names:
+            per_model.append(log.read(self.logs_dir, n)[0])
+            for held, digest in self.stage_holders(n).items():  # a forged stage is refused here too
+                self._stage_identity(n, held, digest)
         merged: list[Event] = (
             per_model[0] if len(per_model) == 1 else list(heapq.merge(*per_model, key=lambda e: (e.time, e.id)))
         )
@@ -504,7 +588,30 @@ class Registry:
             merged = [e for e in merged if e.stage == stage]
         if limit is not None:
             merged = merged[-limit:] if limit > 0 else []
+        self._check_events(merged)
         return merged
+
+    def _check_events(self, events: list[Event]) -> None:
+        """Every event about a version names the digest registered for it (IntegrityError otherwise).
+
+        A log line is untrusted input: one that says ``promote m@1.1.0`` with another digest than
+        ``versions/m/1.1.0`` (a forged or hand-edited line) is refused rather than shown.
+        """
+        entries: dict[tuple[str, str], str | None] = {}
+        for e in events:
+            if e.version is None or e.to is None or (e.action not in MOVES and e.action != "register"
+                                                      and e.action not in ANNOTATIONS):
+                continue
+            key = (e.model, e.version)
+            if key not in entries:
+                entries[key] = self.refs.read_version(e.model, e.version)
+            entry = entries[key]
+            if entry is not None and entry != e.to:
+                raise IntegrityError(
+                    f"logs/{e.model}.jsonl: event {e.id} ({e.action}) says {e.model}@{e.version} is {e.to[:19]}, "
+                    f"but versions/{e.model}/{e.version} is {entry[:19]}: a forged or hand-edited line; "
+                    "run 'modelreg fsck'"
+                )
 
     def version_labels(self, digests: Any = (), events: list[Event] = ()) -> dict[str, str]:  # type: ignore[assignment]
         """digest -> version name for ``digests`` and for the ``from``/``to`` of the stage moves in
@@ -532,7 +639,7 @@ class Registry:
     def diff(self, a: str, b: str) -> DiffResult:
         """The differences from version ``a`` to version ``b``: manifests, then metrics and current tags."""
         ra, rb = self.resolve(a), self.resolve(b)
-        ma, mb = self.manifest(ra.digest), self.manifest(rb.digest)
+        ma, mb = self._manifest_of(ra), self._manifest_of(rb)
         states = {n: self.model_state(n) for n in {ra.name, rb.name}}
 
         def annotations(r: Resolved, m: dict[str, Any]) -> dict[str, Any]:
@@ -645,6 +752,8 @@ class Registry:
                 store, options = (eff.upload_store() if upload else eff.store), eff.options
             if upload and store is None:
                 raise UsageError("--upload needs 'artifact_store: URL' in config.yaml or your user config")
+            if upload and _is_local(store) and eff.sources.get("artifact_store") == "committed":
+                check_local_store(store, self.root)
             m["artifacts"] = [
                 _describe(a, self.root, progress, check=check, compute_hash=compute_hash,
                          upload_to=store if upload else None, storage_options=options)
@@ -656,6 +765,9 @@ class Registry:
                 raise NotFound(f"parent {p['digest']} does not exist in this registry")
         data = manifest.to_bytes(m)
         name, version = m["name"], m["version"]
+        existing = self.refs.read_version(name, version)
+        if existing is not None:  # version entries never change: no lock needed (a read-only clone works)
+            return self._same_or_conflict(m, existing, data)
         who = resolve_actor(actor)
         with self._locked(name):
             existing = self.refs.read_version(name, version)
@@ -676,11 +788,17 @@ class Registry:
         name, version = m["name"], m["version"]
         if existing == "sha256:" + sha256_bytes(data):
             return RegisterResult(Resolved(name, version, existing), False, None)
-        changes = manifest.diff(self.manifest(existing), m)
+        old = self.manifest(existing)
+        from .values import legacy_equal
+
+        if legacy_equal(old, m):  # registered before values were typed ("3e-4" then, 0.0003 now): the same
+            return RegisterResult(Resolved(name, version, existing), False, None)
+        changes = manifest.diff(old, m)
         shown = "; ".join(f"{c.path}: {_short(c.old)} -> {_short(c.new)}" for c in changes[:5])
         more = f" (+{len(changes) - 5} more)" if len(changes) > 5 else ""
         raise Conflict(
-            f"{name}@{version} is already registered with other content ({existing[:19]}): {shown}{more}",
+            f"{name}@{version} is already registered with other content ({existing[:19]}): {shown}{more}; "
+            "a version never changes: register the new content as a new version",
             details=[f"{c.path}: {c.old!r} -> {c.new!r}" for c in changes],
         )
 
@@ -705,7 +823,8 @@ class Registry:
             return
         raise Conflict(
             f"{name}@{stage} holds {self._label(current)}, expected {self._label(want)}"
-            f"{'' if option == '--expect' else f' ({option})'}: it was moved by someone else; nothing changed",
+            f"{'' if option == '--expect' else f' ({option})'}: it was moved by someone else; nothing changed; "
+            f"read it again ('modelreg resolve {name}@{stage}') and decide again",
             info={"name": name, "stage": stage, "option": option,
                   "actual": self._brief(current), "expected": self._brief(want)},
         )
@@ -796,14 +915,16 @@ class Registry:
             state = self.model_state(target.name)
             st = state.versions.get(target.version)
             if st and st.archived:
-                raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted",
+                raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted; "
+                                    f"unarchive it first: modelreg archive {target.name}@{target.version} --undo",
                                     info={"name": target.name, "version": target.version})
             if current == target.digest:
                 return Move(target.name, stage, target, target, False, [])
-            report = self._evaluate(target, stage, state, current)
+            holder = self._holder(target.name, stage, current, force)
+            report = self._evaluate(target, stage, state, holder and holder.digest)
             if not report.passed and not force:
                 raise PolicyRefused(report.summary(), details=[r.message for r in report.failed], report=report)
-            replaced = self._maybe_identity(current)
+            replaced = holder  # an unregistered value (replaced only with --force) is never demoted
             demotion, notes = self._plan_demotion(
                 target, stage, replaced, demote_stage, held, state, demote, replace_staging or want_d is not _NO_CHECK)
             self.refs.set_stage_if_equals(target.name, stage, current, target.digest)
@@ -859,6 +980,18 @@ class Registry:
                      from_=before, to=after.digest if after else None, reason=reason, data=data or {},
                      prev=head.id if head else None)
 
+    def _holder(self, name: str, stage: str, current: str | None, force: bool) -> Resolved | None:
+        """The registered version a stage holds before a move; an unregistered value is refused
+        (IntegrityError) unless ``force``, which replaces it (and then treats the stage as empty)."""
+        if current is None:
+            return None
+        try:
+            return self._stage_identity(name, stage, current)
+        except IntegrityError:
+            if force:
+                return None
+            raise
+
     def _evaluate(self, target: Resolved, stage: str, state: ModelState, current: str | None) -> GateReport:
         holder = self._maybe_identity(current)
         from . import policy as policy_mod
@@ -902,8 +1035,8 @@ class Registry:
         """Evaluate the rules and gates for moving ``ref`` into ``stage`` without moving anything."""
         target = self.resolve(ref)
         self._check_stage(stage)
-        current = self.refs.read_stage(target.name, stage)
-        return self._evaluate(target, stage, self.model_state(target.name), current)
+        holder = self._holder(target.name, stage, self.refs.read_stage(target.name, stage), False)
+        return self._evaluate(target, stage, self.model_state(target.name), holder and holder.digest)
 
     def _resolve_conflict(
         self, target: Resolved, stage: str, sides: list[str], want: Any, reason: str | None, who: str,
@@ -918,7 +1051,8 @@ class Registry:
         state = self.model_state(target.name)
         st = state.versions.get(target.version)
         if st and st.archived:
-            raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted")
+            raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted; "
+                                 f"unarchive it first: modelreg archive {target.name}@{target.version} --undo")
         self.refs.overwrite_conflicted_stage(target.name, stage, target.digest)
         ev = self._record(self._move(
             state, "promote", target.name, who, stage, None, target, reason,
@@ -975,6 +1109,7 @@ class Registry:
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
             self._expect_holds(name, stage, current, want)
+            before = self._holder(name, stage, current, False)  # an unregistered value: exit 6 before anything
             state = self.model_state(name)
             stack = state.undo_stack(stage)
             if to is not None:
@@ -983,7 +1118,8 @@ class Registry:
                 undone = found if found is not None else list(reversed(stack))
             else:
                 undone = [self._undoable(name, stage, current, stack)]
-                target = self._identity(undone[0].from_)  # type: ignore[arg-type]
+                target = self._identity(undone[0].from_, where=f"logs/{name}.jsonl event {undone[0].id}",  # type: ignore[arg-type]
+                                        model=name)
             st = state.versions.get(target.version)
             if st and st.archived:
                 raise PolicyRefused(
@@ -994,7 +1130,7 @@ class Registry:
             self.refs.set_stage_if_equals(name, stage, current, target.digest)
             ev = self._record(self._move(state, "rollback", name, who, stage, current, target, reason,
                                          {"undoes": [e.id for e in undone]}), signer)
-        return Move(name, stage, self._maybe_identity(current), target, True, [ev])
+        return Move(name, stage, before, target, True, [ev])
 
     def _undoable(self, name: str, stage: str, current: str | None, stack: list[Event]) -> Event:
         """The move a plain rollback undoes: the top of the stack, if undoing it is possible."""
@@ -1094,6 +1230,20 @@ class Registry:
                 Event("unarchive" if undo else "archive", target.name, who, version=target.version,
                       to=target.digest, reason=reason, data=extra), signer))
         return events
+
+    # ------------------------------------------------------------ history import
+    @contextmanager
+    def history(self, name: str, *, dry_run: bool = False) -> Iterator[HistoryWriter]:
+        """A :class:`history.HistoryWriter` for events of ``name`` that happened elsewhere (imports):
+        original time and actor, written in the usual order (object -> entry/ref -> event) while
+        this holds the model's lock. No policy applies: the history already happened."""
+        from .history import HistoryWriter
+
+        if dry_run:
+            yield HistoryWriter(self, check_model(name), dry_run=True)
+            return
+        with self._locked(name):
+            yield HistoryWriter(self, name)
 
     # ------------------------------------------------------------ annotations
     def _annotate(self, ref: str, action: str, data: dict[str, Any], actor: str | None, sign: bool = False) -> Event:
@@ -1222,16 +1372,16 @@ class Registry:
             for stage in self.stage_holders(name):
                 per_stage[stage] = per_stage.get(stage, 0) + 1
         size = files = 0
-        for dirpath, dirnames, filenames in os.walk(self.path):
-            if Path(dirpath) == self.locks_dir:
-                dirnames[:] = []
-                continue
-            for f in filenames:
-                try:
-                    size += os.lstat(os.path.join(dirpath, f)).st_size
-                    files += 1
-                except FileNotFoundError:
-                    pass
+        import stat as stat_mod
+
+        for dirpath, dirnames, entries in fileio.walk(self.path):
+            if dirpath == str(self.path):
+                dirnames[:] = [d for d in dirnames if d != "locks"]
+            for f, st in entries:
+                if stat_mod.S_ISLNK(st.st_mode):
+                    raise fileio.SymlinkError(os.path.join(dirpath, f))
+                size += st.st_size
+                files += 1
         return {"models": len(models), "versions": versions, "archived": archived,
                 "stages": per_stage, "size_bytes": size, "files": files}
 
@@ -1289,7 +1439,7 @@ class Registry:
 
         _store, options = self.artifact_settings()
         results = verify_entries(
-            self.manifest(r.digest).get("artifacts", []), self.root,
+            self._manifest_of(r).get("artifacts", []), self.root,
             compute_hash=compute_hash, progress=progress, storage_options=options, egress=self.egress(),
         )
         return VerifyReport(r, list(results))
@@ -1309,7 +1459,7 @@ class Registry:
                 if (stage is not None and s != stage) or digest in seen:
                     continue
                 seen.add(digest)
-                reports.append(self._verify(self._identity(digest), compute_hash, progress))
+                reports.append(self._verify(self._stage_identity(name, s, digest), compute_hash, progress))
         return reports
 
     def fetch(
@@ -1330,7 +1480,7 @@ class Registry:
         r = self.resolve(ref)
         _store, options = self.artifact_settings()
         return fetch_entries(
-            r, self.manifest(r.digest).get("artifacts", []), dest, self.root,
+            r, self._manifest_of(r).get("artifacts", []), dest, self.root,
             progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
         )
 
@@ -1380,6 +1530,13 @@ class Registry:
         return discovery.SearchIndex(self).reindex()
 
 
+def unknown_stage(stage: str, stages: tuple[str, ...] | list[str]) -> str:
+    """``unknown stage 'prod' (did you mean 'production'?); configured stages: staging, production``"""
+    from .suggest import did_you_mean
+
+    return f"unknown stage {stage!r}{did_you_mean(stage, stages)}; configured stages: {', '.join(stages)}"
+
+
 def _wrap_os_errors(cls: type) -> None:
     """Every public method (and construction) of ``cls`` raises StorageError instead of a raw OSError."""
     from .errors import os_errors
@@ -1411,6 +1568,26 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.ref.to_dict(), "ok": self.ok, "results": [r.to_dict() for r in self.results]}  # type: ignore[attr-defined]
+
+
+def check_local_store(store: str, root: Path) -> None:
+    """A local ``artifact_store`` from the committed config.yaml must lie inside the project,
+    unless the user's own settings allow that directory (``local_roots`` in
+    ``$XDG_CONFIG_HOME/modelreg/config.yaml`` or ``MODELREG_LOCAL_ROOTS``).
+
+    config.yaml arrives by git: a store outside the project would let a pull request decide
+    where ``register --upload`` writes on this machine.
+    """
+    from . import userconfig
+    from .uris import resolve_local
+
+    real = resolve_local(store, root)
+    project = root.resolve()
+    if real != project and project not in real.parents and not userconfig.allows_local_path(real):
+        raise UsageError(
+            f"config.yaml: artifact_store {store} is outside the project {project}: a committed config may only "
+            "name a local store inside the project (or one your user config allows in local_roots)"
+        )
 
 
 def parse_artifact_spec(text: str) -> dict[str, Any]:
@@ -1453,7 +1630,9 @@ def _check_json(value: Any, what: str, depth: int = 0) -> None:
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if value is not None else "(none)"
+    from .values import display  # the string "0.90" quoted, the number 0.9 bare, as everywhere in text
+
+    text = display(value) if value is not None else "(none)"
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -47,6 +47,8 @@ FAILING = {  # command -> an invocation that fails, and its exit code
     "policy": (["-R", "nowhere", "policy", "show", "--json"], 3),
     "tag": (["tag", f"{MODEL}@1.0.0", "bogus", "x", "--json"], 2),
     "approve": (["approve", f"{MODEL}@1.0.0", "--stage", "prodd", "--json"], 2),
+    "version": (["version", "--bogus", "--json"], 2),
+    "completion": (["completion", "tcsh", "--json"], 2),
     "bind": (["bind", f"{MODEL}@1.0.0", "--provider", "p", "--id", " ", "--json"], 2),
     "unbind": (["unbind", f"{MODEL}@9", "--provider", "p", "--json"], 3),
     "check": (["check", f"{MODEL}@9", "production", "--json"], 3),
@@ -60,6 +62,7 @@ FAILING = {  # command -> an invocation that fails, and its exit code
     "licenses": (["licenses", "--bogus", "--json"], 2),
     "audit": (["audit", "--base", "HEAD", "--json"], 3),  # not a git work tree
     "trust": (["trust", "--show", "--revoke", "--json"], 2),
+    "import": (["import", "gto", "--repo", "nosuch-dir", "--json"], 3),
 }
 
 

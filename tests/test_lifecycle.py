@@ -322,13 +322,13 @@ def test_register_from_file(cli, project, make_artifact):
 @pytest.mark.parametrize(
     "text, needle",
     [
-        ("name: faq-bot\nversion: 1.10\n", "version must be a string"),
+        ("name: faq-bot\nversion: [1, 2]\n", "version must be a string"),
         ('name: faq-bot\nversion: "2.0"\nversion: "2.1"\n', "duplicate key"),
         ('name: &n faq-bot\nversion: "2.0"\ndescription: *n\n', "aliases"),
         ('name: faq-bot\nversion: "2.0"\nbogus: 1\n', "unknown field"),
         ("- a\n- b\n", "mapping"),
     ],
-    ids=["unquoted-1.10", "duplicate-key", "alias", "unknown-field", "not-a-mapping"],
+    ids=["list-version", "duplicate-key", "alias", "unknown-field", "not-a-mapping"],
 )
 def test_register_from_file_refusals(cli, project, text, needle):
     (project / "bad.yaml").write_text(text)
@@ -337,6 +337,14 @@ def test_register_from_file_refusals(cli, project, text, needle):
     assert code == 2, err
     assert needle in err and err.startswith("modelreg: error: ") and err.count("\n") == 1
     assert snapshot(project / ".modelreg") == before
+
+
+def test_from_file_version_is_never_coerced(cli, project):
+    """``version: 1.10`` unquoted is the version "1.10" (YAML 1.1 would read the number 1.1)."""
+    (project / "m.yaml").write_text("name: faq-bot\nversion: 1.10\n")
+    code, out, err = cli("register", "--from-file", "m.yaml", "--json")
+    assert code == 0, err
+    assert json.loads(out)["version"] == "1.10"
 
 
 def test_from_file_with_name_is_usage_error(cli, project):

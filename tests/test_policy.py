@@ -159,7 +159,7 @@ def test_each_gate_passes_and_fails(tmp_path, capsys):
     r = {(x.gate, x.subject): x for x in reg.check("bot@1", "production").results}
     assert r[("require_suites", "core-v1")].passed
     assert not r[("thresholds", "core-v1.score")].passed and r[("thresholds", "core-v1.score")].actual == 0.84
-    assert "'fast' is not a number" in r[("thresholds", "latency.p95_ms")].message
+    assert 'key p95_ms of suite latency is the string "fast", not a number' in r[("thresholds", "latency.p95_ms")].message
 
     good(reg, "1", score=0.85, p95=200)  # boundaries pass (>= and <=)
     code, out, err = cli("check", "bot@1", "production")

@@ -257,7 +257,7 @@ def test_promote_to_archived_clears_every_stage_in_one_step(cli, project, releas
     assert cli("archive", f"{MODEL}@1.2.0", "--undo")[0] == 0
     assert cli("promote", f"{MODEL}@1.2.0", "production")[0] == 0
     code, out, err = cli("promote", f"{MODEL}@1.2.0", "archived")
-    assert code == 0 and f"Cleared {MODEL}@production (held 1.2.0)" in err and "archived" in err
+    assert code == 0 and f"Cleared {MODEL}@production (held 1.2.0)" in err and f"Archived {MODEL}@1.2.0" in err
     # archived again: nothing to do
     code, _, err = cli("promote", f"{MODEL}@1.2.0", "archived")
     assert code == 0 and "already archived" in err

@@ -74,6 +74,26 @@ def test_read_commands_do_not_import_fsspec(populated_dir, argv, expect_out, may
     assert set(report["loaded"]) <= set(may_load), report["loaded"]
 
 
+def test_completion_does_not_slow_resolve(populated_dir):
+    """Shell completion, --version and suggestions are wired without a cost on the read path:
+    resolve imports exactly what it imports with completion switched off (typer's add_completion
+    would build extra parameters and import its completion classes on every start)."""
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['modelreg', 'resolve', 'm@production']\n"
+        "try:\n"
+        "    runpy.run_module('modelreg', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if 'complet' in m or m.startswith('modelreg.')), file=sys.stderr)\n"
+    )
+    proc = run_py(probe, populated_dir)
+    assert proc.stdout == "1\n", proc.stderr
+    loaded = proc.stderr.strip().splitlines()[-1]
+    for name in ("modelreg.suggest", "modelreg.values", "modelreg.completion"):
+        assert f"'{name}'" not in loaded, loaded
+
+
 def test_python_dash_m_modelreg(tmp_path):
     env = subprocess_env(MODELREG_ACTOR="cli-user")
 
