@@ -682,11 +682,21 @@ def log_cmd(
     name: Annotated[str | None, typer.Argument(autocompletion=_complete_models, help="Model name (default: every model).")] = None,
     stage: Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="Only events of this stage.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Only the newest N events.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only events after this event id (resume where you left off).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing events as they are appended, oldest first, "
+                                                  "until Ctrl-C (with --json: one JSON object per line).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the event log, newest first: who changed what, when, and why; which events are signed and verified."""
     reg = open_registry()
-    events = reg.events(name, stage=stage, limit=limit)
+    if follow:
+        _follow(reg, name, stage, limit, since, as_json)
+        return
+    events = reg.events(name, stage=stage, limit=limit, since=since)
     verdicts = reg.signatures(events)
     if as_json:
         out = []
@@ -700,6 +710,26 @@ def log_cmd(
     labels = reg.version_labels(events=events)
     for e in reversed(events):
         typer.echo(event_text(e, labels) + signature_mark(verdicts.get(e.id)))
+
+
+def _follow(reg: Any, name: str | None, stage: str | None, limit: int | None, since: str | None, as_json: bool) -> None:
+    """``log --follow``: stream events as lines (text or JSON Lines); Ctrl-C ends it quietly (exit 0)."""
+    from .render import event_text, signature_mark
+
+    try:
+        for e in reg.follow(name, stage=stage, since=since, limit=limit):
+            verdict = reg.signatures([e]).get(e.id) if e.sig is not None else None
+            if as_json:
+                line = json.dumps({**e.to_dict(), "verified": bool(verdict and verdict.verified),
+                                   "signature": verdict and verdict.to_dict()}, ensure_ascii=False)
+            else:
+                line = event_text(e, reg.version_labels(events=[e])) + signature_mark(verdict)
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return
+    except BrokenPipeError:  # | head: the reader is gone
+        os._exit(0)
 
 
 @command("diff")
@@ -810,9 +840,12 @@ def verify_cmd(
 
         verify_table(reports)
         for rep, r in results:
-            if not r.ok:
+            if not r.ok and not getattr(r, "files", None):
                 typer.echo(f"modelreg: {r.status}: {rep.ref.name}@{rep.ref.version} artifact {r.role} ({r.uri}): "
                            f"{r.message}", err=True)
+            for f in getattr(r, "files", None) or []:  # a directory artifact: each file that differs, by path
+                typer.echo(f"modelreg: {f['status']}: {rep.ref.name}@{rep.ref.version} artifact {r.role} file "
+                           f"{f['path']}: {f['message']}", err=True)
         bad = sum(1 for _, r in results if not r.ok)
         note(f"Verified {len(results)} artifact(s) of {len(reports)} version(s): " + (f"{bad} failed" if bad else "ok"))
     code = exit_code(r for _, r in results)
@@ -827,21 +860,59 @@ def fetch_cmd(
     allow_unverified: Annotated[
         bool, typer.Option("--allow-unverified", help="Also fetch artifacts with no recorded sha256 (size check only).")
     ] = False,
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="Only the artifact with this role (repeatable).")
+    ] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Download a version's artifacts into DEST, each checked against its recorded SHA-256."""
-    report = open_registry().fetch(ref, dest, progress=_progress_factory(), allow_unverified=allow_unverified)
+    """Download a version's artifacts into DEST, each checked against its recorded SHA-256.
+
+    A file goes to DEST/ROLE plus its original extension; a directory artifact to DEST/ROLE/<path>.
+    """
+    report = open_registry().fetch(ref, dest, progress=_progress_factory(), allow_unverified=allow_unverified,
+                                   roles=role)
     if as_json:
         emit_json(report.to_dict())
     else:
-        for f in report.files:
-            from .printable import line
+        from .printable import line
+        from .render import fetch_lines
 
-            typer.echo(line(f"{f.status:<10}  {f.role}  {f.path}"))
+        for text in fetch_lines(report):
+            typer.echo(line(text))
+    unverified: dict[str, list[Any]] = {}
     for f in report.unverified:
-        warn(f"{f.role} has no recorded sha256; fetched with "
-             + ("a size check only" if f.size is not None else "no check at all"))
+        unverified.setdefault(f.role, []).append(f)
+    for r, fs in unverified.items():
+        what = f"{len(fs)} files of {r} have" if len(fs) > 1 else f"{r} has"
+        warn(f"{what} no recorded sha256; fetched with "
+             + ("a size check only" if all(f.size is not None for f in fs) else "no check at all"))
+
+
+@command("url")
+def url_cmd(
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
+    role: Annotated[str | None, typer.Option("--role", help="Artifact role (needed when there are several).")] = None,
+    expires: Annotated[
+        int, typer.Option("--expires", help="Seconds the link stays valid (1 to 604800).")
+    ] = 3600,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Print a time-limited HTTPS link to an artifact (S3/GCS presigned URL) that needs no credentials.
+
+    A directory artifact gets one link per file (PATH<TAB>URL lines). Local paths and stores that cannot sign exit 2.
+    """
+    link = open_registry().url(ref, role=role, expires=expires)
+    if as_json:
+        emit_json(link.to_dict())
+        return
+    if link.files is None:
+        typer.echo(link.url)
+    else:
+        for f in link.files:
+            typer.echo(f"{f['path']}\t{f['url']}")
+    note(f"link(s) to {link.ref.name}@{link.ref.version} {link.role} valid until {link.expires_at}")
 
 
 # ------------------------------------------------------- policy and annotations
@@ -1457,6 +1528,19 @@ def _plain_help(cmd: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every error into one line and an exit code."""
+    from . import hooks
+
+    hooks.defer()  # events are delivered to hooks after the command printed its result
+    try:
+        _run(argv)
+    finally:
+        try:
+            hooks.flush()
+        except KeyboardInterrupt:  # Ctrl-C while a hook runs: the command's own outcome stands
+            pass
+
+
+def _run(argv: list[str] | None) -> None:
     from typer._click import exceptions as click_exc
 
     _state.update(registry=None, quiet=False)

@@ -144,12 +144,42 @@ class Config:
         }
 
 
+# Words that make a committed setting a command to run (hooks, scripts, shells): refused, like git
+# never takes hooks from a clone. Matched as words of a key, so `post_promote_hook` counts.
+_RUN_WORDS = frozenset({
+    "hook", "hooks", "webhook", "webhooks", "command", "commands", "cmd", "exec", "execute", "script", "scripts",
+    "shell", "program", "subprocess", "callback", "callbacks", "plugin", "plugins", "on",
+})
+WHY_NO_COMMANDS = (
+    "a committed config.yaml cannot define hooks or commands to run: anyone who can open a pull request "
+    "could then run code in CI with its credentials (as git never takes hooks from a clone); configure hooks "
+    "in your own config (~/.config/modelreg/config.yaml 'hooks:') or MODELREG_HOOK (docs/security.md)"
+)
+
+
+def refuse_commands(raw: dict[str, Any], name: str) -> None:
+    """Refuse a committed config whose keys define hooks or commands (outside ``policy``, whose schema is strict)."""
+    def walk(node: Any, where: str) -> None:
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(key)).lower())
+            if any(w in _RUN_WORDS for w in words if w):
+                shown = f"{where}.{key}" if where else str(key)
+                raise UsageError(f"{name}: '{shown[:80]}' is refused: {WHY_NO_COMMANDS}")
+            if where or key != "policy":
+                walk(value, f"{where}.{key}" if where else str(key))
+
+    walk(raw, "")
+
+
 def load(path: Path) -> Config:
     """Read and validate ``config.yaml`` against :data:`SCHEMA`."""
     data = fileio.read_file(path, canonical.MAX_BYTES)
     raw = canonical.load(data, what=str(path.name))
     if not isinstance(raw, dict):
         raise UsageError(f"{path.name} must be a mapping")
+    refuse_commands(raw, path.name)  # before the unknown-key check: say why hooks are refused
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
             raise unknown_key_error(path, str(key))

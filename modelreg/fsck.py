@@ -211,7 +211,8 @@ class _Checker:
         return None
 
     def check_locks(self, locks: Path) -> None:
-        """``locks/`` holds only ``<model>.lock`` files (never committed; anything else is suspicious)."""
+        """``locks/`` holds only ``<model>.lock`` and registry-wide ``_<word>.lock`` files (never committed;
+        anything else is suspicious)."""
         try:
             with fileio.opendir(locks) as d:
                 names = sorted(d.listdir())
@@ -224,8 +225,8 @@ class _Checker:
                         self.skipped.add(self.rel(p))
                         self.error(p, "is a symlink; a registry never contains symlinks (a committed one can point "
                                       "anywhere): remove it")
-                    elif not stat.S_ISREG(st.st_mode) or not name.endswith(".lock") or not _ok(check_model, name[:-5]):
-                        self.warn(p, "unexpected entry in locks/ (it holds only NAME.lock files and is never "
+                    elif not stat.S_ISREG(st.st_mode) or not name.endswith(".lock") or not _ok(check_model, name[:-5].removeprefix("_")):
+                        self.warn(p, "unexpected entry in locks/ (it holds only NAME.lock and _NAME.lock files and is never "
                                      "committed): remove it")
         except fileio.SymlinkError:
             self.skipped.add("locks")
@@ -476,7 +477,7 @@ class _Checker:
             state = fold(log.read(self.reg.logs_dir, model)[0])
             st = state.versions.get(version)
             if digest is not None and (st is None or st.registered_at is None):
-                log.append(self.reg.logs_dir, Event(
+                self.reg._record(Event(  # like every written event, delivered to the user's hooks
                     "register", model, "modelreg-fsck", version=version, to=digest,
                     reason="recorded by fsck --repair after an interrupted registration"))
                 self.report.repaired.append(f"logged register of {model} {version}")
@@ -489,7 +490,7 @@ class _Checker:
             head = fold(log.read(self.reg.logs_dir, model)[0]).head(stage)
             last = head.to if head else None
             if last != digest:
-                log.append(self.reg.logs_dir, Event(
+                self.reg._record(Event(  # like every written event, delivered to the user's hooks
                     "reconcile", model, "modelreg-fsck", stage=stage, from_=last, to=digest,
                     version=self._version_of(digest or last or ""), prev=head and head.id,
                     reason="recorded by fsck --repair: the ref moved without a logged event"))
@@ -556,7 +557,7 @@ class _Checker:
             m = self.manifests[digest]
             for a in m.get("artifacts", []):
                 where = f"{m['name']}@{m['version']} artifact {a['role']} ({a['uri']})"
-                key = (a["uri"], a.get("size"), a.get("sha256"))
+                key = (a["uri"], a.get("size"), a.get("sha256"), a.get("tree"))
                 if key not in done:
                     counts["artifacts"] += 1
                     try:

@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import time as _time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -276,3 +276,79 @@ def models(logs_dir: Path) -> list[str]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(n[: -len(LOG_SUFFIX)] for n in names if n.endswith(LOG_SUFFIX) and not n.startswith("."))
+
+
+def after(events: list[Event], event_id: str) -> list[Event]:
+    """The events (ordered) that come after the one with ``event_id``; NotFound if it is not among them."""
+    from .errors import NotFound, UsageError
+
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 64 or not event_id.isalnum():
+        raise UsageError(f"--since takes an event id (the 'id' of an event in 'modelreg log --json'), not {event_id[:40]!r}")
+    for i, e in enumerate(events):
+        if e.id == event_id:
+            return events[i + 1:]
+    raise NotFound(f"no event with id {event_id} in this log (see 'modelreg log --json')")
+
+
+class Tail:
+    """Follow log files as lines are appended, cheaply: a stat per file per poll, only new bytes read.
+
+    ``initial`` holds the events present when it was created (ordered); :meth:`poll` returns events
+    that appeared since, never one twice. A file that shrank or was replaced (a git merge or pull
+    rewrote it) is read again from the start, and only events not seen before are returned.
+    """
+
+    def __init__(self, logs_dir: Path, model: str | None = None) -> None:
+        self.logs_dir = logs_dir
+        self.model = model
+        self._files: dict[str, tuple[int, int]] = {}  # model -> (inode, offset after the last whole line)
+        self._seen: set[str] = set()
+        self.initial = self.poll()
+
+    def _models(self) -> list[str]:
+        return [self.model] if self.model else models(self.logs_dir)
+
+    def poll(self) -> list[Event]:
+        """New events since the last poll: each model's in causal order, models merged by (time, id)."""
+        import heapq
+
+        per_model = [self._read(m) for m in self._models()]  # each in its log's causal order
+        return list(heapq.merge(*per_model, key=lambda e: (e.time, e.id)))
+
+    def _read(self, model: str) -> list[Event]:
+        path = path_for(self.logs_dir, model)
+        try:
+            fd = fileio.open_read(path)  # confined: never through a symlink in the registry
+        except FileNotFoundError:
+            return []
+        try:
+            st = os.fstat(fd)
+            ino, offset = self._files.get(model, (st.st_ino, 0))
+            if ino != st.st_ino or st.st_size < offset:
+                offset = 0  # replaced or rewritten: read it all again; seen ids are skipped
+            if st.st_size == offset:
+                self._files[model] = (st.st_ino, offset)
+                return []
+            chunks = []
+            pos = offset
+            while pos < st.st_size:
+                chunk = os.pread(fd, min(1 << 20, st.st_size - pos), pos)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                pos += len(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self._files[model] = (st.st_ino, offset + end)
+        events, _bad = parse(data[:end], str(path))
+        fresh = [e for e in events if e.id not in self._seen]
+        self._seen.update(e.id for e in fresh)
+        return fresh
+
+    def follow(self, interval: float = 0.25) -> Iterator[Event]:
+        """Yield new events forever, polling every ``interval`` seconds."""
+        while True:
+            yield from self.poll()
+            _time.sleep(interval)

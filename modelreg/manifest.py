@@ -19,7 +19,7 @@ from .errors import IntegrityError, UsageError
 from .names import check_digest, check_key, check_model, check_version, is_full_digest
 
 FIELDS = ("name", "version", "description", "license", "artifacts", "params", "meta", "tags", "parents")
-ARTIFACT_FIELDS = ("role", "uri", "sha256", "size")
+ARTIFACT_FIELDS = ("role", "uri", "sha256", "size", "name", "tree", "layout", "files")
 PARENT_FIELDS = ("digest", "relation")
 RELATIONS = ("fine_tune", "distillation", "merge", "quantization", "other")
 MAX_TEXT = 10_000
@@ -129,6 +129,14 @@ def _artifact(a: Any, where: str) -> dict[str, Any]:
         raise _fail(f"{where}.uri is empty")
     if not entry["uri"].isprintable():
         raise _fail(f"{where}.uri contains a control or line-break character")
+    if "files" in a or "tree" in a or "layout" in a:  # a directory artifact (docs/format.md)
+        from .trees import validate_tree_entry
+
+        try:
+            validate_tree_entry(a, entry, where)
+        except UsageError as exc:
+            raise _fail(exc.message.removeprefix("invalid manifest: ")) from None
+        return entry
     sha = a.get("sha256")
     if sha is not None:
         if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
@@ -139,6 +147,12 @@ def _artifact(a: Any, where: str) -> dict[str, Any]:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise _fail(f"{where}.size must be a non-negative integer")
         entry["size"] = size
+    name = a.get("name")
+    if name is not None:
+        name = _text(name, f"{where}.name")
+        if not name or "/" in name or name in (".", "..") or len(name) > 255 or not name.isprintable():
+            raise _fail(f"{where}.name must be a plain file name (no '/', printable, at most 255 characters)")
+        entry["name"] = name
     return entry
 
 
@@ -258,7 +272,9 @@ def flatten(m: dict[str, Any]) -> dict[str, Any]:
     for key, value in m.items():
         if key == "artifacts":
             for a in value:
-                walk(f"artifacts.{a['role']}", {k: v for k, v in a.items() if k != "role"})
+                walk(f"artifacts.{a['role']}", {k: v for k, v in a.items() if k not in ("role", "files")})
+                for f in a.get("files", []):  # a directory artifact: one path per file
+                    out[f"artifacts.{a['role']}.files.{f['path']}"] = {k: v for k, v in f.items() if k != "path"}
         elif key == "parents":
             for p in value:
                 out[f"parents.{p['digest']}"] = p.get("relation", "")

@@ -255,6 +255,7 @@ class Registry:
         self.logs_dir = self.path / "logs"
         self.locks_dir = self.path / "locks"
         self._config: config_mod.Config | None = None
+        self._pending: list[Event] = []  # written under the lock, delivered to hooks once it is released
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -330,18 +331,37 @@ class Registry:
         check_model(model)
         fileio.makedirs(self.locks_dir)
         fileio.makedirs(self.logs_dir)  # a linked logs/ is refused before anything is written
-        with fileio.lock(self.locks_dir / f"{model}.lock"):
-            try:
-                yield
-            except OSError as exc:  # disk full, I/O error...: the write order left the old or new state
-                where = f" ({exc.filename})" if exc.filename else ""
-                raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
+        try:
+            with fileio.lock(self.locks_dir / f"{model}.lock"):
+                try:
+                    yield
+                except OSError as exc:  # disk full, I/O error...: the write order left the old or new state
+                    where = f" ({exc.filename})" if exc.filename else ""
+                    raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
+        finally:
+            self._deliver()
 
     def _record(self, event: Event, signer: Any = None) -> Event:
         if signer is not None:
             event = signer.sign_event(event)
         log.append(self.logs_dir, event)
+        self._pending.append(event)
         return event
+
+    def _deliver(self) -> None:
+        """Hand the events written under the lock (now durable) to the user's hooks (:mod:`modelreg.hooks`)."""
+        events, self._pending = self._pending, []
+        if events:
+            from . import hooks
+
+            hooks.deliver(events, self.path)
+
+    def _emit_read(self, action: str, r: Resolved, data: dict[str, Any]) -> None:
+        """A read-side event (``upload``, ``download``) for the hooks only: never written to the log."""
+        from . import hooks
+
+        hooks.emit(lambda: [Event(action, r.name, resolve_actor(None), version=r.version, to=r.digest, data=data)],
+                   self.path)
 
     def _signer(self, sign: bool) -> Any:
         """The SSH key events are signed with (``--sign``), found before any lock is taken; None without ``sign``."""
@@ -557,8 +577,10 @@ class Registry:
                 self._stage_identity(name, stage, digest)  # raises, saying what the object claims to be
         return holders
 
-    def events(self, name: str | None = None, stage: str | None = None, limit: int | None = None) -> list[Event]:
-        """Events oldest first, optionally of one model and one stage, the newest ``limit`` of them.
+    def events(
+        self, name: str | None = None, stage: str | None = None, limit: int | None = None, since: str | None = None,
+    ) -> list[Event]:
+        """Events oldest first, optionally of one model and one stage, after the event ``since``, the newest ``limit``.
 
         One model's events are in the log's causal order (a stage's moves along their ``prev``
         chain, whatever the writers' clocks said); several models' are merged by ``(time, id)``
@@ -566,6 +588,25 @@ class Registry:
         """
         import heapq
 
+        names = self._log_names(name, stage)
+        per_model = []
+        for n in names:
+            per_model.append(log.read(self.logs_dir, n)[0])
+            self._check_stages_of(n)
+        merged: list[Event] = (
+            per_model[0] if len(per_model) == 1 else list(heapq.merge(*per_model, key=lambda e: (e.time, e.id)))
+        )
+        self._check_log_stage(stage, merged)
+        selected = _select(merged, stage, limit, since)
+        self._check_events(selected)
+        return selected
+
+    def _check_stages_of(self, name: str) -> None:
+        """IntegrityError if a stage of ``name`` holds a manifest that is not the registered version it claims."""
+        for held, digest in self.stage_holders(name).items():
+            self._stage_identity(name, held, digest)
+
+    def _log_names(self, name: str | None, stage: str | None = None) -> list[str]:
         if stage is not None and name is None:
             raise UsageError("--stage needs a model name")
         from .refs import _valid
@@ -573,23 +614,33 @@ class Registry:
         names = [check_model(name)] if name else [_valid(self.logs_dir, n, check_model) for n in log.models(self.logs_dir)]
         if name and not self.refs.version_names(name) and not fileio.exists(log.path_for(self.logs_dir, name)):
             raise self._no_model(name)
-        per_model = []
-        for n in names:
-            per_model.append(log.read(self.logs_dir, n)[0])
-            for held, digest in self.stage_holders(n).items():  # a forged stage is refused here too
-                self._stage_identity(n, held, digest)
-        merged: list[Event] = (
-            per_model[0] if len(per_model) == 1 else list(heapq.merge(*per_model, key=lambda e: (e.time, e.id)))
-        )
+        return names
+
+    def _check_log_stage(self, stage: str | None, events: list[Event]) -> None:
         if stage is not None:
             check_stage(stage)
-            if stage not in self.stages and not any(e.stage == stage for e in merged):
+            if stage not in self.stages and not any(e.stage == stage for e in events):
                 self._check_stage(stage)  # a typo: refused like everywhere else
-            merged = [e for e in merged if e.stage == stage]
-        if limit is not None:
-            merged = merged[-limit:] if limit > 0 else []
-        self._check_events(merged)
-        return merged
+
+    def follow(
+        self, name: str | None = None, stage: str | None = None, since: str | None = None,
+        limit: int | None = None, interval: float = 0.25,
+    ) -> Iterator[Event]:
+        """Yield the selected existing events (after ``since``; the newest ``limit``, by default 10 unless
+        ``since`` is given), oldest first, then every event appended afterwards as it appears, until
+        the caller stops iterating. The log files are polled every ``interval`` seconds (a stat each;
+        only appended bytes are read). Events are checked against the version entries as in :meth:`events`."""
+        for n in self._log_names(name, stage):
+            self._check_stages_of(n)
+        tail = log.Tail(self.logs_dir, check_model(name) if name else None)
+        self._check_log_stage(stage, tail.initial)
+        initial = _select(tail.initial, stage, 10 if limit is None and since is None else limit, since)
+        self._check_events(initial)
+        yield from initial
+        for e in tail.follow(interval):
+            if stage is None or e.stage == stage:
+                self._check_events([e])
+                yield e
 
     def _check_events(self, events: list[Event]) -> None:
         """Every event about a version names the digest registered for it (IntegrityError otherwise).
@@ -754,12 +805,29 @@ class Registry:
                 raise UsageError("--upload needs 'artifact_store: URL' in config.yaml or your user config")
             if upload and _is_local(store) and eff.sources.get("artifact_store") == "committed":
                 check_local_store(store, self.root)
-            m["artifacts"] = [
-                _describe(a, self.root, progress, check=check, compute_hash=compute_hash,
-                         upload_to=store if upload else None, storage_options=options)
-                for a in m["artifacts"]
-            ]
+            existing = self.refs.read_version(m["name"], m["version"])
+            if existing is not None:  # refuse other content before hashing (maybe gigabytes) again
+                from .artifacts import cheap_changes
+
+                changes = cheap_changes(self.manifest(existing), m, self.root, upload)
+                if changes:
+                    raise self._conflict(m["name"], m["version"], existing, changes)
+            from .artifacts import describe_with_uploads
+
+            described, uploaded = [], []
+            for a in m["artifacts"]:
+                entry, up = describe_with_uploads(a, self.root, progress, check=check, compute_hash=compute_hash,
+                                                  upload_to=store if upload else None, storage_options=options)
+                described.append(entry)
+                uploaded.extend(up)
+            m["artifacts"] = described
             m = manifest.validate(m, set(self.stages))  # re-normalise what describe filled in
+            if uploaded:
+                from . import hooks
+
+                name_, version_ = m["name"], m["version"]
+                hooks.emit(lambda: [Event("upload", name_, resolve_actor(actor), version=version_,
+                                          data={"store": store, "artifacts": uploaded})], self.path)
         for p in m.get("parents", []):
             if not self.objects.exists(p["digest"]):
                 raise NotFound(f"parent {p['digest']} does not exist in this registry")
@@ -794,9 +862,15 @@ class Registry:
         if legacy_equal(old, m):  # registered before values were typed ("3e-4" then, 0.0003 now): the same
             return RegisterResult(Resolved(name, version, existing), False, None)
         changes = manifest.diff(old, m)
+        if all(c.old is None and c.path.startswith("artifacts.") and c.path.endswith(".name") for c in changes):
+            # only the original file names --upload records now, which versions uploaded before lack
+            return RegisterResult(Resolved(name, version, existing), False, None)
+        raise self._conflict(name, version, existing, changes)
+
+    def _conflict(self, name: str, version: str, existing: str, changes: list[manifest.Change]) -> Conflict:
         shown = "; ".join(f"{c.path}: {_short(c.old)} -> {_short(c.new)}" for c in changes[:5])
         more = f" (+{len(changes) - 5} more)" if len(changes) > 5 else ""
-        raise Conflict(
+        return Conflict(
             f"{name}@{version} is already registered with other content ({existing[:19]}): {shown}{more}; "
             "a version never changes: register the new content as a new version",
             details=[f"{c.path}: {c.old!r} -> {c.new!r}" for c in changes],
@@ -1464,7 +1538,7 @@ class Registry:
 
     def fetch(
         self, ref: str, dest: str | os.PathLike[str], *, progress: ProgressFactory | None = None,
-        allow_unverified: bool = False,
+        allow_unverified: bool = False, roles: list[str] | None = None,
     ) -> FetchReport:
         """Download every artifact of a version into directory ``dest``, each checked against its SHA-256.
 
@@ -1475,14 +1549,32 @@ class Registry:
         downloaded with only a size check and reported as "unverified". URIs are read under the
         :meth:`egress` rules (no special files, nothing outside allowed roots, no private addresses).
         """
-        from .artifacts import fetch_entries
+        from .artifacts import fetch_entries, select
+
+        r = self.resolve(ref)
+        entries = select(r, self._manifest_of(r).get("artifacts", []), roles)
+        _store, options = self.artifact_settings()
+        report = fetch_entries(
+            r, entries, dest, self.root,
+            progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
+        )
+        self._emit_read("download", r, {
+            "dest": report.dest, "roles": [e["role"] for e in entries], "files": len(report.files),
+            "bytes": sum(f.size or 0 for f in report.files if f.status != "present"),
+            "downloaded": sum(1 for f in report.files if f.status != "present"),
+        })
+        return report
+
+    def url(self, ref: str, role: str | None = None, expires: int = 3600) -> Any:
+        """A time-limited HTTPS link to an artifact (:class:`artifacts.SignedLink`): S3/GCS ``sign()``.
+
+        ``role`` may be left out when the version has one artifact. A directory artifact gets one
+        link per file. UsageError for local paths and stores that cannot sign."""
+        from .artifacts import sign
 
         r = self.resolve(ref)
         _store, options = self.artifact_settings()
-        return fetch_entries(
-            r, self._manifest_of(r).get("artifacts", []), dest, self.root,
-            progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
-        )
+        return sign(r, self._manifest_of(r).get("artifacts", []), role, expires, options, self.egress())
 
     # ----------------------------------------------------------------- history
     def audit(self, base: str, max_skew: float | None = None) -> Any:
@@ -1590,8 +1682,18 @@ def check_local_store(store: str, root: Path) -> None:
         )
 
 
+def _select(events: list[Event], stage: str | None, limit: int | None, since: str | None) -> list[Event]:
+    if since is not None:
+        events = log.after(events, since)
+    if stage is not None:
+        events = [e for e in events if e.stage == stage]
+    if limit is not None:
+        events = events[-limit:] if limit > 0 else []
+    return events
+
+
 def parse_artifact_spec(text: str) -> dict[str, Any]:
-    """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, the file name is the role."""
+    """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, see :func:`artifacts.default_role`."""
     if not text:
         raise UsageError("empty --artifact")
     head, sep, tail = text.partition("=")
@@ -1601,11 +1703,12 @@ def parse_artifact_spec(text: str) -> dict[str, Any]:
         role, uri = None, text
     if not uri:
         raise UsageError(f"--artifact {text!r} has no URI")
-    if role is None:
-        base = uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        role = base.lower() or "artifact"
     from .names import check_key
 
+    if role is None:
+        from .artifacts import default_role
+
+        return {"role": default_role(uri), "uri": uri}
     return {"role": check_key("artifact role", role), "uri": uri}
 
 

@@ -308,4 +308,22 @@ def verify_table(reports: list[Any]) -> None:
                          r.message))
     statuses = {r.status for rep in reports for r in rep.results} | {"ok"}
     _table(("VERSION", "ROLE", "STATUS", "SIZE", "SHA256", "DETAIL"), rows,
-           colours={s: {"ok": "green", "unreachable": "yellow"}.get(s, "red") for s in statuses})
+           colours={s: {"ok": "green", "unreachable": "yellow", "unverified": "yellow"}.get(s, "red") for s in statuses})
+
+
+def fetch_lines(report: Any) -> Iterator[str]:
+    """``STATUS  ROLE  PATH`` per fetched file; one line per directory artifact (its files counted)."""
+    from collections import Counter
+
+    trees: dict[str, list[Any]] = {}
+    for f in report.files:
+        if f.file is None:
+            yield f"{f.status:<10}  {f.role}  {f.path}"
+        else:
+            trees.setdefault(f.role, []).append(f)
+    for role, files in trees.items():
+        counts = Counter(f.status for f in files)
+        status = next((s for s in ("downloaded", "unverified", "present") if counts.get(s)), "present")
+        detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        top = files[0].path[: len(files[0].path) - len(files[0].file)]
+        yield f"{status:<10}  {role}  {top}  ({len(files)} files: {detail})"

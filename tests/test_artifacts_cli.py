@@ -170,7 +170,7 @@ def test_upload_to_s3_store_records_store_uri_and_skips_second_upload(s3, projec
     assert cli("register", "faq", "1.0.0", "-a", "model.bin", "--upload")[0] == 0
     target = f"s3://{BUCKET}/store/sha256/{digest[:2]}/{digest[2:]}"
     assert artifacts_of(cli, "faq@1.0.0")["model.bin"] == {
-        "role": "model.bin", "uri": target, "size": len(data), "sha256": digest
+        "role": "model.bin", "uri": target, "size": len(data), "sha256": digest, "name": "model.bin"
     }
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert keys == [f"store/sha256/{digest[:2]}/{digest[2:]}"]
@@ -320,11 +320,13 @@ def test_credential_uris_are_refused_and_nothing_is_written(project, cli, uri, f
     assert not any((project / ".modelreg" / "objects").rglob("*.*")) and not list((project / ".modelreg" / "logs").iterdir())
 
 
-def test_prefix_instead_of_file_is_a_usage_error(s3, cli, project):
+def test_prefix_without_slash_is_a_directory_artifact(s3, cli, project):
+    # once refused as "not a file"; now a prefix is a directory artifact (tests/test_trees.py)
     s3.put_object(Bucket=BUCKET, Key="models/faq/m.bin", Body=b"x")
     code, _, err = cli("register", "faq", "1.0.0", "-a", f"s3://{BUCKET}/models/faq")
-    assert code == 2 and "not a file" in one_line(err)
-    assert versions_dir(project) == []
+    assert code == 0, err
+    art = artifacts_of(cli, "faq@1.0.0")["faq"]
+    assert art["uri"] == f"s3://{BUCKET}/models/faq/" and [f["path"] for f in art["files"]] == ["m.bin"]
 
 
 def test_missing_object_is_not_found(s3, cli, project):

@@ -36,6 +36,8 @@ from modelreg.registry import Registry
 MODELS = ("alpha", "beta")
 STAGES = ("staging", "production")
 SYNC_TIMEOUT = 60.0
+TREE = "tree"  # a directory artifact in the project (tests.torture.run.make_tree)
+FETCHED = "fetched"  # where fetches go: every final-named file there must hold the right bytes
 
 
 def skew_clock() -> None:
@@ -75,6 +77,18 @@ def op_register(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int
     v = f"{tag}.{rnd.randrange(10**9)}"
     r = reg.register(model, v, params={"seed": rnd.randrange(1000)}, actor="torture")
     return record("register", model, [r.event] if r.event else [], r.created)
+
+
+def op_register_dir(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    v = f"{tag}.d{rnd.randrange(10**9)}"
+    r = reg.register(model, v, artifacts=[f"model={reg.root / TREE}"], actor="torture")
+    return record("register-dir", model, [r.event] if r.event else [], r.created)
+
+
+def op_fetch(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    dest = reg.root / FETCHED / tag
+    rep = reg.fetch(f"{model}@{_pick(reg, rnd, model)}", dest)
+    return {**record("fetch", model, [], False), "dest": str(dest), "files": len(rep.files)}
 
 
 def op_promote(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
@@ -180,6 +194,8 @@ def op_sync(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) ->
 # name -> write command; the git-only ones are also in GIT_OPS. Add a write command here.
 OPS: dict[str, Op] = {
     "register": op_register,
+    "register-dir": op_register_dir,
+    "fetch": op_fetch,
     "promote": op_promote,
     "auto-demote": op_auto_demote,
     "rollback": op_rollback,
@@ -198,7 +214,7 @@ OPS: dict[str, Op] = {
 GIT_OPS = frozenset({"sync"})
 # the mix of the concurrency and clock-skew sections: stage moves, weighted like the lifecycle
 DEFAULT_OPS = ("register", "register", "promote", "promote", "auto-demote", "rollback", "rollback-twice",
-               "clear", "archive", "archive-with-stages", "unarchive")
+               "clear", "archive", "archive-with-stages", "unarchive", "register-dir", "fetch")
 
 
 def choose(rnd: random.Random, names: list[str], focus: str | None) -> str:

@@ -97,6 +97,17 @@ def _archived_state(reg: Registry) -> str:
     return "old" if not archived else "archived but still in production"
 
 
+def _fetch_state(reg: Registry) -> str:
+    """old: nothing fetched; new: the whole tree, byte for byte; anything else: a partial fetch."""
+    from .run import TREE_FILES
+
+    out = reg.root / "out"
+    files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} if out.exists() else {}
+    if not files:
+        return "old"
+    return "new" if files == {f"model/{k}": v for k, v in TREE_FILES.items()} else f"partial fetch: {sorted(files)[:3]}"
+
+
 def _torn(reg: Registry) -> None:
     with open(reg.logs_dir / "m.jsonl", "ab") as f:
         f.write(b'{"id": "torn by a crash')
@@ -176,6 +187,16 @@ FAULT_OPS: dict[str, FaultOp] = {
         ["promote", "m@1.1", "archived", "--reason", "t", "--actor", "t"],
         lambda reg: _archived_state(reg),
     ),
+    "register-dir": FaultOp(
+        lambda reg: reg.register("m", "2.1", artifacts=[f"model={reg.root / 'tree'}"], actor="t"),
+        ["register", "m", "2.1", "-a", "model={root}/tree/", "--actor", "t"],
+        lambda reg: "new" if reg.refs.read_version("m", "2.1") else "old",
+    ),
+    "fetch-dir": FaultOp(
+        lambda reg: reg.fetch("m@1.3", reg.root / "out"),
+        ["fetch", "m@1.3", "{root}/out"],
+        _fetch_state,
+    ),
     "fsck-repair": FaultOp(
         _fsck_repair,
         ["fsck", "--repair"],
@@ -186,13 +207,16 @@ FAULT_OPS: dict[str, FaultOp] = {
 }
 
 
-def fault_template(work: Path, init: Callable[[Path], Registry]) -> Path:
-    """m@1.0, 1.1, 1.2; production went 1.0 -> 1.1 (so a rollback has somewhere to go); staging empty."""
+def fault_template(work: Path, init: Callable[[Path], Registry], make_tree: Callable[[Path], None]) -> Path:
+    """m@1.0, 1.1, 1.2, and 1.3 with a directory artifact; production went 1.0 -> 1.1 (so a
+    rollback has somewhere to go); staging empty."""
     base = work / "fault-template"
     shutil.rmtree(base, ignore_errors=True)
     reg = init(base)
+    make_tree(base)
     for v, lr in (("1.0", 0.1), ("1.1", 0.2), ("1.2", 0.25)):
         reg.register("m", v, params={"lr": lr}, actor="t")
+    reg.register("m", "1.3", artifacts=[f"model={base / 'tree'}"], actor="t")
     reg.promote("m@1.0", "production", actor="t")
     reg.promote("m@1.1", "production", expect="1.0", actor="t", demote=False)
     return base
@@ -215,14 +239,28 @@ def scratch(work: Path) -> Iterator[Path]:
 
 
 def fault_matrix(work: Path, fig: Any, ops: list[str], init: Callable[[Path], Registry], run_cli: Any,
-                 fsck_errors: Callable[[Path], list[str]], progress: Any) -> None:
+                 fsck_errors: Callable[[Path], list[str]], progress: Any, make_tree: Callable[[Path], None],
+                 per_call: int | None = None) -> None:
+    """Every call of every FAULT_FUNCS function fails in turn; with ``per_call`` only that many calls of
+    each, spread evenly over them (first and last included): the quick mode's budget."""
     with scratch(work) as fast:
-        _fault_matrix(fast, fig, ops, init, run_cli, fsck_errors, progress)
+        _fault_matrix(fast, fig, ops, init, run_cli, fsck_errors, progress, make_tree, per_call)
+
+
+def _calls(total: int, per_call: int | None) -> list[int]:
+    if per_call is None or total <= per_call:
+        return list(range(1, total + 1))
+    return sorted({1 + round(i * (total - 1) / (per_call - 1)) for i in range(per_call)})
+
+
+def _argv(op: FaultOp, case: Path) -> list[str]:
+    return [a.replace("{root}", str(case)) for a in op.argv]
 
 
 def _fault_matrix(work: Path, fig: Any, ops: list[str], init: Callable[[Path], Registry], run_cli: Any,
-                  fsck_errors: Callable[[Path], list[str]], progress: Any) -> None:
-    template = fault_template(work, init)
+                  fsck_errors: Callable[[Path], list[str]], progress: Any, make_tree: Callable[[Path], None],
+                  per_call: int | None) -> None:
+    template = fault_template(work, init, make_tree)
     case = work / "fault-case"
     for op_name in ops:
         op = FAULT_OPS[op_name]
@@ -234,11 +272,11 @@ def _fault_matrix(work: Path, fig: Any, ops: list[str], init: Callable[[Path], R
                 if via == "library":
                     op.lib(Registry(case / ".modelreg"))
                 else:
-                    code, _, err, esc = run_cli(["-R", str(case / ".modelreg"), *op.argv])
+                    code, _, err, esc = run_cli(["-R", str(case / ".modelreg"), *_argv(op, case)])
                     assert code == 0 and esc is None, (op_name, code, err, esc)
             before = fig.faults_injected
             for fn in FAULT_FUNCS:
-                for nth in range(1, counter.counts[fn] + 1):
+                for nth in _calls(counter.counts[fn], per_call):
                     for persistent in (False, True):
                         _one_fault(case, template, op_name, op, via, fn, nth, persistent, fig, run_cli, fsck_errors)
             progress.note(f"faults: {op_name} via {via}: {fig.faults_injected - before} faults injected")
@@ -263,7 +301,7 @@ def _one_fault(case: Path, template: Path, op_name: str, op: FaultOp, via: str, 
             except BaseException as exc:  # noqa: BLE001
                 outcome = f"other {type(exc).__name__}"
         else:
-            code, _, err, esc = run_cli(["-R", str(reg_dir), *op.argv])
+            code, _, err, esc = run_cli(["-R", str(reg_dir), *_argv(op, case)])
             if esc is not None:
                 outcome = f"CLI: {type(esc).__name__} escaped main() (a traceback)"
             elif "Traceback" in err or code is None or not 0 <= code <= 9:

@@ -152,8 +152,36 @@ def init_registry(base: Path) -> Registry:
     return Registry.open(base)
 
 
+TREE_FILES = {f"part-{i:02d}.bin": bytes([i]) * (1000 + i) for i in range(3)} | {"sub/config.json": b"{}"}
+
+
+def make_tree(base: Path) -> None:
+    """The directory artifact the writers register and fetch (tests.torture.child.TREE)."""
+    for rel, data in TREE_FILES.items():
+        p = base / "tree" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+
+def fetched_losses(base: Path) -> list[str]:
+    """Any file under a fetch destination with a final name and wrong bytes (temp names are allowed)."""
+    out = []
+    known = {f"model/{k}": v for k, v in TREE_FILES.items()}
+    root = base / "fetched"
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if ".modelreg-tmp-" in name:
+                continue
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix().split("/", 1)[1]
+            if rel in known and p.read_bytes() != known[rel]:
+                out.append(f"{p} holds bytes that were never registered")
+    return out
+
+
 def seed_registry(base: Path) -> Registry:
     reg = init_registry(base)
+    make_tree(base)
     reg.register("alpha", "0.1", actor="torture")
     reg.register("beta", "0.1", actor="torture")
     return reg
@@ -275,6 +303,11 @@ def crash_loop(work: Path, kills: int, rnd: random.Random, fig: Figures, max_del
             errs = fsck_errors(reg_dir)
             if errs:
                 fig.lose(f"crash loop kill {k} ({focus}): fsck errors: {errs[:3]}")
+            for bad in fetched_losses(repo):
+                fig.lose(f"crash loop kill {k}: {bad}")
+            for rec in done[before:]:  # an acknowledged fetch left every file of the version in place
+                if rec["op"] == "fetch" and sum(1 for p in Path(rec["dest"]).rglob("*") if p.is_file()) < rec["files"]:
+                    fig.lose(f"crash loop kill {k}: acknowledged fetch into {rec['dest']} is incomplete")
             ids = raw_event_ids(reg_dir)
             for rec in done[before:]:
                 for e in rec.get("events", []):
@@ -360,7 +393,7 @@ DERIVED = ("locks", "cache")  # registry subdirectories that are derived data: n
 
 
 def _fault_template(work: Path) -> Path:
-    return faults.fault_template(work, init_registry)
+    return faults.fault_template(work, init_registry, make_tree)
 
 
 # ----------------------------------------------------------------- concurrency
@@ -904,11 +937,11 @@ def _first_difference(want: dict[str, Any], got: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------- main
 MODES = {
     "quick": dict(kills=24, max_delay=0.4, procs=4, ops=25, fuzz=40, faults="quick", disk=40, repair=(2, 40),
-                  clones=(3, 2), skew_ops=60, import_kills=6, import_faults=3),
+                  clones=(3, 2), skew_ops=60, import_kills=6, import_faults=3, per_call=10),
     "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, faults="all", disk=150, repair=(2, 150),
-                    clones=(8, 2), skew_ops=150, import_kills=20, import_faults=8),
+                    clones=(8, 2), skew_ops=150, import_kills=20, import_faults=8, per_call=None),
     "long": dict(kills=500, max_delay=1.0, procs=16, ops=100, fuzz=1000, faults="all", disk=400, repair=(3, 300),
-                 clones=(16, 3), skew_ops=400, import_kills=60, import_faults=25),
+                 clones=(16, 3), skew_ops=400, import_kills=60, import_faults=25, per_call=None),
 }
 SECTIONS = ("crash", "faults", "disk", "repair", "concurrency", "skew", "clones", "corruption", "fuzz", "import")
 
@@ -957,7 +990,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, fn in (
             ("crash", lambda: crash_loop(work, kills, rnd, fig, mode["max_delay"], crash_ops, progress)),
             ("faults", lambda: faults.fault_matrix(work, fig, fault_ops, init_registry, run_cli, fsck_errors,
-                                                   progress)),
+                                                   progress, make_tree, mode["per_call"])),
             ("disk", lambda: faults.full_disk(work, mode["disk"], rnd, fig, init_registry, run_cli, fsck_errors, OPS,
                                               progress)),
             ("repair", lambda: races.repair_race(work, *mode["repair"], rnd, fig, init_registry, env, read_acks,
