@@ -254,7 +254,7 @@ def test_hostile_file_list_is_refused_before_any_read_or_write(cli, hf_dir, proj
     hostile_manifest(project, [{"path": path, "size": 1, "sha256": "0" * 64}])
     for argv in (["verify", "evil@1"], ["fetch", "evil@1", "out"]):
         code, out, err = cli(*argv)
-        assert code == 2 and "invalid manifest" in err and "Traceback" not in err
+        assert code == 6 and "invalid manifest" in err and "Traceback" not in err
     assert not (project / "out").exists()
 
 
@@ -472,7 +472,7 @@ def test_hf_repo_revision_registers_with_free_lfs_hashes(fake_hf, cli, project):
 def test_tree_digest_is_checked_when_a_manifest_is_read(cli, project):
     obj = hostile_manifest(project, [{"path": "a.bin", "size": 1, "sha256": "0" * 64}])
     code, _, err = cli("show", "evil@1")
-    assert code == 2 and "tree does not match" in err
+    assert code == 6 and "tree does not match" in err
     del obj
 
 
