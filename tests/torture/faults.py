@@ -123,9 +123,14 @@ def _repaired(reg: Registry) -> str:
 
 
 def _fsck_repair(reg: Registry) -> None:
+    """fsck --repair through the library: a repair it could not make is reported, not raised; the
+    CLI turns that report into exit 6, and so does this adapter (as an IntegrityError)."""
+    from modelreg.errors import IntegrityError
     from modelreg.fsck import fsck
 
-    fsck(reg, repair=True)
+    report = fsck(reg, repair=True)
+    if not report.ok:
+        raise IntegrityError(f"fsck --repair left {len(report.errors)} error(s): {report.errors[0].message}")
 
 
 FAULT_OPS: dict[str, FaultOp] = {
