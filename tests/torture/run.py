@@ -936,8 +936,8 @@ def _first_difference(want: dict[str, Any], got: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------- main
 MODES = {
-    "quick": dict(kills=24, max_delay=0.4, procs=4, ops=25, fuzz=40, faults="quick", disk=40, repair=(2, 40),
-                  clones=(3, 2), skew_ops=60, import_kills=6, import_faults=3, per_call=10),
+    "quick": dict(kills=17, max_delay=0.4, procs=4, ops=25, fuzz=40, faults="quick", disk=25, repair=(2, 30),
+                  clones=(3, 2), skew_ops=60, import_kills=6, import_faults=3, per_call=6),
     "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, faults="all", disk=150, repair=(2, 150),
                     clones=(8, 2), skew_ops=150, import_kills=20, import_faults=8, per_call=None),
     "long": dict(kills=500, max_delay=1.0, procs=16, ops=100, fuzz=1000, faults="all", disk=400, repair=(3, 300),
@@ -949,7 +949,7 @@ SECTIONS = ("crash", "faults", "disk", "repair", "concurrency", "skew", "clones"
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.torture", description=__doc__.split("\n\n")[0])
     g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="CI mode: 24 kills, 4 processes, 3 clones, small budgets")
+    g.add_argument("--quick", action="store_true", help="CI mode: 17 kills (one per write command), 4 processes, 3 clones, small budgets")
     g.add_argument("--long", action="store_true", help="500 kills, 16 processes, 16 clones x 3 pushes, 1000 examples")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
