@@ -65,6 +65,9 @@ class SearchRecord:
     registered_at: str | None = None
     parent_names: list[str] = field(default_factory=list)
     fingerprint: str | None = None
+    rating: dict[str, Any] = field(default_factory=lambda: {"avg": None, "count": 0})
+    bindings: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider -> {id, status, endpoint, ...}
+    model: dict[str, Any] = field(default_factory=dict)  # the model's own fields (model set)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _copy(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -98,11 +101,16 @@ def _version_fields(st: VersionState | None, manifest_tags: list[str]) -> dict[s
         tags |= set(getattr(st, "tags_added", ()) or ())
         tags -= set(getattr(st, "tags_removed", ()) or ())
     metrics = getattr(st, "metrics", None) if st is not None else None
+    bindings = getattr(st, "bindings", None) if st is not None else None
+    rating = getattr(st, "rating", None) if st is not None else None
     return {
         "archived": bool(st and st.archived),
         "registered_at": st.registered_at if st else None,
         "tags": sorted(tags),
         "metrics": _copy(metrics) if isinstance(metrics, dict) else {},
+        "rating": dict(rating) if isinstance(rating, dict) else {"avg": None, "count": 0},
+        "bindings": {p: {k: _copy(v) for k, v in b.items() if k not in ("time", "actor", "updated_by")}
+                     for p, b in bindings.items()} if isinstance(bindings, dict) else {},
     }
 
 
@@ -169,7 +177,7 @@ class SearchIndex:
             else:
                 part = {k: part[k] for k in _MANIFEST_KEYS}
             st = state.versions.get(v)
-            records.append({**part, **_version_fields(st, part.get("manifest_tags", []))})
+            records.append({**part, **_version_fields(st, part.get("manifest_tags", [])), "model": _copy(state.fields)})
         self._write(model, {"format": CACHE_FORMAT, "model": model, "stamp": stamp, "records": records})
         return records
 
@@ -195,6 +203,7 @@ class SearchIndex:
             "parents": parents,
             "parent_names": sorted({p["name"] for p in parents if p["name"]}),
             "fingerprint": fingerprint(m.get("params")) if m.get("params") else None,
+            "artifacts": [{k: a.get(k) for k in ("role", "uri", "sha256", "size")} for a in m.get("artifacts", [])],
         }
 
     def _write(self, model: str, data: dict[str, Any]) -> None:
@@ -217,10 +226,11 @@ class SearchIndex:
 
 _RECORD_KEYS = frozenset({
     "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names",
-    "fingerprint", "archived", "registered_at", "tags", "metrics",
+    "fingerprint", "archived", "registered_at", "tags", "metrics", "artifacts", "rating", "bindings", "model",
 })
 _MANIFEST_KEYS = (
     "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names", "fingerprint",
+    "artifacts",
 )
 
 
@@ -261,8 +271,13 @@ def search(
     where: list[str | query.Condition] = (),  # type: ignore[assignment]
     sort: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[SearchRecord]:
-    """Versions matching every given filter (AND), sorted and limited."""
+    """Versions matching every given filter (AND), sorted, then ``offset`` skipped and at most ``limit`` kept.
+
+    The order is stable, so pages of ``offset``/``limit`` never skip or repeat a version of an
+    unchanged registry: models by name and versions in registration order, and with ``sort``
+    that order breaks ties (the sort is stable)."""
     pattern = None
     if name_regex is not None:
         try:
@@ -275,6 +290,8 @@ def search(
     key = query.sort_key(sort) if sort else None
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise UsageError("--offset must be 0 or more")
     out = []
     for rec in record_dicts(reg, pattern):
         if stage is not None and stage not in rec["stages"]:
@@ -290,8 +307,7 @@ def search(
         out.append(rec)
     if key is not None:
         out.sort(key=key)
-    if limit is not None:
-        out = out[:limit]
+    out = out[offset:] if limit is None else out[offset:offset + limit]
     return [SearchRecord.from_dict(d) for d in out]
 
 
@@ -423,6 +439,7 @@ class LicenseReport:
     license: str | None
     project_license: str | None
     findings: list[LicenseFinding]
+    project_license_source: dict[str, str] | None = None  # {path, how} when detected from a file
 
     @property
     def ok(self) -> bool:
@@ -433,6 +450,7 @@ class LicenseReport:
             **self.version.to_dict(),
             "license": self.license,
             "project_license": self.project_license,
+            "project_license_source": self.project_license_source,
             "ok": self.ok,
             "findings": [f.to_dict() for f in self.findings],
         }
@@ -446,7 +464,13 @@ def license_check(reg: Registry, ref: str, project_license: str | None = None) -
     """
     from . import licenses
 
+    source = None
     if project_license is not None:
+        if not licenses.is_known(project_license) and _looks_like_path(project_license):
+            from .licensefile import detect
+
+            found = detect(project_license)
+            project_license, source = found.id, {"path": found.source, "how": found.how}
         project_license = licenses.normalize(project_license)
     r = reg.resolve(ref)
     own = reg.manifest(r.digest).get("license")
@@ -468,7 +492,12 @@ def license_check(reg: Registry, ref: str, project_license: str | None = None) -
         for label, lic in [(f"{r.name}@{r.version}", own), *subjects]:
             f = licenses.check_project(lic, project_license)
             findings.append(LicenseFinding("project", label, lic, f.outcome, f.reason))
-    return LicenseReport(r, own, project_license, findings)
+    return LicenseReport(r, own, project_license, findings, source)
+
+
+def _looks_like_path(value: str) -> bool:
+    """A ``--project-license`` that names a file or directory rather than an identifier."""
+    return os.path.exists(value) or "/" in value or os.sep in value or value.lower().endswith(".toml")
 
 
 # ------------------------------------------------------- registration checks
@@ -612,8 +641,51 @@ def check_registration(
         ]
         # --strict refuses a new version only: re-registering an existing one is identical (exit 0)
         # or a conflict with its own content (exit 4), decided under the lock by register_manifest.
-        if out.duplicates and strict and reg.refs.read_version(name, version) is None:
+        if out.duplicates and strict and (version is None or reg.refs.read_version(name, version) is None):
             shown = ", ".join(f"{d.name}@{d.version}" for d in out.duplicates[:5])
-            raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict); "
+            raise Conflict(f"{name}@{version or '(next)'} has the same params fingerprint as {shown} (--strict); "
                            "without --strict it is registered with a warning")
+    return out
+
+
+@dataclass(frozen=True)
+class SameArtifact:
+    """Another version of the same model whose artifact ``other_role`` has the bytes of this one's ``role``."""
+
+    version: Resolved
+    role: str
+    other_role: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.version.to_dict(), "role": self.role, "other_role": self.other_role, "sha256": self.sha256}
+
+    def message(self) -> str:
+        same = self.role if self.role == self.other_role else f"{self.role} (its {self.other_role})"
+        return (f"artifact {same} has the same bytes as {self.version.name}@{self.version.version} "
+                f"(sha256 {self.sha256[:12]})")
+
+
+def same_artifacts(reg: Registry, m: dict[str, Any], *, strict: bool = False) -> list[SameArtifact]:
+    """Other versions of ``m``'s model holding an artifact with the same sha256 as one of ``m``'s
+    (read from the search cache: one file per model). With ``strict``, a Conflict for a new version
+    (re-registering an existing version identically is not refused)."""
+    from .registry import Resolved
+
+    wanted = {a["sha256"]: a["role"] for a in m.get("artifacts", []) if a.get("sha256")}
+    name, version = m["name"], m.get("version")
+    if not wanted or not reg.refs.version_names(name):
+        return []
+    out = []
+    for rec in SearchIndex(reg).records(name):
+        if rec["version"] == version:
+            continue
+        for a in rec.get("artifacts") or []:
+            if a.get("sha256") in wanted:
+                out.append(SameArtifact(Resolved(name, rec["version"], rec["digest"]), wanted[a["sha256"]],
+                                        a["role"], a["sha256"]))
+    if out and strict and (version is None or reg.refs.read_version(name, version) is None):
+        shown = "; ".join(s.message() for s in out[:3])
+        raise Conflict(f"{name}@{version or '(next)'}: {shown} (--strict); without --strict it is registered "
+                       "with a warning", info={"same_artifacts": [s.to_dict() for s in out]})
     return out

@@ -106,7 +106,8 @@ class VerifyResult:
     uri: str
     ok: bool
     status: str
-    """One of "ok", "missing", "size-mismatch", "hash-mismatch", "unreachable", "not-a-file"."""
+    """One of "ok", "missing", "size-mismatch", "hash-mismatch", "unreachable", "not-a-file" (and "purged",
+    set by the registry for an artifact its version's purge event deleted)."""
     expected_size: int | None
     actual_size: int | None
     expected_sha256: str | None
@@ -878,3 +879,45 @@ def verify_artifact(
     if expected is not None and info.sha256 is None:
         return result("ok", "size matches; content not hashed (use --hash / compute_hash)", info.size, None)
     return result("ok", f"ok (sha256 {info.sha256_source})" if info.sha256 else "ok", info.size, info.sha256)
+
+
+def delete_artifact(
+    uri: str, *, root: str | os.PathLike[str], storage_options: StorageOptions | None = None
+) -> bool:
+    """Delete one stored object (``prune --purge``); True if it was deleted, False if it was not there.
+
+    A local path is removed only if it is a regular file (never through a symlink in its last
+    component, never a directory); the directory is fsynced after. A remote object is removed
+    through fsspec. The caller decides that ``uri`` is a content-addressed object of the artifact
+    store that nothing live uses (see modelreg.retention.purge).
+    """
+    check_uri_safe(uri)
+    if is_local(uri):
+        path = _file_uri_to_path(uri) if _protocol(uri) == "file" else Path(uri)
+        if not path.is_absolute():
+            path = Path(root) / path
+        path = path.parent.resolve() / path.name  # the parent may be reached through links; the file itself not
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise UsageError(f"will not delete {uri}: not a regular file")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ModelregError(f"cannot delete {uri}: {exc.strerror or exc}") from None
+        _fsync_dir(path.parent)
+        return True
+    fs = _filesystem(uri, storage_options)
+    try:
+        _remote_info(fs, uri)  # object stores delete a missing key without a word: ask first
+        with _errors(uri):
+            fs.rm_file(uri)
+    except NotFound:
+        return False
+    with _errors(uri):
+        fs.invalidate_cache(uri)
+    return True
