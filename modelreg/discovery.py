@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 CACHE_FORMAT = 1
 DIRECTIONS = ("ancestors", "descendants")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def fingerprint(params: dict[str, Any] | None) -> str:
@@ -504,13 +505,16 @@ def _looks_like_path(value: str) -> bool:
 
 
 class FingerprintIndex:
-    """``cache/fingerprints/ab/cdef...``: the versions whose params have that fingerprint.
+    """``cache/fingerprints/ab/cdef...``: the versions whose params have that fingerprint, and
+    ``cache/fingerprints/artifacts/ab/cdef...``: the versions with an artifact of that sha256.
 
     Derivable like the search cache: ``stamps.json`` remembers which state of each model's
     log and versions it covers; a model whose stamp changed (a git pull, another clone's
     registration) is re-read from its search records before a lookup. So a lookup costs one
     stat per model and one small file read, not a scan of every record.
     """
+
+    FORMAT = 2  # 2: artifact sha256s are indexed too; stamps of another format cover nothing
 
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
@@ -520,23 +524,30 @@ class FingerprintIndex:
     def _file(self, fp: str) -> Path:
         return self.dir / fp[:2] / fp[2:]
 
+    def _artifact_file(self, sha: str) -> Path:
+        return self.dir / "artifacts" / sha[:2] / sha[2:]
+
     def _stamps(self) -> dict[str, Any]:
         try:
             data = json.loads((self.dir / "stamps.json").read_bytes())
-            return data if isinstance(data, dict) else {}
         except (OSError, ValueError):
             return {}
+        if not isinstance(data, dict) or data.get("_format") != self.FORMAT:
+            return {}
+        return data
 
     def _save_stamps(self, stamps: dict[str, Any]) -> None:
         # a cache: renamed into place so readers never see half a file, but not fsynced
+        stamps["_format"] = self.FORMAT  # not a model name: those start with a letter or digit
         fileio.makedirs(self.dir)
         tmp = self.dir / f"{fileio.TMP_PREFIX}{secrets.token_hex(6)}-stamps.json"
         tmp.write_bytes(json.dumps(stamps).encode())
         os.replace(tmp, self.dir / "stamps.json")
 
-    def _add(self, fp: str, digest: str, name: str, version: str) -> None:
-        path = self._file(fp)
-        line = f"{digest} {name} {version}\n"
+    def _add(self, fp: str, digest: str, name: str, version: str, path: Path | None = None,
+             role: str | None = None) -> None:
+        path = self._file(fp) if path is None else path
+        line = f"{digest} {name} {version}" + (f" {role}" if role else "") + "\n"
         try:
             if line in path.read_text():
                 return
@@ -556,6 +567,7 @@ class FingerprintIndex:
             for d in self.index.records(model):
                 if d.get("fingerprint"):
                     self._add(d["fingerprint"], d["digest"], d["name"], d["version"])
+                self._add_artifacts(d.get("artifacts") or [], d["digest"], d["name"], d["version"])
             stamps[model] = self.index._stamp(model)
             changed = True
         if changed:
@@ -571,6 +583,27 @@ class FingerprintIndex:
         found = {tuple(line.split(" ", 2)) for line in lines if line.count(" ") == 2}
         return sorted(found, key=lambda t: (t[1], t[2]))  # type: ignore[return-value]
 
+    def _add_artifacts(self, artifacts: list[dict[str, Any]], digest: str, name: str, version: str) -> None:
+        for a in artifacts:
+            sha = a.get("sha256")
+            if isinstance(sha, str) and _SHA256_RE.match(sha):  # a path: only 64 lower-case hex digits
+                self._add(sha, digest, name, version, self._artifact_file(sha), a["role"])
+
+    def lookup_artifacts(self, shas: list[str]) -> dict[str, list[tuple[str, str, str, str]]]:
+        """sha256 -> (digest, name, version, role) of every version with an artifact of those bytes."""
+        self.refresh()
+        out: dict[str, list[tuple[str, str, str, str]]] = {}
+        for sha in shas:
+            if not _SHA256_RE.match(sha):
+                continue
+            try:
+                lines = self._artifact_file(sha).read_text().splitlines()
+            except FileNotFoundError:
+                continue
+            found = {tuple(line.split(" ", 3)) for line in lines if line.count(" ") == 3}
+            out[sha] = sorted(found, key=lambda t: (t[1], t[2], t[3]))  # type: ignore[arg-type]
+        return out
+
     def covers(self, model: str) -> bool:
         """True if the index is current for ``model`` (call inside the model's lock, before writing)."""
         return self._stamps().get(model) == self.index._stamp(model)
@@ -580,6 +613,7 @@ class FingerprintIndex:
         try:
             if m.get("params"):
                 self._add(fingerprint(m["params"]), digest, m["name"], m["version"])
+            self._add_artifacts(m.get("artifacts") or [], digest, m["name"], m["version"])
             if was_current:
                 stamps = self._stamps()
                 stamps[m["name"]] = self.index._stamp(m["name"])
@@ -668,8 +702,9 @@ class SameArtifact:
 
 def same_artifacts(reg: Registry, m: dict[str, Any], *, strict: bool = False) -> list[SameArtifact]:
     """Other versions of ``m``'s model holding an artifact with the same sha256 as one of ``m``'s
-    (read from the search cache: one file per model). With ``strict``, a Conflict for a new version
-    (re-registering an existing version identically is not refused)."""
+    (read from the :class:`FingerprintIndex`: a stat per model and a small file per sha256). With
+    ``strict``, a Conflict for a new version (re-registering an existing version identically is
+    not refused)."""
     from .registry import Resolved
 
     wanted = {a["sha256"]: a["role"] for a in m.get("artifacts", []) if a.get("sha256")}
@@ -677,13 +712,12 @@ def same_artifacts(reg: Registry, m: dict[str, Any], *, strict: bool = False) ->
     if not wanted or not reg.refs.version_names(name):
         return []
     out = []
-    for rec in SearchIndex(reg).records(name):
-        if rec["version"] == version:
-            continue
-        for a in rec.get("artifacts") or []:
-            if a.get("sha256") in wanted:
-                out.append(SameArtifact(Resolved(name, rec["version"], rec["digest"]), wanted[a["sha256"]],
-                                        a["role"], a["sha256"]))
+    for sha, found in FingerprintIndex(reg).lookup_artifacts(sorted(wanted)).items():
+        for digest, n, v, role in found:
+            if n == name and v != version:
+                out.append(SameArtifact(Resolved(name, v, digest), wanted[sha], role, sha))
+    out.sort(key=lambda s: (query.version_key(s.version.version) is None, query.version_key(s.version.version) or (),
+                            s.version.version, s.other_role))
     if out and strict and (version is None or reg.refs.read_version(name, version) is None):
         shown = "; ".join(s.message() for s in out[:3])
         raise Conflict(f"{name}@{version or '(next)'}: {shown} (--strict); without --strict it is registered "
