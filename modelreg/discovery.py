@@ -208,13 +208,16 @@ class SearchIndex:
         }
 
     def _write(self, model: str, data: dict[str, Any]) -> None:
+        tmp = self.dir / f".tmp-{secrets.token_hex(6)}-{model}.json"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.dir / f".tmp-{secrets.token_hex(6)}-{model}.json"
             tmp.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
             os.replace(tmp, self._file(model))
-        except OSError:
-            pass  # a cache that cannot be written is only slower, never wrong
+        except OSError:  # a cache that cannot be written is only slower, never wrong; leave no temp file
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
 
     def reindex(self) -> dict[str, int]:
         """Drop every cache file and rebuild each model's; model -> version count."""
@@ -541,8 +544,15 @@ class FingerprintIndex:
         stamps["_format"] = self.FORMAT  # not a model name: those start with a letter or digit
         fileio.makedirs(self.dir)
         tmp = self.dir / f"{fileio.TMP_PREFIX}{secrets.token_hex(6)}-stamps.json"
-        tmp.write_bytes(json.dumps(stamps).encode())
-        os.replace(tmp, self.dir / "stamps.json")
+        try:
+            tmp.write_bytes(json.dumps(stamps).encode())
+            os.replace(tmp, self.dir / "stamps.json")
+        except OSError:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise
 
     def _add(self, fp: str, digest: str, name: str, version: str, path: Path | None = None,
              role: str | None = None) -> None:
@@ -564,14 +574,20 @@ class FingerprintIndex:
             stamp = self.index._stamp(model)
             if stamps.get(model) == stamp:
                 continue
-            for d in self.index.records(model):
-                if d.get("fingerprint"):
-                    self._add(d["fingerprint"], d["digest"], d["name"], d["version"])
-                self._add_artifacts(d.get("artifacts") or [], d["digest"], d["name"], d["version"])
+            try:
+                for d in self.index.records(model):
+                    if d.get("fingerprint"):
+                        self._add(d["fingerprint"], d["digest"], d["name"], d["version"])
+                    self._add_artifacts(d.get("artifacts") or [], d["digest"], d["name"], d["version"])
+            except OSError:
+                continue  # a cache that cannot be written: this model is read again next time
             stamps[model] = self.index._stamp(model)
             changed = True
         if changed:
-            self._save_stamps(stamps)
+            try:
+                self._save_stamps(stamps)
+            except OSError:
+                pass
 
     def lookup(self, fp: str) -> list[tuple[str, str, str]]:
         """(digest, name, version) of every version whose params have fingerprint ``fp``."""
