@@ -68,6 +68,11 @@ def _scalar(value: Any) -> str:
     raise CanonicalError(f"cannot store a value of type {type(value).__name__}")
 
 
+def scalar(value: Any) -> str:
+    """The canonical text of one scalar (what :func:`dump` writes after ``key: ``)."""
+    return _scalar(value)
+
+
 def _key(key: Any) -> str:
     if not isinstance(key, str):
         raise CanonicalError(f"mapping keys must be strings, got {key!r}")
@@ -222,6 +227,8 @@ def load(data: bytes, *, what: str = "YAML document", plain: bool = False) -> An
         raise CanonicalError(f"{what} is not valid YAML{where}: {problem}") from None
     except RecursionError:
         raise CanonicalError(f"{what} is nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
+        raise CanonicalError(f"{what} holds a value that cannot be read: {str(exc)[:100]}") from None
 
 
 def _reject_deep_nesting(text: str, what: str) -> None:

@@ -55,9 +55,14 @@ metrics_app = typer.Typer(name="metrics", help="Record and show evaluation metri
 policy_app = typer.Typer(name="policy", help="Inspect the promotion policy of config.yaml.", no_args_is_help=True)
 model_app = typer.Typer(name="model", help="Fields of a model itself: description, task, subject, owner...",
                         no_args_is_help=True)
+import_app = typer.Typer(
+    name="import", help="Bring another registry's versions and history into modelreg (GTO, MLflow).",
+    no_args_is_help=True,
+)
 app.add_typer(metrics_app)
 app.add_typer(policy_app)
 app.add_typer(model_app)
+app.add_typer(import_app)
 
 
 def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Callable[[F], F]:
@@ -92,11 +97,14 @@ def fail(exc: ModelregError) -> None:
 
 
 def report(exc: ModelregError) -> None:
-    """Print an error the documented way (see :func:`fail`) without exiting."""
-    typer.echo(f"modelreg: error: {exc.message}", err=True)
+    """Print an error the documented way (see :func:`fail`) without exiting; registry bytes in the
+    message are shown escaped (modelreg.printable), never sent to the terminal raw."""
+    from .printable import line as safe
+
+    typer.echo(f"modelreg: error: {safe(exc.message)}", err=True)
     if _traceback_wanted():
         for line in exc.details:
-            typer.echo(f"  {line}", err=True)
+            typer.echo(f"  {safe(line)}", err=True)
     if _state["json"]:
         emit_json(error_object(exc))
 
@@ -128,14 +136,18 @@ def os_message(exc: OSError) -> str:
 
 
 def note(message: str) -> None:
-    """A message for the person at the terminal (stderr); silenced by ``--quiet``."""
+    """A message for the person at the terminal (stderr), control characters escaped; silenced by ``--quiet``."""
+    from .printable import line
+
     if not _state["quiet"]:
-        typer.echo(message, err=True)
+        typer.echo(line(message), err=True)
 
 
 def warn(message: str) -> None:
-    """A warning (stderr): printed even with ``--quiet``."""
-    typer.echo(f"modelreg: warning: {message}", err=True)
+    """A warning (stderr), control characters escaped: printed even with ``--quiet``."""
+    from .printable import line
+
+    typer.echo(f"modelreg: warning: {line(message)}", err=True)
 
 
 def use_colour(stream: Any = None) -> bool:
@@ -155,7 +167,9 @@ def echo_styled(text: str, colour: str | None) -> None:
 
 
 def emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    from .printable import json_text
+
+    typer.echo(json_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)))
 
 
 def version_text() -> str:
@@ -697,11 +711,21 @@ def log_cmd(
     name: Annotated[str | None, typer.Argument(autocompletion=_complete_models, help="Model name (default: every model).")] = None,
     stage: Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="Only events of this stage.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Only the newest N events.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only events after this event id (resume where you left off).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing events as they are appended, oldest first, "
+                                                  "until Ctrl-C (with --json: one JSON object per line).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the event log, newest first: who changed what, when, and why; which events are signed and verified."""
     reg = open_registry()
-    events = reg.events(name, stage=stage, limit=limit)
+    if follow:
+        _follow(reg, name, stage, limit, since, as_json)
+        return
+    events = reg.events(name, stage=stage, limit=limit, since=since)
     verdicts = reg.signatures(events)
     if as_json:
         out = []
@@ -715,6 +739,26 @@ def log_cmd(
     labels = reg.version_labels(events=events)
     for e in reversed(events):
         typer.echo(event_text(e, labels) + signature_mark(verdicts.get(e.id)))
+
+
+def _follow(reg: Any, name: str | None, stage: str | None, limit: int | None, since: str | None, as_json: bool) -> None:
+    """``log --follow``: stream events as lines (text or JSON Lines); Ctrl-C ends it quietly (exit 0)."""
+    from .render import event_text, signature_mark
+
+    try:
+        for e in reg.follow(name, stage=stage, since=since, limit=limit):
+            verdict = reg.signatures([e]).get(e.id) if e.sig is not None else None
+            if as_json:
+                line = json.dumps({**e.to_dict(), "verified": bool(verdict and verdict.verified),
+                                   "signature": verdict and verdict.to_dict()}, ensure_ascii=False)
+            else:
+                line = event_text(e, reg.version_labels(events=[e])) + signature_mark(verdict)
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return
+    except BrokenPipeError:  # | head: the reader is gone
+        os._exit(0)
 
 
 @command("diff")
@@ -776,8 +820,10 @@ def fsck_cmd(
         emit_json(with_error(report.to_dict(), code, f"{len(report.errors)} error(s)" if code == 6
                              else f"{report.counts.get('unreachable')} artifact(s) unreachable"))
     else:
+        from .printable import line
+
         for p in report.problems:
-            typer.echo(f"{p.severity}: {p.path}: {p.message}")
+            typer.echo(line(f"{p.severity}: {p.path}: {p.message}"))
         c = report.counts
         note(
             f"Checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
@@ -824,9 +870,12 @@ def verify_cmd(
 
         verify_table(reports)
         for rep, r in results:
-            if not r.ok:
+            if not r.ok and not getattr(r, "files", None):
                 typer.echo(f"modelreg: {r.status}: {rep.ref.name}@{rep.ref.version} artifact {r.role} ({r.uri}): "
                            f"{r.message}", err=True)
+            for f in getattr(r, "files", None) or []:  # a directory artifact: each file that differs, by path
+                typer.echo(f"modelreg: {f['status']}: {rep.ref.name}@{rep.ref.version} artifact {r.role} file "
+                           f"{f['path']}: {f['message']}", err=True)
         bad = sum(1 for _, r in results if not r.ok)
         note(f"Verified {len(results)} artifact(s) of {len(reports)} version(s): " + (f"{bad} failed" if bad else "ok"))
     code = exit_code(r for _, r in results)
@@ -841,19 +890,59 @@ def fetch_cmd(
     allow_unverified: Annotated[
         bool, typer.Option("--allow-unverified", help="Also fetch artifacts with no recorded sha256 (size check only).")
     ] = False,
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="Only the artifact with this role (repeatable).")
+    ] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Download a version's artifacts into DEST, each checked against its recorded SHA-256."""
-    report = open_registry().fetch(ref, dest, progress=_progress_factory(), allow_unverified=allow_unverified)
+    """Download a version's artifacts into DEST, each checked against its recorded SHA-256.
+
+    A file goes to DEST/ROLE plus its original extension; a directory artifact to DEST/ROLE/<path>.
+    """
+    report = open_registry().fetch(ref, dest, progress=_progress_factory(), allow_unverified=allow_unverified,
+                                   roles=role)
     if as_json:
         emit_json(report.to_dict())
     else:
-        for f in report.files:
-            typer.echo(f"{f.status:<10}  {f.role}  {f.path}")
+        from .printable import line
+        from .render import fetch_lines
+
+        for text in fetch_lines(report):
+            typer.echo(line(text))
+    unverified: dict[str, list[Any]] = {}
     for f in report.unverified:
-        warn(f"{f.role} has no recorded sha256; fetched with "
-             + ("a size check only" if f.size is not None else "no check at all"))
+        unverified.setdefault(f.role, []).append(f)
+    for r, fs in unverified.items():
+        what = f"{len(fs)} files of {r} have" if len(fs) > 1 else f"{r} has"
+        warn(f"{what} no recorded sha256; fetched with "
+             + ("a size check only" if all(f.size is not None for f in fs) else "no check at all"))
+
+
+@command("url")
+def url_cmd(
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
+    role: Annotated[str | None, typer.Option("--role", help="Artifact role (needed when there are several).")] = None,
+    expires: Annotated[
+        int, typer.Option("--expires", help="Seconds the link stays valid (1 to 604800).")
+    ] = 3600,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Print a time-limited HTTPS link to an artifact (S3/GCS presigned URL) that needs no credentials.
+
+    A directory artifact gets one link per file (PATH<TAB>URL lines). Local paths and stores that cannot sign exit 2.
+    """
+    link = open_registry().url(ref, role=role, expires=expires)
+    if as_json:
+        emit_json(link.to_dict())
+        return
+    if link.files is None:
+        typer.echo(link.url)
+    else:
+        for f in link.files:
+            typer.echo(f"{f['path']}\t{f['url']}")
+    note(f"link(s) to {link.ref.name}@{link.ref.version} {link.role} valid until {link.expires_at}")
 
 
 # ------------------------------------------------------- policy and annotations
@@ -1250,16 +1339,15 @@ def git_setup_cmd(
 def git_textconv_cmd(
     path: Annotated[str, typer.Argument(help="File git asks to convert (often a temp file).")],
 ) -> None:
-    """Print a ref file as NAME@VERSION (sha256:...); used by git diff (see git-setup)."""
-    from . import fileio
-    from .gitops import textconv
-    from .refs import REF_MAX
+    """Print a ref file as NAME@VERSION (sha256:...); used by git diff (see git-setup). Other files pass through."""
+    from .gitops import textconv_file
 
+    sys.stdout.flush()
     try:
-        data = fileio.read_file(path, REF_MAX * 16)
+        textconv_file(path, sys.stdout.buffer)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    typer.echo(textconv(data), nl=False)
+    sys.stdout.buffer.flush()
 
 
 @command("audit")
@@ -1320,7 +1408,7 @@ def trust_cmd(
 
 @command("reindex")
 def reindex_cmd(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
-    """Rebuild the search cache (.modelreg/cache/) from the objects, refs and logs."""
+    """Rebuild the search cache (kept in your cache directory, never in .modelreg/) from the objects, refs and logs."""
     counts = open_registry().reindex()
     if as_json:
         emit_json({"models": len(counts), "versions": sum(counts.values())})
@@ -1443,6 +1531,100 @@ def _early_option(argv: list[str]) -> tuple[str, str | None] | None:
     return None
 
 
+# ------------------------------------------------------------------ importers
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be imported; write nothing.")]
+StageMapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--stage-map", help="SOURCE=STAGE: map a source stage or alias to a modelreg stage "
+                                     "(or 'archived', or 'none' to skip it); repeatable or comma-separated."),
+]
+
+
+def _count_progress() -> Any:
+    """A progress bar factory for long imports (many steps) when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def factory(label: str, total: int) -> Callable[[int], None] | None:
+        if total < 50:
+            return None
+        from .render import count_bar
+
+        return count_bar(label, total)
+
+    return factory
+
+
+def _print_import(result: Any, as_json: bool) -> None:
+    for w in result.warnings:
+        note(f"modelreg: warning: {w}")
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    from .render import event_text
+
+    if result.dry_run:
+        for m in result.models:
+            for e in m.events:
+                typer.echo(event_text(e, m.labels))
+    verb = "would import" if result.dry_run else "imported"
+    for m in result.models:
+        if m.events:
+            note(f"{m.name}: {verb} {len(m.versions)} new version(s), {len(m.events)} event(s)"
+                 + (f" (from {m.source_name})" if m.source_name != m.name else ""))
+    if result.stages_added:
+        note(f"config.yaml: {'would add' if result.dry_run else 'added'} stage(s) {', '.join(result.stages_added)}")
+    if not result.changed:
+        note(f"nothing new to import from {result.source}")
+
+
+@command("gto", group=import_app)
+def import_gto_cmd(
+    repo: Annotated[str, typer.Option("--repo", help="The git repository GTO keeps its registry in.")] = ".",
+    dry_run: DryRunOpt = False,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Record remote artifact URIs as given, without contacting the store.")
+    ] = False,
+    stage_map: StageMapOpt = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import GTO's artifacts, versions and stage history (git tags, artifacts.yaml) from a git repository."""
+    from .importers import gto
+
+    result = gto.import_repo(open_registry(), repo, check=not no_check, dry_run=dry_run, stage_map=stage_map,
+                             actor=actor, progress=_count_progress())
+    _print_import(result, as_json)
+
+
+@command("mlflow", group=import_app)
+def import_mlflow_cmd(
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow tracking server URL (default: MLFLOW_TRACKING_URI).")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Registered model to import (repeatable; default: all).")
+    ] = None,
+    stage_map: StageMapOpt = None,
+    metrics_suite: Annotated[
+        str, typer.Option("--metrics-suite", help="Suite that receives the source run's metrics.")
+    ] = "mlflow",
+    dry_run: DryRunOpt = False,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import registered models, versions, aliases, stages and run metrics from an MLflow tracking server."""
+    from .importers import mlflow
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+    if not uri:
+        raise UsageError("give --tracking-uri URL (or set MLFLOW_TRACKING_URI)")
+    result = mlflow.import_registry(open_registry(), uri, models=model or None, stage_map=stage_map,
+                                    metrics_suite=metrics_suite, dry_run=dry_run, actor=actor,
+                                    progress=_count_progress())
+    _print_import(result, as_json)
+
+
 def _command_name(argv: list[str]) -> str | None:
     """The subcommand word in ``argv`` (after the global options), or None."""
     i = 0
@@ -1497,6 +1679,19 @@ def _plain_help(cmd: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every error into one line and an exit code."""
+    from . import hooks
+
+    hooks.defer()  # events are delivered to hooks after the command printed its result
+    try:
+        _run(argv)
+    finally:
+        try:
+            hooks.flush()
+        except KeyboardInterrupt:  # Ctrl-C while a hook runs: the command's own outcome stands
+            pass
+
+
+def _run(argv: list[str] | None) -> None:
     from typer._click import exceptions as click_exc
 
     _state.update(registry=None, quiet=False)

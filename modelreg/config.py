@@ -145,12 +145,42 @@ class Config:
         }
 
 
+# Words that make a committed setting a command to run (hooks, scripts, shells): refused, like git
+# never takes hooks from a clone. Matched as words of a key, so `post_promote_hook` counts.
+_RUN_WORDS = frozenset({
+    "hook", "hooks", "webhook", "webhooks", "command", "commands", "cmd", "exec", "execute", "script", "scripts",
+    "shell", "program", "subprocess", "callback", "callbacks", "plugin", "plugins", "on",
+})
+WHY_NO_COMMANDS = (
+    "a committed config.yaml cannot define hooks or commands to run: anyone who can open a pull request "
+    "could then run code in CI with its credentials (as git never takes hooks from a clone); configure hooks "
+    "in your own config (~/.config/modelreg/config.yaml 'hooks:') or MODELREG_HOOK (docs/security.md)"
+)
+
+
+def refuse_commands(raw: dict[str, Any], name: str) -> None:
+    """Refuse a committed config whose keys define hooks or commands (outside ``policy``, whose schema is strict)."""
+    def walk(node: Any, where: str) -> None:
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(key)).lower())
+            if any(w in _RUN_WORDS for w in words if w):
+                shown = f"{where}.{key}" if where else str(key)
+                raise UsageError(f"{name}: '{shown[:80]}' is refused: {WHY_NO_COMMANDS}")
+            if where or key != "policy":
+                walk(value, f"{where}.{key}" if where else str(key))
+
+    walk(raw, "")
+
+
 def load(path: Path) -> Config:
     """Read and validate ``config.yaml`` against :data:`SCHEMA`."""
     data = fileio.read_file(path, canonical.MAX_BYTES)
     raw = canonical.load(data, what=str(path.name))
     if not isinstance(raw, dict):
         raise UsageError(f"{path.name} must be a mapping")
+    refuse_commands(raw, path.name)  # before the unknown-key check: say why hooks are refused
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
             raise unknown_key_error(path, str(key))
@@ -169,3 +199,58 @@ def load(path: Path) -> Config:
     if len(set(stages)) != len(stages):
         raise UsageError(f"{path.name}: 'stages' lists a stage twice")
     return Config(format=fmt, stages=tuple(stages), raw=raw)
+
+
+_STAGES_KEY = re.compile(r"^stages[ \t]*:(.*)$")
+_BLOCK_ITEM = re.compile(r"^[ \t]*-([ \t].*)?$")
+
+
+def add_stages(registry_path: Path, stages: list[str]) -> list[str]:
+    """Append ``stages`` that ``config.yaml`` does not list yet (in the given order); the stages added.
+
+    The one place that changes ``stages:``. The edit is textual, so comments and the other
+    sections stay as the user wrote them: a block or one-line flow list is replaced by a block
+    list, a missing ``stages:`` (the defaults) is written out with the defaults first. The new
+    text is parsed again before it replaces the file (atomically, under ``locks/_config.lock``).
+    """
+    for s in stages:
+        check_stage(s)
+    path = Path(registry_path) / "config.yaml"
+    fileio.makedirs(Path(registry_path) / "locks")
+    with fileio.lock(Path(registry_path) / "locks" / "_config.lock"):  # "_" never starts a model name
+        current = load(path)
+        new = [s for s in dict.fromkeys(stages) if s not in current.stages]
+        if not new:
+            return []
+        wanted = [*current.stages, *new]
+        text = fileio.read_file(path, canonical.MAX_BYTES).decode("utf-8")
+        updated = _replace_stages(text, wanted)
+        check = canonical.load(updated.encode("utf-8"), what=path.name)
+        if not isinstance(check, dict) or check.get("stages") != wanted:
+            raise UsageError(f"{path.name}: could not add stages {', '.join(new)} automatically; "
+                             f"add them to 'stages:' by hand")
+        fileio.atomic_write(path, updated.encode("utf-8"))
+    return new
+
+
+def _replace_stages(text: str, stages: list[str]) -> str:
+    block = "stages:\n" + "".join(f"- {s}\n" for s in stages)
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        m = _STAGES_KEY.match(line)
+        if not m:
+            continue
+        rest = m.group(1).split("#", 1)[0].strip()
+        end = i + 1
+        if not rest:  # a block list: its items follow (comments and blank lines between them too)
+            j = end
+            while j < len(lines) and (_BLOCK_ITEM.match(lines[j]) or not lines[j].strip()
+                                      or lines[j].lstrip().startswith("#")):
+                j += 1
+                if _BLOCK_ITEM.match(lines[j - 1]):
+                    end = j
+        elif not (rest.startswith("[") and rest.endswith("]")):
+            break  # a multi-line flow list or something odd: let the caller refuse
+        return "".join(lines[:i]) + block + "".join(lines[end:])
+    sep = "" if not text or text.endswith("\n") else "\n"
+    return text + sep + block

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .printable import line
+
 _MARK = {"compatible": "ok", "incompatible": "INCOMPATIBLE", "unknown": "unknown"}
 
 
@@ -34,11 +36,11 @@ def search_table(records: list[Any]) -> None:
 def _node_label(n: Any) -> str:
     from rich.markup import escape
 
-    text = f"[bold]{escape(n.label)}[/bold] [dim]{n.digest[:19]}[/dim]"
+    text = f"[bold]{escape(line(n.label))}[/bold] [dim]{n.digest[:19]}[/dim]"
     if n.relation:
-        text += f" [cyan]{escape(n.relation)}[/cyan]"
+        text += f" [cyan]{escape(line(n.relation))}[/cyan]"
     if n.license:
-        text += f" [dim]({escape(n.license)})[/dim]"
+        text += f" [dim]({escape(line(n.license))})[/dim]"
     if n.truncated:
         text += " [dim]...[/dim]"
     return text
@@ -66,4 +68,4 @@ def license_lines(report: Any) -> list[str]:
         lines.append("  no ancestors" + ("" if report.project_license else " and no --project-license: nothing to check"))
     for f in report.findings:
         lines.append(f"  {_MARK[f.outcome]:<12} {f.kind:<10} {f.subject}: {f.reason}")
-    return lines
+    return [line(x) for x in lines]

@@ -23,12 +23,13 @@ from .lifecycle.undo import rewind as _rewind
 from .log import Event
 from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
 from .refs import Refs
-from .state import ModelState, VersionState, fold
+from .state import ANNOTATIONS, MOVES, ModelState, VersionState, fold
 from .store import ObjectStore
 
 if TYPE_CHECKING:  # imported where used: fsspec-facing and policy code stay off the read path
     from . import policy as policy_mod
     from .artifacts import FetchReport, ProgressFactory
+    from .history import HistoryWriter
     from .policy import GateReport
     from .uris import VerifyResult
 
@@ -226,17 +227,18 @@ def find_registry(start: str | os.PathLike[str] | None = None) -> Path:
     """The ``.modelreg`` directory to use: ``start`` if given, else ``MODELREG_DIR``, else the cwd or a parent."""
     from_env = start is None and bool(os.environ.get(ENV_DIR))
     explicit = start if start is not None else os.environ.get(ENV_DIR) or None
+    # lexists, not is_file: a symlinked .modelreg or config.yaml is found here and refused on open
     if explicit is not None:
         p = Path(explicit)
-        if p.name != DIRNAME and (p / DIRNAME).is_dir():
+        if p.name != DIRNAME and os.path.lexists(p / DIRNAME):
             p = p / DIRNAME
-        if not (p / "config.yaml").is_file():
+        if not os.path.lexists(p / "config.yaml"):
             raise missing_registry(Path(explicit), ENV_DIR if from_env else "--registry")
         return p
     here = Path.cwd()
     for d in (here, *here.parents):
         candidate = d / DIRNAME
-        if (candidate / "config.yaml").is_file():
+        if os.path.lexists(candidate / "config.yaml"):
             return candidate
     raise NotFound(
         f"no .modelreg registry in {here} or any parent directory; create one here with 'modelreg init', "
@@ -257,11 +259,15 @@ class Registry:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        fileio.confine(self.path)  # from here on nothing below it is reached through a symlink
         cfg = self.path / "config.yaml"
         try:
             data = fileio.read_file(cfg, 1 << 20)
         except FileNotFoundError:
             raise missing_registry(self.path) from None
+        except fileio.SymlinkError as exc:  # nothing, fsck included, opens such a registry
+            raise fileio.SymlinkError(exc.path, "replace it with the real directory or file (git rm the link), "
+                                                "then run 'modelreg fsck'") from None
         config_mod.check_format(config_mod.format_version(data, cfg), cfg)
         config_mod.check_keys(data, cfg)
         self.root = self.path.parent
@@ -270,19 +276,21 @@ class Registry:
         self.logs_dir = self.path / "logs"
         self.locks_dir = self.path / "locks"
         self._config: config_mod.Config | None = None
+        self._pending: list[Event] = []  # written under the lock, delivered to hooks once it is released
 
     # ------------------------------------------------------------------ setup
     @classmethod
     def init(cls, project: str | os.PathLike[str] = ".") -> Registry:
         """Create ``PROJECT/.modelreg`` (or complete a partial one) and open it."""
         path = Path(project) / DIRNAME if Path(project).name != DIRNAME else Path(project)
+        fileio.confine(path)
         for sub in ("objects", "refs", "versions", "logs", "locks"):
             fileio.makedirs(path / sub)
         cfg = path / "config.yaml"
-        if not cfg.exists():
+        if not fileio.exists(cfg):
             fileio.atomic_write(cfg, config_mod.DEFAULT_TEXT.encode())
         for name, text in ((".gitignore", GITIGNORE), (".gitattributes", GITATTRIBUTES)):
-            if not (path / name).exists():
+            if not fileio.exists(path / name):
                 fileio.atomic_write(path / name, text.encode())
         return cls(path)
 
@@ -343,18 +351,38 @@ class Registry:
     def _locked(self, model: str) -> Iterator[None]:
         check_model(model)
         fileio.makedirs(self.locks_dir)
-        with fileio.lock(self.locks_dir / f"{model}.lock"):
-            try:
-                yield
-            except OSError as exc:  # disk full, I/O error...: the write order left the old or new state
-                where = f" ({exc.filename})" if exc.filename else ""
-                raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
+        fileio.makedirs(self.logs_dir)  # a linked logs/ is refused before anything is written
+        try:
+            with fileio.lock(self.locks_dir / f"{model}.lock"):
+                try:
+                    yield
+                except OSError as exc:  # disk full, I/O error...: the write order left the old or new state
+                    where = f" ({exc.filename})" if exc.filename else ""
+                    raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
+        finally:
+            self._deliver()
 
     def _record(self, event: Event, signer: Any = None) -> Event:
         if signer is not None:
             event = signer.sign_event(event)
         log.append(self.logs_dir, event)
+        self._pending.append(event)
         return event
+
+    def _deliver(self) -> None:
+        """Hand the events written under the lock (now durable) to the user's hooks (:mod:`modelreg.hooks`)."""
+        events, self._pending = self._pending, []
+        if events:
+            from . import hooks
+
+            hooks.deliver(events, self.path)
+
+    def _emit_read(self, action: str, r: Resolved, data: dict[str, Any]) -> None:
+        """A read-side event (``upload``, ``download``) for the hooks only: never written to the log."""
+        from . import hooks
+
+        hooks.emit(lambda: [Event(action, r.name, resolve_actor(None), version=r.version, to=r.digest, data=data)],
+                   self.path)
 
     def _signer(self, sign: bool) -> Any:
         """The SSH key events are signed with (``--sign``), found before any lock is taken; None without ``sign``."""
@@ -380,17 +408,42 @@ class Registry:
 
     # --------------------------------------------------------------- reading
     def manifest(self, digest: str) -> dict[str, Any]:
-        """The manifest stored under ``digest`` (hash verified, strictly parsed)."""
-        return manifest.from_bytes(self.objects.get(digest), what=f"object {digest}")
+        """The manifest stored under ``digest`` (hash verified, strictly parsed, canonical)."""
+        return manifest.from_object(self.objects.get(digest), what=f"object {digest}")
 
-    def _identity(self, digest: str) -> Resolved:
-        from . import canonical
+    def _manifest_of(self, r: Resolved) -> dict[str, Any]:
+        """The manifest of a resolved version, which must declare that very name and version."""
+        m = self.manifest(r.digest)
+        if m["name"] != r.name or m["version"] != r.version:
+            raise IntegrityError(f"object {r.digest} holds {m['name']}@{m['version']}, not {r.name}@{r.version}")
+        return m
 
-        data = self.objects.get(digest)
-        h = canonical.header(data, ("name", "version"))
-        if "name" not in h or "version" not in h:
-            raise IntegrityError(f"object {digest} is not a version manifest")
-        return Resolved(str(h["name"]), str(h["version"]), digest)
+    def _identity(self, digest: str, where: str | None = None, model: str | None = None) -> Resolved:
+        """The registered version that ``digest`` is, from the object's first two lines.
+
+        What a stage (or a log line, ``where``) names must be what was registered: the object
+        hashes to its name, declares a valid name and version canonically, and
+        ``versions/NAME/VERSION`` holds this very digest; otherwise IntegrityError (exit 6).
+        A few hundred bytes are read, no YAML parser is loaded.
+        """
+        name, version = manifest.identity(self.objects.get(digest), f"object {digest}")
+        entry = self.refs.read_version(name, version)
+        if entry == digest and (model is None or name == model):
+            return Resolved(name, version, digest)
+        said = f"{where} points at {digest[:19]}, which" if where else f"object {digest[:19]}"
+        if model is not None and name != model:
+            problem = f"{said} declares {name}@{version}, a version of another model"
+        elif entry is None:
+            problem = f"{said} declares {name}@{version}, which is not registered"
+        else:
+            problem = f"{said} declares {name}@{version}, but versions/{name}/{version} is {entry[:19]}: it was never registered"
+        raise IntegrityError(
+            f"{problem}; refusing to use it (restore the file from git, or point the stage at a registered "
+            "version with 'modelreg promote NAME@VERSION STAGE --force --reason ...'; 'modelreg fsck' lists every problem)"
+        )
+
+    def _stage_identity(self, name: str, stage: str, digest: str) -> Resolved:
+        return self._identity(digest, where=f"refs/{name}/{stage}", model=name)
 
     def model_state(self, name: str) -> ModelState:
         """The fold of one model's event log."""
@@ -411,18 +464,28 @@ class Registry:
             if stage_digest and version_digest:
                 raise UsageError(f"{r} is ambiguous: {r.value!r} is both a stage and a version of {r.name}")
             if stage_digest:
-                return self._identity(stage_digest)
+                return self._stage_identity(r.name, r.value, stage_digest)
             if version_digest:
-                return Resolved(r.name, r.value, version_digest)
+                return self._version_identity(r.name, r.value, version_digest)
             if r.value in self.stages:
                 self._require_model(r.name)
                 raise self._empty_stage(r.name, r.value)
         else:
             version_digest = self.refs.read_version(r.name, r.value)
             if version_digest:
-                return Resolved(r.name, r.value, version_digest)
+                return self._version_identity(r.name, r.value, version_digest)
         self._require_model(r.name)
         raise self._no_version(r.name, r.value, r.kind == "word")
+
+    def _version_identity(self, name: str, version: str, digest: str) -> Resolved:
+        """``versions/NAME/VERSION`` must name an object that declares NAME@VERSION (IntegrityError)."""
+        declared = manifest.identity(self.objects.get(digest), f"object {digest}")
+        if declared != (name, version):
+            raise IntegrityError(
+                f"versions/{name}/{version} points at {digest[:19]}, which declares {declared[0]}@{declared[1]}; "
+                "run 'modelreg fsck'"
+            )
+        return Resolved(name, version, digest)
 
     def _empty_stage(self, name: str, stage: str) -> NotFound:
         """The refusal for reading an empty stage, saying who emptied it and when (the log, read only here)."""
@@ -454,11 +517,11 @@ class Registry:
             raise NotFound(f"{r.value} is a version of {found.name}, not {r.name}")
         return found
 
-    def _resolve_latest(self, name: str) -> Resolved:
+    def _resolve_latest(self, name: str, state: ModelState | None = None) -> Resolved:
         names = self.refs.version_names(name)
         if not names:
             raise self._no_model(name)
-        state = self.model_state(name)
+        state = self.model_state(name) if state is None else state
         for v in reversed(state.order(names)):
             st = state.versions.get(v)
             if not (st and st.archived):
@@ -474,9 +537,7 @@ class Registry:
     def show(self, ref: str) -> VersionInfo:
         """A version with its manifest, stages, registration and archived state."""
         r = self.resolve(ref)
-        m = self.manifest(r.digest)
-        if m["name"] != r.name or m["version"] != r.version:
-            raise IntegrityError(f"object {r.digest} holds {m['name']}@{m['version']}, not {r.name}@{r.version}")
+        m = self._manifest_of(r)
         return self._info(r, m, self.model_state(r.name), self.stage_holders(r.name))
 
     def _info(
@@ -512,10 +573,12 @@ class Registry:
         for name in self.refs.models():
             names = self.refs.version_names(name)
             holders = self.stage_holders(name)
-            stages = {s: self._identity(holders[s]).version for s in self._stage_order(holders)}
+            stages = {s: self._stage_identity(name, s, holders[s]).version for s in self._stage_order(holders)}
             state = self.model_state(name)
-            latest = next((v for v in reversed(state.order(names))
-                           if not (state.versions.get(v) and state.versions[v].archived)), None)
+            try:
+                latest: str | None = self._resolve_latest(name, state).version
+            except NotFound:
+                latest = None
             out.append(ModelSummary(name, len(names), stages, latest, state.fields))
         return out
 
@@ -525,12 +588,23 @@ class Registry:
         if not digests:
             raise self._no_model(name)
         state = self.model_state(name)
-        holders = self.stage_holders(name)
+        holders = self.checked_holders(name, digests)
         order = self._stage_order(holders)
         return [self._info(Resolved(name, v, digests[v]), None, state, holders, order) for v in state.order(list(digests))]
 
-    def events(self, name: str | None = None, stage: str | None = None, limit: int | None = None) -> list[Event]:
-        """Events oldest first, optionally of one model and one stage, the newest ``limit`` of them.
+    def checked_holders(self, name: str, digests: dict[str, str]) -> dict[str, str]:
+        """Stage -> digest of ``name``, each digest one of the model's registered ``digests`` (IntegrityError)."""
+        holders = self.stage_holders(name)
+        registered = set(digests.values())
+        for stage, digest in holders.items():
+            if digest not in registered:
+                self._stage_identity(name, stage, digest)  # raises, saying what the object claims to be
+        return holders
+
+    def events(
+        self, name: str | None = None, stage: str | None = None, limit: int | None = None, since: str | None = None,
+    ) -> list[Event]:
+        """Events oldest first, optionally of one model and one stage, after the event ``since``, the newest ``limit``.
 
         One model's events are in the log's causal order (a stage's moves along their ``prev``
         chain, whatever the writers' clocks said); several models' are merged by ``(time, id)``
@@ -538,23 +612,81 @@ class Registry:
         """
         import heapq
 
-        if stage is not None and name is None:
-            raise UsageError("--stage needs a model name")
-        names = [check_model(name)] if name else log.models(self.logs_dir)
-        if name and not self.refs.version_names(name) and not log.path_for(self.logs_dir, name).exists():
-            raise self._no_model(name)
-        per_model = [log.read(self.logs_dir, n)[0] for n in names]
+        names = self._log_names(name, stage)
+        per_model = []
+        for n in names:
+            per_model.append(log.read(self.logs_dir, n)[0])
+            self._check_stages_of(n)
         merged: list[Event] = (
             per_model[0] if len(per_model) == 1 else list(heapq.merge(*per_model, key=lambda e: (e.time, e.id)))
         )
+        self._check_log_stage(stage, merged)
+        selected = _select(merged, stage, limit, since)
+        self._check_events(selected)
+        return selected
+
+    def _check_stages_of(self, name: str) -> None:
+        """IntegrityError if a stage of ``name`` holds a manifest that is not the registered version it claims."""
+        for held, digest in self.stage_holders(name).items():
+            self._stage_identity(name, held, digest)
+
+    def _log_names(self, name: str | None, stage: str | None = None) -> list[str]:
+        if stage is not None and name is None:
+            raise UsageError("--stage needs a model name")
+        from .refs import _valid
+
+        names = [check_model(name)] if name else [_valid(self.logs_dir, n, check_model) for n in log.models(self.logs_dir)]
+        if name and not self.refs.version_names(name) and not fileio.exists(log.path_for(self.logs_dir, name)):
+            raise self._no_model(name)
+        return names
+
+    def _check_log_stage(self, stage: str | None, events: list[Event]) -> None:
         if stage is not None:
             check_stage(stage)
-            if stage not in self.stages and not any(e.stage == stage for e in merged):
+            if stage not in self.stages and not any(e.stage == stage for e in events):
                 self._check_stage(stage)  # a typo: refused like everywhere else
-            merged = [e for e in merged if e.stage == stage]
-        if limit is not None:
-            merged = merged[-limit:] if limit > 0 else []
-        return merged
+
+    def follow(
+        self, name: str | None = None, stage: str | None = None, since: str | None = None,
+        limit: int | None = None, interval: float = 0.25,
+    ) -> Iterator[Event]:
+        """Yield the selected existing events (after ``since``; the newest ``limit``, by default 10 unless
+        ``since`` is given), oldest first, then every event appended afterwards as it appears, until
+        the caller stops iterating. The log files are polled every ``interval`` seconds (a stat each;
+        only appended bytes are read). Events are checked against the version entries as in :meth:`events`."""
+        for n in self._log_names(name, stage):
+            self._check_stages_of(n)
+        tail = log.Tail(self.logs_dir, check_model(name) if name else None)
+        self._check_log_stage(stage, tail.initial)
+        initial = _select(tail.initial, stage, 10 if limit is None and since is None else limit, since)
+        self._check_events(initial)
+        yield from initial
+        for e in tail.follow(interval):
+            if stage is None or e.stage == stage:
+                self._check_events([e])
+                yield e
+
+    def _check_events(self, events: list[Event]) -> None:
+        """Every event about a version names the digest registered for it (IntegrityError otherwise).
+
+        A log line is untrusted input: one that says ``promote m@1.1.0`` with another digest than
+        ``versions/m/1.1.0`` (a forged or hand-edited line) is refused rather than shown.
+        """
+        entries: dict[tuple[str, str], str | None] = {}
+        for e in events:
+            if e.version is None or e.to is None or (e.action not in MOVES and e.action != "register"
+                                                      and e.action not in ANNOTATIONS):
+                continue
+            key = (e.model, e.version)
+            if key not in entries:
+                entries[key] = self.refs.read_version(e.model, e.version)
+            entry = entries[key]
+            if entry is not None and entry != e.to:
+                raise IntegrityError(
+                    f"logs/{e.model}.jsonl: event {e.id} ({e.action}) says {e.model}@{e.version} is {e.to[:19]}, "
+                    f"but versions/{e.model}/{e.version} is {entry[:19]}: a forged or hand-edited line; "
+                    "run 'modelreg fsck'"
+                )
 
     def version_labels(self, digests: Any = (), events: list[Event] = ()) -> dict[str, str]:  # type: ignore[assignment]
         """digest -> version name for ``digests`` and for the ``from``/``to`` of the stage moves in
@@ -582,7 +714,7 @@ class Registry:
     def diff(self, a: str, b: str) -> DiffResult:
         """The differences from version ``a`` to version ``b``: manifests, then metrics and current tags."""
         ra, rb = self.resolve(a), self.resolve(b)
-        ma, mb = self.manifest(ra.digest), self.manifest(rb.digest)
+        ma, mb = self._manifest_of(ra), self._manifest_of(rb)
         states = {n: self.model_state(n) for n in {ra.name, rb.name}}
 
         def annotations(r: Resolved, m: dict[str, Any]) -> dict[str, Any]:
@@ -735,20 +867,44 @@ class Registry:
                 store, options = (eff.upload_store() if upload else eff.store), eff.options
             if upload and store is None:
                 raise UsageError("--upload needs 'artifact_store: URL' in config.yaml or your user config")
-            m["artifacts"] = [
-                _describe(a, self.root, progress, check=check, compute_hash=compute_hash,
-                         upload_to=store if upload else None, storage_options=options)
-                for a in m["artifacts"]
-            ]
+            if upload and _is_local(store) and eff.sources.get("artifact_store") == "committed":
+                check_local_store(store, self.root)
+            existing = self.refs.read_version(m["name"], m["version"]) if next is None else None
+            if existing is not None:  # refuse other content before hashing (maybe gigabytes) again
+                from .artifacts import cheap_changes
+
+                changes = cheap_changes(self.manifest(existing), m, self.root, upload)
+                if changes:
+                    raise self._conflict(m["name"], m["version"], existing, changes)
+            from .artifacts import describe_with_uploads
+
+            described, uploaded = [], []
+            for a in m["artifacts"]:
+                entry, up = describe_with_uploads(a, self.root, progress, check=check, compute_hash=compute_hash,
+                                                  upload_to=store if upload else None, storage_options=options)
+                described.append(entry)
+                uploaded.extend(up)
+            m["artifacts"] = described
             m = manifest.validate(m, set(self.stages))  # re-normalise what describe filled in
+            if uploaded:
+                from . import hooks
+
+                name_, version_ = m["name"], None if next else m["version"]  # --next: picked later
+                hooks.emit(lambda: [Event("upload", name_, resolve_actor(actor), version=version_,
+                                          data={"store": store, "artifacts": uploaded})], self.path)
         for p in m.get("parents", []):
             if not self.objects.exists(p["digest"]):
                 raise NotFound(f"parent {p['digest']} does not exist in this registry")
+        name = m["name"]
+        if next is None:
+            data = manifest.to_bytes(m)
+            existing = self.refs.read_version(name, m["version"])
+            if existing is not None:  # version entries never change: no lock needed (a read-only clone works)
+                return self._same_or_conflict(m, existing, data)
         same = same_artifacts(self, {**m, "version": None if next else m["version"]}, strict=strict)
         from .retention.rules import from_config
 
         rule = from_config(self.config.raw)  # a bad retention rule refuses before anything is written
-        name = m["name"]
         who = resolve_actor(actor)
         with self._locked(name):
             if next is not None:
@@ -792,9 +948,15 @@ class Registry:
         if legacy_equal(old, m):  # registered before values were typed ("3e-4" then, 0.0003 now): the same
             return RegisterResult(Resolved(name, version, existing), False, None)
         changes = manifest.diff(old, m)
+        if all(c.old is None and c.path.startswith("artifacts.") and c.path.endswith(".name") for c in changes):
+            # only the original file names --upload records now, which versions uploaded before lack
+            return RegisterResult(Resolved(name, version, existing), False, None)
+        raise self._conflict(name, version, existing, changes)
+
+    def _conflict(self, name: str, version: str, existing: str, changes: list[manifest.Change]) -> Conflict:
         shown = "; ".join(f"{c.path}: {_short(c.old)} -> {_short(c.new)}" for c in changes[:5])
         more = f" (+{len(changes) - 5} more)" if len(changes) > 5 else ""
-        raise Conflict(
+        return Conflict(
             f"{name}@{version} is already registered with other content ({existing[:19]}): {shown}{more}; "
             "a version never changes: register the new content as a new version",
             details=[f"{c.path}: {c.old!r} -> {c.new!r}" for c in changes],
@@ -918,10 +1080,11 @@ class Registry:
                                     info={"name": target.name, "version": target.version})
             if current == target.digest:
                 return self._noop(target.name, stage, target, "promote", reason, who, signer, record_noop)
-            report = self._evaluate(target, stage, state, current)
+            holder = self._holder(target.name, stage, current, force)
+            report = self._evaluate(target, stage, state, holder and holder.digest)
             if not report.passed and not force:
                 raise PolicyRefused(report.summary(), details=[r.message for r in report.failed], report=report)
-            replaced = self._maybe_identity(current)
+            replaced = holder  # an unregistered value (replaced only with --force) is never demoted
             demotion, notes = self._plan_demotion(
                 target, stage, replaced, demote_stage, held, state, demote, replace_staging or want_d is not _NO_CHECK)
             self.refs.set_stage_if_equals(target.name, stage, current, target.digest)
@@ -990,6 +1153,18 @@ class Registry:
                      from_=before, to=after.digest if after else None, reason=reason, data=data or {},
                      prev=head.id if head else None)
 
+    def _holder(self, name: str, stage: str, current: str | None, force: bool) -> Resolved | None:
+        """The registered version a stage holds before a move; an unregistered value is refused
+        (IntegrityError) unless ``force``, which replaces it (and then treats the stage as empty)."""
+        if current is None:
+            return None
+        try:
+            return self._stage_identity(name, stage, current)
+        except IntegrityError:
+            if force:
+                return None
+            raise
+
     def _evaluate(self, target: Resolved, stage: str, state: ModelState, current: str | None) -> GateReport:
         holder = self._maybe_identity(current)
         from . import policy as policy_mod
@@ -1033,8 +1208,8 @@ class Registry:
         """Evaluate the rules and gates for moving ``ref`` into ``stage`` without moving anything."""
         target = self.resolve(ref)
         self._check_stage(stage)
-        current = self.refs.read_stage(target.name, stage)
-        return self._evaluate(target, stage, self.model_state(target.name), current)
+        holder = self._holder(target.name, stage, self.refs.read_stage(target.name, stage), False)
+        return self._evaluate(target, stage, self.model_state(target.name), holder and holder.digest)
 
     def _resolve_conflict(
         self, target: Resolved, stage: str, sides: list[str], want: Any, reason: str | None, who: str,
@@ -1109,6 +1284,7 @@ class Registry:
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
             self._expect_holds(name, stage, current, want)
+            before = self._holder(name, stage, current, False)  # an unregistered value: exit 6 before anything
             state = self.model_state(name)
             stack = state.undo_stack(stage)
             if to is not None:
@@ -1117,7 +1293,8 @@ class Registry:
                 undone = found if found is not None else list(reversed(stack))
             else:
                 undone = [self._undoable(name, stage, current, stack)]
-                target = self._identity(undone[0].from_)  # type: ignore[arg-type]
+                target = self._identity(undone[0].from_, where=f"logs/{name}.jsonl event {undone[0].id}",  # type: ignore[arg-type]
+                                        model=name)
             st = state.versions.get(target.version)
             if st and st.archived:
                 raise PolicyRefused(
@@ -1128,7 +1305,7 @@ class Registry:
             self.refs.set_stage_if_equals(name, stage, current, target.digest)
             ev = self._record(self._move(state, "rollback", name, who, stage, current, target, reason,
                                          {"undoes": [e.id for e in undone]}), signer)
-        return Move(name, stage, self._maybe_identity(current), target, True, [ev])
+        return Move(name, stage, before, target, True, [ev])
 
     def _undoable(self, name: str, stage: str, current: str | None, stack: list[Event]) -> Event:
         """The move a plain rollback undoes: the top of the stack, if undoing it is possible."""
@@ -1245,6 +1422,20 @@ class Registry:
                 Event("unarchive" if undo else "archive", target.name, who, version=target.version,
                       to=target.digest, reason=reason, data=extra), signer))
         return events
+
+    # ------------------------------------------------------------ history import
+    @contextmanager
+    def history(self, name: str, *, dry_run: bool = False) -> Iterator[HistoryWriter]:
+        """A :class:`history.HistoryWriter` for events of ``name`` that happened elsewhere (imports):
+        original time and actor, written in the usual order (object -> entry/ref -> event) while
+        this holds the model's lock. No policy applies: the history already happened."""
+        from .history import HistoryWriter
+
+        if dry_run:
+            yield HistoryWriter(self, check_model(name), dry_run=True)
+            return
+        with self._locked(name):
+            yield HistoryWriter(self, name)
 
     # ------------------------------------------------------------ annotations
     def _annotate(self, ref: str, action: str, data: dict[str, Any], actor: str | None, sign: bool = False) -> Event:
@@ -1537,7 +1728,7 @@ class Registry:
 
         _store, options = self.artifact_settings()
         results = verify_entries(
-            self.manifest(r.digest).get("artifacts", []), self.root,
+            self._manifest_of(r).get("artifacts", []), self.root,
             compute_hash=compute_hash, progress=progress, storage_options=options, egress=self.egress(),
         )
         st = self.model_state(r.name).versions.get(r.version)
@@ -1562,12 +1753,12 @@ class Registry:
                 if (stage is not None and s != stage) or digest in seen:
                     continue
                 seen.add(digest)
-                reports.append(self._verify(self._identity(digest), compute_hash, progress))
+                reports.append(self._verify(self._stage_identity(name, s, digest), compute_hash, progress))
         return reports
 
     def fetch(
         self, ref: str, dest: str | os.PathLike[str], *, progress: ProgressFactory | None = None,
-        allow_unverified: bool = False,
+        allow_unverified: bool = False, roles: list[str] | None = None,
     ) -> FetchReport:
         """Download every artifact of a version into directory ``dest``, each checked against its SHA-256.
 
@@ -1578,14 +1769,32 @@ class Registry:
         downloaded with only a size check and reported as "unverified". URIs are read under the
         :meth:`egress` rules (no special files, nothing outside allowed roots, no private addresses).
         """
-        from .artifacts import fetch_entries
+        from .artifacts import fetch_entries, select
+
+        r = self.resolve(ref)
+        entries = select(r, self._manifest_of(r).get("artifacts", []), roles)
+        _store, options = self.artifact_settings()
+        report = fetch_entries(
+            r, entries, dest, self.root,
+            progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
+        )
+        self._emit_read("download", r, {
+            "dest": report.dest, "roles": [e["role"] for e in entries], "files": len(report.files),
+            "bytes": sum(f.size or 0 for f in report.files if f.status != "present"),
+            "downloaded": sum(1 for f in report.files if f.status != "present"),
+        })
+        return report
+
+    def url(self, ref: str, role: str | None = None, expires: int = 3600) -> Any:
+        """A time-limited HTTPS link to an artifact (:class:`artifacts.SignedLink`): S3/GCS ``sign()``.
+
+        ``role`` may be left out when the version has one artifact. A directory artifact gets one
+        link per file. UsageError for local paths and stores that cannot sign."""
+        from .artifacts import sign
 
         r = self.resolve(ref)
         _store, options = self.artifact_settings()
-        return fetch_entries(
-            r, self.manifest(r.digest).get("artifacts", []), dest, self.root,
-            progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
-        )
+        return sign(r, self._manifest_of(r).get("artifacts", []), role, expires, options, self.egress())
 
     # ----------------------------------------------------------------- history
     def audit(self, base: str, max_skew: float | None = None) -> Any:
@@ -1660,8 +1869,38 @@ class VerifyReport:
         return {**self.ref.to_dict(), "ok": self.ok, "results": [r.to_dict() for r in self.results]}  # type: ignore[attr-defined]
 
 
+def check_local_store(store: str, root: Path) -> None:
+    """A local ``artifact_store`` from the committed config.yaml must lie inside the project,
+    unless the user's own settings allow that directory (``local_roots`` in
+    ``$XDG_CONFIG_HOME/modelreg/config.yaml`` or ``MODELREG_LOCAL_ROOTS``).
+
+    config.yaml arrives by git: a store outside the project would let a pull request decide
+    where ``register --upload`` writes on this machine.
+    """
+    from . import userconfig
+    from .uris import resolve_local
+
+    real = resolve_local(store, root)
+    project = root.resolve()
+    if real != project and project not in real.parents and not userconfig.allows_local_path(real):
+        raise UsageError(
+            f"config.yaml: artifact_store {store} is outside the project {project}: a committed config may only "
+            "name a local store inside the project (or one your user config allows in local_roots)"
+        )
+
+
+def _select(events: list[Event], stage: str | None, limit: int | None, since: str | None) -> list[Event]:
+    if since is not None:
+        events = log.after(events, since)
+    if stage is not None:
+        events = [e for e in events if e.stage == stage]
+    if limit is not None:
+        events = events[-limit:] if limit > 0 else []
+    return events
+
+
 def parse_artifact_spec(text: str) -> dict[str, Any]:
-    """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, the file name is the role."""
+    """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, see :func:`artifacts.default_role`."""
     if not text:
         raise UsageError("empty --artifact")
     head, sep, tail = text.partition("=")
@@ -1671,11 +1910,12 @@ def parse_artifact_spec(text: str) -> dict[str, Any]:
         role, uri = None, text
     if not uri:
         raise UsageError(f"--artifact {text!r} has no URI")
-    if role is None:
-        base = uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        role = base.lower() or "artifact"
     from .names import check_key
 
+    if role is None:
+        from .artifacts import default_role
+
+        return {"role": default_role(uri), "uri": uri}
     return {"role": check_key("artifact role", role), "uri": uri}
 
 

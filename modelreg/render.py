@@ -1,4 +1,8 @@
-"""Human renderings for the CLI: tables, event lines, diffs, progress bars. Imported only when used."""
+"""Human renderings for the CLI: tables, event lines, diffs, progress bars. Imported only when used.
+
+Every string that came from the registry is passed through :mod:`modelreg.printable` here, so
+control characters and terminal escapes are shown escaped, never sent to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import canonical
+from .printable import block, line
 
 
 def _short(digest: str | None) -> str:
@@ -24,7 +29,7 @@ def show_text(info: Any) -> str:
     for key, value in getattr(info, "extra_lines", lambda: [])():
         lines.append(f"{key + ':':<12} {value}")
     body = canonical.dump(info.manifest or {}, ordered=("name", "version")).decode()
-    return "\n".join(lines) + "\n---\n" + body
+    return "\n".join(line(x) for x in lines) + "\n---\n" + block(body)
 
 
 def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], *, stderr: bool = False,
@@ -38,6 +43,7 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], *, stderr: boo
     """
     import sys
 
+    rows = [tuple(line(c) for c in row) for row in rows]
     stream = sys.stderr if stderr else sys.stdout
     paint = _painter(stream) if colours else None
     widths = [len(h) for h in headers]
@@ -116,7 +122,7 @@ def event_text(e: Any, labels: dict[str, str] | None = None) -> str:
         move = ""
     forced = " [forced]" if e.data.get("forced") else ""
     reason = f"  # {e.reason}" if e.reason else ""
-    return f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}"
+    return line(f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}")
 
 
 def signature_mark(verdict: Any) -> str:
@@ -174,6 +180,11 @@ def trust_lines(st: Any) -> Iterator[str]:
 
 def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
     """Lines of a manifest diff with a colour name for each (None: default)."""
+    for text, colour in _diff_lines(result):
+        yield line(text), colour
+
+
+def _diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
     yield f"--- {result.a.name}@{result.a.version} ({_short(result.a.digest)})", None
     yield f"+++ {result.b.name}@{result.b.version} ({_short(result.b.digest)})", None
     yield from _change_lines(result.changes)
@@ -195,6 +206,11 @@ def _change_lines(changes: list[Any]) -> Iterator[tuple[str, str | None]]:
 
 def stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
     """A stage compared across git revisions: who held it then and now, then the manifest diff."""
+    for text, colour in _stage_diff_lines(sd):
+        yield line(text), colour
+
+
+def _stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
 
     def label(r: Any) -> str:
         return f"{r.version} ({_short(r.digest)})" if r else "(empty)"
@@ -214,7 +230,7 @@ def gate_table(report: Any, stderr: bool = False) -> None:
 
     current = f" (now: {report.current})" if report.current else " (now: empty)"
     stream = sys.stderr if stderr else sys.stdout
-    stream.write(f"{report.name}@{report.version} -> {report.stage}{current}\n")
+    stream.write(line(f"{report.name}@{report.version} -> {report.stage}{current}") + "\n")
     rows = [(r.gate, r.subject, _fmt(r.expected), "-" if r.actual is None else _fmt(r.actual),
              "pass" if r.passed else "FAIL", getattr(r, "detail", r.message)) for r in report.results]
     _table(("GATE", "SUBJECT", "EXPECTED", "ACTUAL", "RESULT", "DETAIL"), rows, stderr=stderr,
@@ -227,7 +243,7 @@ def metrics_lines(metrics: dict[str, dict[str, Any]]) -> Iterator[str]:
         yield "(no metrics recorded)"
     for suite in sorted(metrics):
         for key in sorted(metrics[suite]):
-            yield f"{suite}\t{key}\t{_fmt(metrics[suite][key])}"
+            yield "\t".join(line(x) for x in (suite, key, _fmt(metrics[suite][key])))
 
 
 def stats_lines(stats: dict[str, Any]) -> Iterator[str]:
@@ -312,6 +328,27 @@ def progress_bar(label: str, total: int) -> Callable[[int], None]:
     return advance
 
 
+def count_bar(label: str, total: int) -> Callable[[int], None]:
+    """A rich progress bar on stderr counting steps (N/TOTAL); returns the per-step callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    task = progress.add_task(label[-40:], total=total)
+    progress.start()
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        progress.update(task, advance=n)
+        if done[0] >= total:
+            progress.stop()
+
+    advance.close = progress.stop  # type: ignore[attr-defined]
+    return advance
+
+
 def verify_table(reports: list[Any]) -> None:
     """Print one row per artifact of each verified version: role, status, size and hash checked."""
     rows = []
@@ -325,4 +362,22 @@ def verify_table(reports: list[Any]) -> None:
                          r.message))
     statuses = {r.status for rep in reports for r in rep.results} | {"ok"}
     _table(("VERSION", "ROLE", "STATUS", "SIZE", "SHA256", "DETAIL"), rows,
-           colours={s: {"ok": "green", "unreachable": "yellow"}.get(s, "red") for s in statuses})
+           colours={s: {"ok": "green", "unreachable": "yellow", "unverified": "yellow"}.get(s, "red") for s in statuses})
+
+
+def fetch_lines(report: Any) -> Iterator[str]:
+    """``STATUS  ROLE  PATH`` per fetched file; one line per directory artifact (its files counted)."""
+    from collections import Counter
+
+    trees: dict[str, list[Any]] = {}
+    for f in report.files:
+        if f.file is None:
+            yield f"{f.status:<10}  {f.role}  {f.path}"
+        else:
+            trees.setdefault(f.role, []).append(f)
+    for role, files in trees.items():
+        counts = Counter(f.status for f in files)
+        status = next((s for s in ("downloaded", "unverified", "present") if counts.get(s)), "present")
+        detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        top = files[0].path[: len(files[0].path) - len(files[0].file)]
+        yield f"{status:<10}  {role}  {top}  ({len(files)} files: {detail})"

@@ -43,6 +43,7 @@ FAILING = {  # command -> an invocation that fails, and its exit code
     "fsck": (["fsck", "--hash", "--json"], 2),
     "verify": (["verify", "--json"], 2),
     "fetch": (["fetch", f"{MODEL}@9", "dest", "--json"], 3),
+    "url": (["url", f"{MODEL}@1.0.0", "--json"], 2),  # a version without artifacts: nothing to sign
     "metrics": (["metrics", "show", f"{MODEL}@1.0.0", "--suite", "nosuch", "--json"], 3),
     "policy": (["-R", "nowhere", "policy", "show", "--json"], 3),
     "tag": (["tag", f"{MODEL}@1.0.0", "bogus", "x", "--json"], 2),
@@ -65,6 +66,7 @@ FAILING = {  # command -> an invocation that fails, and its exit code
     "model": (["model", "show", "nosuch", "--json"], 3),
     "bindings": (["bindings", "--status", "bogus", "--json"], 2),
     "rate": (["rate", f"{MODEL}@1.0.0", "6", "--json"], 2),
+    "import": (["import", "gto", "--repo", "nosuch-dir", "--json"], 3),
 }
 
 

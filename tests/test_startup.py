@@ -140,3 +140,21 @@ def test_installed_console_script(tmp_path):
     assert (tmp_path / ".modelreg" / "refs" / "faq-bot" / "production").read_text() == f"{digest}\n"
     missing = run("resolve", "faq-bot@9.9.9")
     assert missing.returncode == 3 and missing.stderr.startswith("modelreg: error:")
+
+
+@pytest.mark.parametrize("argv", [["resolve", "m@production"], ["register", "m", "2"]], ids=" ".join)
+def test_no_hook_configured_means_no_entry_point_lookup(populated_dir, argv):
+    """Hooks cost nothing when none is configured: resolve never looks for them, a write scans
+    entry_points.txt files only (importlib.metadata, 100+ ms, is never imported)."""
+    proc = run_py(
+        "import sys, json, runpy\n"
+        f"sys.argv = ['modelreg', *{argv!r}]\n"
+        "try:\n"
+        "    runpy.run_module('modelreg', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "print(json.dumps({'code': code, 'metadata': 'importlib.metadata' in sys.modules}), file=sys.stderr)\n",
+        populated_dir,
+    )
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert report == {"code": 0, "metadata": False}, proc.stderr

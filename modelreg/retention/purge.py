@@ -4,8 +4,8 @@ A version is *purgeable* when it has been archived for at least ``policy.retenti
 days (since its archive event). Its artifacts that are content-addressed objects of the artifact
 store (``<store>/sha256/ab/cdef...``, what ``register --upload`` writes) are deleted unless any
 other version, of any model, that is not being purged has an artifact with the same URI or the
-same sha256. Artifacts elsewhere (a project file, a bucket that is not the store) are never
-deleted. Each version whose content is deleted gets a ``purge`` event listing the artifacts; the
+same sha256. Artifacts elsewhere (a project file, a bucket that is not the store) and directory artifacts
+are never deleted; a directory artifact's files count as used by its version like any artifact. Each version whose content is deleted gets a ``purge`` event listing the artifacts; the
 manifest stays, and ``verify`` then reports those artifacts as ``purged``.
 
 The plan is made twice: once without a lock (reading every manifest once), then again under the
@@ -83,6 +83,16 @@ def store_object_uri(reg: Registry, store: str, sha256: str) -> str:
     return uris.normalize_local_uri(target, reg.root) if uris.is_local(target) else target
 
 
+def _shas(a: dict[str, Any]) -> set[str]:
+    """Every sha256 an artifact entry names: its own, and each file's of a directory artifact (whose
+    files are store objects too when uploaded: ``layout: sha256``)."""
+    out = {a["sha256"]} if isinstance(a.get("sha256"), str) else set()
+    for f in a.get("files") or []:
+        if isinstance(f, dict) and isinstance(f.get("sha256"), str):
+            out.add(f["sha256"])
+    return out
+
+
 def parse_time(text: str | None) -> datetime | None:
     """An event time (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) as an aware datetime; None if unreadable."""
     if not text:
@@ -132,8 +142,7 @@ def _plan(reg: Registry, scan: _Scan, name: str | None, days: float, store: str,
                 continue
             for a in scan.of(digest):  # a live version (or one not purged now): what it uses stays
                 live_uris.add(a["uri"])
-                if a.get("sha256"):
-                    live_shas.add(a["sha256"])
+                live_shas.update(_shas(a))
     out = []
     def order(key: tuple[str, str]) -> tuple[str, str, str]:
         return key[0], states[key[0]].versions[key[1]].registered_at or "", key[1]
@@ -143,7 +152,10 @@ def _plan(reg: Registry, scan: _Scan, name: str | None, days: float, store: str,
         for a in scan.of(pv.digest):
             sha = a.get("sha256")
             entry = {"role": a["role"], "uri": a["uri"], "sha256": sha, "size": a.get("size")}
-            if not sha or a["uri"] != store_object_uri(reg, store, sha):
+            if a.get("files") is not None:
+                pv.kept.append({"role": a["role"], "uri": a["uri"],
+                                "why": "a directory artifact: prune --purge deletes single-file objects only"})
+            elif not sha or a["uri"] != store_object_uri(reg, store, sha):
                 pv.kept.append({"role": a["role"], "uri": a["uri"], "why": "not an object of the artifact store"})
             elif a["uri"] in live_uris or sha in live_shas:
                 pv.kept.append({"role": a["role"], "uri": a["uri"], "why": "shared with a version that is kept"})

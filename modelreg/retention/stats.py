@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def _key(a: dict[str, Any]) -> str:
-    return a.get("sha256") or a["uri"]  # the same bytes stored twice count once
+    return a.get("sha256") or a.get("tree") or a["uri"]  # the same bytes (or tree) stored twice count once
 
 
 def model_stats(reg: Registry, name: str, keep: int | None) -> tuple[dict[str, Any], dict[str, int], dict[str, int]]:

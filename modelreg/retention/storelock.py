@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import time
+import errno
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from ..errors import Conflict, StorageError
+from ..errors import StorageError
 
 # Not a valid model name (those start with a letter or digit), so never a model's lock file.
 NAME = "_artifact-store.lock"
@@ -27,30 +26,13 @@ def held(locks_dir: Path, *, shared: bool) -> Iterator[None]:
     from .. import fileio
 
     path = locks_dir / NAME
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no shared locks through filelock
-        fileio.makedirs(locks_dir)
-        with fileio.lock(path):
-            yield
-        return
-    timeout = fileio.lock_timeout()
+    stack = ExitStack()
     try:
         fileio.makedirs(locks_dir)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | fileio.O_NOFOLLOW, 0o644)
+        stack.enter_context(fileio.lock(path, shared=shared))  # only the taking: the body's errors are its own
     except OSError as exc:
-        raise StorageError(f"could not take the lock {path}: {exc.strerror or exc}") from exc
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    who = "a purge holds it" if shared else "a registration or purge holds it"
-                    raise Conflict(f"could not take the lock {path} within {timeout:g}s: {who}") from None
-                time.sleep(fileio.LOCK_POLL)
+        if not (shared and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)):
+            raise StorageError(f"could not take the lock {path}: {exc.strerror or exc}") from exc
+        # a registry this process cannot write: no purge runs through it, and it writes nothing
+    with stack:
         yield
-    finally:
-        os.close(fd)  # releases the lock

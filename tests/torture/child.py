@@ -25,8 +25,10 @@ from modelreg.registry import Registry
 
 MODELS = ("alpha", "beta")
 STAGES = ("staging", "production")
+TREE = "tree"  # a directory artifact in the project (tests.torture.run.make_tree)
+FETCHED = "fetched"  # where fetches go: every final-named file there must hold the right bytes
 OPS = ("register", "register", "promote", "promote", "auto-demote", "rollback", "rollback-twice",
-       "clear", "archive", "archive-with-stages", "unarchive",
+       "clear", "archive", "archive-with-stages", "unarchive", "register-dir", "fetch",
        "register-next", "model-set", "rate", "bind-observe", "purge")
 
 
@@ -58,7 +60,15 @@ def one_op(reg: Registry, rnd: random.Random, tag: str, fd: int) -> dict | None:
     model = rnd.choice(MODELS)
     names = reg.refs.version_names(model)
     op = rnd.choice(OPS)
-    if op == "register" or not names:
+    if op == "register-dir":
+        v = f"{tag}.d{rnd.randrange(10**9)}"
+        r = reg.register(model, v, artifacts=[f"model={reg.root / TREE}"], actor="torture")
+        return record(op, model, [r.event] if r.event else [], r.created)
+    if op == "fetch" and names:
+        dest = reg.root / FETCHED / tag
+        rep = reg.fetch(f"{model}@{rnd.choice(names)}", dest)
+        return {**record(op, model, [], False), "dest": str(dest), "files": len(rep.files)}
+    if op in ("register", "fetch") or not names:
         v = f"{tag}.{rnd.randrange(10**9)}"
         r = reg.register(model, v, params={"seed": rnd.randrange(1000)}, actor="torture")
         return record("register", model, [r.event] if r.event else [], r.created)
