@@ -324,3 +324,30 @@ def test_retention_rule_parses_alone():
     assert parse({"keep": 0}) == Retention(0, False, None)
     with pytest.raises(UsageError):
         parse({"keep": 1.5})
+
+
+def test_a_live_directory_artifact_keeps_the_store_objects_of_its_files(cli, project):
+    """A folder uploaded file by file (layout sha256) shares objects with single-file uploads: a
+    purge counts those files as used, and never deletes a purged version's directory artifact."""
+    add_config(project, "artifact_store: store\n")
+    add_policy(project, "retention: {purge_after_days: 0}")
+    (project / "w.bin").write_bytes(b"the same weights")
+    (project / "folder").mkdir()
+    (project / "folder" / "w.bin").write_bytes(b"the same weights")
+    (project / "folder" / "config.json").write_text("{}")
+    assert cli("register", MODEL, "1", "-a", "model=w.bin", "--upload")[0] == 0
+    assert cli("register", MODEL, "2", "-a", "model=folder/", "--upload")[0] == 0
+    assert cli("register", MODEL, "3", "-a", "other=folder/", "--upload")[0] == 0
+    for v in ("1", "3"):
+        assert cli("archive", f"{MODEL}@{v}")[0] == 0
+    code, out, err = cli("prune", "--purge", "--apply", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["objects"] == 0, err  # 1's object is a file of 2's folder: kept
+    assert store_path(project, b"the same weights").exists()
+    assert cli("verify", f"{MODEL}@2")[0] == 0
+    assert cli("archive", f"{MODEL}@2")[0] == 0  # now nothing live uses it
+    report = Registry.open(project / ".modelreg").purge(apply=True)
+    assert [(v.version, len(v.artifacts)) for v in report.versions] == [("1", 1)]
+    assert not store_path(project, b"the same weights").exists()
+    kept = {k["why"] for v in Registry.open(project / ".modelreg").purge().versions for k in v.kept}
+    assert kept <= {"a directory artifact: prune --purge deletes single-file objects only"}
