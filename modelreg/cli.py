@@ -1073,6 +1073,8 @@ def bind_cmd(
         "--success-rate", min=0, max=1, help="Observed share of successful requests, 0 to 1.")] = None,
     last_used: Annotated[str | None, typer.Option(
         "--last-used", help="When it last served: 'now' or an ISO 8601 time.")] = None,
+    observe: Annotated[list[str] | None, typer.Option(
+        "--observe", help="The same figures as KEY=VALUE: latency_ms=120, success_rate=0.99, last_used=now.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Provider parameter K=V, typed like register -p.")] = None,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
@@ -1083,6 +1085,12 @@ def bind_cmd(
     --success-rate, --last-used)."""
     reg = open_registry()
     figures = {"latency_ms": _whole(latency_ms), "success_rate": _whole(success_rate), "last_used": last_used}
+    for key, value in parse_pairs(observe or [], "--observe").items():
+        if key not in figures:
+            raise UsageError(f"--observe {key}: expected one of {', '.join(figures)}")
+        if figures[key] is not None:
+            raise UsageError(f"{key} is given twice (--{key.replace('_', '-')} and --observe)")
+        figures[key] = value
     if id is None:
         if param:
             raise UsageError("--param needs --id: parameters are part of the binding (bind again to change them)")

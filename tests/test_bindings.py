@@ -141,3 +141,14 @@ def test_a_binding_recorded_before_statuses_reads_as_active(reg):
                                    data={"provider": "p", "id": "x", "endpoint": None, "params": {}}))
     [b] = reg.bindings(MODEL)
     assert b.status == "active" and b.latency_ms is None
+
+
+def test_observe_pairs_are_the_same_figures(cli, served):
+    code, out, err = cli("bind", f"{MODEL}@1.1.0", "--provider", "openai", "--observe", "latency_ms=88",
+                         "--observe", "success_rate=0.9", "--observe", "last_used=2026-02-03T04:05:06+01:00", "--json")
+    assert code == 0, err
+    assert json.loads(out)["data"] == {"provider": "openai", "latency_ms": 88, "success_rate": 0.9,
+                                       "last_used": "2026-02-03T03:05:06.000000Z"}
+    assert cli("bind", f"{MODEL}@1.1.0", "--provider", "openai", "--observe", "qps=3")[0] == 2
+    assert cli("bind", f"{MODEL}@1.1.0", "--provider", "openai", "--observe", "latency_ms=1", "--latency-ms", "2")[0] == 2
+    assert cli("bind", f"{MODEL}@1.1.0", "--provider", "openai", "--observe", "success_rate=high")[0] == 2
