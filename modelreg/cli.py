@@ -1449,7 +1449,9 @@ def lineage_cmd(
 def license_check_cmd(
     ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     project_license: Annotated[
-        str | None, typer.Option("--project-license", help="Also check use in a project under this license.")
+        str | None, typer.Option("--project-license", help=(
+            "Also check use in a project under this license: an identifier, or a LICENSE file, a directory "
+            "holding one, or a pyproject.toml (detected offline)."))
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
