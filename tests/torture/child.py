@@ -91,6 +91,43 @@ def op_fetch(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -
     return {**record("fetch", model, [], False), "dest": str(dest), "files": len(rep.files)}
 
 
+def op_register_next(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    """The version picked in the lock; a small artifact uploaded to the store."""
+    art = str(reg.root / f"art-{tag}.bin")  # in the project: the store copy is what is recorded
+    with open(art, "wb") as f:
+        f.write(os.urandom(64))
+    r = reg.register(model, next=rnd.choice(("patch", "minor")), artifacts=[f"model={art}"], upload=True,
+                     actor="torture")
+    return record("register", model, [r.event, *r.pruned_events] if r.event else [], r.created)
+
+
+def op_model_set(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    ev = reg.set_model(model, {"task": rnd.choice(("qa", "ner")), "owner": f"w{rnd.randrange(3)}"}, actor="torture")
+    return record("model-set", model, [ev] if ev else [], ev is not None)
+
+
+def op_rate(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    ev = reg.rate(f"{model}@{_pick(reg, rnd, model)}", rnd.randint(1, 5), actor=f"rater{rnd.randrange(3)}")
+    return record("rate", model, [ev], True)
+
+
+def op_bind_observe(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    """Bind, or report figures of a binding without replacing it."""
+    ref = f"{model}@{_pick(reg, rnd, model)}"
+    if rnd.random() < 0.4:
+        ev = reg.bind(ref, "p", f"id-{rnd.randrange(99)}", actor="torture")
+    else:
+        ev = reg.update_binding(ref, "p", latency_ms=rnd.randrange(500), success_rate=rnd.random(),
+                                last_used="now", actor="torture")
+    return record("bind-observe", model, [ev], True)
+
+
+def op_purge(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
+    """Store content of archived versions (purge_after_days: 0 in the torture config)."""
+    report = reg.purge(model, apply=True, actor="torture")
+    return record("purge", model, report.events, bool(report.events))
+
+
 def op_promote(reg: Registry, rnd: random.Random, tag: str, model: str, fd: int) -> dict:
     stage = rnd.choice(STAGES)
     move = reg.promote(f"{model}@{_pick(reg, rnd, model)}", stage, expect=expect_now(reg, model, stage),
@@ -209,12 +246,18 @@ OPS: dict[str, Op] = {
     "approve": op_approve,
     "bind": op_bind,
     "prune": op_prune,
+    "register-next": op_register_next,
+    "model-set": op_model_set,
+    "rate": op_rate,
+    "bind-observe": op_bind_observe,
+    "purge": op_purge,
     "sync": op_sync,
 }
 GIT_OPS = frozenset({"sync"})
 # the mix of the concurrency and clock-skew sections: stage moves, weighted like the lifecycle
 DEFAULT_OPS = ("register", "register", "promote", "promote", "auto-demote", "rollback", "rollback-twice",
-               "clear", "archive", "archive-with-stages", "unarchive", "register-dir", "fetch")
+               "clear", "archive", "archive-with-stages", "unarchive", "register-dir", "fetch",
+               "register-next", "model-set", "rate", "bind-observe", "purge")
 
 
 def choose(rnd: random.Random, names: list[str], focus: str | None) -> str:

@@ -148,7 +148,8 @@ def init_registry(base: Path) -> Registry:
     """
     Registry.init(base)
     cfg = base / ".modelreg" / "config.yaml"
-    cfg.write_text(cfg.read_text() + "policy:\n  require_previous_stage: {}\n")
+    cfg.write_text(cfg.read_text() + "artifact_store: store\n"  # register --next --upload, prune --purge
+                   "policy:\n  require_previous_stage: {}\n  retention: {purge_after_days: 0}\n")
     return Registry.open(base)
 
 
@@ -936,7 +937,7 @@ def _first_difference(want: dict[str, Any], got: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------- main
 MODES = {
-    "quick": dict(kills=17, max_delay=0.4, procs=4, ops=25, fuzz=40, faults="quick", disk=25, repair=(2, 30),
+    "quick": dict(kills=None, max_delay=0.4, procs=4, ops=25, fuzz=40, faults="quick", disk=25, repair=(2, 30),
                   clones=(3, 2), skew_ops=60, import_kills=6, import_faults=3, per_call=6),
     "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, faults="all", disk=150, repair=(2, 150),
                     clones=(8, 2), skew_ops=150, import_kills=20, import_faults=8, per_call=None),
@@ -949,7 +950,7 @@ SECTIONS = ("crash", "faults", "disk", "repair", "concurrency", "skew", "clones"
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.torture", description=__doc__.split("\n\n")[0])
     g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="CI mode: 17 kills (one per write command), 4 processes, 3 clones, small budgets")
+    g.add_argument("--quick", action="store_true", help="CI mode: one kill per write command, 4 processes, 3 clones, small budgets")
     g.add_argument("--long", action="store_true", help="500 kills, 16 processes, 16 clones x 3 pushes, 1000 examples")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
@@ -969,7 +970,7 @@ def main(argv: list[str] | None = None) -> int:
     crash_ops = [o for o in args.ops.split(",") if o]
     if set(crash_ops) - set(OPS):
         ap.error(f"unknown op(s): {', '.join(sorted(set(crash_ops) - set(OPS)))}")
-    kills = args.kills if args.kills is not None else mode["kills"]
+    kills = args.kills if args.kills is not None else mode["kills"] or len(crash_ops)  # quick: one per command
     work = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-torture-"))
     work.mkdir(parents=True, exist_ok=True)
     progress = Progress(args.quiet)
