@@ -1,0 +1,188 @@
+"""Runs one site build: gather the registry's data, render every page, data file and API document (in forked
+workers for large registries), write only the files whose bytes changed, and report what happened."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UsageError
+from . import api
+from .data import ModelData, RegistrySource, SiteData, can_fork, gather
+from .output import Output
+from .render import Options, Renderer, _require_jinja, static_files
+
+if TYPE_CHECKING:
+    from ..registry import Registry
+
+DEFAULT_OUT = "site"
+DEFAULT_TITLE = "Model registry"
+VERSION_TASK = 400  # version pages per worker task
+PARALLEL_FROM = 3000  # versions; below this a build runs in one process
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did: ``files`` in the site, ``written`` of them (bytes changed), ``removed`` stale ones."""
+
+    out: str
+    files: int
+    written: int
+    removed: int
+    models: int
+    versions: int
+    seconds: float
+    jobs: int
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": self.out, "files": self.files, "written": self.written, "unchanged": self.files - self.written,
+                "removed": self.removed, "models": self.models, "versions": self.versions,
+                "seconds": round(self.seconds, 3), "jobs": self.jobs, "problems": self.problems}
+
+
+def normalize_base_url(url: str | None) -> str | None:
+    """``--base-url``: an absolute http(s) URL, returned ending in ``/``; UsageError otherwise."""
+    if url is None or url == "":
+        return None
+    if not re.fullmatch(r"https?://[^\s\"'<>\\`]+", url):
+        raise UsageError(f"--base-url {url!r} must be an absolute http:// or https:// URL")
+    return url if url.endswith("/") else url + "/"
+
+
+def check_paths(site: SiteData) -> None:
+    """Refuse names that would make two parts of the site the same file (one clear error, nothing written)."""
+    names = {m.name for m in site.models}
+    for name in sorted(names & {"index.html", "events.html"}):
+        raise UsageError(f"model {name!r} would overwrite the site's page {name}; the site cannot be built")
+    stages = set(site.stages) | {s for m in site.models for s in m.holders}
+    for s in sorted(stages):
+        if s == "versions" or re.fullmatch(r"versions-\d+", s):
+            raise UsageError(f"stage {s!r} would overwrite the API file {s}.json; the site cannot be built")
+    api_files = {"models.json", "stats.json"} | {f"{n}.json" for n in names}
+    for m in site.models:
+        for v in m.versions:
+            if v.version == "index.html" or (m.name == "api" and v.version in api_files):
+                raise UsageError(f"version {m.name}@{v.version} would overwrite another file of the site; "
+                                 "the site cannot be built")
+
+
+# --------------------------------------------------------------- workers
+_STATE: dict[str, Any] = {}
+
+
+def _worker() -> tuple[Renderer, Output]:
+    if "renderer" not in _STATE:
+        _STATE["renderer"] = Renderer(_STATE["site"], _STATE["options"])
+        _STATE["output"] = Output(_STATE["root"], _STATE["previous"])
+    return _STATE["renderer"], _STATE["output"]
+
+
+def _run(task: tuple[Any, ...]) -> tuple[list[str], int]:
+    """Render and write one task; the files it produced and how many it wrote."""
+    renderer, output = _worker()
+    site: SiteData = _STATE["site"]
+    before = output.written
+    files: list[tuple[str, bytes]] = []
+    if task[0] == "model":
+        m = site.models[task[1]]
+        files.append((f"{m.name}/index.html", renderer.model(m)))
+        files.extend(renderer.version_chunks(m))
+        files.extend(_model_api(m, site))
+    else:
+        m = site.models[task[1]]
+        for v in m.versions[task[2]:task[3]]:
+            files.append((f"{m.name}/{v.version}/index.html", renderer.version(m, v)))
+    for rel, data in files:
+        output.write(rel, data)
+    return [rel for rel, _ in files], output.written - before
+
+
+def _model_api(m: ModelData, site: SiteData) -> list[tuple[str, bytes]]:
+    out = [(f"api/{m.name}.json", api.dumps(api.model_doc(m, site)))]
+    for fname, doc in api.version_pages(m):
+        out.append((f"api/{m.name}/{fname}", api.dumps(doc)))
+    for stage in list(site.stages) + [s for s in m.holders if s not in site.stages]:
+        out.append((f"api/{m.name}/{stage}.json", api.dumps(api.stage_doc(m, stage))))
+    return out
+
+
+def _site_files(renderer: Renderer, site: SiteData) -> list[tuple[str, bytes]]:
+    files = [("index.html", renderer.overview()), ("events.html", renderer.events()),
+             ("_data/search.js", renderer.search_js()), (".nojekyll", b"")]
+    files.extend(renderer.event_chunks())
+    files.extend(static_files())
+    files.append(("api/models.json", api.dumps(api.models_doc(site))))
+    files.append(("api/stats.json", api.dumps(api.stats_doc(site))))
+    return files
+
+
+def _tasks(site: SiteData) -> list[tuple[Any, ...]]:
+    tasks: list[tuple[Any, ...]] = []
+    for i, m in enumerate(site.models):
+        tasks.append(("model", i))
+        for lo in range(0, len(m.versions), VERSION_TASK):
+            tasks.append(("versions", i, lo, lo + VERSION_TASK))
+    return tasks
+
+
+def default_jobs() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+# ------------------------------------------------------------------ build
+def build(
+    reg: Registry, out: str | os.PathLike[str] = DEFAULT_OUT, *, title: str | None = None,
+    base_url: str | None = None, jobs: int | None = None,
+) -> BuildReport:
+    """Build the site of ``reg`` into ``out``; see docs/site.md."""
+    t0 = time.perf_counter()
+    _require_jinja()
+    options = Options(title=title if title is not None and title.strip() else DEFAULT_TITLE,
+                      base_url=normalize_base_url(base_url))
+    if jobs is not None and jobs < 1:
+        raise UsageError("--jobs must be 1 or more")
+    output = Output.open(out, reg.path)
+    source = RegistrySource(reg)
+    size = source.version_count()
+    n_jobs = jobs if jobs is not None else (default_jobs() if size >= PARALLEL_FROM else 1)
+    if not can_fork():
+        n_jobs = 1
+    site = gather(source, n_jobs)
+    check_paths(site)
+    _STATE.clear()
+    _STATE.update(site=site, options=options, root=Path(output.root), previous=output.previous)
+    try:
+        tasks = _tasks(site)
+        produced: list[str] = []
+        written = 0
+        if n_jobs > 1 and len(tasks) > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("fork").Pool(n_jobs) as pool:
+                for files, n in pool.imap_unordered(_run, tasks, chunksize=4):
+                    produced.extend(files)
+                    written += n
+        else:
+            for task in tasks:
+                files, n = _run(task)
+                produced.extend(files)
+                written += n
+        renderer = Renderer(site, options)
+        for rel, data in _site_files(renderer, site):
+            output.write(rel, data)
+            produced.append(rel)
+        written += output.written
+        files_set = set(produced)
+        before = output.written
+        removed = output.finish(files_set)
+        written += output.written - before
+    finally:
+        _STATE.clear()
+    problems = [p for m in site.models for p in m.problems]
+    return BuildReport(str(out), len(files_set) + 1, written, removed, len(site.models), site.versions,
+                       time.perf_counter() - t0, n_jobs, problems)
