@@ -76,8 +76,7 @@ _STATE: dict[str, Any] = {}
 
 
 def _worker() -> tuple[Renderer, Output]:
-    if "renderer" not in _STATE:
-        _STATE["renderer"] = Renderer(_STATE["site"], _STATE["options"])
+    if "output" not in _STATE:  # first task in this process (the renderer came with the fork)
         _STATE["output"] = Output(_STATE["root"], _STATE["previous"])
     return _STATE["renderer"], _STATE["output"]
 
@@ -97,9 +96,11 @@ def _run(task: tuple[Any, ...]) -> tuple[list[str], int]:
         m = site.models[task[1]]
         for v in m.versions[task[2]:task[3]]:
             files.append((f"{m.name}/{v.version}/index.html", renderer.version(m, v)))
+    rels = [rel for rel, _ in files]
+    output.journal(rels)
     for rel, data in files:
         output.write(rel, data)
-    return [rel for rel, _ in files], output.written - before
+    return rels, output.written - before
 
 
 def _model_api(m: ModelData, site: SiteData) -> list[tuple[str, bytes]]:
@@ -146,7 +147,7 @@ def build(
                       base_url=normalize_base_url(base_url))
     if jobs is not None and jobs < 1:
         raise UsageError("--jobs must be 1 or more")
-    output = Output.open(out, reg.path)
+    Output.check(out, reg.path)  # refuse early, before the (long) gathering
     source = RegistrySource(reg)
     size = source.version_count()
     n_jobs = jobs if jobs is not None else (default_jobs() if size >= PARALLEL_FROM else 1)
@@ -154,8 +155,10 @@ def build(
         n_jobs = 1
     site = gather(source, n_jobs)
     check_paths(site)
+    output = Output.open(out, reg.path)
     _STATE.clear()
-    _STATE.update(site=site, options=options, root=Path(output.root), previous=output.previous)
+    renderer = Renderer(site, options)  # templates compiled here, before any fork
+    _STATE.update(site=site, options=options, root=Path(output.root), previous=output.previous, renderer=renderer)
     try:
         tasks = _tasks(site)
         produced: list[str] = []
@@ -172,8 +175,9 @@ def build(
                 files, n = _run(task)
                 produced.extend(files)
                 written += n
-        renderer = Renderer(site, options)
-        for rel, data in _site_files(renderer, site):
+        site_files = _site_files(renderer, site)
+        output.journal([rel for rel, _ in site_files])
+        for rel, data in site_files:
             output.write(rel, data)
             produced.append(rel)
         written += output.written

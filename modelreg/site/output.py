@@ -5,6 +5,12 @@ An output directory is recognised by its marker file, ``.modelreg-site.json``, w
 every file the last build wrote. A build refuses a non-empty directory without that marker
 (it would otherwise mix its files with, or later delete, someone else's), and it only ever
 deletes files that the marker lists and that lie inside the directory.
+
+Each file is written to ``.modelreg-tmp/`` and renamed into place, so a reader (or a
+server) sees the old or the new page, never half of one. Each batch of new paths is
+journalled there first; a build that was killed leaves temp files and journals behind, and
+the next build counts the journalled paths as its own, removes the leftovers, and ends
+with the marker again listing exactly the site's files.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from ..errors import UsageError
 
 MARKER = ".modelreg-site.json"
+TMP_DIR = ".modelreg-tmp"
 MARKER_FORMAT = 1
 _MAX_MARKER = 256 << 20
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -40,9 +47,9 @@ class Output:
         self._seq = 0
 
     # ------------------------------------------------------------ opening
-    @classmethod
-    def open(cls, out: str | os.PathLike[str], registry_dir: Path | None = None) -> Output:
-        """Prepare ``out`` (created if missing); UsageError if it is not ours to write."""
+    @staticmethod
+    def check(out: str | os.PathLike[str], registry_dir: Path | None = None) -> Path:
+        """UsageError unless ``out`` is missing, empty, or a directory an earlier build wrote; changes nothing."""
         root = Path(out).absolute()
         if registry_dir is not None:
             reg = Path(os.path.realpath(registry_dir))
@@ -51,18 +58,26 @@ class Output:
                 raise UsageError(f"--out {out} is inside the registry directory {registry_dir}; choose another")
         if root.exists() and not root.is_dir():
             raise UsageError(f"--out {out} exists and is not a directory")
+        if root.is_dir() and not os.path.lexists(root / MARKER) and any(True for _ in os.scandir(root)):
+            raise UsageError(
+                f"--out {out} is not empty and was not written by 'modelreg site build' "
+                f"(no {MARKER}); remove it or choose another directory"
+            )
+        return root
+
+    @classmethod
+    def open(cls, out: str | os.PathLike[str], registry_dir: Path | None = None) -> Output:
+        """Prepare ``out`` (created if missing); UsageError if it is not ours to write."""
+        root = cls.check(out, registry_dir)
         previous: frozenset[str] = frozenset()
         if root.is_dir():
-            marker = root / MARKER
-            if os.path.lexists(marker):
-                previous = _read_marker(marker)
-            elif any(True for _ in os.scandir(root)):
-                raise UsageError(
-                    f"--out {out} is not empty and was not written by 'modelreg site build' "
-                    f"(no {MARKER}); remove it or choose another directory"
-                )
+            if os.path.lexists(root / MARKER):
+                previous = _read_marker(root / MARKER) | _clear_tmp(root / TMP_DIR)
         else:
             root.mkdir(parents=True)
+        if not os.path.lexists(root / MARKER):  # claim the directory before the first file lands in it
+            _write_new(str(root / MARKER), _marker_bytes(previous))
+        os.makedirs(root / TMP_DIR, exist_ok=True)
         return cls(root, previous)
 
     # ------------------------------------------------------------ writing
@@ -104,21 +119,23 @@ class Output:
                 self.unchanged += 1
                 return False
         self._seq += 1
-        tmp = os.path.join(self.root, rel_dir, f".tmp-{os.getpid()}-{self._seq}-{base}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
-            raise
-        os.close(fd)
+        tmp = os.path.join(self.root, TMP_DIR, f"{os.getpid()}-{self._seq}")
+        _write_new(tmp, data)
         os.replace(tmp, path)  # replaces a symlink itself, never writes through it
         self.written += 1
         return True
+
+    def journal(self, rels: list[str]) -> None:
+        """Record paths about to be written that the marker does not list yet (read back after a crash)."""
+        new = [r for r in rels if r not in self.previous]
+        if not new:
+            return
+        fd = os.open(os.path.join(self.root, TMP_DIR, f"journal-{os.getpid()}"),
+                     os.O_WRONLY | os.O_CREAT | os.O_APPEND | O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, ("".join(r + "\n" for r in new)).encode("utf-8"))
+        finally:
+            os.close(fd)
 
     # ------------------------------------------------------------ finishing
     def finish(self, files: set[str]) -> int:
@@ -143,8 +160,12 @@ class Output:
                 except OSError:
                     break
                 d = d.rpartition("/")[0]
-        body = {"generator": "modelreg site build", "format": MARKER_FORMAT, "files": sorted(files)}
-        self.write(MARKER, (json.dumps(body, separators=(",", ":")) + "\n").encode())
+        self.write(MARKER, _marker_bytes(files))
+        _clear_tmp(os.path.join(self.root, TMP_DIR))
+        try:
+            os.rmdir(os.path.join(self.root, TMP_DIR))
+        except OSError:
+            pass
         return removed
 
     def _inside(self, rel: str) -> bool:
@@ -158,6 +179,46 @@ class Output:
             except FileNotFoundError:
                 return False
         return True
+
+
+def _marker_bytes(files: set[str] | frozenset[str]) -> bytes:
+    body = {"generator": "modelreg site build", "format": MARKER_FORMAT, "files": sorted(files)}
+    return (json.dumps(body, separators=(",", ":")) + "\n").encode()
+
+
+def _write_new(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
+
+
+def _clear_tmp(tmp: str | os.PathLike[str]) -> frozenset[str]:
+    """Remove what an interrupted build left in the temp directory; the paths its journals name."""
+    found: set[str] = set()
+    try:
+        st = os.lstat(tmp)
+    except FileNotFoundError:
+        return frozenset()
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(tmp)
+        return frozenset()
+    for entry in os.scandir(tmp):
+        if entry.name.startswith("journal-") and entry.is_file(follow_symlinks=False):
+            try:
+                found.update(r for r in _read(entry.path).decode("utf-8", "replace").splitlines() if _valid_rel(r))
+            except OSError:
+                pass
+        if entry.is_dir(follow_symlinks=False):
+            continue
+        os.unlink(entry.path)
+    return frozenset(found)
 
 
 def _read(path: str) -> bytes:

@@ -59,6 +59,40 @@ def _require_jinja() -> Any:
     return jinja2
 
 
+_ENVIRONMENTS: dict[tuple[str, tuple[str, ...]], Any] = {}
+TEMPLATE_NAMES = ("base.html", "_macros.html", "overview.html", "model.html", "version.html", "events.html")
+
+
+def _environment(title: str, stages: tuple[str, ...]) -> Any:
+    """The Jinja2 environment for one title and stage list, templates compiled once per process (and
+    inherited by forked workers)."""
+    key = (title, tuple(stages))
+    env = _ENVIRONMENTS.get(key)
+    if env is not None:
+        return env
+    jinja2 = _require_jinja()
+    from markupsafe import Markup
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters.update(size=fmt_size, json=fmt_json, time=charts.short_time, day=day, value=charts.fmt_value,
+                       detail=event_detail)
+    env.globals.update(  # the CSP is a constant of ours: its quotes need no escaping inside "..."
+        site_title=title, version=__version__, csp=Markup(CSP), stages=tuple(stages), flatten=flatten,
+    )
+    for name in TEMPLATE_NAMES:
+        env.get_template(name)
+    if len(_ENVIRONMENTS) > 4:
+        _ENVIRONMENTS.clear()
+    _ENVIRONMENTS[key] = env
+    return env
+
+
 def fmt_size(n: Any) -> str:
     if not isinstance(n, int) or isinstance(n, bool):
         return ""
@@ -124,21 +158,9 @@ class Renderer:
     """Pages and data files of one site (one instance per process)."""
 
     def __init__(self, site: SiteData, options: Options) -> None:
-        jinja2 = _require_jinja()
         self.site = site
         self.options = options
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-            autoescape=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            auto_reload=False,
-        )
-        self.env.filters.update(size=fmt_size, json=fmt_json, time=charts.short_time, day=day, value=charts.fmt_value,
-                                detail=event_detail)
-        self.env.globals.update(
-            site_title=options.title, version=__version__, csp=CSP, stages=site.stages, flatten=flatten,
-        )
+        self.env = _environment(options.title, site.stages)
         self._model_ctx: dict[str, dict[str, Any]] = {}
 
     def _render(self, template: str, root: str, path: str, **ctx: Any) -> bytes:
