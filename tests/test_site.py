@@ -24,6 +24,14 @@ from modelreg.site.output import MARKER
 pytest.importorskip("jinja2")
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The site's cache (parsed manifests, build state) goes to a temp dir, never ~/.cache."""
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    return tmp_path / "cache"
+
+
 @pytest.fixture(scope="session")
 def team_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("team") / "proj"
@@ -145,7 +153,7 @@ def test_version_page_has_manifest_annotations_lineage_and_diffs(team: Registry,
     assert '<th scope="row">optimizer.name</th><td>adamw</td>' in html
     assert '<th scope="row">score</th><td>0.88</td>' in html
     assert html.count('class="node') == 4  # llama-base, itself, two distilled descendants
-    assert "Against previous version" in html and "faq-bot/1.1.0/index.html" in html
+    assert "Against previous version" in html and 'href="../1.1.0/index.html"' in html
     archived = (out / "faq-bot" / "1.1.0" / "index.html").read_text()
     assert "<strong>Archived</strong>: superseded;" in archived
     assert "Against production" in archived  # 1.1.0 vs what production holds (1.2.0)
@@ -392,3 +400,50 @@ def test_serve_builds_serves_on_localhost_and_stops_on_ctrl_c(team: Registry, tm
                 proc.kill()
     assert code == 0
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_rebuild_rerenders_only_models_whose_inputs_changed(team: Registry, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "site"
+    team.build_site(out)
+    # manifests come from the cache now: no object is parsed again
+    from modelreg.registry import Registry as R
+
+    monkeypatch.setattr(R, "manifest", lambda self, d: pytest.fail("manifest parsed again"))
+    calls = []
+    from modelreg.site import render as render_mod
+
+    real_version = render_mod.Renderer.version
+    monkeypatch.setattr(render_mod.Renderer, "version",
+                        lambda self, m, v: calls.append(f"{m.name}@{v.version}") or real_version(self, m, v))
+    assert team.build_site(out).written == 0 and calls == []
+    # a new descendant in another model changes its parent's page (lineage), and nothing of a third model
+    monkeypatch.undo()
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path / "cache"))
+    team.register("faq-bot-small", "0.3.0", artifacts=["checkpoint=s3://b/s3.bin"], parents=["faq-bot@1.4.0"],
+                  relation="distillation", check=False, actor="tester")
+    monkeypatch.setattr(render_mod.Renderer, "version",
+                        lambda self, m, v: calls.append(f"{m.name}@{v.version}") or real_version(self, m, v))
+    report = team.build_site(out)
+    assert {c.split("@")[0] for c in calls} == {"faq-bot", "faq-bot-small"}
+    assert "faq-bot-small@0.3.0" in (out / "faq-bot" / "1.4.0" / "index.html").read_text()
+    assert report.written > 0
+    # a page removed or edited by hand is written again; a new title rewrites every page
+    (out / "llama-base" / "3.1.0" / "index.html").unlink()
+    (out / "faq-bot" / "1.0.0" / "index.html").write_text("edited")
+    calls.clear()
+    assert team.build_site(out).written == 2
+    assert {c.split("@")[0] for c in calls} == {"llama-base", "faq-bot"}
+    assert "faq-bot@1.0.0" in (out / "faq-bot" / "1.0.0" / "index.html").read_text()
+    report = team.build_site(out, title="Renamed")
+    assert report.written == len([p for p in site_files(out) if p.endswith(".html")])  # every page, no data file
+
+
+def test_an_unusable_cache_directory_only_costs_time(team: Registry, tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(blocker))
+    team.build_site(tmp_path / "a")
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    team.build_site(tmp_path / "b")
+    assert site_files(tmp_path / "a") == site_files(tmp_path / "b")
+    assert blocker.read_text() == "x"

@@ -68,6 +68,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("site-browser")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MODELREG_ACTOR", "tester")
+        mp.setenv("MODELREG_CACHE_DIR", str(tmp / "cache"))
         reg = make_team_registry(tmp / "proj")
         for i in range(BULK):
             reg.register("bulk", f"1.0.{i}", artifacts=[f"checkpoint=s3://team-models/bulk/{i}.bin"], check=False,

@@ -3,15 +3,19 @@ workers for large registries), write only the files whose bytes changed, and rep
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import __version__
 from ..errors import UsageError
-from . import api
+from . import api, cache
 from .data import ModelData, RegistrySource, SiteData, can_fork, gather
 from .output import Output
 from .render import Options, Renderer, _require_jinja, static_files
@@ -38,11 +42,13 @@ class BuildReport:
     seconds: float
     jobs: int
     problems: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds spent gathering, rendering, finishing
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": self.out, "files": self.files, "written": self.written, "unchanged": self.files - self.written,
                 "removed": self.removed, "models": self.models, "versions": self.versions,
-                "seconds": round(self.seconds, 3), "jobs": self.jobs, "problems": self.problems}
+                "seconds": round(self.seconds, 3), "jobs": self.jobs, "problems": self.problems,
+                "phases": {k: round(v, 3) for k, v in self.phases.items()}}
 
 
 def normalize_base_url(url: str | None) -> str | None:
@@ -81,8 +87,9 @@ def _worker() -> tuple[Renderer, Output]:
     return _STATE["renderer"], _STATE["output"]
 
 
-def _run(task: tuple[Any, ...]) -> tuple[list[str], int]:
-    """Render and write one task; the files it produced and how many it wrote."""
+def _run(task: tuple[Any, ...]) -> tuple[int, list[tuple[str, int, int]], int]:
+    """Render and write one task: its model's index, ``(path, size, mtime_ns)`` of the files it produced,
+    and how many of them it wrote."""
     renderer, output = _worker()
     site: SiteData = _STATE["site"]
     before = output.written
@@ -98,9 +105,12 @@ def _run(task: tuple[Any, ...]) -> tuple[list[str], int]:
             files.append((f"{m.name}/{v.version}/index.html", renderer.version(m, v)))
     rels = [rel for rel, _ in files]
     output.journal(rels)
+    stamps = []
     for rel, data in files:
         output.write(rel, data)
-    return rels, output.written - before
+        st = os.lstat(os.path.join(output.root, rel))
+        stamps.append((rel, st.st_size, st.st_mtime_ns))
+    return task[1], stamps, output.written - before
 
 
 def _model_api(m: ModelData, site: SiteData) -> list[tuple[str, bytes]]:
@@ -122,13 +132,66 @@ def _site_files(renderer: Renderer, site: SiteData) -> list[tuple[str, bytes]]:
     return files
 
 
-def _tasks(site: SiteData) -> list[tuple[Any, ...]]:
+def _tasks(site: SiteData, models: list[int]) -> list[tuple[Any, ...]]:
     tasks: list[tuple[Any, ...]] = []
-    for i, m in enumerate(site.models):
+    for i in models:
         tasks.append(("model", i))
-        for lo in range(0, len(m.versions), VERSION_TASK):
+        for lo in range(0, len(site.models[i].versions), VERSION_TASK):
             tasks.append(("versions", i, lo, lo + VERSION_TASK))
     return tasks
+
+
+# ------------------------------------------------------ incremental builds
+_CODE: list[str] = []
+
+
+def code_signature() -> str:
+    """Changes whenever the site's code, templates or assets (or modelreg's version) change."""
+    if not _CODE:
+        h = hashlib.sha256(__version__.encode())
+        here = Path(__file__).resolve().parent
+        for p in sorted(here.rglob("*")):
+            if p.is_file() and p.suffix in (".py", ".html", ".css", ".js", ".svg"):
+                h.update(p.relative_to(here).as_posix().encode() + b"\0" + p.read_bytes())
+        _CODE.append(h.hexdigest())
+    return _CODE[0]
+
+
+def model_signature(m: ModelData, site: SiteData, base: str) -> str:
+    """A digest of everything a model's own files (its page, version pages, data and API files) are made
+    from: its events, versions, stages and problems, the versions derived from it, and the names of its
+    parents. Equal signatures give byte-identical files, so a rebuild can leave them alone."""
+    h = hashlib.sha256(base.encode())
+    h.update(m.name.encode())
+    for e in m.events:
+        h.update(repr((e.id, e.time, e.actor, e.action, e.version, e.stage, e.from_, e.to, e.reason,
+                       e.data)).encode())
+    for s, holder in m.holders.items():
+        h.update(repr((s, holder.digest)).encode())
+    for v in m.versions:
+        h.update(repr((v.version, v.digest, v.problem)).encode())
+        for child, relation in site.children.get(v.digest, ()):
+            c = site.by_digest.get(child)
+            h.update(repr(("child", child, relation, c and c.name, c and c.version)).encode())
+        for p in (v.manifest or {}).get("parents", ()):
+            other = site.by_digest.get(p["digest"])
+            h.update(repr(("parent", p["digest"], other and other.name, other and other.version)).encode())
+    h.update(repr(m.problems).encode())
+    return h.hexdigest()
+
+
+def _intact(root: str, files: Any) -> bool:
+    """True if every file recorded for a model is still there as the last build left it."""
+    if not isinstance(files, list) or not files:
+        return False
+    try:
+        for rel, size, mtime in files:
+            st = os.lstat(os.path.join(root, rel))
+            if not stat.S_ISREG(st.st_mode) or st.st_size != size or st.st_mtime_ns != mtime:
+                return False
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
 
 
 def default_jobs() -> int:
@@ -148,7 +211,8 @@ def build(
     if jobs is not None and jobs < 1:
         raise UsageError("--jobs must be 1 or more")
     Output.check(out, reg.path)  # refuse early, before the (long) gathering
-    source = RegistrySource(reg)
+    cache_dir = cache.cache_root(reg.path)
+    source = RegistrySource(reg, cache_dir)
     size = source.version_count()
     n_jobs = jobs if jobs is not None else (default_jobs() if size >= PARALLEL_FROM else 1)
     if not can_fork():
@@ -156,25 +220,49 @@ def build(
     site = gather(source, n_jobs)
     check_paths(site)
     output = Output.open(out, reg.path)
+    phases = {"gather": time.perf_counter() - t0}
     _STATE.clear()
     renderer = Renderer(site, options)  # templates compiled here, before any fork
     _STATE.update(site=site, options=options, root=Path(output.root), previous=output.previous, renderer=renderer)
+    base = json.dumps([code_signature(), options.title, options.base_url, list(site.stages), site.policy])
+    state_file = cache.state_path(cache_dir, output.root)
+    last = (cache.read_json(state_file) if state_file else None) or {}
+    last_models = last.get("models") if isinstance(last.get("models"), dict) else {}
+    signatures = {m.name: model_signature(m, site, base) for m in site.models}
+    models_state: dict[str, Any] = {}
+    todo = []
+    produced: list[str] = []
+    for i, m in enumerate(site.models):
+        old = last_models.get(m.name)
+        if isinstance(old, dict) and old.get("sig") == signatures[m.name] and _intact(output.root, old.get("files")):
+            models_state[m.name] = old  # nothing it is made from changed: its files stay as they are
+            produced.extend(rel for rel, _, _ in old["files"])
+        else:
+            todo.append(i)
     try:
-        tasks = _tasks(site)
-        produced: list[str] = []
+        tasks = _tasks(site, todo)
         written = 0
+        stamps: dict[str, list[Any]] = {}
+
+        def collect(result: tuple[int, list[tuple[str, int, int]], int]) -> None:
+            nonlocal written
+            i, files, n = result
+            stamps.setdefault(site.models[i].name, []).extend(files)
+            produced.extend(rel for rel, _, _ in files)
+            written += n
+
         if n_jobs > 1 and len(tasks) > 1:
             import multiprocessing as mp
 
             with mp.get_context("fork").Pool(n_jobs) as pool:
-                for files, n in pool.imap_unordered(_run, tasks, chunksize=4):
-                    produced.extend(files)
-                    written += n
+                for result in pool.imap_unordered(_run, tasks, chunksize=4):
+                    collect(result)
         else:
             for task in tasks:
-                files, n = _run(task)
-                produced.extend(files)
-                written += n
+                collect(_run(task))
+        for name, files in stamps.items():
+            models_state[name] = {"sig": signatures[name], "files": sorted(files)}
+        phases["pages"] = time.perf_counter() - t0 - phases["gather"]
         site_files = _site_files(renderer, site)
         output.journal([rel for rel, _ in site_files])
         for rel, data in site_files:
@@ -187,6 +275,10 @@ def build(
         written += output.written - before
     finally:
         _STATE.clear()
+    if state_file is not None:
+        cache.write_json(state_file, {"models": models_state})
     problems = [p for m in site.models for p in m.problems]
+    seconds = time.perf_counter() - t0
+    phases["site"] = seconds - phases["gather"] - phases["pages"]
     return BuildReport(str(out), len(files_set) + 1, written, removed, len(site.models), site.versions,
-                       time.perf_counter() - t0, n_jobs, problems)
+                       seconds, n_jobs, problems, phases)

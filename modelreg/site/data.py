@@ -6,17 +6,20 @@ dataclasses defined here. A later index (SQLite) can replace the source by provi
 same few methods (``stages``, ``policy``, ``model_names``, ``model``, ``stats``).
 
 Per model the source reads the event log once (``Registry.model_state``: events and their
-fold), the version entries and stage refs, and each version's manifest (hash-verified). It
-never reads a log once per version.
+fold), the version entries and stage refs, and each version's manifest (hash-verified), or
+that manifest from the site's cache (a digest names immutable bytes; see
+:mod:`modelreg.site.cache`). It never reads a log once per version.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ModelregError
+from .cache import ManifestCache
 
 if TYPE_CHECKING:
     from ..log import Event
@@ -156,10 +159,11 @@ def is_move(e: Event) -> bool:
 class RegistrySource:
     """The registry's public library API as the site's source."""
 
-    def __init__(self, reg: Registry) -> None:
+    def __init__(self, reg: Registry, cache: Path | None = None) -> None:
         self.reg = reg
         self.stages: tuple[str, ...] = tuple(reg.stages)
         self._policy = reg.policy
+        self.cache = cache  # see modelreg.site.cache; None: parse every manifest
 
     def policy(self) -> dict[str, Any]:
         return self._policy.to_dict()
@@ -189,18 +193,22 @@ class RegistrySource:
             stages_of.setdefault(raw_holders[s], []).append(s)
         versions: list[VersionData] = []
         problems: list[str] = []
+        manifests = ManifestCache(self.cache, name)
         for i, v in enumerate(state.order(list(digests))):
             d = digests[v]
             st = state.versions.get(v)
-            m: dict[str, Any] | None = None
             problem = None
-            try:
-                m = reg.manifest(d)
-                if m.get("name") != name or m.get("version") != v:
-                    problem = f"object {d} holds {m.get('name')}@{m.get('version')}, not {name}@{v}"
-                    m = None
-            except ModelregError as exc:
-                problem = exc.message
+            m: dict[str, Any] | None = manifests.get(d, name, v)
+            if m is None:
+                try:
+                    m = reg.manifest(d)
+                    if m.get("name") != name or m.get("version") != v:
+                        problem = f"object {d} holds {m.get('name')}@{m.get('version')}, not {name}@{v}"
+                        m = None
+                    else:
+                        manifests.put(d, m)
+                except ModelregError as exc:
+                    problem = exc.message
             if problem:
                 problems.append(f"{name}@{v}: {problem}")
             manifest_tags = (m or {}).get("tags", [])
@@ -217,6 +225,7 @@ class RegistrySource:
                 tags=st.tags(manifest_tags) if st is not None else sorted(manifest_tags),
                 manifest=m, problem=problem,
             ))
+        manifests.save(set(digests.values()))
         by_digest = {v.digest: v for v in versions}
         holders: dict[str, Holder] = {}
         moves = [e for e in state.events if is_move(e)]

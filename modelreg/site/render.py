@@ -108,6 +108,16 @@ def fmt_json(v: Any) -> str:
     """A value as text: strings as they are, everything else as compact JSON."""
     if isinstance(v, str):
         return v
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if v is None:
+        return "null"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)  # what json.dumps writes for a finite float
     return json.dumps(v, ensure_ascii=False, separators=(", ", ": "))
 
 
@@ -197,7 +207,7 @@ class Renderer:
             top = self.site.top_stage
             holder = m.holders.get(top) if top else None
             names = {v.digest: v.version for v in m.versions}
-            ctx = {"events": by_version, "top": top,
+            ctx = {"events": by_version, "top": top, "flat": {},
                    "top_version": self.site.by_digest.get(holder.digest) if holder else None, "names": names}
             self._model_ctx = {m.name: ctx}  # one model at a time: jobs come grouped by model
         return ctx
@@ -214,25 +224,73 @@ class Renderer:
         )
 
     def version(self, m: ModelData, v: VersionData) -> bytes:
-        from ..manifest import diff
-
+        """One version's page. The heavy parts (diffs, tables) arrive as rows of plain strings: at 100k
+        versions every expression the template evaluates costs seconds."""
         ctx = self._ctx(m)
         prev = m.versions[v.index - 1] if v.index > 0 else None
         top_v = ctx["top_version"]
         diffs = []
         if prev is not None:
-            diffs.append(("previous version", prev, _diff(diff, prev, v, self.site)))
+            label = "previous version" + (f", in {ctx['top']}" if top_v is not None and top_v.digest == prev.digest else "")
+            diffs.append((label, prev.version, self._diff(ctx, prev, v)))
         if top_v is not None and top_v.digest != v.digest and (prev is None or top_v.digest != prev.digest):
-            diffs.append((ctx["top"], top_v, _diff(diff, top_v, v, self.site)))
-        elif top_v is not None and prev is not None and top_v.digest == prev.digest:
-            diffs[0] = (f"previous version, in {ctx['top']}", prev, diffs[0][2])
-        lineage = charts.lineage(v, self.site, "../../")
-        events = ctx["events"].get(v.version, [])
+            diffs.append((ctx["top"], top_v.version, self._diff(ctx, top_v, v)))
+        man = v.manifest or {}
+        names = ctx["names"]
+        events = []
+        for e in reversed(ctx["events"].get(v.version, [])):
+            change = ""
+            if e.stage is not None:
+                change = f"{names.get(e.from_, (e.from_ or '∅')[:15])} → {names.get(e.to, (e.to or '∅')[:15])}"
+            events.append((e.time, charts.short_time(e.time), e.action, e.stage or "", change, e.actor,
+                           e.reason or "", event_detail(e)))
+        artifacts = [(a.get("role", ""), a.get("uri", ""), fmt_size(a.get("size")),
+                      "" if a.get("size") is None else str(a.get("size")), a.get("sha256") or "")
+                     for a in man.get("artifacts", [])]
+        metrics = [(suite, _rows(values)) for suite, values in sorted(v.metrics.items())]
         return self._render(
             "version.html", "../../", f"{m.name}/{v.version}/index.html", page="version", m=m, v=v,
-            man=v.manifest or {}, diffs=diffs, lineage=lineage, events=list(reversed(events)),
-            names=ctx["names"], parents=self._parents(v),
+            man=man, diffs=diffs, lineage=charts.lineage(v, self.site, "../../"), events=events,
+            parents=self._parents(v), artifacts=artifacts, params=_rows(man.get("params")),
+            meta=_rows(man.get("meta")), metrics=metrics, registered=charts.short_time(v.registered_at),
+            api_page=api_page_name(v.index),
         )
+
+    def _diff(self, ctx: dict[str, Any], a: VersionData, b: VersionData) -> list[tuple[str, str, str, str]] | None:
+        """Manifest changes from ``a`` to ``b`` (the version field aside) as ``(kind, path, old, new)`` text,
+        parents named by version. Flattened manifests are kept per model: each is flattened once."""
+        fa, fb = self._flat(ctx, a), self._flat(ctx, b)
+        if fa is None or fb is None:
+            return None
+        rows = []
+        for p in sorted(fa.keys() | fb.keys()):
+            if p == "version":
+                continue
+            old, new = fa.get(p, _MISSING), fb.get(p, _MISSING)
+            if old == new and (old is _MISSING) == (new is _MISSING):
+                continue
+            kind = "added" if old is _MISSING or old is None else "removed" if new is _MISSING or new is None else "changed"
+            path = p
+            if p.startswith("parents."):
+                other = self.site.by_digest.get(p[len("parents."):])
+                if other is not None:
+                    path = f"parents.{other.name}@{other.version}"
+            rows.append((kind, path, "" if old is _MISSING or old is None else fmt_json(old),
+                         "" if new is _MISSING or new is None else fmt_json(new)))
+        return rows
+
+    def _flat(self, ctx: dict[str, Any], v: VersionData) -> dict[str, Any] | None:
+        if v.manifest is None:
+            return None
+        cache = ctx["flat"]
+        flat = cache.get(v.digest)
+        if flat is None:
+            from ..manifest import flatten as flatten_manifest
+
+            if len(cache) > 8:
+                cache.clear()
+            flat = cache[v.digest] = flatten_manifest(v.manifest)
+        return flat
 
     def _parents(self, v: VersionData) -> list[dict[str, Any]]:
         out = []
@@ -303,21 +361,19 @@ def version_row(v: VersionData) -> list[Any]:
     return [v.index, v.version, v.digest, v.stages, 1 if v.archived else 0, v.registered_at, v.registered_by, v.tags]
 
 
-def _diff(diff: Any, a: VersionData, b: VersionData, site: SiteData) -> list[dict[str, Any]] | None:
-    """Manifest changes from ``a`` to ``b`` (the version field aside), parents named by version."""
-    if a.manifest is None or b.manifest is None:
-        return None
-    out = []
-    for c in diff(a.manifest, b.manifest):
-        if c.path == "version":
-            continue
-        path = c.path
-        if path.startswith("parents."):
-            other = site.by_digest.get(path[len("parents."):])
-            if other is not None:
-                path = f"parents.{other.name}@{other.version}"
-        out.append({"path": path, "kind": c.kind, "old": c.old, "new": c.new})
-    return out
+_MISSING: Any = object()
+
+
+def _rows(d: Any) -> list[tuple[str, str]]:
+    """``(dotted key, text)`` rows of a nested mapping, for key/value tables."""
+    return [(k, fmt_json(v)) for k, v in flatten(d)] if isinstance(d, dict) else []
+
+
+def api_page_name(index: int) -> str:
+    """The API versions page that lists the version at registration position ``index``."""
+    from .api import PER_PAGE, page_name
+
+    return page_name(index // PER_PAGE + 1)
 
 
 def static_files() -> list[tuple[str, bytes]]:
