@@ -27,7 +27,7 @@ def page_name(page: int) -> str:
 
 def _holder(h: Holder | None) -> dict[str, Any] | None:
     return None if h is None else {"version": h.version, "digest": h.digest, "since": h.since, "by": h.by,
-                                   "reason": h.reason}
+                                   "reason": h.reason, "action": h.action}
 
 
 def _stages(m: ModelData, site: SiteData) -> dict[str, Any]:
@@ -110,6 +110,7 @@ def stage_doc(m: ModelData, stage: str) -> dict[str, Any]:
         "since": h.since if h else None,
         "by": h.by if h else None,
         "reason": h.reason if h else None,
+        "action": h.action if h else None,
         "archived": v.archived if v else None,
         "manifest": v.manifest if v else None,
         "metrics": v.metrics if v else None,

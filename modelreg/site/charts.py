@@ -179,6 +179,7 @@ class MetricChart:
     path: str
     points: list[Point]  # one per version with a value (markers omitted above MARKERS_MAX, see markers)
     markers: bool
+    radius: float  # of a point's marker: smaller when there are many
     count: int
     prod: Point | None
     thresholds: list[Threshold]
@@ -254,8 +255,9 @@ def _metric_chart(suite: str, key: str, pts: list[tuple[VersionData, float]], pr
     markers = len(points) <= MARKERS_MAX
     thr = [Threshold(_num(y_of(v)), f"{stage} {op} {fmt_value(v)}", _num(y_of(v) - 3)) for stage, op, v in thresholds]
     yticks = [(_num(y_of(v)), fmt_value(v)) for v in (lo + (hi - lo) * k / 4 for k in (0, 2, 4))]
+    radius = 3 if len(points) <= 60 else 2 if len(points) <= 300 else 1.2
     return MetricChart(suite, key, width, height, left, right, top, bottom, path, points if markers else [],
-                       markers, len(points), prod, thr, yticks, pts[0][0].version, pts[-1][0].version)
+                       markers, radius, len(points), prod, thr, yticks, pts[0][0].version, pts[-1][0].version)
 
 
 # ------------------------------------------------------------------- lineage

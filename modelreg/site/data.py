@@ -178,6 +178,33 @@ class RegistrySource:
     def stats(self) -> dict[str, Any]:
         return self.reg.stats()
 
+    def warm(self, names: list[str], jobs: int) -> None:
+        """Parse the manifests missing from the cache, ``jobs`` processes at once (nothing without a cache)."""
+        if self.cache is None:
+            return
+        import multiprocessing as mp
+
+        global _WARMING
+        _WARMING = self
+        try:
+            with mp.get_context("fork").Pool(min(jobs, len(names))) as pool:
+                pool.map(_warm_one, names, chunksize=max(1, len(names) // (jobs * 16)))
+        finally:
+            _WARMING = None
+
+    def _warm(self, name: str) -> None:
+        manifests = ManifestCache(self.cache, name)
+        digests = self.reg.refs.versions(name)
+        for v, d in digests.items():
+            if manifests.get(d, name, v) is None:
+                try:
+                    m = self.reg.manifest(d)
+                except ModelregError:
+                    continue  # reported by the gathering itself
+                if m.get("name") == name and m.get("version") == v:
+                    manifests.put(d, m)
+        manifests.save(set(digests.values()))
+
     def _stage_order(self, holders: dict[str, str]) -> list[str]:
         known = [s for s in self.stages if s in holders]
         return known + sorted(s for s in holders if s not in known)
@@ -260,29 +287,15 @@ class RegistrySource:
         return out
 
 
-def _gather_one(name: str) -> ModelData:
-    assert _WORKER_SOURCE is not None
-    return _WORKER_SOURCE.model(name)
-
-
-_WORKER_SOURCE: Source | None = None
-
-
 def gather(source: Source, jobs: int = 1) -> SiteData:
-    """Read every model through ``source`` (in ``jobs`` forked processes when more than one)."""
-    global _WORKER_SOURCE
+    """Read every model through ``source``. With ``jobs`` > 1, a source that can (``warm``) first parses
+    the manifests it has not cached in that many forked processes; the gathering itself runs here, because
+    shipping a model's parsed data back from a worker costs more than reading it."""
     names = source.model_names()
-    if jobs > 1 and len(names) > 1 and can_fork():
-        import multiprocessing as mp
-
-        _WORKER_SOURCE = source
-        try:
-            with mp.get_context("fork").Pool(min(jobs, len(names))) as pool:
-                models = pool.map(_gather_one, names, chunksize=max(1, len(names) // (jobs * 8)))
-        finally:
-            _WORKER_SOURCE = None
-    else:
-        models = [source.model(n) for n in names]
+    warm = getattr(source, "warm", None)
+    if jobs > 1 and len(names) > 1 and can_fork() and warm is not None:
+        warm(names, jobs)
+    models = [source.model(n) for n in names]
     data = SiteData(stages=tuple(source.stages), policy=source.policy(), models=models, stats=source.stats())
     for m in models:
         for v in m.versions:
@@ -290,6 +303,14 @@ def gather(source: Source, jobs: int = 1) -> SiteData:
             for p in (v.manifest or {}).get("parents", []):
                 data.children.setdefault(p["digest"], []).append((v.digest, p.get("relation")))
     return data
+
+
+_WARMING: RegistrySource | None = None  # the source a forked warm-up worker uses
+
+
+def _warm_one(name: str) -> None:
+    assert _WARMING is not None
+    _WARMING._warm(name)
 
 
 def can_fork() -> bool:
