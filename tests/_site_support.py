@@ -49,10 +49,11 @@ def make_team_registry(project: Path) -> Registry:
             params={"lr": 0.0003 * (i + 1), "epochs": 3 + i, "optimizer": {"name": "adamw", "betas": [0.9, 0.99]}},
             meta={"framework": "pytorch", "note": HOSTILE if version == "1.2.0" else "ok"},
             tags=["nlp"] if i % 2 == 0 else [], parents=["llama-base@3.1.0"], relation="fine_tune",
-            description=f"FAQ answering model {version}\u2028line two" if version == "1.3.0" else f"FAQ model {version}",
+            description=f"FAQ model {version}" + ("\u2028line two" if version == "1.3.0" else ""),
             actor=ACTOR, check=False,
         )
-        reg.set_metrics(f"faq-bot@{version}", "core-v1", {"score": score, "f1": f1, "passed": score >= 0.85}, actor=ACTOR)
+        reg.set_metrics(f"faq-bot@{version}", "core-v1", {"score": score, "f1": f1, "passed": score >= 0.85},
+                        actor=ACTOR)
         reg.set_metrics(f"faq-bot@{version}", "latency", {"p95_ms": p95}, actor=ACTOR)
     reg.approve("faq-bot@1.2.0", "production", comment="looks good", actor="carol@example.com")
     reg.approve("faq-bot@1.4.0", "production", comment=HOSTILE, actor="carol@example.com")

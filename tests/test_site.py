@@ -131,12 +131,14 @@ def test_every_page_has_a_strict_csp_and_only_relative_links(team: Registry, tmp
         assert f'<meta http-equiv="Content-Security-Policy" content="{render.CSP}">' in text
         assert "default-src 'self'" in render.CSP and "unsafe-inline" not in render.CSP
         canonical = re.findall(r'<link rel="canonical" href="([^"]+)">', text)
-        expected = "https://models.example.com/registry/" + (rel[:-len("index.html")] if rel.endswith("index.html") else rel)
+        page = rel[:-len("index.html")] if rel.endswith("index.html") else rel
+        expected = "https://models.example.com/registry/" + page
         assert canonical == [expected]
         for url in re.findall(r'(?:href|src)="([^"]+)"', text):
             if url == expected:
                 continue
-            assert "://" not in url and not url.startswith("/"), (rel, url)  # relative: works from file:// and a sub-path
+            # relative: works from file:// and under a sub-path
+            assert "://" not in url and not url.startswith("/"), (rel, url)
         assert " style=" not in text  # the CSP forbids inline styles
 
 
@@ -189,7 +191,8 @@ def test_json_api_shapes(team: Registry, tmp_path: Path) -> None:
     models = read_json(api / "models.json")
     assert models["api"] == 1 and models["stages"] == ["staging", "canary", "production"]
     faq = next(m for m in models["models"] if m["name"] == "faq-bot")
-    assert faq["stages"]["production"]["version"] == "1.2.0" and faq["stages"]["production"]["by"] == "carol@example.com"
+    prod = faq["stages"]["production"]
+    assert prod["version"] == "1.2.0" and prod["by"] == "carol@example.com" and prod["action"] == "promote"
     assert faq["latest"] == "1.4.0" and faq["versions"] == 5 and faq["archived"] == 1 and faq["href"] == "faq-bot.json"
     model = read_json(api / "faq-bot.json")
     assert model["links"]["versions"] == "faq-bot/versions.json"
@@ -230,7 +233,8 @@ def test_versions_api_is_paged_with_next_links(tmp_path: Path, monkeypatch: pyte
         name = page["next"]
     assert seen == [f"1.0.{i}" for i in range(10)]
     assert read_json(base / "versions-3.json")["prev"] == "versions-2.json"
-    assert sorted(p.name for p in base.glob("versions*.json")) == ["versions-2.json", "versions-3.json", "versions.json"]
+    pages = sorted(p.name for p in base.glob("versions*.json"))
+    assert pages == ["versions-2.json", "versions-3.json", "versions.json"]
 
 
 def test_rebuild_writes_only_what_changed_and_removes_stale_files(team: Registry, tmp_path: Path) -> None:
@@ -447,3 +451,37 @@ def test_an_unusable_cache_directory_only_costs_time(team: Registry, tmp_path: P
     team.build_site(tmp_path / "b")
     assert site_files(tmp_path / "a") == site_files(tmp_path / "b")
     assert blocker.read_text() == "x"
+
+
+def test_timeline_marks_clears_and_actions_it_does_not_know() -> None:
+    """Stage moves by actions added later (the lifecycle's `clear`, anything new) are drawn, not dropped."""
+    from modelreg.log import Event
+    from modelreg.site import charts
+    from modelreg.site.data import Holder, ModelData, VersionData
+
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    versions = [VersionData("m", "1", a, 0), VersionData("m", "2", b, 1)]
+    events = [
+        Event("register", "m", "x", version="1", to=a, time="2024-01-01T00:00:00.000000Z", id="1"),
+        Event("promote", "m", "x", version="1", stage="production", to=a, time="2024-01-02T00:00:00.000000Z", id="2"),
+        Event("promote", "m", "x", version="2", stage="production", from_=a, to=b, reason="<b>better</b>",
+              time="2024-01-03T00:00:00.000000Z", id="3"),
+        Event("clear", "m", "oncall", version="2", stage="production", from_=b, to=None, reason="incident",
+              time="2024-01-04T00:00:00.000000Z", id="4"),
+        Event("quarantine", "m", "bot", version="1", stage="shadow", to=a, time="2024-01-05T00:00:00.000000Z", id="5"),
+    ]
+    t = charts.timeline(ModelData("m", versions, events, {"shadow": Holder("shadow", a, "1")}), ("production",))
+    assert t is not None and t.points == 4
+    assert [lane.stage for lane in t.lanes] == ["production", "shadow"]
+    marks = [(m.action, m.shape) for lane in t.lanes for m in lane.marks]
+    assert marks == [("promote", "up"), ("promote", "up"), ("clear", "cross"), ("quarantine", "dot")]
+    production = t.lanes[0]
+    assert [s.version for s in production.segments] == ["1", "2"]  # nothing is drawn after the clear
+    assert "cleared production by oncall — incident" in production.marks[2].title
+    assert "<b>better</b>" in production.marks[1].title  # raw here; the template escapes it
+
+
+def test_script_json_is_inert_in_a_script_element() -> None:
+    text = render.script_json({"k": "</script><!-- \u2028\u2029 & <b>"})
+    assert text == '{"k":"\\u003c/script\\u003e\\u003c!-- \\u2028\\u2029 \\u0026 \\u003cb\\u003e"}'
+    assert json.loads(text) == {"k": "</script><!-- \u2028\u2029 & <b>"}

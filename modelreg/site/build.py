@@ -17,7 +17,7 @@ from .. import __version__
 from ..errors import UsageError
 from . import api, cache
 from .data import ModelData, RegistrySource, SiteData, can_fork, gather
-from .output import Output
+from .output import Output, valid_rel
 from .render import Options, Renderer, _require_jinja, static_files
 
 if TYPE_CHECKING:
@@ -186,12 +186,59 @@ def _intact(root: str, files: Any) -> bool:
         return False
     try:
         for rel, size, mtime in files:
+            if not valid_rel(rel):
+                return False
             st = os.lstat(os.path.join(root, rel))
             if not stat.S_ISREG(st.st_mode) or st.st_size != size or st.st_mtime_ns != mtime:
                 return False
     except (OSError, TypeError, ValueError):
         return False
     return True
+
+
+def _unchanged(
+    site: SiteData, signatures: dict[str, str], root: str, state_file: Path | None,
+) -> tuple[list[int], list[str], dict[str, Any]]:
+    """Models to render (indexes), the files of those that need nothing, and their recorded state."""
+    last = (cache.read_json(state_file) if state_file else None) or {}
+    last_models = last.get("models") if isinstance(last.get("models"), dict) else {}
+    todo, produced, kept = [], [], {}
+    for i, m in enumerate(site.models):
+        old = last_models.get(m.name)
+        if isinstance(old, dict) and old.get("sig") == signatures[m.name] and _intact(root, old.get("files")):
+            kept[m.name] = old  # nothing it is made from changed, and its files are as the last build left them
+            produced.extend(rel for rel, _, _ in old["files"])
+        else:
+            todo.append(i)
+    return todo, produced, kept
+
+
+def _render_models(
+    site: SiteData, todo: list[int], produced: list[str], n_jobs: int,
+) -> tuple[int, dict[str, list[tuple[str, int, int]]]]:
+    """Render and write the files of the models ``todo`` (in ``n_jobs`` forked workers when more than one);
+    returns how many files were written and each model's ``(path, size, mtime_ns)``."""
+    tasks = _tasks(site, todo)
+    written = 0
+    stamps: dict[str, list[tuple[str, int, int]]] = {}
+
+    def collect(result: tuple[int, list[tuple[str, int, int]], int]) -> None:
+        nonlocal written
+        i, files, n = result
+        stamps.setdefault(site.models[i].name, []).extend(files)
+        produced.extend(rel for rel, _, _ in files)
+        written += n
+
+    if n_jobs > 1 and len(tasks) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(n_jobs) as pool:
+            for result in pool.imap_unordered(_run, tasks, chunksize=4):
+                collect(result)
+    else:
+        for task in tasks:
+            collect(_run(task))
+    return written, stamps
 
 
 def default_jobs() -> int:
@@ -224,42 +271,12 @@ def build(
     _STATE.clear()
     renderer = Renderer(site, options)  # templates compiled here, before any fork
     _STATE.update(site=site, options=options, root=Path(output.root), previous=output.previous, renderer=renderer)
-    base = json.dumps([code_signature(), options.title, options.base_url, list(site.stages), site.policy])
     state_file = cache.state_path(cache_dir, output.root)
-    last = (cache.read_json(state_file) if state_file else None) or {}
-    last_models = last.get("models") if isinstance(last.get("models"), dict) else {}
+    base = json.dumps([code_signature(), options.title, options.base_url, list(site.stages), site.policy])
     signatures = {m.name: model_signature(m, site, base) for m in site.models}
-    models_state: dict[str, Any] = {}
-    todo = []
-    produced: list[str] = []
-    for i, m in enumerate(site.models):
-        old = last_models.get(m.name)
-        if isinstance(old, dict) and old.get("sig") == signatures[m.name] and _intact(output.root, old.get("files")):
-            models_state[m.name] = old  # nothing it is made from changed: its files stay as they are
-            produced.extend(rel for rel, _, _ in old["files"])
-        else:
-            todo.append(i)
     try:
-        tasks = _tasks(site, todo)
-        written = 0
-        stamps: dict[str, list[Any]] = {}
-
-        def collect(result: tuple[int, list[tuple[str, int, int]], int]) -> None:
-            nonlocal written
-            i, files, n = result
-            stamps.setdefault(site.models[i].name, []).extend(files)
-            produced.extend(rel for rel, _, _ in files)
-            written += n
-
-        if n_jobs > 1 and len(tasks) > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("fork").Pool(n_jobs) as pool:
-                for result in pool.imap_unordered(_run, tasks, chunksize=4):
-                    collect(result)
-        else:
-            for task in tasks:
-                collect(_run(task))
+        todo, produced, models_state = _unchanged(site, signatures, output.root, state_file)
+        written, stamps = _render_models(site, todo, produced, n_jobs)
         for name, files in stamps.items():
             models_state[name] = {"sig": signatures[name], "files": sorted(files)}
         phases["pages"] = time.perf_counter() - t0 - phases["gather"]
@@ -268,11 +285,9 @@ def build(
         for rel, data in site_files:
             output.write(rel, data)
             produced.append(rel)
-        written += output.written
         files_set = set(produced)
-        before = output.written
         removed = output.finish(files_set)
-        written += output.written - before
+        written += output.written
     finally:
         _STATE.clear()
     if state_file is not None:

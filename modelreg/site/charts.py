@@ -195,18 +195,18 @@ def numeric_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
         if not isinstance(values, dict):
             continue
         flat: dict[str, float] = {}
-
-        def walk(prefix: str, v: Any, depth: int = 0) -> None:
-            if isinstance(v, dict) and depth < 4:
-                for k, x in v.items():
-                    walk(f"{prefix}.{k}" if prefix else str(k), x, depth + 1)
-            elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                flat[prefix] = v
-
-        walk("", values)
+        _numbers("", values, flat)
         if flat:
             out[suite] = flat
     return out
+
+
+def _numbers(prefix: str, v: Any, into: dict[str, float], depth: int = 0) -> None:
+    if isinstance(v, dict) and depth < 4:
+        for k, x in v.items():
+            _numbers(f"{prefix}.{k}" if prefix else str(k), x, into, depth + 1)
+    elif isinstance(v, (int, float)) and not isinstance(v, bool):
+        into[prefix] = v
 
 
 def metric_charts(model: ModelData, site: SiteData) -> list[tuple[str, list[MetricChart]]]:
@@ -387,5 +387,6 @@ def lineage(v: VersionData, site: SiteData, root: str, depth: int = 4, limit: in
             x0, y0, x1, y1 = ax + node_w, ay + node_h / 2, bx, by + node_h / 2
             mid = (x0 + x1) / 2
             d = f"M{_num(x0)} {_num(y0)} C{_num(mid)} {_num(y0)} {_num(mid)} {_num(y1)} {_num(x1 - 2)} {_num(y1)}"
-        out_edges.append(Edge(d, relation, f"{nodes[a].full} → {nodes[b].full}" + (f" ({relation})" if relation else "")))
+        title = f"{nodes[a].full} → {nodes[b].full}" + (f" ({relation})" if relation else "")
+        out_edges.append(Edge(d, relation, title))
     return Lineage(width, height, list(nodes.values()), out_edges, node_w, node_h)

@@ -29,7 +29,7 @@ _MAX_MARKER = 256 << 20
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def _valid_rel(rel: object) -> bool:
+def valid_rel(rel: object) -> bool:
     if not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel or "\0" in rel:
         return False
     return all(part not in ("", ".", "..") for part in rel.split("/"))
@@ -103,7 +103,7 @@ class Output:
 
     def write(self, rel: str, data: bytes) -> bool:
         """Write ``data`` to ``rel`` unless the file already holds exactly these bytes; True if written."""
-        if not _valid_rel(rel):
+        if not valid_rel(rel):
             raise ValueError(f"bad site path {rel!r}")
         rel_dir, _, base = rel.rpartition("/")
         self._ensure_dir(rel_dir)
@@ -139,7 +139,7 @@ class Output:
 
     # ------------------------------------------------------------ finishing
     def finish(self, files: set[str]) -> int:
-        """Remove the previous build's files that ``files`` no longer has; write the marker. Returns the count removed."""
+        """Remove the previous build's files that ``files`` no longer has and write the marker; the count removed."""
         removed = 0
         for rel in sorted(self.previous - files, reverse=True):
             if rel == MARKER or not self._inside(rel):
@@ -212,7 +212,7 @@ def _clear_tmp(tmp: str | os.PathLike[str]) -> frozenset[str]:
     for entry in os.scandir(tmp):
         if entry.name.startswith("journal-") and entry.is_file(follow_symlinks=False):
             try:
-                found.update(r for r in _read(entry.path).decode("utf-8", "replace").splitlines() if _valid_rel(r))
+                found.update(r for r in _read(entry.path).decode("utf-8", "replace").splitlines() if valid_rel(r))
             except OSError:
                 pass
         if entry.is_dir(follow_symlinks=False):
@@ -245,4 +245,4 @@ def _read_marker(marker: Path) -> frozenset[str]:
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, list):
         return frozenset()
-    return frozenset(f for f in files if _valid_rel(f))
+    return frozenset(f for f in files if valid_rel(f))

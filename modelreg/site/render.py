@@ -152,8 +152,9 @@ def event_detail(e: Any) -> str:
             parts.append("forced")
         failed = d.get("failed_gates")
         if isinstance(failed, list) and failed:
-            parts.append("failed: " + ", ".join(f"{g.get('gate')} {g.get('subject')}" for g in failed if isinstance(g, dict)))
-        rest = {k: v for k, v in d.items() if k not in ("forced", "failed_gates", "by")}
+            gates = [f"{g.get('gate')} {g.get('subject')}" for g in failed if isinstance(g, dict)]
+            parts.append("failed: " + ", ".join(gates))
+        rest = {k: v for k, v in d.items() if k not in ("forced", "failed_gates", "by", "replaced_in")}
         if rest:
             parts.append(fmt_json(rest))
         text = "; ".join(parts)
@@ -231,7 +232,8 @@ class Renderer:
         top_v = ctx["top_version"]
         diffs = []
         if prev is not None:
-            label = "previous version" + (f", in {ctx['top']}" if top_v is not None and top_v.digest == prev.digest else "")
+            same = top_v is not None and top_v.digest == prev.digest
+            label = "previous version" + (f", in {ctx['top']}" if same else "")
             diffs.append((label, prev.version, self._diff(ctx, prev, v)))
         if top_v is not None and top_v.digest != v.digest and (prev is None or top_v.digest != prev.digest):
             diffs.append((ctx["top"], top_v.version, self._diff(ctx, top_v, v)))
@@ -269,7 +271,8 @@ class Renderer:
             old, new = fa.get(p, _MISSING), fb.get(p, _MISSING)
             if old == new and (old is _MISSING) == (new is _MISSING):
                 continue
-            kind = "added" if old is _MISSING or old is None else "removed" if new is _MISSING or new is None else "changed"
+            gone_before, gone_after = old is _MISSING or old is None, new is _MISSING or new is None
+            kind = "added" if gone_before else "removed" if gone_after else "changed"
             path = p
             if p.startswith("parents."):
                 other = self.site.by_digest.get(p[len("parents."):])
@@ -304,7 +307,8 @@ class Renderer:
         evs = self._all_events()
         actors = sorted({e.actor for _, e in evs})
         actions = sorted({e.action for _, e in evs})
-        stages = list(self.site.stages) + sorted({e.stage for _, e in evs if e.stage and e.stage not in self.site.stages})
+        other = {e.stage for _, e in evs if e.stage and e.stage not in self.site.stages}
+        stages = list(self.site.stages) + sorted(other)
         head = [self._event_row(m, e) for m, e in evs[:EVENT_ROWS]]
         chunks = max(1, -(-len(evs) // EVENT_CHUNK))
         return self._render("events.html", "", "events.html", page="events", rows=head, total=len(evs),

@@ -314,6 +314,7 @@
   overview();
   versionsTable();
   eventsTable();
+  Array.prototype.forEach.call(document.querySelectorAll(".noscript-note"), function (n) { n.hidden = true; });
   body.setAttribute("data-ready", "1");
   if (window.performance && performance.mark) performance.mark("mr-ready");
 })();
