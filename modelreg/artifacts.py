@@ -150,11 +150,12 @@ def verify_entry(
     compute_hash: bool = False,
     progress: ProgressFactory | None = None,
     storage_options: StorageOptions | None = None,
+    egress: Any = None,
 ) -> ArtifactResult:
     """Check one manifest artifact entry against its store.
 
     Missing, mismatched and unreachable artifacts are results; a refused URI or a backend that
-    is not installed raises (UsageError).
+    is not installed raises (UsageError), as does a URI the ``egress`` rules refuse (PolicyRefused).
     """
     uri = entry["uri"]
     reads = uris.is_local(uri) or compute_hash  # only then do bytes flow through a bar
@@ -162,7 +163,7 @@ def verify_entry(
         progress if reads else None, uri, entry.get("size"),
         lambda cb: uris.verify_artifact(
             uri, size=entry.get("size"), sha256=entry.get("sha256"), compute_hash=compute_hash,
-            root=root, progress=cb, storage_options=storage_options,
+            root=root, progress=cb, storage_options=storage_options, egress=egress,
         ),
     )
     return ArtifactResult(**asdict(res), role=entry["role"])
@@ -244,8 +245,20 @@ def fetch_entries(
     *,
     progress: ProgressFactory | None = None,
     storage_options: StorageOptions | None = None,
+    egress: Any = None,
+    allow_unverified: bool = False,
 ) -> FetchReport:
-    """Fetch every entry into ``dest``, all or nothing: on any failure, files this call wrote are removed."""
+    """Fetch every entry into ``dest``, all or nothing: on any failure, files this call wrote are removed.
+
+    An entry with no recorded sha256 cannot be checked by content: unless ``allow_unverified``,
+    the fetch is refused (IntegrityError) before anything is downloaded.
+    """
+    unhashed = [e["role"] for e in entries if e.get("sha256") is None]
+    if unhashed and not allow_unverified:
+        raise IntegrityError(
+            f"{ref.name}@{ref.version} artifact {unhashed[0]} has no recorded sha256, so its bytes cannot be "
+            "verified; pass --allow-unverified to fetch it anyway (only its size is checked)"
+        )
     out = Path(dest)
     if out.exists() and not out.is_dir():
         raise UsageError(f"destination {dest} exists and is not a directory")
@@ -263,7 +276,7 @@ def fetch_entries(
             wrote = _with_bar(
                 progress, e["uri"], size,
                 lambda cb: uris.fetch_artifact(e["uri"], path, sha256=sha, size=size, root=root, progress=cb,
-                                               storage_options=storage_options),
+                                               storage_options=storage_options, egress=egress),
             )
             if wrote:
                 written.append(path)

@@ -30,6 +30,10 @@ ActorOpt = Annotated[
     str | None, typer.Option("--actor", help="Who makes the change (default: MODELREG_ACTOR, CI user, git email).")
 ]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why: recorded in the event log.")]
+SignOpt = Annotated[
+    bool,
+    typer.Option("--sign", help="Sign the event with your SSH key (MODELREG_SIGNING_KEY or git's user.signingkey)."),
+]
 
 _state: dict[str, Any] = {"registry": None}
 
@@ -269,6 +273,7 @@ def promote_cmd(
                                      "markers; recorded in the event."),
     ] = False,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Point STAGE of the model at a version (compare-and-swap with --expect), if the policy's gates pass."""
@@ -277,7 +282,7 @@ def promote_cmd(
     reg = open_registry()
     try:
         cas = {} if expect is None else {"expect": expect}
-        move = reg.promote(ref, stage, reason=reason, actor=actor, force=force, **cas)
+        move = reg.promote(ref, stage, reason=reason, actor=actor, force=force, sign=sign, **cas)
     except PolicyRefused as exc:
         if exc.report is not None:
             if as_json:
@@ -300,11 +305,12 @@ def rollback_cmd(
     to: Annotated[str | None, typer.Option("--to", help="Version to roll back to (default: the previous one).")] = None,
     reason: ReasonOpt = None,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Move STAGE back to the version it held before its latest change."""
     reg = open_registry()
-    move = reg.rollback(name, stage, to=to, reason=reason, actor=actor)
+    move = reg.rollback(name, stage, to=to, reason=reason, actor=actor, sign=sign)
     _print_move(move, as_json, "Rolled back")
 
 
@@ -472,15 +478,21 @@ def log_cmd(
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Only the newest N events.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the event log, newest first: who changed what, when, and why."""
-    events = open_registry().events(name, stage=stage, limit=limit)
+    """Show the event log, newest first: who changed what, when, and why; which events are signed and verified."""
+    reg = open_registry()
+    events = reg.events(name, stage=stage, limit=limit)
+    verdicts = reg.signatures(events)
     if as_json:
-        emit_json([e.to_dict() for e in reversed(events)])
+        out = []
+        for e in reversed(events):
+            v = verdicts.get(e.id)
+            out.append({**e.to_dict(), "verified": bool(v and v.verified), "signature": v and v.to_dict()})
+        emit_json(out)
         return
-    from .render import event_text
+    from .render import event_text, signature_mark
 
     for e in reversed(events):
-        typer.echo(event_text(e))
+        typer.echo(event_text(e) + signature_mark(verdicts.get(e.id)))
 
 
 @command("diff")
@@ -597,10 +609,13 @@ def verify_cmd(
 def fetch_cmd(
     ref: Annotated[str, typer.Argument(help="Version reference.")],
     dest: Annotated[str, typer.Argument(help="Directory to write the artifacts into (created if missing).")],
+    allow_unverified: Annotated[
+        bool, typer.Option("--allow-unverified", help="Also fetch artifacts with no recorded sha256 (size check only).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Download a version's artifacts into DEST, each checked against its recorded SHA-256."""
-    report = open_registry().fetch(ref, dest, progress=_progress_factory())
+    report = open_registry().fetch(ref, dest, progress=_progress_factory(), allow_unverified=allow_unverified)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -633,13 +648,14 @@ def metrics_set_cmd(
     pairs: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE; VALUE keeps its JSON type (0.9, true, 3).")] = None,
     file: Annotated[str | None, typer.Option("--file", "-f", help="JSON object of values (KEY=VALUE pairs win).")] = None,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Merge metrics into a suite of a version (later values win per key; other suites untouched)."""
     values = _read_json_object(file, "--file") if file else {}
     values.update(parse_pairs(pairs or [], "metric"))
     reg = open_registry()
-    ev = reg.set_metrics(ref, suite, values, actor=actor)
+    ev = reg.set_metrics(ref, suite, values, actor=actor, sign=sign)
     if as_json:
         emit_json(ev.to_dict())
     else:
@@ -701,10 +717,11 @@ def approve_cmd(
     stage: Annotated[str, typer.Option("--stage", help="Stage the approval is for.")] = "production",
     comment: Annotated[str | None, typer.Option("--comment", help="Review comment.")] = None,
     actor: ActorOpt = None,
+    sign: SignOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a version for a stage (one approval per actor; approving again replaces it)."""
-    ev = open_registry().approve(ref, stage, comment, actor=actor)
+    ev = open_registry().approve(ref, stage, comment, actor=actor, sign=sign)
     if as_json:
         emit_json(ev.to_dict())
     else:
@@ -858,6 +875,62 @@ def git_textconv_cmd(
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     typer.echo(textconv(data), nl=False)
+
+
+@command("audit")
+def audit_cmd(
+    base: Annotated[str, typer.Option("--base", help="Git revision to compare with (the pull request's base).")],
+    max_skew: Annotated[
+        float, typer.Option("--max-skew", min=0, help="Seconds of clock difference tolerated in event times.")
+    ] = 300.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pull-request CI: fail (exit 6) if history since git revision BASE was edited, not only added to.
+
+    Findings: edited or removed log lines, changed or removed version entries and objects, stages at unregistered manifests, added events out of order with their commits (docs/security.md).
+    """
+    report = open_registry().audit(base, max_skew)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for f in report.findings:
+            typer.echo(f"{f.kind}: {f.message}")
+        for n in report.notes:
+            note(f"modelreg: note: {n}")
+        note(f"audited {report.registry} against {base} ({report.base_commit[:12]}): {report.added_events} added "
+             f"event(s), " + ("ok" if report.ok else f"{len(report.findings)} finding(s)"))
+    if not report.ok:
+        raise typer.Exit(6)
+
+
+@command("trust")
+def trust_cmd(
+    show: Annotated[bool, typer.Option("--show", help="Only show the settings and whether they are approved.")] = False,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Forget this machine's approval.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve config.yaml's network settings (endpoints, headers, a remote artifact_store) on this machine.
+
+    Like 'direnv allow': the exact values are recorded by hash in your user config directory, and any change to them needs approving again. Review them first with --show.
+    """
+    if show and revoke:
+        raise UsageError("give --show or --revoke, not both")
+    reg = open_registry()
+    st = reg.trust_status() if show else reg.trust(revoke=revoke)
+    if as_json:
+        emit_json(st.to_dict())
+        return
+    from .render import trust_lines
+
+    for line in trust_lines(st):
+        typer.echo(line)
+    if not st.settings:
+        note("config.yaml has no network settings: nothing needs approving")
+    elif revoke:
+        note(f"Forgot the approval of {st.config}" if st.changed else f"{st.config} was not approved here")
+    elif not show:
+        note(f"Approved these settings of {st.config} for this machine ({st.digest[:19]}); "
+             "any change to them needs approving again" if st.changed else "Already approved on this machine")
 
 
 @command("reindex")

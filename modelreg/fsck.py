@@ -104,6 +104,18 @@ class _Checker:
         except ModelregError as exc:
             self.error(self.root / "config.yaml", exc.message)
             self.stages = set(config_mod.DEFAULT_STAGES)
+            return
+        from .trust import settings
+
+        try:  # credentials refused; network settings named until this machine approves them
+            st = settings.status(self.reg.path, settings.committed(cfg.raw))
+        except ModelregError as exc:
+            self.error(self.root / "config.yaml", exc.message)
+            return
+        if st.settings and st.approved is None:
+            self.warn(self.root / "config.yaml", f"sets {', '.join(settings.shown(k, 80) for k in st.settings)}, "
+                                                 "not approved on this machine: "
+                                                 "they are not used until 'modelreg trust'")
 
     def check_tree(self) -> None:
         now = time.time()
@@ -321,6 +333,7 @@ class _Checker:
         done: dict[tuple[Any, ...], Any] = {}
         try:
             _store, options = self.reg.artifact_settings()
+            egress = self.reg.egress()  # URIs from the registry: no special files, private addresses...
         except ModelregError as exc:
             self.error(self.root / "config.yaml", exc.message)
             return
@@ -333,7 +346,7 @@ class _Checker:
                     counts["artifacts"] += 1
                     try:
                         done[key] = verify_entry(a, self.reg.root, compute_hash=self.compute_hash,
-                                                 storage_options=options)
+                                                 storage_options=options, egress=egress)
                     except ModelregError as exc:
                         done[key] = exc
                 res = done[key]

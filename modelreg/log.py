@@ -19,6 +19,7 @@ from . import fileio
 
 LOG_SUFFIX = ".jsonl"
 KEYS = ("id", "time", "actor", "action", "model", "version", "stage", "from", "to", "reason", "data")
+SIG_KEY = "sig"  # optional, last: an SSH signature over the other keys (modelreg.trust.signing)
 
 
 def new_id() -> str:
@@ -46,10 +47,11 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
     time: str = field(default_factory=utc_now)
+    sig: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form, with the stable keys listed in KEYS."""
-        return {
+        """The JSON form, with the stable keys listed in KEYS (and ``sig`` when the event is signed)."""
+        d = {
             "id": self.id,
             "time": self.time,
             "actor": self.actor,
@@ -62,6 +64,9 @@ class Event:
             "reason": self.reason,
             "data": self.data,
         }
+        if self.sig is not None:
+            d[SIG_KEY] = self.sig
+        return d
 
     def line(self) -> bytes:
         """The event as one log line (compact JSON, keys in fixed order, newline-terminated)."""
@@ -79,10 +84,11 @@ class Event:
         data = d.get("data") or {}
         if not isinstance(data, dict):
             raise ValueError("invalid 'data'")
+        sig = d.get(SIG_KEY)
         return cls(
             id=d["id"], time=d["time"], actor=d["actor"], action=d["action"], model=d["model"],
             version=d.get("version"), stage=d.get("stage"), from_=d.get("from"), to=d.get("to"),
-            reason=d.get("reason"), data=data,
+            reason=d.get("reason"), data=data, sig=sig if isinstance(sig, str) else None,
         )
 
 

@@ -18,7 +18,7 @@ from .errors import UsageError
 from .names import check_key
 
 POLICY_KEYS = ("require_previous_stage", "demote_to", "gates")
-GATE_KEYS = ("require_suites", "thresholds", "not_worse_than_current", "require_approvals")
+GATE_KEYS = ("require_suites", "thresholds", "not_worse_than_current", "require_approvals", "require_signatures")
 DIRECTIONS = ("higher", "lower")
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne,
@@ -49,6 +49,7 @@ class Gates:
     thresholds: tuple[Threshold, ...] = ()
     not_worse_than_current: tuple[tuple[str, str], ...] = ()  # (path, "higher"|"lower")
     require_approvals: int = 0
+    require_signatures: bool = False  # count only approvals/metrics signed by an allowed signer
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +57,7 @@ class Gates:
             "thresholds": {t.path: t.text for t in self.thresholds},
             "not_worse_than_current": dict(self.not_worse_than_current),
             "require_approvals": self.require_approvals,
+            "require_signatures": self.require_signatures,
         }
 
 
@@ -140,7 +142,10 @@ def _gates(raw: Any, where: str) -> Gates:
     approvals = raw.get("require_approvals", 0)
     if not isinstance(approvals, int) or isinstance(approvals, bool) or approvals < 0:
         raise _bad(f"{where}.require_approvals", f"{approvals!r} must be a non-negative integer")
-    return Gates(tuple(suites), tuple(thresholds), tuple(worse), approvals)
+    signatures = raw.get("require_signatures", False)
+    if not isinstance(signatures, bool):
+        raise _bad(f"{where}.require_signatures", f"{signatures!r} must be true or false")
+    return Gates(tuple(suites), tuple(thresholds), tuple(worse), approvals, signatures)
 
 
 def _checked(check: Callable[[str, str], str], kind: str, value: str, where: str) -> str:
@@ -274,9 +279,14 @@ def _num(value: Any) -> str:
 
 def evaluate(
     policy: Policy, stage: str, name: str, version: str, digest: str, candidate: Any,
-    current_version: str | None = None, current: Any = None,
+    current_version: str | None = None, current: Any = None, signatures: str | None = None,
 ) -> GateReport:
-    """Apply the rules and gates for ``stage`` to ``candidate`` (a VersionState; ``current`` holds the stage)."""
+    """Apply the rules and gates for ``stage`` to ``candidate`` (a VersionState; ``current`` holds the stage).
+
+    With the gate's ``require_signatures``, the caller passes states folded from signed approvals and
+    metrics only (approvals keyed by signer), and ``signatures`` names what keeps signatures from being
+    checked at all (no allowed signers file), which fails the gate.
+    """
     results: list[GateResult] = []
     archived = bool(candidate and candidate.archived)
     results.append(GateResult("not_archived", version, False, archived, not archived,
@@ -290,6 +300,12 @@ def evaluate(
             f"was in {want}" if ok else f"never was in {want}; promote it to {before[0]} first",
         ))
     gates = policy.gates.get(stage, Gates())
+    if gates.require_signatures:
+        results.append(GateResult(
+            "require_signatures", stage, "allowed signers file", "missing" if signatures else "present",
+            signatures is None,
+            signatures or "only signed approvals and metrics count",
+        ))
     metrics = candidate.metrics if candidate else {}
     for suite in gates.require_suites:
         ok = suite in metrics
@@ -321,8 +337,9 @@ def evaluate(
     if gates.require_approvals:
         actors = sorted((candidate.approvals if candidate else {}).get(stage, {}))
         ok = len(actors) >= gates.require_approvals
+        signed = " signed" if gates.require_signatures else ""
         results.append(GateResult(
             "require_approvals", stage, f">= {gates.require_approvals}", len(actors), ok,
-            f"{len(actors)} of {gates.require_approvals} approval(s)" + (f" ({', '.join(actors)})" if actors else ""),
+            f"{len(actors)} of {gates.require_approvals}{signed} approval(s)" + (f" ({', '.join(actors)})" if actors else ""),
         ))
     return GateReport(name, version, digest, stage, current_version, results)

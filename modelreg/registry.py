@@ -276,9 +276,33 @@ class Registry:
                 where = f" ({exc.filename})" if exc.filename else ""
                 raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
 
-    def _record(self, event: Event) -> Event:
+    def _record(self, event: Event, signer: Any = None) -> Event:
+        if signer is not None:
+            event = signer.sign_event(event)
         log.append(self.logs_dir, event)
         return event
+
+    def _signer(self, sign: bool) -> Any:
+        """The SSH key events are signed with (``--sign``), found before any lock is taken; None without ``sign``."""
+        if not sign:
+            return None
+        from .trust.signing import Signer
+
+        return Signer.from_environment(self.root)
+
+    def verifier(self) -> Any:
+        """A :class:`trust.signing.Verifier` over the allowed signers file of the user's environment."""
+        from .trust.signing import Verifier
+
+        return Verifier.from_environment(self.root, self.path)
+
+    def signatures(self, events: list[Event]) -> dict[str, Any]:
+        """Event id -> :class:`trust.signing.Verdict` for each signed event (the environment's allowed signers)."""
+        signed = [e for e in events if e.sig is not None]
+        if not signed:
+            return {}
+        verifier = self.verifier()
+        return {e.id: verifier.verify(e) for e in signed}
 
     # --------------------------------------------------------------- reading
     def manifest(self, digest: str) -> dict[str, Any]:
@@ -543,9 +567,13 @@ class Registry:
         checks = check_registration(self, m, strict=strict, new_model=new_model,
                                     allow_unknown_license=allow_unknown_license)
         if m.get("artifacts"):
-            store, options = self.artifact_settings()
+            store, options = None, None
+            self._committed_storage()  # credentials in config.yaml are refused whatever is registered
+            if upload or (check and not all(_is_local(a["uri"]) for a in m["artifacts"])):  # only if storage is used
+                eff = self._effective()
+                store, options = (eff.upload_store() if upload else eff.store), eff.options
             if upload and store is None:
-                raise UsageError("--upload needs 'artifact_store: URL' in config.yaml")
+                raise UsageError("--upload needs 'artifact_store: URL' in config.yaml or your user config")
             m["artifacts"] = [
                 _describe(a, self.root, progress, check=check, compute_hash=compute_hash,
                          upload_to=store if upload else None, storage_options=options)
@@ -604,6 +632,7 @@ class Registry:
         reason: str | None = None,
         actor: str | None = None,
         force: bool = False,
+        sign: bool = False,
     ) -> Move:
         """Point ``stage`` of the model at the version ``ref``; ``expect`` is a compare-and-swap on the old value.
 
@@ -615,7 +644,8 @@ class Registry:
         nothing, unless ``force`` (which needs a ``reason``; the event records both and the
         failed gates). Archived versions are refused even with ``force``. When the policy's
         ``demote_to`` names a stage for ``stage``, the replaced version moves there with its
-        own ``demote`` event, written after the promote event.
+        own ``demote`` event, written after the promote event. ``sign`` signs the events with the
+        user's SSH key (see :mod:`trust.signing`).
         """
         if force and not (reason and reason.strip()):
             raise UsageError("--force needs --reason: say why the policy is overridden (it is recorded)")
@@ -627,10 +657,11 @@ class Registry:
             want = None if expect is None else self._expected_digest(target.name, expect)
         who = resolve_actor(actor)
         policy = self.policy
+        signer = self._signer(sign)
         with self._locked(target.name):
             sides = self.refs.conflict_sides(target.name, stage) if force else None
             if sides is not None:
-                return self._resolve_conflict(target, stage, sides, want, reason, who)
+                return self._resolve_conflict(target, stage, sides, want, reason, who, signer)
             current = self.refs.read_stage(target.name, stage)
             if want is not _UNSET and current != want:
                 raise Conflict(
@@ -652,7 +683,7 @@ class Registry:
                 data = {"forced": True, "failed_gates": [r.to_dict() for r in report.failed]}
             ev = self._record(
                 Event("promote", target.name, who, version=target.version, stage=stage,
-                      from_=current, to=target.digest, reason=reason, data=data)
+                      from_=current, to=target.digest, reason=reason, data=data), signer
             )
             events = [ev]
             demote_stage = policy.demote_to.get(stage)
@@ -664,17 +695,47 @@ class Registry:
                         "demote", target.name, who, version=self._identity(current).version, stage=demote_stage,
                         from_=held, to=current, reason=f"replaced in {stage} by {target.version}",
                         data={"replaced_in": stage, "by": ev.id},
-                    )))
+                    ), signer))
         return Move(target.name, stage, self._maybe_identity(current), target, True, events)
 
     def _evaluate(self, target: Resolved, stage: str, state: ModelState, current: str | None) -> GateReport:
         holder = self._maybe_identity(current)
         from . import policy as policy_mod
 
+        problem = None
+        gates = self.policy.gates.get(stage)
+        if gates is not None and gates.require_signatures:
+            state, problem = self._signed_state(state)
         return policy_mod.evaluate(
             self.policy, stage, target.name, target.version, target.digest, state.versions.get(target.version),
             holder.version if holder else None, state.versions.get(holder.version) if holder else None,
+            signatures=problem,
         )
+
+    def _signed_state(self, state: ModelState) -> tuple[ModelState, str | None]:
+        """The fold with only the approvals and metrics whose signature verifies against an allowed
+        signer, each approval under its signer's identity (one approver per signing key)."""
+        import dataclasses
+
+        from .state import fold
+        from .trust.signing import Verifier, allowed_signers_file
+
+        try:
+            verifier = Verifier(allowed_signers_file(self.root, self.path))
+        except UsageError as exc:
+            verifier, problem = Verifier(None), exc.message
+        else:
+            problem = None if verifier.allowed is not None else (
+                "no allowed signers file: set MODELREG_ALLOWED_SIGNERS or git config gpg.ssh.allowedSignersFile")
+        kept = []
+        for e in state.events:
+            if e.action in ("approve", "metrics"):
+                v = verifier.verify(e) if verifier.allowed is not None else None
+                if v is None or not v.verified:
+                    continue
+                e = dataclasses.replace(e, actor=v.identity)
+            kept.append(e)
+        return fold(kept), problem
 
     def check(self, ref: str, stage: str) -> GateReport:
         """Evaluate the rules and gates for moving ``ref`` into ``stage`` without moving anything."""
@@ -684,7 +745,8 @@ class Registry:
         return self._evaluate(target, stage, self.model_state(target.name), current)
 
     def _resolve_conflict(
-        self, target: Resolved, stage: str, sides: list[str], want: Any, reason: str | None, who: str
+        self, target: Resolved, stage: str, sides: list[str], want: Any, reason: str | None, who: str,
+        signer: Any = None,
     ) -> Move:
         """``promote --force`` onto a ref left with git conflict markers: pick ``target`` (lock held)."""
         if want is not _UNSET and want not in sides:
@@ -698,7 +760,7 @@ class Registry:
         self.refs.overwrite_conflicted_stage(target.name, stage, target.digest)
         ev = self._record(
             Event("promote", target.name, who, version=target.version, stage=stage, from_=None, to=target.digest,
-                  reason=reason, data={"forced": True, "resolved_conflict": True, "conflict_sides": sides})
+                  reason=reason, data={"forced": True, "resolved_conflict": True, "conflict_sides": sides}), signer
         )
         return Move(target.name, stage, None, target, True, [ev])
 
@@ -722,12 +784,14 @@ class Registry:
         to: str | None = None,
         reason: str | None = None,
         actor: str | None = None,
+        sign: bool = False,
     ) -> Move:
         """Move ``stage`` back to the version it held before its latest change, or to version ``to``."""
         check_model(name)
         self._check_stage(stage)
         self._require_model(name)
         who = resolve_actor(actor)
+        signer = self._signer(sign)
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
             state = self.model_state(name)
@@ -743,7 +807,7 @@ class Registry:
             self.refs.set_stage_if_equals(name, stage, current, target.digest)
             ev = self._record(
                 Event("rollback", name, who, version=target.version, stage=stage,
-                      from_=current, to=target.digest, reason=reason)
+                      from_=current, to=target.digest, reason=reason), signer
             )
         return Move(name, stage, self._maybe_identity(current), target, True, [ev])
 
@@ -784,19 +848,25 @@ class Registry:
         )
 
     # ------------------------------------------------------------ annotations
-    def _annotate(self, ref: str, action: str, data: dict[str, Any], actor: str | None) -> Event:
+    def _annotate(self, ref: str, action: str, data: dict[str, Any], actor: str | None, sign: bool = False) -> Event:
         target = self.resolve(ref)
         who = resolve_actor(actor)
+        signer = self._signer(sign)
         with self._locked(target.name):
-            return self._record(Event(action, target.name, who, version=target.version, to=target.digest, data=data))
+            return self._record(Event(action, target.name, who, version=target.version, to=target.digest, data=data),
+                                signer)
 
-    def set_metrics(self, ref: str, suite: str, values: dict[str, Any], actor: str | None = None) -> Event:
-        """Merge ``values`` into ``suite``'s metrics of a version (later values win per key; JSON types kept)."""
+    def set_metrics(
+        self, ref: str, suite: str, values: dict[str, Any], actor: str | None = None, sign: bool = False
+    ) -> Event:
+        """Merge ``values`` into ``suite``'s metrics of a version (later values win per key; JSON types kept).
+
+        ``sign``: sign the event with the user's SSH key (gates with ``require_signatures`` count only signed metrics)."""
         check_key("suite", suite)
         if not isinstance(values, dict) or not values:
             raise UsageError(f"metrics for suite {suite}: give at least one KEY=VALUE")
         _check_json(values, f"metrics for suite {suite}")
-        return self._annotate(ref, "metrics", {"suite": suite, "values": values}, actor)
+        return self._annotate(ref, "metrics", {"suite": suite, "values": values}, actor, sign)
 
     def metrics(self, ref: str, suite: str | None = None) -> dict[str, Any]:
         """Current metrics of a version: ``{suite: {key: value}}``, or one suite's ``{key: value}``."""
@@ -825,10 +895,15 @@ class Registry:
             return None
         return self._annotate(ref, "tag", {"add": add, "remove": remove}, actor)
 
-    def approve(self, ref: str, stage: str, comment: str | None = None, actor: str | None = None) -> Event:
-        """Record the actor's approval of a version for ``stage`` (one per actor and stage; again replaces it)."""
+    def approve(
+        self, ref: str, stage: str, comment: str | None = None, actor: str | None = None, sign: bool = False
+    ) -> Event:
+        """Record the actor's approval of a version for ``stage`` (one per actor and stage; again replaces it).
+
+        ``sign``: sign the event with the user's SSH key; gates with ``require_signatures`` count
+        only signed approvals, one per allowed signer."""
         self._check_stage(stage)
-        return self._annotate(ref, "approve", {"stage": stage, "comment": comment}, actor)
+        return self._annotate(ref, "approve", {"stage": stage, "comment": comment}, actor, sign)
 
     def bind(
         self, ref: str, provider: str, id: str, endpoint: str | None = None,
@@ -842,6 +917,12 @@ class Registry:
         if not isinstance(params, dict):
             raise UsageError("bind params must be a mapping")
         _check_json(params, "bind params")
+        from .trust.settings import check_no_credentials
+        from .uris import check_uri_safe
+
+        if endpoint is not None:
+            check_uri_safe(endpoint)  # the log is committed: no user info, tokens or signed queries
+        check_no_credentials(params, "bind --param", "the event log")
         data = {"provider": provider, "id": id, "endpoint": endpoint, "params": params}
         return self._annotate(ref, "bind", data, actor)
 
@@ -908,8 +989,46 @@ class Registry:
 
     # --------------------------------------------------------------- artifacts
     def artifact_settings(self) -> tuple[str | None, dict[str, dict[str, Any]] | None]:
-        """``(artifact_store, storage_options)`` from config.yaml, validated (see docs/artifacts.md)."""
-        return _artifact_settings(self.config.raw, self.root)
+        """``(artifact_store, storage_options)`` in effect: config.yaml's harmless options, its network
+        settings only if approved on this machine, then the user's config (docs/security.md)."""
+        eff = self._effective()
+        return eff.store, eff.options
+
+    def _committed_storage(self) -> Any:
+        from .trust import settings
+
+        return settings.committed(self.config.raw)
+
+    def _effective(self) -> Any:
+        from .trust import settings
+
+        c = self._committed_storage()
+        local_store = None
+        if c.store is not None and not c.store_is_remote and not c.store.startswith("file://"):
+            path = Path(c.store).expanduser()  # a relative store path is relative to the project root
+            local_store = (path if path.is_absolute() else self.root / path).resolve().as_uri()
+        elif c.store is not None and not c.store_is_remote:
+            local_store = c.store
+        return settings.effective(self.path, c, local_store)
+
+    def trust_status(self) -> Any:
+        """The committed network settings (:class:`trust.settings.TrustStatus`) and whether this machine approved them."""
+        from .trust import settings
+
+        return settings.status(self.path, self._committed_storage())
+
+    def trust(self, revoke: bool = False) -> Any:
+        """Approve (or with ``revoke`` forget) exactly the current committed network settings, for this machine."""
+        from .trust import settings
+
+        c = self._committed_storage()
+        return settings.revoke(self.path, c) if revoke else settings.approve(self.path, c)
+
+    def egress(self) -> Any:
+        """The reading rules for artifact URIs that come from this registry (:mod:`trust.egress`)."""
+        from .trust import egress
+
+        return egress.for_project(self.root)
 
     def verify(
         self, ref: str, *, compute_hash: bool = False, progress: ProgressFactory | None = None
@@ -923,7 +1042,7 @@ class Registry:
         _store, options = self.artifact_settings()
         results = verify_entries(
             self.manifest(r.digest).get("artifacts", []), self.root,
-            compute_hash=compute_hash, progress=progress, storage_options=options,
+            compute_hash=compute_hash, progress=progress, storage_options=options, egress=self.egress(),
         )
         return VerifyReport(r, list(results))
 
@@ -946,14 +1065,17 @@ class Registry:
         return reports
 
     def fetch(
-        self, ref: str, dest: str | os.PathLike[str], *, progress: ProgressFactory | None = None
+        self, ref: str, dest: str | os.PathLike[str], *, progress: ProgressFactory | None = None,
+        allow_unverified: bool = False,
     ) -> FetchReport:
         """Download every artifact of a version into directory ``dest``, each checked against its SHA-256.
 
         Files are named by role (plus the URI's extension, see :func:`artifacts.fetch_name`). Files
         already there with the right hash are not downloaded again. All or nothing: on a mismatch
         (IntegrityError) or any other failure, the files this call wrote are removed. Artifacts with
-        no recorded sha256 are downloaded with only a size check and reported as "unverified".
+        no recorded sha256 are refused (IntegrityError) unless ``allow_unverified``; then they are
+        downloaded with only a size check and reported as "unverified". URIs are read under the
+        :meth:`egress` rules (no special files, nothing outside allowed roots, no private addresses).
         """
         from .artifacts import fetch_entries
 
@@ -961,8 +1083,17 @@ class Registry:
         _store, options = self.artifact_settings()
         return fetch_entries(
             r, self.manifest(r.digest).get("artifacts", []), dest, self.root,
-            progress=progress, storage_options=options,
+            progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
         )
+
+    # ----------------------------------------------------------------- history
+    def audit(self, base: str, max_skew: float | None = None) -> Any:
+        """Compare the registry's work tree with git revision ``base``: an :class:`trust.audit.AuditReport`
+        naming each edited or removed log line, changed immutable file, unregistered ref target and
+        out-of-order added event (see docs/security.md)."""
+        from .trust import audit
+
+        return audit.audit(self, base, audit.MAX_SKEW if max_skew is None else max_skew)
 
     # ------------------------------------------------------------- discovery
     def search(
@@ -1030,43 +1161,6 @@ class VerifyReport:
         return {**self.ref.to_dict(), "ok": self.ok, "results": [r.to_dict() for r in self.results]}  # type: ignore[attr-defined]
 
 
-# credentials must not sit in config.yaml either: it is committed with the registry
-_SECRET_OPTION_KEYS = frozenset({
-    "key", "secret", "token", "password", "session_token", "client_secret", "account_key", "sas_token",
-    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "hf_token", "api_key",
-})
-
-
-def _artifact_settings(raw: dict[str, Any], root: Path) -> tuple[str | None, dict[str, dict[str, Any]] | None]:
-    from .uris import check_uri_safe
-
-    store = raw.get("artifact_store")
-    if store is not None:
-        if not isinstance(store, str) or not store.strip():
-            raise UsageError("config.yaml: 'artifact_store' must be a URL or a path (a non-empty string)")
-        check_uri_safe(store)
-        if _is_local(store) and not store.startswith("file://"):
-            path = Path(store).expanduser()  # a relative store path is relative to the project root
-            store = (path if path.is_absolute() else root / path).resolve().as_uri()
-    options = raw.get("storage_options")
-    if options is not None:
-        if not isinstance(options, dict) or not all(
-            isinstance(k, str) and isinstance(v, dict) for k, v in options.items()
-        ):
-            raise UsageError("config.yaml: 'storage_options' must map a protocol (s3, gs, ...) to a mapping of options")
-        _refuse_secret_options(options, "storage_options")
-    return store, options
-
-
-def _refuse_secret_options(value: Any, where: str) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if str(k).lower() in _SECRET_OPTION_KEYS:
-                raise UsageError(
-                    f"config.yaml: refusing credential option {where}.{k}: config.yaml is committed; "
-                    "configure credentials in the environment instead"
-                )
-            _refuse_secret_options(v, f"{where}.{k}")
 def parse_artifact_spec(text: str) -> dict[str, Any]:
     """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, the file name is the role."""
     if not text:

@@ -86,6 +86,19 @@ def event_text(e: Any) -> str:
     return f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}"
 
 
+def signature_mark(verdict: Any) -> str:
+    """`` [verified: PRINCIPAL]`` for a good signature, `` [signature BAD]``..., or nothing for an unsigned event."""
+    if verdict is None:
+        return ""
+    if verdict.verified:
+        from .trust.settings import shown
+
+        return f"  [verified: {shown(verdict.principal, 100)}]"
+    label = {"bad": "signature BAD", "unknown-key": "signed by an unknown key", "malformed": "signature unreadable",
+             "unchecked": "signed, not checked: no allowed signers file"}.get(verdict.status, verdict.status)
+    return f"  [{label}]"
+
+
 def _annotation(e: Any) -> str:
     d = e.data
     if e.action == "metrics":
@@ -98,6 +111,21 @@ def _annotation(e: Any) -> str:
     if e.action in ("bind", "unbind"):
         return f" {d.get('provider')}" + (f" {d['id']}" if d.get("id") else "")
     return ""
+
+
+def trust_lines(st: Any) -> Iterator[str]:
+    """The committed network settings, one ``key = value`` line each (values as JSON), and their state."""
+    import json
+
+    if not st.settings:
+        return
+    state = {"record": "approved on this machine", "env": "approved by MODELREG_TRUSTED_SETTINGS"}.get(
+        st.approved or "", "NOT approved on this machine")
+    yield f"{st.config}: {state} ({st.digest})"
+    from .trust.settings import shown
+
+    for key, value in st.settings.items():
+        yield f"  {shown(key)} = {json.dumps(value, ensure_ascii=True)}"
 
 
 def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:

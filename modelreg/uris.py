@@ -47,23 +47,39 @@ _BACKENDS: dict[str, tuple[str, str, str] | None] = {
 # storage_options may be keyed by either spelling of a protocol
 _OPTION_ALIASES = {"gcs": "gs", "gs": "gcs", "https": "http", "http": "https"}
 
-# Query parameter names (lower-case) whose value is a secret or a request signature.
-_SECRET_PARAMS = frozenset(
-    {
-        "x-amz-signature",
-        "x-amz-credential",
-        "x-amz-security-token",
-        "x-goog-signature",
-        "x-goog-credential",
-        "sig",  # Azure SAS (se=/sp= are only sensitive next to sig=, which this catches)
-        "signature",  # GCS V2 / CloudFront signed URLs
-        "token",
-        "access_token",
-        "api_key",
-        "apikey",
-        "key",
-    }
+# Words that make a query parameter, fragment parameter or option name a secret or a request
+# signature: `X-Amz-Signature`, `access_token`, `client_secret`, `private_token`, `auth`,
+# `password`, `sig` (Azure SAS), `Signature` (GCS V2, CloudFront)... Names are split into words
+# at `_`, `-`, `.` and camelCase humps, so `accessToken` and `X-Amz-Security-Token` both match.
+_SECRET_WORDS = frozenset({
+    "token", "secret", "password", "passwd", "pwd", "passphrase", "signature", "sig", "credential",
+    "credentials", "auth", "authorization", "apikey", "cookie", "jwt", "bearer",
+})
+# "...key" is a secret only after these words (`api_key`, `access_key`, `AWSAccessKeyId`) or alone.
+_KEY_QUALIFIERS = frozenset({"api", "access", "secret", "private", "account", "subscription", "master", "signing"})
+_SECRET_NAMES = frozenset({"key", "googleaccessid", "x-goog-algorithm", "sid", "sessionid", "jsessionid", "phpsessid"})
+# Well-known token shapes, refused wherever they appear in a URI (a path segment, a user name).
+_TOKEN_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?:hf_[A-Za-z0-9]{30,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}"
+    r"|glpat-[A-Za-z0-9_-]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16})(?![A-Za-z0-9])"
 )
+_HUMP_RE = re.compile(r"([a-z0-9])([A-Z])")
+
+
+def is_secret_name(name: str) -> bool:
+    """True if a query parameter or option name says its value is a secret or a signature."""
+    flat = name.strip().lower()
+    if flat in _SECRET_NAMES or re.sub(r"[^a-z0-9]", "", flat) in _SECRET_NAMES:
+        return True
+    words = [w for w in re.split(r"[^a-z0-9]+", _HUMP_RE.sub(r"\1_\2", name.strip()).lower()) if w]
+    if any(w in _SECRET_WORDS for w in words):
+        return True
+    for i, w in enumerate(words):
+        before = w[:-3] if w != "key" else (words[i - 1] if i > 0 else "")
+        if w.endswith("key") and any(before.endswith(q) for q in _KEY_QUALIFIERS):
+            return True
+    return False
+
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _CHAINED_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*::.*://")
@@ -118,28 +134,44 @@ def is_local(uri: str) -> bool:
     return proto is None or proto == "file"
 
 
+def _params(text: str) -> Iterator[str]:
+    """Parameter names in a query string or fragment, split at `&` and `;` alike."""
+    for part in re.split(r"[&;]", text):
+        if part:
+            yield unquote(part.partition("=")[0])
+
+
 def check_uri_safe(uri: str) -> None:
-    """Raise UsageError if the URI embeds credentials (user info or signed/secret query parameters)."""
+    """Raise UsageError if the URI carries credentials: user info (any scheme, ``hf://hf_TOKEN@…`` too),
+    a secret or signed parameter in the query (``&`` or ``;`` separated), the fragment or a path
+    segment's ``;params``, or a well-known token anywhere. The secret itself is never echoed.
+
+    The one check for every URL modelreg accepts or reads: artifact URIs (typed or read from
+    the registry), ``artifact_store``, URLs in storage options, ``bind --endpoint``.
+    """
+    if not isinstance(uri, str):
+        raise UsageError("a URI must be a string")
+    if _TOKEN_RE.search(uri):
+        raise UsageError("refusing a URI that contains an access token; configure credentials in the environment instead")
     if is_local(uri):
         return
-    proto = _protocol(uri) or ""
     try:
         parts = urlsplit(uri)
     except ValueError as exc:
         raise UsageError(f"malformed URI: {exc}") from None
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        # hf:// paths use "@revision" and have no user-info concept; only "user:secret@" is a leak there.
-        if proto != "hf" or ":" in userinfo:
+    if "@" in parts.netloc:
+        host = parts.netloc.rpartition("@")[2]
+        raise UsageError(
+            f"refusing a URI with credentials in its user-info part (before '@{host}'); "
+            "configure credentials in the environment or storage options instead"
+        )
+    names = [*_params(parts.query), *_params(parts.fragment)]
+    for segment in parts.path.split("/"):
+        names.extend(_params(segment.partition(";")[2]) if ";" in segment else [])
+    for name in names:
+        if is_secret_name(name):
             raise UsageError(
-                f"refusing a URI with credentials in its user-info part (before '@{host}'); "
-                "configure credentials in the environment or storage options instead"
-            )
-    for name, _value in parse_qsl(parts.query, keep_blank_values=True):
-        if name.lower() in _SECRET_PARAMS:
-            raise UsageError(
-                f"refusing a URI with a secret or signed query parameter '{name}'; "
+                f"refusing a URI with a secret or signed parameter '{name[:40]}'; "
                 "store an unsigned URI and configure credentials in the environment instead"
             )
 
@@ -203,8 +235,10 @@ def resolve_local(uri: str, root: str | os.PathLike[str]) -> Path:
     return real
 
 
-def _local_file(uri: str, root: str | os.PathLike[str]) -> Path:
+def _local_file(uri: str, root: str | os.PathLike[str], egress: Any = None) -> Path:
     path = resolve_local(uri, root)
+    if egress is not None:  # a URI read from the registry: only regular files in allowed places
+        egress.check_local(path, uri)
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -298,6 +332,9 @@ def _http_status(exc: BaseException) -> int | None:
 
 
 def _map_error(exc: BaseException, uri: str) -> ModelregError:
+    for e in _chain(exc):  # our own refusal raised inside a backend (the egress resolver)
+        if isinstance(e, ModelregError):
+            return e
     reason = _unreachable_reason(exc)
     if reason is not None:
         return Unreachable(f"cannot reach {uri}: {reason}")
@@ -378,8 +415,21 @@ def _backend_installed(module: str) -> bool:
         return False
 
 
-def _filesystem(uri: str, storage_options: StorageOptions | None) -> Any:
-    """Return an fsspec filesystem for a remote URI, or raise UsageError if it cannot be served."""
+def _options_for(storage_options: Any, proto: str) -> dict[str, Any]:
+    """The options for one protocol: the registry's effective settings decide (and may refuse,
+    see modelreg.trust.settings); a plain mapping may be keyed by either spelling of a protocol."""
+    pick = getattr(storage_options, "for_protocol", None)
+    if pick is not None:
+        return dict(pick(proto))
+    options = storage_options or {}
+    return dict(options.get(proto) or options.get(_OPTION_ALIASES.get(proto, proto)) or {})
+
+
+def _filesystem(uri: str, storage_options: StorageOptions | None, egress: Any = None) -> Any:
+    """Return an fsspec filesystem for a remote URI, or raise UsageError if it cannot be served.
+
+    With ``egress`` (a URI read from the registry), HTTP(S) connections go through a client that
+    refuses private addresses, checked on every resolved address and redirect."""
     if _CHAINED_RE.match(uri):
         raise UsageError(f"chained fsspec URLs are not supported: {uri.split('://')[0]}://")
     proto = _protocol(uri)
@@ -389,12 +439,14 @@ def _filesystem(uri: str, storage_options: StorageOptions | None) -> Any:
         raise UsageError(
             f"unsupported protocol {proto}:// (supported: {', '.join(sorted(p + '://' for p in _BACKENDS))})"
         )
+    opts = _options_for(storage_options, proto)  # before anything else: may refuse unapproved settings
     backend = _BACKENDS[proto]
     if backend is not None and not _backend_installed(backend[0]):
         _module, package, extra = backend
         raise UsageError(f"{proto}:// needs {package}: pip install 'modelreg[{extra}]'")
-    options = storage_options or {}
-    opts = dict(options.get(proto) or options.get(_OPTION_ALIASES.get(proto, proto)) or {})
+    if egress is not None and proto in ("http", "https"):
+        opts["get_client"] = egress.http_client()
+        opts["skip_instance_cache"] = True
     if proto == "s3":
         client_kwargs = opts.get("client_kwargs") or {}
         env_endpoint = os.environ.get(S3_ENDPOINT_ENV)
@@ -480,20 +532,23 @@ def stat_artifact(
     compute_hash: bool = False,
     progress: Progress | None = None,
     storage_options: StorageOptions | None = None,
+    egress: Any = None,
 ) -> ArtifactInfo:
     """Check that the artifact exists and is a file; return its stored URI, size and (if known) sha256.
 
     Local files are always hashed. Remote objects are hashed only when compute_hash is set, unless the
     store provides a SHA-256 for free (S3 ChecksumSHA256, Hugging Face LFS sha256).
+    ``egress`` (a :class:`modelreg.trust.egress.Egress`) applies the reading rules for URIs that
+    came from a registry.
     """
     check_uri_safe(uri)
     if is_local(uri):
-        path = _local_file(uri, root)
+        path = _local_file(uri, root, egress)
         with _errors(uri):
             digest, size = sha256_file(path, progress)
         return ArtifactInfo(normalize_local_uri(str(path), root), size, digest, "computed")
 
-    fs = _filesystem(uri, storage_options)
+    fs = _filesystem(uri, storage_options, egress)
     info = _remote_info(fs, uri)
     size = info.get("size")
     sha: str | None = None
@@ -520,15 +575,16 @@ def open_artifact(
     *,
     root: str | os.PathLike[str],
     storage_options: StorageOptions | None = None,
+    egress: Any = None,
 ) -> Iterator[BinaryIO]:
     """Yield a binary read stream over the artifact's bytes."""
     check_uri_safe(uri)
     if is_local(uri):
-        path = _local_file(uri, root)
+        path = _local_file(uri, root, egress)
         with _errors(uri):
-            raw: Any = open(path, "rb")
+            raw: Any = _open_regular(path, uri)
     else:
-        fs = _filesystem(uri, storage_options)
+        fs = _filesystem(uri, storage_options, egress)
         _remote_info(fs, uri)
         raw = _open_remote(fs, uri)
     try:
@@ -538,6 +594,20 @@ def open_artifact(
             raw.close()
         except Exception:  # nothing useful to report once the caller is done
             pass
+
+
+def _open_regular(path: Path, uri: str) -> BinaryIO:
+    """Open a local file for reading only if it is a regular file (a FIFO swapped in never blocks us)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotAFile(f"{uri} is not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -602,6 +672,7 @@ def fetch_artifact(
     root: str | os.PathLike[str],
     progress: Progress | None = None,
     storage_options: StorageOptions | None = None,
+    egress: Any = None,
 ) -> bool:
     """Download the artifact to dest atomically, only if its bytes match sha256 (and size).
 
@@ -627,7 +698,7 @@ def fetch_artifact(
     except OSError as exc:
         raise ModelregError(f"cannot write to {dest.parent}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "wb") as out, open_artifact(uri, root=root, storage_options=storage_options) as src:
+        with os.fdopen(fd, "wb") as out, open_artifact(uri, root=root, storage_options=storage_options, egress=egress) as src:
             try:
                 actual, got = _copy_hashing(src, out, progress, limit=size)
                 out.flush()
@@ -766,6 +837,7 @@ def verify_artifact(
     root: str | os.PathLike[str],
     progress: Progress | None = None,
     storage_options: StorageOptions | None = None,
+    egress: Any = None,
 ) -> VerifyResult:
     """Check an artifact against its recorded size and sha256 and report the outcome.
 
@@ -778,13 +850,14 @@ def verify_artifact(
         return VerifyResult(uri, status == "ok", status, size, actual_size, expected, actual_sha, message)
 
     try:
-        info = stat_artifact(uri, root=root, compute_hash=False, progress=progress, storage_options=storage_options)
+        info = stat_artifact(uri, root=root, compute_hash=False, progress=progress, storage_options=storage_options,
+                             egress=egress)
         if size is not None and info.size != size:
             return result(
                 "size-mismatch", f"expected {size} bytes, found {info.size}", info.size, info.sha256
             )
         if compute_hash and info.sha256_source != "computed":
-            fs = _filesystem(uri, storage_options)
+            fs = _filesystem(uri, storage_options, egress)
             actual, actual_size = _hash_remote(fs, uri, progress)
             info = ArtifactInfo(info.uri, actual_size, actual, "computed")
             if size is not None and actual_size != size:

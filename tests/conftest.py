@@ -25,10 +25,27 @@ _ISOLATE = (
 ACTOR = "tester@example.com"
 
 
+# The user's own settings and trust decisions (modelreg.userconfig) and signing setup.
+_USER_LEVEL = (
+    "MODELREG_LOCAL_ROOTS", "MODELREG_ALLOW_PRIVATE_NETWORK", "MODELREG_TRUSTED_SETTINGS",
+    "MODELREG_SIGNING_KEY", "MODELREG_ALLOWED_SIGNERS",
+)
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in _ISOLATE:
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty user config directory (XDG_CONFIG_HOME) per test; no user-level modelreg settings."""
+    home = tmp_path_factory.mktemp("xdg-config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    for var in _USER_LEVEL:
+        monkeypatch.delenv(var, raising=False)
+    return home
 
 
 def relax_policy(project: Path) -> None:

@@ -81,8 +81,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="session")
-def http_server(tmp_path_factory):
-    """(base URL, served directory) for a ThreadingHTTPServer on 127.0.0.1 (HEAD/GET, Content-Length)."""
+def _http_server_session(tmp_path_factory):
     served = tmp_path_factory.mktemp("http-root")
     handler = functools.partial(_QuietHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -92,3 +91,15 @@ def http_server(tmp_path_factory):
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+@pytest.fixture
+def http_server(_http_server_session, monkeypatch):
+    """(base URL, served directory) for a ThreadingHTTPServer on 127.0.0.1 (HEAD/GET, Content-Length).
+
+    A loopback address is private: URIs read from a registry may name it only because this
+    fixture allows exactly this host and port (MODELREG_ALLOW_PRIVATE_NETWORK), as a user would.
+    """
+    base, served = _http_server_session
+    monkeypatch.setenv("MODELREG_ALLOW_PRIVATE_NETWORK", base.removeprefix("http://"))
+    return base, served

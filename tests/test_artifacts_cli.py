@@ -163,6 +163,10 @@ def test_upload_to_s3_store_records_store_uri_and_skips_second_upload(s3, projec
     data = os.urandom(MiB + 1)
     digest = sha(data)
     (project / "model.bin").write_bytes(data)
+    # a remote store named by the committed config receives uploads only once this machine approved it
+    code, _, err = cli("register", "faq", "1.0.0", "-a", "model.bin", "--upload")
+    assert code == 5 and "modelreg trust" in err and not versions_dir(project)
+    assert cli("trust")[0] == 0
     assert cli("register", "faq", "1.0.0", "-a", "model.bin", "--upload")[0] == 0
     target = f"s3://{BUCKET}/store/sha256/{digest[:2]}/{digest[2:]}"
     assert artifacts_of(cli, "faq@1.0.0")["model.bin"] == {
@@ -189,7 +193,7 @@ def test_upload_to_s3_store_records_store_uri_and_skips_second_upload(s3, projec
 
 
 @pytest.mark.parametrize("store, inside", [("artifact-store", True), ("../shared store", False)])
-def test_upload_to_local_dir_store(project, cli, store, inside):
+def test_upload_to_local_dir_store(project, cli, store, inside, monkeypatch):
     add_config(project, f"artifact_store: {store}\n")
     (project / "w.bin").write_bytes(b"weights")
     digest = sha(b"weights")
@@ -206,6 +210,10 @@ def test_upload_to_local_dir_store(project, cli, store, inside):
     assert final.stat().st_mtime_ns == mtime  # skipped
     assert os.listdir(final.parent) == [digest[2:]]  # no temp file left
     os.remove(project / "w.bin")
+    if not inside:  # reading outside the project needs the user's say (docs/security.md)
+        code, out, _ = cli("fsck", "--artifacts")
+        assert code == 6 and "outside the project" in out
+        monkeypatch.setenv("MODELREG_LOCAL_ROOTS", str((project / store).resolve()))
     assert cli("fsck", "--artifacts")[0] == 0
 
 
@@ -385,10 +393,12 @@ def test_unhashed_remote_artifact_is_fetched_unverified_with_size_check(http_ser
     base, served = http_server
     (served / "u.bin").write_bytes(b"unhashed")
     assert cli("register", "u", "1.0.0", "-a", f"{base}/u.bin")[0] == 0
-    code, out, err = cli("fetch", "u@1.0.0", tmp_path / "out")
+    code, out, err = cli("fetch", "u@1.0.0", tmp_path / "out")  # nothing to verify against: refused
+    assert code == 6 and "--allow-unverified" in one_line(err) and not (tmp_path / "out").exists()
+    code, out, err = cli("fetch", "u@1.0.0", tmp_path / "out", "--allow-unverified")
     assert code == 0 and out.split()[0] == "unverified" and "no recorded sha256" in err
     (served / "u.bin").write_bytes(b"longer now")
-    code, _, err = cli("fetch", "u@1.0.0", tmp_path / "out2")
+    code, _, err = cli("fetch", "u@1.0.0", tmp_path / "out2", "--allow-unverified")
     assert code == 6 and "bytes" in one_line(err)
     assert not (tmp_path / "out2").exists()
 

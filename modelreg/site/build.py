@@ -165,7 +165,7 @@ def model_signature(m: ModelData, site: SiteData, base: str) -> str:
     h.update(m.name.encode())
     for e in m.events:
         h.update(repr((e.id, e.time, e.actor, e.action, e.version, e.stage, e.from_, e.to, e.reason,
-                       e.data)).encode())
+                       e.data, getattr(e, "sig", None))).encode())
     for s, holder in m.holders.items():
         h.update(repr((s, holder.digest)).encode())
     for v in m.versions:
