@@ -3,7 +3,7 @@
 :class:`RegistrySource` is the only code of the site that talks to a
 :class:`~modelreg.registry.Registry`; everything after :func:`gather` works on the plain
 dataclasses defined here. A later index (SQLite) can replace the source by providing the
-same few methods (``stages``, ``policy``, ``model_names``, ``model``, ``stats``).
+same few members (``stages``, ``policy``, ``model_names``, ``version_count``, ``model``).
 
 Per model the source reads the event log once (``Registry.model_state``: events and their
 fold), the version entries and stage refs, and each version's manifest (hash-verified), or
@@ -147,7 +147,6 @@ class Source(Protocol):
 
     def model(self, name: str) -> ModelData: ...
 
-    def stats(self) -> dict[str, Any]: ...
 
 
 def is_move(e: Event) -> bool:
@@ -175,8 +174,6 @@ class RegistrySource:
         """How many versions there are (cheap: directory listings only), to size the build."""
         return sum(len(self.reg.refs.version_names(n)) for n in self.model_names())
 
-    def stats(self) -> dict[str, Any]:
-        return self.reg.stats()
 
     def warm(self, names: list[str], jobs: int) -> None:
         """Parse the manifests missing from the cache, ``jobs`` processes at once (nothing without a cache)."""
@@ -296,13 +293,24 @@ def gather(source: Source, jobs: int = 1) -> SiteData:
     if jobs > 1 and len(names) > 1 and can_fork() and warm is not None:
         warm(names, jobs)
     models = [source.model(n) for n in names]
-    data = SiteData(stages=tuple(source.stages), policy=source.policy(), models=models, stats=source.stats())
+    data = SiteData(stages=tuple(source.stages), policy=source.policy(), models=models,
+                    stats=_stats(models, tuple(source.stages)))
     for m in models:
         for v in m.versions:
             data.by_digest[v.digest] = v
             for p in (v.manifest or {}).get("parents", []):
                 data.children.setdefault(p["digest"], []).append((v.digest, p.get("relation")))
     return data
+
+
+def _stats(models: list[ModelData], stages: tuple[str, ...]) -> dict[str, Any]:
+    """The counts of ``modelreg stats`` (without the on-disk size, which needs a walk of every file)."""
+    per_stage = {s: 0 for s in stages}
+    for m in models:
+        for s in m.holders:
+            per_stage[s] = per_stage.get(s, 0) + 1
+    return {"models": len(models), "versions": sum(len(m.versions) for m in models),
+            "archived": sum(m.archived for m in models), "stages": per_stage}
 
 
 _WARMING: RegistrySource | None = None  # the source a forked warm-up worker uses
