@@ -173,6 +173,7 @@ class Renderer:
         self.options = options
         self.env = _environment(options.title, site.stages)
         self._model_ctx: dict[str, dict[str, Any]] = {}
+        self._events: list[tuple[ModelData, Any]] | None = None
 
     def _render(self, template: str, root: str, path: str, **ctx: Any) -> bytes:
         canonical = None
@@ -317,9 +318,12 @@ class Renderer:
 
     # ---------------------------------------------------------- data files
     def _all_events(self) -> list[tuple[ModelData, Any]]:
-        evs = [(m, e) for m in self.site.models for e in m.events]
-        evs.sort(key=lambda me: (me[1].time, me[1].id), reverse=True)
-        return evs
+        """Every event of every model, newest first (sorted once per build)."""
+        if self._events is None:
+            evs = [(m, e) for m in self.site.models for e in m.events]
+            evs.sort(key=lambda me: (me[1].time, me[1].id), reverse=True)
+            self._events = evs
+        return self._events
 
     def _event_row(self, m: ModelData, e: Any) -> list[Any]:
         names = self._names(m)
