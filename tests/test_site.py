@@ -410,6 +410,7 @@ def test_serve_builds_serves_on_localhost_and_stops_on_ctrl_c(team: Registry, tm
 
 def test_rebuild_rerenders_only_models_whose_inputs_changed(team: Registry, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "site"
+    team.register("solo", "1.0", artifacts=["checkpoint=s3://b/solo.bin"], check=False, new_model=True)
     team.build_site(out)
     # manifests come from the cache now: no object is parsed again
     from modelreg.registry import Registry as R
@@ -430,7 +431,7 @@ def test_rebuild_rerenders_only_models_whose_inputs_changed(team: Registry, tmp_
     monkeypatch.setattr(render_mod.Renderer, "version",
                         lambda self, m, v: calls.append(f"{m.name}@{v.version}") or real_version(self, m, v))
     report = team.build_site(out)
-    assert {c.split("@")[0] for c in calls} == {"faq-bot", "faq-bot-small"}
+    assert {c.split("@")[0] for c in calls} == {"faq-bot", "faq-bot-small", "llama-base"}  # a grandchild of llama
     assert "faq-bot-small@0.3.0" in (out / "faq-bot" / "1.4.0" / "index.html").read_text()
     assert report.written > 0
     # a page removed or edited by hand is written again; a new title rewrites every page
@@ -487,3 +488,13 @@ def test_script_json_is_inert_in_a_script_element() -> None:
     text = render.script_json({"k": "</script><!-- \u2028\u2029 & <b>"})
     assert text == '{"k":"\\u003c/script\\u003e\\u003c!-- \\u2028\\u2029 \\u0026 \\u003cb\\u003e"}'
     assert json.loads(text) == {"k": "</script><!-- \u2028\u2029 & <b>"}
+
+
+def test_a_new_grandchild_rewrites_the_grandparents_lineage(team: Registry, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    team.build_site(out)
+    team.register("faq-bot-tiny", "0.0.1", artifacts=["checkpoint=s3://b/tiny.bin"], parents=["faq-bot-small@0.2.0"],
+                  relation="quantization", check=False, new_model=True, actor="tester")
+    team.build_site(out)
+    for page in ("llama-base/3.1.0", "faq-bot/1.2.0", "faq-bot-small/0.2.0"):
+        assert "faq-bot-tiny@0.0.1" in (out / page / "index.html").read_text(), page

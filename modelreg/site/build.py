@@ -18,6 +18,7 @@ from ..errors import UsageError
 from . import api, cache
 from .data import ModelData, RegistrySource, SiteData, can_fork, gather
 from .output import Output, valid_rel
+from .charts import LINEAGE_DEPTH
 from .render import Options, Renderer, _require_jinja, static_files
 
 if TYPE_CHECKING:
@@ -170,14 +171,35 @@ def model_signature(m: ModelData, site: SiteData, base: str) -> str:
         h.update(repr((s, holder.digest)).encode())
     for v in m.versions:
         h.update(repr((v.version, v.digest, v.problem)).encode())
-        for child, relation in site.children.get(v.digest, ()):
-            c = site.by_digest.get(child)
-            h.update(repr(("child", child, relation, c and c.name, c and c.version)).encode())
-        for p in (v.manifest or {}).get("parents", ()):
-            other = site.by_digest.get(p["digest"])
-            h.update(repr(("parent", p["digest"], other and other.name, other and other.version)).encode())
+        if site.children.get(v.digest) or (v.manifest or {}).get("parents"):
+            h.update(repr(_lineage_edges(v.digest, site)).encode())
     h.update(repr(m.problems).encode())
     return h.hexdigest()
+
+
+def _lineage_edges(digest: str, site: SiteData, depth: int = LINEAGE_DEPTH + 1) -> list[Any]:
+    """Every edge a version's lineage graph can draw or count (one generation beyond the drawing), with
+    the names of the versions at both ends, in a stable order."""
+    edges: list[Any] = []
+    for direction in ("parent", "child"):
+        seen, frontier = {digest}, [digest]
+        for _ in range(depth):
+            nxt = []
+            for d in frontier:
+                if direction == "child":
+                    relatives = site.children.get(d, [])
+                else:
+                    v = site.by_digest.get(d)
+                    parents = ((v.manifest or {}) if v else {}).get("parents", [])
+                    relatives = [(p["digest"], p.get("relation")) for p in parents]
+                for other, relation in relatives:
+                    o = site.by_digest.get(other)
+                    edges.append((direction, d, other, relation, o and o.name, o and o.version))
+                    if other not in seen:
+                        seen.add(other)
+                        nxt.append(other)
+            frontier = nxt
+    return edges
 
 
 def _intact(root: str, files: Any) -> bool:

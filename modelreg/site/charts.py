@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from .data import ModelData, SiteData, VersionData
 
 PALETTE = 8  # colour classes c0..c7 in site.css (light and dark variants)
+LINEAGE_DEPTH = 4  # generations drawn each way in a version's lineage graph
+LINEAGE_LIMIT = 24  # versions drawn each way
 MARKERS_MAX = 1500  # above this many points a metric chart draws its line without one marker per point
 
 
@@ -291,7 +293,8 @@ class Lineage:
     node_h: int
 
 
-def lineage(v: VersionData, site: SiteData, root: str, depth: int = 4, limit: int = 24) -> Lineage | None:
+def lineage(v: VersionData, site: SiteData, root: str, depth: int = LINEAGE_DEPTH,
+            limit: int = LINEAGE_LIMIT) -> Lineage | None:
     """Ancestors (left) and descendants (right) of ``v`` as a layered graph, at most ``limit`` per side."""
 
     def parents_of(d: str) -> list[tuple[str, str | None]]:
