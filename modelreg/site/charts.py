@@ -138,7 +138,8 @@ def timeline(model: ModelData, stages: tuple[str, ...]) -> Timeline | None:
     fmt = "%Y-%m-%d" if span > 3 * 86400 else "%m-%d %H:%M" if span > 3600 else "%H:%M:%S"
     for k in range(n + 1):
         t = t0 + timedelta(seconds=span * k / n)
-        ticks.append((_num(x_of(t)), t.strftime(fmt), "start" if k == 0 else "end" if k == n else "middle"))
+        label = t.strftime(fmt) + (f".{t.microsecond // 1000:03d}" if span < 30 else "")  # moves seconds apart
+        ticks.append((_num(x_of(t)), label, "start" if k == 0 else "end" if k == n else "middle"))
     return Timeline(width, axis_y + 22, left, lanes, ticks, _num(axis_y), len(moves))
 
 
