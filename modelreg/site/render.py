@@ -80,7 +80,7 @@ def _environment(title: str, stages: tuple[str, ...]) -> Any:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters.update(size=fmt_size, json=fmt_json, time=charts.short_time, day=day, value=charts.fmt_value,
+    env.filters.update(size=fmt_size, json=fmt_json, time=charts.short_time, value=charts.fmt_value,
                        detail=event_detail)
     env.globals.update(  # the CSP is a constant of ours: its quotes need no escaping inside "..."
         site_title=title, version=__version__, csp=Markup(CSP), stages=tuple(stages), flatten=flatten,
@@ -161,10 +161,6 @@ def event_detail(e: Any) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def day(text: str | None) -> str:
-    return (text or "")[:10]
-
-
 class Renderer:
     """Pages and data files of one site (one instance per process)."""
 
@@ -199,7 +195,7 @@ class Renderer:
                             stage_columns=list(site.stages) + extra)
 
     def _ctx(self, m: ModelData) -> dict[str, Any]:
-        """Per-model values every version page of that model needs (computed once per process)."""
+        """Per-model values every version page of that model needs (kept for the model being rendered)."""
         ctx = self._model_ctx.get(m.name)
         if ctx is None:
             by_version: dict[str, list[Any]] = {}
@@ -221,8 +217,7 @@ class Renderer:
         return self._render(
             "model.html", "../", f"{m.name}/index.html", page="model", m=m, rows=rows, chunks=chunks,
             page_rows=PAGE_ROWS, timeline=charts.timeline(m, self.site.stages),
-            metrics=charts.metric_charts(m, self.site), checks=gates_by_stage,
-            names={v.digest: v.version for v in m.versions}, latest=m.latest,
+            metrics=charts.metric_charts(m, self.site), checks=gates_by_stage, latest=m.latest,
         )
 
     def version(self, m: ModelData, v: VersionData) -> bytes:
