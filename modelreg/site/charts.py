@@ -180,6 +180,7 @@ class MetricChart:
     top: int
     bottom: int
     path: str
+    band: str  # for dense series: the min-max range of each pixel column ("" otherwise)
     points: list[Point]  # one per version with a value (markers omitted above MARKERS_MAX, see markers)
     markers: bool
     radius: float  # of a point's marker: smaller when there are many
@@ -253,13 +254,24 @@ def _metric_chart(suite: str, key: str, pts: list[tuple[VersionData, float]], pr
 
     points = [Point(_num(x_of(v.index)), _num(y_of(val)), v.version, fmt_value(val), v.digest == prod_digest)
               for v, val in pts]
-    path = "M" + " L".join(f"{p.x} {p.y}" for p in points)
+    band = ""
+    if len(points) <= 2 * plot_w:
+        path = "M" + " L".join(f"{p.x} {p.y}" for p in points)
+    else:  # more points than pixels: the range of each pixel column as a band, its mean as the line
+        columns: dict[int, list[float]] = {}
+        for v, val in pts:
+            columns.setdefault(int(x_of(v.index) - left), []).append(val)
+        xs = sorted(columns)
+        path = "M" + " L".join(f"{_num(left + x)} {_num(y_of(sum(columns[x]) / len(columns[x])))}" for x in xs)
+        upper = [f"{_num(left + x)} {_num(y_of(max(columns[x])))}" for x in xs]
+        lower = [f"{_num(left + x)} {_num(y_of(min(columns[x])))}" for x in reversed(xs)]
+        band = "M" + " L".join(upper + lower) + " Z"
     prod = next((p for p in points if p.prod), None)
     markers = len(points) <= MARKERS_MAX
     thr = [Threshold(_num(y_of(v)), f"{stage} {op} {fmt_value(v)}", _num(y_of(v) - 3)) for stage, op, v in thresholds]
     yticks = [(_num(y_of(v)), fmt_value(v)) for v in (lo + (hi - lo) * k / 4 for k in (0, 2, 4))]
     radius = 3 if len(points) <= 60 else 2 if len(points) <= 300 else 1.2
-    return MetricChart(suite, key, width, height, left, right, top, bottom, path, points if markers else [],
+    return MetricChart(suite, key, width, height, left, right, top, bottom, path, band, points if markers else [],
                        markers, radius, len(points), prod, thr, yticks, pts[0][0].version, pts[-1][0].version)
 
 
