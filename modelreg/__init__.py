@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Registry", "__version__"]
+__all__ = ["EMPTY", "Registry", "__version__"]
 
 if TYPE_CHECKING:
+    from .lifecycle.expect import EMPTY
     from .registry import Registry
 
 
@@ -21,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from .registry import Registry
 
         return Registry
+    if name == "EMPTY":  # expect=modelreg.EMPTY: the stage must be empty (expect=None checks nothing)
+        from .lifecycle.expect import EMPTY
+
+        return EMPTY
     raise AttributeError(name)

@@ -48,7 +48,9 @@ def _os_user() -> str:
 
 def resolve_actor(explicit: str | None = None) -> str:
     """The actor recorded in events, first found in the documented order."""
-    candidates = [explicit, os.environ.get("MODELREG_ACTOR")]
+    from .settings import get
+
+    candidates = [explicit, get("MODELREG_ACTOR")]  # type: ignore[list-item]
     candidates += [os.environ.get(v) for v in CI_VARIABLES]
     for c in candidates:
         if c and c.strip():

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import uris
-from .errors import IntegrityError, ModelregError, UsageError
+from .errors import IntegrityError, ModelregError, NotFound, UsageError
 from .uris import VerifyResult
 
 ProgressFactory = Callable[[str, int], Callable[[int], None] | None]
@@ -24,10 +24,29 @@ ProgressFactory = Callable[[str, int], Callable[[int], None] | None]
 StorageOptions = dict[str, dict]
 
 # Statuses of a VerifyResult that mean the recorded bytes are not there (exit 6).
-FAILED = frozenset({"missing", "size-mismatch", "hash-mismatch", "not-a-file"})
+FAILED = frozenset({"missing", "added", "size-mismatch", "hash-mismatch", "not-a-file"})
 UNREACHABLE = "unreachable"
 
 _EXT_RE = re.compile(r"^\.[A-Za-z0-9_-]{1,16}$")
+DEFAULT_ROLE = "model"
+# A last URI segment that names a version or a content digest, not what the artifact is:
+# 1.0.0, v2, 2024-01-02, 20240102, rc1, 3bb2abb6...
+_NOT_A_ROLE_RE = re.compile(r"^(v?\d[\w.+-]*|(rc|alpha|beta|dev|post)\d*|[0-9a-f]{7,}|sha256[:_-]?[0-9a-f]*)$", re.I)
+
+
+def default_role(uri: str) -> str:
+    """The role of ``-a URI`` given without ``ROLE=``: the last path segment, lower-cased
+    (``tokenizer.json``, ``hf-model`` for ``hf-model/``), unless that segment is a version number or a
+    digest, or not a valid role name: then ``model``. So ``s3://bucket/faq-bot/1.0.0`` is ``model``."""
+    from .names import check_key
+
+    base = uri.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+    if not base or _NOT_A_ROLE_RE.match(base):
+        return DEFAULT_ROLE
+    try:
+        return check_key("artifact role", base)
+    except UsageError:
+        return DEFAULT_ROLE
 
 
 # ------------------------------------------------------------------ progress
@@ -78,15 +97,63 @@ def describe(
     - ``upload_to``: local files are copied to that content-addressed store and the store URI recorded.
     - A sha256/size given in the spec must agree with what is found (else IntegrityError).
     """
+    entry, _uploaded = describe_with_uploads(spec, root, progress, check=check, compute_hash=compute_hash,
+                                             upload_to=upload_to, storage_options=storage_options)
+    return entry
+
+
+def describe_with_uploads(
+    spec: dict[str, Any],
+    root: Path,
+    progress: ProgressFactory | None = None,
+    *,
+    check: bool = True,
+    compute_hash: bool = False,
+    upload_to: str | None = None,
+    storage_options: StorageOptions | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """:func:`describe`, plus what was copied to the store (``[{role, uri, size, ...}]``, for the upload event)."""
     uri = spec["uri"]
     uris.check_uri_safe(uri)
+    uris.check_protocol(uri)  # with or without --no-check: unsupported and chained URLs are refused
     given_sha = spec.get("sha256")
     given_size = spec.get("size")
     if not uris.is_local(uri) and not check:
         if compute_hash:
             raise UsageError("--no-check and --hash contradict each other: hashing reads the artifact")
-        return dict(spec)
+        if uri.endswith("/") and "files" not in spec:
+            raise UsageError(f"{uri} is a directory: its files must be listed, which --no-check does not do "
+                             "(give them in a --from-file manifest, or drop --no-check)")
+        return dict(spec), []
 
+    if uris.is_local(uri):
+        from . import trees
+
+        local_dir = _local_dir(uri, root)
+        if local_dir is not None:
+            return trees.describe_local(spec, local_dir, root, progress, upload_to, storage_options)
+        if uri.endswith("/") or "files" in spec:
+            if not _local_exists(uri, root):
+                raise NotFound(f"artifact not found: {uri}")
+            raise UsageError(f"{uri} is not a directory")
+    elif uri.endswith("/") or "files" in spec:
+        from . import trees
+
+        return trees.describe_remote(spec, uri, progress, compute_hash, storage_options), []
+    try:
+        return _describe_file(spec, uri, root, progress, compute_hash, upload_to, storage_options, given_sha, given_size)
+    except uris.NotAFile:
+        if uris.is_local(uri):
+            raise
+        from . import trees  # an object-store prefix given without its trailing slash
+
+        return trees.describe_remote(spec, uri, progress, compute_hash, storage_options), []
+
+
+def _describe_file(
+    spec: dict[str, Any], uri: str, root: Path, progress: ProgressFactory | None, compute_hash: bool,
+    upload_to: str | None, storage_options: StorageOptions | None, given_sha: str | None, given_size: int | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if uris.is_local(uri):
         total = _local_size(uri, root)
         info = _with_bar(progress, uri, total, lambda cb: uris.stat_artifact(uri, root=root, progress=cb))
@@ -111,6 +178,7 @@ def describe(
     if sha is not None:
         entry["sha256"] = sha
 
+    uploaded: list[dict[str, Any]] = []
     if upload_to is not None and uris.is_local(uri):
         local = uris.resolve_local(info.uri, root)
         target = _with_bar(
@@ -119,7 +187,81 @@ def describe(
                                             storage_options=storage_options),
         )
         entry["uri"] = uris.normalize_local_uri(target, root) if uris.is_local(target) else target
-    return entry
+        name = _given_name(uri) or local.name
+        entry["name"] = name  # the store's name is a digest: fetch restores this one
+        uploaded.append({"role": entry["role"], "uri": entry["uri"], "size": info.size, "name": name})
+    return entry, uploaded
+
+
+def cheap_changes(old: dict[str, Any], new: dict[str, Any], root: Path, upload: bool) -> list[Any]:
+    """What differs between a registered manifest and a new one, from what costs no hashing.
+
+    Every field but the artifacts' content; for artifacts: roles, stored URIs (unless uploading,
+    where the URI depends on the hash) and sizes of local files and trees (a stat, a walk).
+    Empty when nothing cheap differs: the caller then hashes and compares everything.
+    """
+    from . import manifest
+
+    def rest(m: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in m.items() if k != "artifacts"}
+
+    from .values import legacy_equal
+
+    changes = [] if legacy_equal(rest(old), rest(new)) else manifest.diff(rest(old), rest(new))
+    was = {a["role"]: a for a in old.get("artifacts", [])}
+    now = {a["role"]: a for a in new.get("artifacts", [])}
+    from .manifest import Change
+
+    for role in sorted(set(was) | set(now)):
+        a, b = was.get(role), now.get(role)
+        if a is None or b is None:
+            changes.append(Change(f"artifacts.{role}", a and a["uri"], b and b["uri"]))
+            continue
+        uri, size = _cheap(b, root)
+        if not upload and uri is not None and uri.rstrip("/") != a["uri"].rstrip("/"):
+            changes.append(Change(f"artifacts.{role}.uri", a["uri"], uri))
+        elif size is not None and a.get("size") is not None and size != a["size"]:
+            changes.append(Change(f"artifacts.{role}.size", a["size"], size))
+    return changes
+
+
+def _cheap(spec: dict[str, Any], root: Path) -> tuple[str | None, int | None]:
+    """(stored URI, size) of an artifact spec without reading its bytes; None where unknown."""
+    uri = spec["uri"]
+    if not uris.is_local(uri):
+        return uri, spec.get("size")
+    try:
+        path = uris.resolve_local(uri, root)
+        if path.is_dir():
+            from . import trees
+
+            stored = uris.normalize_local_uri(str(path), root).rstrip("/") + "/"
+            return stored, sum(f.size for f in trees.walk_local(path, stored))
+        return uris.normalize_local_uri(str(path), root), path.stat().st_size
+    except (ModelregError, OSError):
+        return None, None  # describe names the problem
+
+
+def _given_name(uri: str) -> str | None:
+    """The file name the user gave (before symlinks are resolved)."""
+    path = uris._file_uri_to_path(uri) if uri.startswith("file://") else Path(uri)
+    return path.name or None
+
+
+def _local_exists(uri: str, root: Path) -> bool:
+    try:
+        return uris.resolve_local(uri, root).exists()
+    except ModelregError:
+        return False
+
+
+def _local_dir(uri: str, root: Path) -> Path | None:
+    """The real path of a local URI if it names a directory, else None."""
+    try:
+        path = uris.resolve_local(uri, root)
+    except ModelregError:
+        return None
+    return path if path.is_dir() else None
 
 
 def _local_size(uri: str, root: Path) -> int | None:
@@ -134,13 +276,22 @@ def _local_size(uri: str, root: Path) -> int | None:
 
 @dataclass(frozen=True)
 class ArtifactResult(VerifyResult):
-    """A :class:`uris.VerifyResult` with the role of the artifact it is about."""
+    """A :class:`uris.VerifyResult` with the role of the artifact it is about.
+
+    For a directory artifact, ``files`` lists each file that is missing, added, resized, changed
+    or unreadable (``[{path, status, message, expected_size, actual_size, expected_sha256,
+    actual_sha256}]``); None for a single file."""
 
     role: str = ""
+    files: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        return {"role": d.pop("role"), **d}
+        files = d.pop("files")
+        out = {"role": d.pop("role"), **d}
+        if files is not None:
+            out["files"] = files
+        return out
 
 
 def verify_entry(
@@ -156,8 +307,16 @@ def verify_entry(
 
     Missing, mismatched and unreachable artifacts are results; a refused URI or a backend that
     is not installed raises (UsageError), as does a URI the ``egress`` rules refuse (PolicyRefused).
+    A directory artifact is checked file by file, and files added to it are reported too.
     """
     uri = entry["uri"]
+    if "files" in entry:
+        from . import trees
+
+        t = trees.verify(entry, root, compute_hash=compute_hash, progress=progress,
+                         storage_options=storage_options, egress=egress)
+        return ArtifactResult(uri, t["status"] in ("ok", "unverified"), t["status"], entry.get("size"), t["actual_size"],
+                              None, None, t["message"], role=entry["role"], files=t["problems"])
     reads = uris.is_local(uri) or compute_hash  # only then do bytes flow through a bar
     res = _with_bar(
         progress if reads else None, uri, entry.get("size"),
@@ -200,9 +359,14 @@ class FetchedFile:
     status: str
     """"downloaded" (hash verified), "present" (already there with the right hash, not downloaded),
     or "unverified" (no sha256 recorded: downloaded with only the size checked, if one is recorded)."""
+    file: str | None = None
+    """For a file of a directory artifact: its relative path in the tree."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["file"] is None:
+            del d["file"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -222,19 +386,34 @@ class FetchReport:
 
 
 def fetch_name(entry: dict[str, Any]) -> str:
-    """The file name an artifact gets in a fetch destination: its role, plus the URI's extension.
+    """The file name an artifact gets in a fetch destination: its role, plus the original extension.
 
     The role is unique within a version and already safe as a file name; the extension of the
-    URI's last path segment is appended unless the role already ends with it. Content-addressed
-    store URIs have no extension, so ``checkpoint`` stays ``checkpoint`` and ``model.bin`` stays
-    ``model.bin``.
+    recorded original ``name`` (a file uploaded to the store) or else of the URI's last path
+    segment is appended unless the role already ends with it: role ``tokenizer`` uploaded from
+    ``tokenizer.json`` comes back as ``tokenizer.json``, ``model.bin`` stays ``model.bin``.
+    A directory artifact is fetched into a directory named by its role.
     """
     role = entry["role"]
-    last = entry["uri"].split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    if "files" in entry:
+        return role
+    last = entry.get("name") or entry["uri"].split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
     ext = PurePosixPath(last).suffix
     if not _EXT_RE.match(ext) or role.lower().endswith(ext.lower()):
         return role
     return role + ext
+
+
+def select(ref: Any, entries: list[dict[str, Any]], roles: Iterable[str] | None) -> list[dict[str, Any]]:
+    """The entries with the given roles (all when ``roles`` is empty); NotFound names an unknown role."""
+    wanted = list(dict.fromkeys(roles or []))
+    if not wanted:
+        return entries
+    have = {e["role"]: e for e in entries}
+    for r in wanted:
+        if r not in have:
+            raise NotFound(f"{ref.name}@{ref.version} has no artifact with role {r!r} (has: {', '.join(have) or 'none'})")
+    return [have[r] for r in sorted(wanted)]
 
 
 def fetch_entries(
@@ -250,10 +429,14 @@ def fetch_entries(
 ) -> FetchReport:
     """Fetch every entry into ``dest``, all or nothing: on any failure, files this call wrote are removed.
 
-    An entry with no recorded sha256 cannot be checked by content: unless ``allow_unverified``,
-    the fetch is refused (IntegrityError) before anything is downloaded.
+    A single file goes to ``dest/<fetch_name>``, a directory artifact to ``dest/ROLE/<path>`` for each
+    of its files. An entry with no recorded sha256 cannot be checked by content: unless
+    ``allow_unverified``, the fetch is refused (IntegrityError) before anything is downloaded.
     """
-    unhashed = [e["role"] for e in entries if e.get("sha256") is None]
+    from . import trees
+
+    unhashed = [e["role"] for e in entries
+                if (e.get("sha256") is None if "files" not in e else any("sha256" not in f for f in e["files"]))]
     if unhashed and not allow_unverified:
         raise IntegrityError(
             f"{ref.name}@{ref.version} artifact {unhashed[0]} has no recorded sha256, so its bytes cannot be "
@@ -266,11 +449,26 @@ def fetch_entries(
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
         raise UsageError(f"two artifacts of {ref.name}@{ref.version} would both be fetched as {clash[0]}")
+    for e in entries:
+        if "files" in e:
+            for f in e["files"]:
+                trees.check_path(f["path"])  # the file list is untrusted: refuse before writing anything
     created = not out.exists()
     written: list[Path] = []
     files: list[FetchedFile] = []
+    writer: trees._Writer | None = None
     try:
+        if created:
+            out.mkdir(parents=True)
+        writer = trees._Writer(out)
         for e, name in zip(entries, names):
+            if "files" in e:
+                for uri, rel, path, size, sha, status in trees.fetch(
+                    e, out, root, progress=progress, storage_options=storage_options, egress=egress,
+                    allow_unverified=allow_unverified, writer=writer,
+                ):
+                    files.append(FetchedFile(e["role"], uri, path, size, sha, status, rel))
+                continue
             path = out / name
             sha, size = e.get("sha256"), e.get("size")
             wrote = _with_bar(
@@ -288,6 +486,8 @@ def fetch_entries(
                 p.unlink()
             except FileNotFoundError:
                 pass
+        if writer is not None:
+            writer.undo()
         if created:
             try:
                 out.rmdir()  # only if empty
@@ -295,3 +495,72 @@ def fetch_entries(
                 pass
         raise
     return FetchReport(ref, str(out), files)
+
+
+# ------------------------------------------------------------------ presigned links
+
+MAX_EXPIRES = 7 * 24 * 3600  # S3 SigV4 presigned URLs live at most 7 days
+
+
+@dataclass(frozen=True)
+class SignedLink:
+    """A time-limited HTTPS link to one artifact (``files``: one link per file of a directory artifact)."""
+
+    ref: Any  # registry.Resolved
+    role: str
+    uri: str
+    expires: int
+    expires_at: str
+    url: str | None = None
+    files: list[dict[str, str]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {**self.ref.to_dict(), "role": self.role, "uri": self.uri, "expires": self.expires,
+             "expires_at": self.expires_at}
+        if self.files is not None:
+            d["files"] = self.files
+        else:
+            d["url"] = self.url
+        return d
+
+
+def sign(ref: Any, entries: list[dict[str, Any]], role: str | None, expires: int,
+         storage_options: StorageOptions | None, egress: Any = None) -> SignedLink:
+    """Sign a link to the artifact ``role`` of a version (the only one when ``role`` is None)."""
+    from datetime import datetime, timedelta, timezone
+
+    if isinstance(expires, bool) or not isinstance(expires, int) or not 1 <= expires <= MAX_EXPIRES:
+        raise UsageError(f"--expires must be a number of seconds from 1 to {MAX_EXPIRES} (7 days)")
+    if role is None:
+        if len(entries) != 1:
+            have = ", ".join(e["role"] for e in entries) or "none"
+            raise UsageError(f"{ref.name}@{ref.version} has {len(entries)} artifacts ({have}): give --role")
+        entry = entries[0]
+    else:
+        entry = select(ref, entries, [role])[0]
+    for u in _uris_of(entry):
+        uris.check_uri_safe(u)
+        if uris.is_local(u):
+            raise UsageError(f"artifact {entry['role']} is a local path ({entry['uri']}): only object stores "
+                             "(s3://, gs://) can sign a link; upload it to an artifact_store first")
+        if egress is not None and uris._protocol(u) in ("http", "https"):
+            raise UsageError(f"{u} is already a plain link: nothing to sign")
+    at = (datetime.now(timezone.utc) + timedelta(seconds=expires)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if "files" in entry:
+        from . import trees
+
+        files = trees.parallel(
+            lambda f: {"path": f["path"], "url": uris.sign_url(trees.file_uri(entry, f), expires,
+                                                               storage_options=storage_options)},
+            entry["files"], 8)
+        return SignedLink(ref, entry["role"], entry["uri"], expires, at, files=files)
+    return SignedLink(ref, entry["role"], entry["uri"], expires, at,
+                      url=uris.sign_url(entry["uri"], expires, storage_options=storage_options))
+
+
+def _uris_of(entry: dict[str, Any]) -> list[str]:
+    if "files" in entry:
+        from . import trees
+
+        return [trees.file_uri(entry, f) for f in entry["files"][:1]] or [entry["uri"]]
+    return [entry["uri"]]

@@ -1,6 +1,7 @@
 """Benchmark: build registries of 1k/10k/100k versions and print the figures of issue 7.
 
     python -m modelreg.bench [--quick] [--sizes 1000,10000,100000] [--out bench-results/bench.json]
+    python -m modelreg.bench --tree [--tree-files 2000] [--tree-mib 2048]   # directory artifacts only
 
 Every timing that is compared against a floor is measured side by side in the same run
 (commands interleaved round-robin, median of ``--runs``), because machines are noisy.
@@ -220,7 +221,9 @@ def _promote_worker(path: str, model: str, versions: int, ops: int, seed: int, s
     for _ in range(ops):
         v = f"1.0.{rnd.randrange(versions)}"
         t0 = time.perf_counter()
-        reg.promote(f"{model}@{v}", "production", actor=ACTOR)
+        # demote=False: the lifecycle's demotion guard refuses to evict a staged candidate, and
+        # what is measured here is contention on one stage ref, not demotion
+        reg.promote(f"{model}@{v}", "production", actor=ACTOR, demote=False)
         lat.append(time.perf_counter() - t0)
     out.put(lat)
 
@@ -307,6 +310,10 @@ def cold_commands(path: Path, entry: str) -> dict[str, list[str]]:
         "show": _cli(reg_dir, "show", "m0000@production"),
         "ls NAME": _cli(reg_dir, "ls", "m0000"),
         "log NAME --limit 20": _cli(reg_dir, "log", "m0000", "--limit", "20"),
+        "--version": _cli(reg_dir, "--version"),
+        # what one <TAB> costs: bash asks for the words after NAME@ (see modelreg/completion.py)
+        "complete NAME@ (bash)": ["env", "_MODELREG_COMPLETE=complete_bash", f"COMP_WORDS=modelreg -R {reg_dir} "
+                                  "resolve m0000@", "COMP_CWORD=4", *_cli(reg_dir)[:3]],
     }
 
 
@@ -482,6 +489,87 @@ def measure_site_page(path: Path, workdir: Path, runs: int = 5) -> dict[str, Any
     return {"versions": WIDE_VERSIONS, "build": build, "page_bytes": size, "runs": runs,
             "ready_s": statistics.median(ready), "dom_content_loaded_s": statistics.median(dcl),
             "filter_all_rows_s": statistics.median(filt), "chromium": chromium}
+# ---------------------------------------------------------------- directory artifacts
+def make_tree(path: Path, files: int, total: int) -> dict[str, int]:
+    """A model folder: ``files`` files, most small and ten large (so that file size varies 1000x), ``total`` bytes."""
+    big_n = min(10, files)
+    small_n = files - big_n
+    small = max(1, total // 10 // max(1, small_n)) if small_n else 0
+    big = (total - small * small_n) // big_n
+    block = os.urandom(1 << 20)
+    sizes = {}
+    for i in range(files):
+        size = big if i < big_n else small
+        rel = f"shards/model-{i:05d}-of-{big_n:05d}.safetensors" if i < big_n else f"tokenizer/part-{i // 100:02d}/t{i:05d}.json"
+        p = path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with open(p, "wb") as out:
+            left, k = size, i
+            while left > 0:
+                chunk = block[k % 4096:] + block[: k % 4096]
+                out.write(chunk[:left])
+                left -= len(chunk[:left])
+                k += 1
+        sizes[rel] = size
+    return sizes
+
+
+def _measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
+    """Wall time and peak RSS (ru_maxrss of the one child) of a command run from a small wrapper process."""
+    code = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
+            "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
+            "dt = time.perf_counter() - t; "
+            "print(json.dumps({'rc': p.returncode, 's': dt, 'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
+            " 'err': p.stderr.decode()[-300:]}))")
+    out = subprocess.run([sys.executable, "-c", code, *cmd], cwd=cwd, env=env, capture_output=True, text=True, check=True)
+    row = json.loads(out.stdout)
+    if row["rc"] != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {row['rc']}: {row['err']}")
+    return {"seconds": row["s"], "peak_rss_mb": row["rss"] * 1024 / 1e6}
+
+
+def measure_tree(workdir: Path, files: int, total: int) -> dict[str, Any]:
+    """Register, verify and fetch a directory artifact of ``files`` files and ``total`` bytes through the
+    CLI (fsync on), with peak RSS of each command; the same for a tree 1/10th the size, to show memory
+    does not grow with the bytes."""
+    from .registry import Registry
+
+    env = _env()
+    res: dict[str, Any] = {"cores": os.cpu_count()}
+    for label, n, size in (("small", max(1, files // 10), total // 10), ("full", files, total)):
+        base = workdir / f"tree-{label}"
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir(parents=True)
+        Registry.init(base)
+        print(f"writing a {size >> 20} MiB folder of {n} files...", file=sys.stderr, flush=True)
+        make_tree(base / "model", n, size)
+        row: dict[str, Any] = {"files": n, "bytes": size}
+        cli = [sys.executable, "-m", "modelreg"]
+        row["register"] = _measured([*cli, "register", "llm", "1.0", "-a", "model=model/"], base, env)
+        row["verify"] = _measured([*cli, "verify", "llm@1.0"], base, env)
+        row["fetch"] = _measured([*cli, "fetch", "llm@1.0", "out"], base, env)
+        row["fetch_again"] = _measured([*cli, "fetch", "llm@1.0", "out"], base, env)  # every file present
+        reg = Registry(base / ".modelreg")
+        row["manifest_bytes"] = reg.objects.path(reg.resolve("llm@1.0").digest).stat().st_size
+        for k in ("register", "verify", "fetch", "fetch_again"):
+            row[k]["mib_per_s"] = size / row[k]["seconds"] / (1 << 20)
+        res[label] = row
+        shutil.rmtree(base, ignore_errors=True)
+    return res
+
+
+def tree_report(t: dict[str, Any]) -> str:
+    lines = [f"Directory artifact, CLI, fsync on ({t['cores']} cores)",
+             f"  {'tree':<22}{'command':<13}{'time':>10}{'MiB/s':>9}{'peak RSS':>11}"]
+    for label in ("small", "full"):
+        row = t[label]
+        name = f"{row['files']} files, {row['bytes'] >> 20} MiB"
+        for k in ("register", "verify", "fetch", "fetch_again"):
+            r = row[k]
+            lines.append(f"  {name:<22}{k:<13}{_fmt_s(r['seconds']):>10}{r['mib_per_s']:>9.0f}{r['peak_rss_mb']:>8.1f} MB")
+            name = ""
+        lines.append(f"  {'':<22}manifest     {row['manifest_bytes'] / 1024:>8.0f} KiB")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- main
@@ -605,15 +693,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--site-only", action="store_true",
                     help="only the site figures (largest size and, unless --quick, the 10k-version model page)")
     ap.add_argument("--no-site", action="store_true", help="skip the site figures")
+    ap.add_argument("--tree", action="store_true",
+                    help="only the directory-artifact benchmark: register, verify, fetch a large folder")
+    ap.add_argument("--tree-files", type=int, default=2000, help="files in the --tree folder (default 2000)")
+    ap.add_argument("--tree-mib", type=int, default=2048, help="size of the --tree folder in MiB (default 2048)")
     args = ap.parse_args(argv)
     if os.environ.get("MODELREG_UNSAFE_NO_FSYNC"):
         ap.error("unset MODELREG_UNSAFE_NO_FSYNC: the bench sets it itself, only where it builds fixtures")
+    if args.tree:
+        workdir = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-bench-tree-"))
+        try:
+            t = measure_tree(workdir, args.tree_files, args.tree_mib << 20)
+        finally:
+            if not args.keep and not args.workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+        out = Path(args.out if args.out != "bench-results/bench.json" else "bench-results/bench-tree.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(t, indent=2) + "\n")
+        print(tree_report(t))
+        print(f"\nJSON: {out}")
+        return 0
     sizes = [int(s) for s in (args.sizes or ("1000" if args.quick else "1000,10000,100000")).split(",")]
     runs = args.runs or (10 if args.quick else 15)
     hash_bytes = (args.hash_mib or (128 if args.quick else 1024)) << 20
     os.environ["MODELREG_ACTOR"] = ACTOR
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    os.environ["MODELREG_CACHE_DIR"] = str(workdir / "cache")  # derived data stays with the fixtures
     res: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cores": os.cpu_count()},
         "quick": args.quick, "runs": runs, "sizes": {},

@@ -39,6 +39,11 @@ class CanonicalError(UsageError):
     """Data that cannot be written canonically or YAML that cannot be read safely."""
 
 
+class Plain(str):
+    """A plain (unquoted) YAML scalar read with ``load(..., plain=True)``: typed later by
+    :func:`modelreg.values.type_tree`, so a user's file follows the one rule for values."""
+
+
 def _scalar(value: Any) -> str:
     if value is None:
         return "null"
@@ -61,6 +66,11 @@ def _scalar(value: Any) -> str:
             return value
         return _UNSAFE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
     raise CanonicalError(f"cannot store a value of type {type(value).__name__}")
+
+
+def scalar(value: Any) -> str:
+    """The canonical text of one scalar (what :func:`dump` writes after ``key: ``)."""
+    return _scalar(value)
 
 
 def _key(key: Any) -> str:
@@ -159,12 +169,33 @@ def _loader_class() -> type:
     return StrictLoader
 
 
+def _plain_loader_class(strict: type) -> type:
+    class PlainLoader(strict):  # type: ignore[misc, valid-type]
+        """StrictLoader that leaves plain scalars untyped (:class:`Plain`); quoted ones are strings."""
+
+        yaml_implicit_resolvers: dict[Any, Any] = {}
+
+    def construct_str(loader: Any, node: Any) -> Any:
+        value = loader.construct_scalar(node)
+        if node.style:  # quoted or block scalar: a string as written ('' or None is plain)
+            return value
+        return Plain(value) if value != "" else None
+
+    PlainLoader.add_constructor("tag:yaml.org,2002:str", construct_str)
+    return PlainLoader
+
+
 _LOADER: type | None = None
+_PLAIN_LOADER: type | None = None
 
 
-def load(data: bytes, *, what: str = "YAML document") -> Any:
-    """Parse YAML bytes strictly (size cap, UTF-8, no aliases, no duplicate keys)."""
-    global _LOADER
+def load(data: bytes, *, what: str = "YAML document", plain: bool = False) -> Any:
+    """Parse YAML bytes strictly (size cap, UTF-8, no aliases, no duplicate keys).
+
+    With ``plain``, plain scalars are returned as :class:`Plain` strings (an empty one as
+    None) instead of being typed by YAML 1.1's rules (``yes``, ``0755``, ``1e3``...).
+    """
+    global _LOADER, _PLAIN_LOADER
     if len(data) > MAX_BYTES:
         raise CanonicalError(f"{what} is larger than {MAX_BYTES} bytes")
     try:
@@ -179,8 +210,10 @@ def load(data: bytes, *, what: str = "YAML document") -> Any:
 
     if _LOADER is None:
         _LOADER = _loader_class()
+    if plain and _PLAIN_LOADER is None:
+        _PLAIN_LOADER = _plain_loader_class(_LOADER)
     try:
-        loader = _LOADER(text)
+        loader = (_PLAIN_LOADER if plain else _LOADER)(text)
         try:
             return loader.get_single_data()
         finally:
@@ -194,6 +227,8 @@ def load(data: bytes, *, what: str = "YAML document") -> Any:
         raise CanonicalError(f"{what} is not valid YAML{where}: {problem}") from None
     except RecursionError:
         raise CanonicalError(f"{what} is nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
+        raise CanonicalError(f"{what} holds a value that cannot be read: {str(exc)[:100]}") from None
 
 
 def _reject_deep_nesting(text: str, what: str) -> None:

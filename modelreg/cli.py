@@ -1,7 +1,10 @@
 """The ``modelreg`` command line: parse, call the library, render. No logic lives here.
 
 Data goes to stdout (human text, or JSON with ``--json``); messages and errors go to
-stderr as one line. Exit codes are those of :mod:`modelreg.errors`.
+stderr as one line. Exit codes are those of :mod:`modelreg.errors`. Every error, wherever it
+is raised (argument parsing, the environment, a command body), goes through one funnel
+(:func:`fail`): with ``--json`` it also prints ``{"error": {"code", "message", ...}}`` on
+stdout, so a command given ``--json`` prints exactly one JSON object on every outcome.
 """
 
 from __future__ import annotations
@@ -30,21 +33,29 @@ ActorOpt = Annotated[
     str | None, typer.Option("--actor", help="Who makes the change (default: MODELREG_ACTOR, CI user, git email).")
 ]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why: recorded in the event log.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print no messages on success (data, warnings and errors still print).")
+]
 SignOpt = Annotated[
     bool,
     typer.Option("--sign", help="Sign the event with your SSH key (MODELREG_SIGNING_KEY or git's user.signingkey)."),
 ]
 
-_state: dict[str, Any] = {"registry": None}
+_state: dict[str, Any] = {"registry": None, "json": False, "quiet": False}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 metrics_app = typer.Typer(name="metrics", help="Record and show evaluation metrics by suite.", no_args_is_help=True)
 policy_app = typer.Typer(name="policy", help="Inspect the promotion policy of config.yaml.", no_args_is_help=True)
+import_app = typer.Typer(
+    name="import", help="Bring another registry's versions and history into modelreg (GTO, MLflow).",
+    no_args_is_help=True,
+)
 site_app = typer.Typer(name="site", help="Build and preview the team's static registry site.", no_args_is_help=True)
 app.add_typer(metrics_app)
 app.add_typer(policy_app)
+app.add_typer(import_app)
 app.add_typer(site_app)
 
 
@@ -55,6 +66,10 @@ def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Call
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*a: Any, **kw: Any) -> Any:
+            if kw.get("as_json"):
+                _state["json"] = True
+            if kw.get("quiet"):
+                _state["quiet"] = True
             try:
                 return fn(*a, **kw)
             except ModelregError as exc:
@@ -69,12 +84,42 @@ def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Call
 
 
 def fail(exc: ModelregError) -> None:
-    """Print a one-line error (details only with MODELREG_TRACEBACK) and exit with its code."""
-    typer.echo(f"modelreg: error: {exc.message}", err=True)
-    if os.environ.get("MODELREG_TRACEBACK"):
-        for line in exc.details:
-            typer.echo(f"  {line}", err=True)
+    """The error funnel: a one-line error on stderr (details only with MODELREG_TRACEBACK), the
+    JSON error object on stdout in ``--json`` mode, and exit with the error's code."""
+    report(exc)
     raise typer.Exit(exc.exit_code)
+
+
+def report(exc: ModelregError) -> None:
+    """Print an error the documented way (see :func:`fail`) without exiting; registry bytes in the
+    message are shown escaped (modelreg.printable), never sent to the terminal raw."""
+    from .printable import line as safe
+
+    typer.echo(f"modelreg: error: {safe(exc.message)}", err=True)
+    if _traceback_wanted():
+        for line in exc.details:
+            typer.echo(f"  {safe(line)}", err=True)
+    if _state["json"]:
+        emit_json(error_object(exc))
+
+
+def error_object(exc: ModelregError) -> dict[str, Any]:
+    """``{"error": {"code", "message", **exc.info}}``; a gate refusal also carries its report's fields."""
+    out: dict[str, Any] = {}
+    gate_report = getattr(exc, "report", None)
+    if gate_report is not None:
+        out.update(gate_report.to_dict())
+    out["error"] = {"code": exc.exit_code, "message": exc.message, **exc.info}
+    return out
+
+
+def _traceback_wanted() -> bool:
+    from .settings import traceback_enabled
+
+    try:
+        return traceback_enabled()
+    except ModelregError:
+        return False
 
 
 def os_message(exc: OSError) -> str:
@@ -85,12 +130,59 @@ def os_message(exc: OSError) -> str:
 
 
 def note(message: str) -> None:
-    """A message for the person at the terminal (stderr)."""
-    typer.echo(message, err=True)
+    """A message for the person at the terminal (stderr), control characters escaped; silenced by ``--quiet``."""
+    from .printable import line
+
+    if not _state["quiet"]:
+        typer.echo(line(message), err=True)
+
+
+def warn(message: str) -> None:
+    """A warning (stderr), control characters escaped: printed even with ``--quiet``."""
+    from .printable import line
+
+    typer.echo(f"modelreg: warning: {line(message)}", err=True)
+
+
+def use_colour(stream: Any = None) -> bool:
+    """Colour only on a terminal, never when NO_COLOR is set (https://no-color.org) or TERM is dumb."""
+    stream = stream if stream is not None else sys.stdout
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def echo_styled(text: str, colour: str | None) -> None:
+    """A line on stdout, in ``colour`` when :func:`use_colour` allows it."""
+    typer.secho(text, fg=colour, color=use_colour(sys.stdout))
 
 
 def emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    from .printable import json_text
+
+    typer.echo(json_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)))
+
+
+def version_text() -> str:
+    from . import __version__
+    from .config import FORMAT
+
+    return f"modelreg {__version__} (registry format {FORMAT})"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit(0)
+
+
+def with_error(data: dict[str, Any], code: int, message: str) -> dict[str, Any]:
+    """A report printed on a non-zero exit (check, fsck, verify...): its fields plus the ``error``
+    object every failure carries in --json mode."""
+    return data if code == 0 else {**data, "error": {"code": code, "message": message}}
 
 
 @app.callback()
@@ -100,8 +192,27 @@ def _main(
         typer.Option("--registry", "-R", help="Registry directory (default: MODELREG_DIR, or .modelreg/ found upwards).",
                      envvar=None),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print no messages on success (as the command option -q).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the modelreg and registry format versions.",
+                           callback=_version_callback, is_eager=True)
+    ] = False,
+    install_completion: Annotated[
+        str | None, typer.Option("--install-completion", metavar="[SHELL]",
+                                 help="Install shell completion (bash, zsh, fish; default: your shell).")
+    ] = None,
+    show_completion: Annotated[
+        str | None, typer.Option("--show-completion", metavar="[SHELL]",
+                                 help="Print the shell completion script (bash, zsh, fish; default: your shell).")
+    ] = None,
 ) -> None:
     _state["registry"] = registry
+    _state["quiet"] = _state["quiet"] or quiet
+    if install_completion is not None or show_completion is not None:  # normally handled in main()
+        _completion_option("--install-completion" if install_completion is not None else "--show-completion",
+                           install_completion or show_completion or None)
 
 
 def open_registry() -> Any:
@@ -112,7 +223,7 @@ def open_registry() -> Any:
 
 def _progress_factory() -> Any:
     """A progress callback factory for large files when stderr is a terminal."""
-    if not sys.stderr.isatty():
+    if _state["quiet"] or not sys.stderr.isatty():
         return None
 
     def factory(label: str, total: int) -> Callable[[int], None] | None:
@@ -126,30 +237,42 @@ def _progress_factory() -> Any:
 
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
-    """``K=V`` pairs into a nested mapping; V keeps its JSON type only if it round-trips exactly."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"{what} {pair!r}: expected KEY=VALUE")
-        value: Any = raw
-        try:
-            parsed = json.loads(raw)
-            if json.dumps(parsed) == raw and not isinstance(parsed, (dict, list)):
-                value = parsed
-        except ValueError:
-            pass
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise UsageError(f"{what} {pair!r}: {part!r} is already a value")
-            node = nxt
-        if parts[-1] in node:
-            raise UsageError(f"{what} {pair!r}: key given twice")
-        node[parts[-1]] = value
-    return out
+    """``K=V`` pairs typed by the one rule of :mod:`modelreg.values`."""
+    from .values import parse_pairs as parse
+
+    return parse(pairs, what)
+
+
+# ------------------------------------------------------------- completion
+# Shell completion callbacks (see modelreg.completion): the registry is read only when a shell asks.
+def _completion_registry(ctx: typer.Context) -> str | None:
+    return ctx.find_root().params.get("registry")
+
+
+def _complete_refs(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .completion import refs
+
+    return refs(incomplete, _completion_registry(ctx))
+
+
+def _complete_models(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .completion import models
+
+    return models(incomplete, _completion_registry(ctx))
+
+
+def _complete_stages(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .completion import stages
+
+    return stages(incomplete, _completion_registry(ctx))
+
+
+def _complete_tag_op(incomplete: str) -> list[str]:
+    return [w for w in ("add", "rm") if w.startswith(incomplete)]
+
+
+def _complete_shells(incomplete: str) -> list[str]:
+    return [w for w in ("bash", "zsh", "fish") if w.startswith(incomplete)]
 
 
 # ----------------------------------------------------------------- commands
@@ -159,6 +282,8 @@ def init_cmd(
         str | None,
         typer.Argument(help="Project directory to create .modelreg/ in (default: --registry, MODELREG_DIR, or .)."),
     ] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Create a registry (.modelreg/) in PATH."""
     from .registry import Registry
@@ -171,6 +296,9 @@ def init_cmd(
         os.path.join(path, ".modelreg", "config.yaml")
     )
     reg = Registry.init(path)
+    if as_json:
+        emit_json({"path": str(reg.path), "created": not existed})
+        return
     note(f"{'Reinitialized existing' if existed else 'Initialized empty'} modelreg registry in {reg.path}")
 
 
@@ -179,8 +307,9 @@ def register_cmd(
     name: Annotated[str | None, typer.Argument(help="Model name.")] = None,
     version: Annotated[str | None, typer.Argument(help="Version name (e.g. 1.2.0).")] = None,
     artifact: Annotated[list[str] | None, typer.Option("--artifact", "-a", help="[ROLE=]URI, repeatable.")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Training parameter K=V.")] = None,
-    meta: Annotated[list[str] | None, typer.Option("--meta", "-m", help="Metadata K=V.")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="Training parameter K=V (0.90, 3e-4: numbers; true/false/null; else text).")] = None,
+    meta: Annotated[list[str] | None, typer.Option("--meta", "-m", help="Metadata K=V, typed like --param.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Initial tag.")] = None,
     parent: Annotated[list[str] | None, typer.Option("--parent", help="Parent version reference.")] = None,
     lineage: Annotated[str | None, typer.Option("--lineage", help="How the parents relate (fine_tune, ...).")] = None,
@@ -205,6 +334,7 @@ def register_cmd(
     upload: Annotated[
         bool, typer.Option("--upload", help="Copy local artifacts into config.yaml's artifact_store; record its URIs.")
     ] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Register a model version (idempotent for identical content)."""
     reg = open_registry()
@@ -227,7 +357,9 @@ def register_cmd(
             raise UsageError(f"--from-file {from_file}: is a directory") from None
         if len(data) > canonical.MAX_BYTES:
             raise UsageError(f"--from-file {from_file} is larger than {canonical.MAX_BYTES} bytes (a manifest is metadata)")
-        raw = canonical.load(data, what=from_file)
+        from .values import load_manifest
+
+        raw = load_manifest(data, from_file)
         if not isinstance(raw, dict):
             raise UsageError(f"{from_file}: a manifest must be a mapping")
         result = reg.register_manifest(raw, actor=actor, progress=_progress_factory(), **checks)
@@ -249,105 +381,171 @@ def register_cmd(
             **checks,
         )
     for d in result.duplicates:
-        note(f"modelreg: warning: same params fingerprint as {d.name}@{d.version} ({d.digest[:19]})")
+        warn(f"same params fingerprint as {d.name}@{d.version} ({d.digest[:19]})")
     if as_json:
         emit_json(result.to_dict())
         return
     v = result.version
-    verb = "Registered" if result.created else "Already registered (identical)"
-    note(f"{verb} {v.name}@{v.version}")
+    note(f"Registered {v.name}@{v.version}" if result.created
+         else f"Already registered {v.name}@{v.version} with this content; nothing changed")
     typer.echo(v.digest)
+
+
+ExpectOpt = Annotated[
+    str | None, typer.Option("--expect", help="Only if the stage now holds VERSION, sha256:..., or none (empty).")
+]
 
 
 @command("promote")
 def promote_cmd(
-    ref: Annotated[str, typer.Argument(help="Version to promote: NAME@VERSION, NAME@latest, NAME@sha256:...")],
-    stage: Annotated[str, typer.Argument(help="Target stage.")],
-    expect: Annotated[
-        str | None, typer.Option("--expect", help="Only if the stage now holds VERSION, sha256:..., or none.")
-    ] = None,
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs,
+                                       help="Version to promote: NAME@VERSION, NAME@latest, NAME@sha256:...")],
+    stage: Annotated[str, typer.Argument(autocompletion=_complete_stages,
+                                         help="Target stage, or 'archived' to archive the version and clear its stages.")],
+    expect: ExpectOpt = None,
     reason: ReasonOpt = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Override policy, or pick this version for a stage left with git conflict "
                                      "markers; recorded in the event."),
     ] = False,
+    no_demote: Annotated[
+        bool, typer.Option("--no-demote", help="Do not demote the replaced version (policy.demote_to).")
+    ] = False,
+    replace_staging: Annotated[
+        bool, typer.Option("--replace-staging", help="Demote the replaced version even over another staged candidate.")
+    ] = False,
+    expect_staging: Annotated[
+        str | None,
+        typer.Option("--expect-staging", help="Demote only if the demotion stage now holds VERSION (or none)."),
+    ] = None,
     actor: ActorOpt = None,
     sign: SignOpt = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Point STAGE of the model at a version (compare-and-swap with --expect), if the policy's gates pass."""
     from .errors import PolicyRefused
 
     reg = open_registry()
     try:
-        cas = {} if expect is None else {"expect": expect}
-        move = reg.promote(ref, stage, reason=reason, actor=actor, force=force, sign=sign, **cas)
+        move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor, force=force, demote=not no_demote,
+                           replace_staging=replace_staging, expect_staging=expect_staging, sign=sign)
     except PolicyRefused as exc:
-        if exc.report is not None:
-            if as_json:
-                emit_json(exc.report.to_dict())
-            else:
-                from .render import gate_table
+        if exc.report is not None and not as_json:  # with --json the error object carries the report
+            from .render import gate_table
 
-                gate_table(exc.report, stderr=True)
+            gate_table(exc.report, stderr=True)
         raise
+    if move.stage == "archived" and move.to is not None:
+        archived = next((e for e in move.events if e.action == "archive"), None)
+        cleared = [e.stage for e in move.events if e.action == "clear"]
+        _print_archived(move.to, move.changed, cleared, archived, move.events, as_json, undo=False)
+        return
     _print_move(move, as_json, "Promoted")
-    for ev in move.events[1:]:
-        if ev.action == "demote" and not as_json:
-            note(f"Demoted {ev.model}@{ev.version} to {ev.stage}")
 
 
 @command("rollback")
 def rollback_cmd(
-    name: Annotated[str, typer.Argument(help="Model name.")],
-    stage: Annotated[str, typer.Argument(help="Stage to roll back.")],
-    to: Annotated[str | None, typer.Option("--to", help="Version to roll back to (default: the previous one).")] = None,
+    name: Annotated[str, typer.Argument(autocompletion=_complete_models, help="Model name.")],
+    stage: Annotated[str, typer.Argument(autocompletion=_complete_stages, help="Stage to roll back.")],
+    to: Annotated[
+        str | None, typer.Option("--to", help="Version to roll back to (default: undo the latest move not undone yet).")
+    ] = None,
+    expect: ExpectOpt = None,
     reason: ReasonOpt = None,
     actor: ActorOpt = None,
     sign: SignOpt = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Move STAGE back to the version it held before its latest change."""
+    """Undo the latest move of STAGE not undone yet (again: the one before it), or go back --to VERSION."""
     reg = open_registry()
-    move = reg.rollback(name, stage, to=to, reason=reason, actor=actor, sign=sign)
+    move = reg.rollback(name, stage, to=to, expect=expect, reason=reason, actor=actor, sign=sign)
     _print_move(move, as_json, "Rolled back")
 
 
+@command("clear")
+def clear_cmd(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    stage: Annotated[str, typer.Argument(help="Stage to empty.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the stage is emptied (required; recorded).")],
+    expect: ExpectOpt = None,
+    actor: ActorOpt = None,
+    sign: SignOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Empty STAGE (resolve NAME@STAGE then exits 3); rollback undoes it."""
+    move = open_registry().clear(name, stage, reason=reason, expect=expect, actor=actor, sign=sign)
+    _print_move(move, as_json, "Cleared")
+
+
 def _print_move(move: Any, as_json: bool, verb: str) -> None:
+    """A stage move: one line per stage changed (stderr), the new digest on stdout; or the JSON."""
     if as_json:
         emit_json(move.to_dict())
         return
+    label = move.to.version if move.to else "(empty)"
     if not move.changed:
-        note(f"{move.name}@{move.stage} already holds {move.to.version}; nothing changed")
+        note(f"{move.name}@{move.stage} already holds {label}; nothing changed"
+             if move.to else f"{move.name}@{move.stage} is already empty; nothing changed")
     else:
         before = move.from_.version if move.from_ else "(empty)"
-        note(f"{verb} {move.name}@{move.stage}: {before} -> {move.to.version}")
-    typer.echo(move.to.digest)
+        note(f"{verb} {move.name}@{move.stage}: {before} -> {label}")
+    for ev in move.events[1:]:
+        if ev.action == "demote":
+            note(f"Demoted {ev.model}@{ev.version} to {ev.stage}"
+                 + (f" (replacing {_version_label(ev.from_)})" if ev.from_ and ev.from_ != move.to.digest else ""))
+    for line in move.notes:
+        note(f"Note: {line}")
+    if move.to is not None:
+        typer.echo(move.to.digest)
+
+
+def _version_label(digest: str | None) -> str:
+    if digest is None:
+        return "(empty)"
+    labels = open_registry().version_labels([digest])
+    return labels.get(digest, digest[:19])
+
+
+def _print_archived(
+    r: Any, changed: bool, cleared: list[str], event: Any, events: list[Any], as_json: bool, undo: bool
+) -> None:
+    """An archive (or unarchive): a line per stage it cleared, then the outcome; or the JSON."""
+    if as_json:
+        emit_json({**r.to_dict(), "changed": changed, "archived": not undo, "cleared": cleared,
+                   "event": event and event.to_dict(), "events": [e.to_dict() for e in events]})
+        return
+    for stage in cleared:
+        note(f"Cleared {r.name}@{stage} (held {r.version})")
+    if event is not None:
+        note(f"{'Unarchived' if undo else 'Archived'} {r.name}@{r.version}")
+    else:
+        note(f"{r.name}@{r.version} is {'not' if undo else 'already'} archived" + ("" if cleared else "; nothing changed"))
 
 
 @command("archive")
 def archive_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     reason: ReasonOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Archive even if it holds a stage.")] = False,
     undo: Annotated[bool, typer.Option("--undo", help="Unarchive the version.")] = False,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Mark a version archived (it can no longer be promoted)."""
+    """Mark a version archived (it can no longer be promoted); --force also clears the stages it holds."""
     reg = open_registry()
+    r = reg.resolve(ref)
     event = reg.archive(ref, reason=reason, actor=actor, force=force, undo=undo)
-    if as_json:
-        emit_json({"changed": event is not None, "event": event and event.to_dict()})
-        return
-    what = "unarchived" if undo else "archived"
-    note(f"{ref}: {what}" if event else f"{ref} was already {what}; nothing changed")
+    cleared = list(event.data.get("cleared") or []) if event is not None else []
+    _print_archived(r, event is not None, cleared, event, [event] if event else [], as_json, undo)
 
 
 @command("resolve")
 def resolve_cmd(
-    ref: Annotated[str, typer.Argument(help="NAME@VERSION|STAGE|latest|sha256:HEX")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="NAME@VERSION|STAGE|latest|sha256:HEX")],
     digest: Annotated[bool, typer.Option("--digest", help="Print the manifest digest.")] = False,
     artifact: Annotated[str | None, typer.Option("--artifact", help="Print the URI of the artifact ROLE.")] = None,
     as_json: JsonOpt = False,
@@ -373,7 +571,7 @@ def resolve_cmd(
 
 @command("show")
 def show_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Show a version: manifest, stages, registration and archived state."""
@@ -387,7 +585,7 @@ def show_cmd(
 
 
 NameRegexOpt = Annotated[str | None, typer.Option("--name", help="Model name matches this regex (search).")]
-StageFilterOpt = Annotated[str | None, typer.Option("--stage", help="Versions that hold this stage.")]
+StageFilterOpt = Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="Versions that hold this stage.")]
 StagedOpt = Annotated[bool, typer.Option("--staged", help="Versions that hold any stage.")]
 TagFilterOpt = Annotated[str | None, typer.Option("--tag", help="Versions with this tag.")]
 ArchivedOpt = Annotated[
@@ -404,8 +602,15 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At m
 def _search_and_print(name_regex: str | None, stage: str | None, staged: bool, tag: str | None,
                       archived: bool | None, where: list[str] | None, sort: str | None, limit: int | None,
                       as_json: bool) -> None:
+    from .query import parse_where
+
+    conditions = [parse_where(w) for w in where or []]
     records = open_registry().search(name_regex=name_regex, stage=stage, staged=staged, tag=tag,
-                                     archived=archived, where=where or [], sort=sort, limit=limit)
+                                     archived=archived, where=conditions, sort=sort, limit=limit)
+    for c in conditions:
+        text = c.mismatch_note()
+        if text:
+            warn(text)
     if as_json:
         emit_json([r.to_dict() for r in records])
     else:
@@ -432,7 +637,7 @@ def search_cmd(
 
 @command("ls")
 def ls_cmd(
-    name: Annotated[str | None, typer.Argument(help="Model to list versions of.")] = None,
+    name: Annotated[str | None, typer.Argument(autocompletion=_complete_models, help="Model to list versions of.")] = None,
     name_regex: NameRegexOpt = None,
     stage: StageFilterOpt = None,
     staged: StagedOpt = False,
@@ -473,14 +678,24 @@ def ls_cmd(
 
 @command("log")
 def log_cmd(
-    name: Annotated[str | None, typer.Argument(help="Model name (default: every model).")] = None,
-    stage: Annotated[str | None, typer.Option("--stage", help="Only events of this stage.")] = None,
+    name: Annotated[str | None, typer.Argument(autocompletion=_complete_models, help="Model name (default: every model).")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="Only events of this stage.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Only the newest N events.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only events after this event id (resume where you left off).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing events as they are appended, oldest first, "
+                                                  "until Ctrl-C (with --json: one JSON object per line).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the event log, newest first: who changed what, when, and why; which events are signed and verified."""
     reg = open_registry()
-    events = reg.events(name, stage=stage, limit=limit)
+    if follow:
+        _follow(reg, name, stage, limit, since, as_json)
+        return
+    events = reg.events(name, stage=stage, limit=limit, since=since)
     verdicts = reg.signatures(events)
     if as_json:
         out = []
@@ -491,14 +706,35 @@ def log_cmd(
         return
     from .render import event_text, signature_mark
 
+    labels = reg.version_labels(events=events)
     for e in reversed(events):
-        typer.echo(event_text(e) + signature_mark(verdicts.get(e.id)))
+        typer.echo(event_text(e, labels) + signature_mark(verdicts.get(e.id)))
+
+
+def _follow(reg: Any, name: str | None, stage: str | None, limit: int | None, since: str | None, as_json: bool) -> None:
+    """``log --follow``: stream events as lines (text or JSON Lines); Ctrl-C ends it quietly (exit 0)."""
+    from .render import event_text, signature_mark
+
+    try:
+        for e in reg.follow(name, stage=stage, since=since, limit=limit):
+            verdict = reg.signatures([e]).get(e.id) if e.sig is not None else None
+            if as_json:
+                line = json.dumps({**e.to_dict(), "verified": bool(verdict and verdict.verified),
+                                   "signature": verdict and verdict.to_dict()}, ensure_ascii=False)
+            else:
+                line = event_text(e, reg.version_labels(events=[e])) + signature_mark(verdict)
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return
+    except BrokenPipeError:  # | head: the reader is gone
+        os._exit(0)
 
 
 @command("diff")
 def diff_cmd(
-    a: Annotated[str, typer.Argument(help="Old version reference (with --rev: NAME@STAGE).")],
-    b: Annotated[str | None, typer.Argument(help="New version reference (not with --rev).")] = None,
+    a: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Old version reference (with --rev: NAME@STAGE).")],
+    b: Annotated[str | None, typer.Argument(autocompletion=_complete_refs, help="New version reference (not with --rev).")] = None,
     rev: Annotated[
         str | None, typer.Option("--rev", help="Compare NAME@STAGE as it was at this git revision with now.")
     ] = None,
@@ -521,7 +757,7 @@ def diff_cmd(
             emit_json(sd.to_dict())
             return
         for text, colour in render.stage_diff_lines(sd):
-            typer.secho(text, fg=colour)
+            echo_styled(text, colour)
         return
     if b is None:
         raise UsageError("diff needs two references A B (or one NAME@STAGE with --rev REV)")
@@ -530,7 +766,7 @@ def diff_cmd(
         emit_json(result.to_dict())
         return
     for text, colour in render.diff_lines(result):
-        typer.secho(text, fg=colour)
+        echo_styled(text, colour)
 
 
 @command("fsck")
@@ -541,6 +777,7 @@ def fsck_cmd(
         bool, typer.Option("--artifacts", help="Also check every artifact exists with its recorded size.")
     ] = False,
     hash_: Annotated[bool, typer.Option("--hash", help="With --artifacts: check remote artifacts by content.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Check every object's hash, every ref and every log line; name each problem."""
     from .fsck import fsck
@@ -549,13 +786,17 @@ def fsck_cmd(
         raise UsageError("--hash needs --artifacts")
     report = fsck(open_registry(), repair=repair, artifacts=artifacts, compute_hash=hash_)
     if as_json:
-        emit_json(report.to_dict())
+        code = 6 if not report.ok else 7 if report.counts.get("unreachable") else 0
+        emit_json(with_error(report.to_dict(), code, f"{len(report.errors)} error(s)" if code == 6
+                             else f"{report.counts.get('unreachable')} artifact(s) unreachable"))
     else:
+        from .printable import line
+
         for p in report.problems:
-            typer.echo(f"{p.severity}: {p.path}: {p.message}")
+            typer.echo(line(f"{p.severity}: {p.path}: {p.message}"))
         c = report.counts
         note(
-            f"checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
+            f"Checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
             + (f", {c['artifacts']} artifacts" if "artifacts" in c else "") + ": "
             + ("ok" if report.ok else f"{len(report.errors)} error(s)")
             + (f", {len(report.warnings)} warning(s)" if report.warnings else "")
@@ -569,11 +810,12 @@ def fsck_cmd(
 
 @command("verify")
 def verify_cmd(
-    ref: Annotated[str | None, typer.Argument(help="Version reference (or --all).")] = None,
+    ref: Annotated[str | None, typer.Argument(autocompletion=_complete_refs, help="Version reference (or --all).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every version that holds a stage.")] = False,
-    stage: Annotated[str | None, typer.Option("--stage", help="With --all: only versions holding this stage.")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="With --all: only versions holding this stage.")] = None,
     hash_: Annotated[bool, typer.Option("--hash", help="Stream remote artifacts through SHA-256 too.")] = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Re-check a version's artifacts: exist, same size, and with --hash the same SHA-256."""
     from .artifacts import exit_code
@@ -590,16 +832,21 @@ def verify_cmd(
     results = [(rep, r) for rep in reports for r in rep.results]
     if as_json:
         data = [rep.to_dict() for rep in reports]
-        emit_json(data if all_ else data[0])
+        bad = sum(1 for _, r in results if not r.ok)
+        emit_json(data if all_ else with_error(data[0], exit_code(r for _, r in results), f"{bad} artifact(s) failed"))
     else:
         from .render import verify_table
 
         verify_table(reports)
         for rep, r in results:
-            if not r.ok:
-                note(f"modelreg: {r.status}: {rep.ref.name}@{rep.ref.version} artifact {r.role} ({r.uri}): {r.message}")
+            if not r.ok and not getattr(r, "files", None):
+                typer.echo(f"modelreg: {r.status}: {rep.ref.name}@{rep.ref.version} artifact {r.role} ({r.uri}): "
+                           f"{r.message}", err=True)
+            for f in getattr(r, "files", None) or []:  # a directory artifact: each file that differs, by path
+                typer.echo(f"modelreg: {f['status']}: {rep.ref.name}@{rep.ref.version} artifact {r.role} file "
+                           f"{f['path']}: {f['message']}", err=True)
         bad = sum(1 for _, r in results if not r.ok)
-        note(f"verified {len(results)} artifact(s) of {len(reports)} version(s): " + (f"{bad} failed" if bad else "ok"))
+        note(f"Verified {len(results)} artifact(s) of {len(reports)} version(s): " + (f"{bad} failed" if bad else "ok"))
     code = exit_code(r for _, r in results)
     if code:
         raise typer.Exit(code)
@@ -607,23 +854,64 @@ def verify_cmd(
 
 @command("fetch")
 def fetch_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     dest: Annotated[str, typer.Argument(help="Directory to write the artifacts into (created if missing).")],
     allow_unverified: Annotated[
         bool, typer.Option("--allow-unverified", help="Also fetch artifacts with no recorded sha256 (size check only).")
     ] = False,
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="Only the artifact with this role (repeatable).")
+    ] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Download a version's artifacts into DEST, each checked against its recorded SHA-256."""
-    report = open_registry().fetch(ref, dest, progress=_progress_factory(), allow_unverified=allow_unverified)
+    """Download a version's artifacts into DEST, each checked against its recorded SHA-256.
+
+    A file goes to DEST/ROLE plus its original extension; a directory artifact to DEST/ROLE/<path>.
+    """
+    report = open_registry().fetch(ref, dest, progress=_progress_factory(), allow_unverified=allow_unverified,
+                                   roles=role)
     if as_json:
         emit_json(report.to_dict())
     else:
-        for f in report.files:
-            typer.echo(f"{f.status:<10}  {f.role}  {f.path}")
+        from .printable import line
+        from .render import fetch_lines
+
+        for text in fetch_lines(report):
+            typer.echo(line(text))
+    unverified: dict[str, list[Any]] = {}
     for f in report.unverified:
-        note(f"modelreg: warning: {f.role} has no recorded sha256; fetched with "
-             + ("a size check only" if f.size is not None else "no check at all"))
+        unverified.setdefault(f.role, []).append(f)
+    for r, fs in unverified.items():
+        what = f"{len(fs)} files of {r} have" if len(fs) > 1 else f"{r} has"
+        warn(f"{what} no recorded sha256; fetched with "
+             + ("a size check only" if all(f.size is not None for f in fs) else "no check at all"))
+
+
+@command("url")
+def url_cmd(
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
+    role: Annotated[str | None, typer.Option("--role", help="Artifact role (needed when there are several).")] = None,
+    expires: Annotated[
+        int, typer.Option("--expires", help="Seconds the link stays valid (1 to 604800).")
+    ] = 3600,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Print a time-limited HTTPS link to an artifact (S3/GCS presigned URL) that needs no credentials.
+
+    A directory artifact gets one link per file (PATH<TAB>URL lines). Local paths and stores that cannot sign exit 2.
+    """
+    link = open_registry().url(ref, role=role, expires=expires)
+    if as_json:
+        emit_json(link.to_dict())
+        return
+    if link.files is None:
+        typer.echo(link.url)
+    else:
+        for f in link.files:
+            typer.echo(f"{f['path']}\t{f['url']}")
+    note(f"link(s) to {link.ref.name}@{link.ref.version} {link.role} valid until {link.expires_at}")
 
 
 # ------------------------------------------------------- policy and annotations
@@ -643,13 +931,14 @@ def _read_json_object(path: str, what: str) -> dict[str, Any]:
 
 @command("set", group=metrics_app)
 def metrics_set_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     suite: Annotated[str, typer.Option("--suite", "-s", help="Evaluation suite name (e.g. core-v1).")],
-    pairs: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE; VALUE keeps its JSON type (0.9, true, 3).")] = None,
+    pairs: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE: 0.90 or 3e-4 is a number, true/false/null JSON's, anything else or quoted ('\"0.90\"') text.")] = None,
     file: Annotated[str | None, typer.Option("--file", "-f", help="JSON object of values (KEY=VALUE pairs win).")] = None,
     actor: ActorOpt = None,
     sign: SignOpt = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Merge metrics into a suite of a version (later values win per key; other suites untouched)."""
     values = _read_json_object(file, "--file") if file else {}
@@ -664,7 +953,7 @@ def metrics_set_cmd(
 
 @command("show", group=metrics_app)
 def metrics_show_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     suite: Annotated[str | None, typer.Option("--suite", "-s", help="Only this suite.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -681,62 +970,73 @@ def metrics_show_cmd(
 
 @command("show", group=policy_app)
 def policy_show_cmd(as_json: JsonOpt = False) -> None:
-    """Print the effective policy (config.yaml with defaults filled in)."""
-    reg = open_registry()
-    data = {"stages": list(reg.stages), **reg.policy.to_dict()}
+    """Print the whole effective config.yaml: every key, with defaults filled in."""
+    from .config import TOP_LEVEL_KEYS
+
+    data = open_registry().effective_config()
     if as_json:
         emit_json(data)
     else:
         from . import canonical
 
-        typer.echo(canonical.dump(data, ordered=("stages",)).decode(), nl=False)
+        typer.echo(canonical.dump(data, ordered=TOP_LEVEL_KEYS).decode(), nl=False)
 
 
 @command("tag")
 def tag_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
-    op: Annotated[str, typer.Argument(help="add or rm.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
+    op: Annotated[str, typer.Argument(autocompletion=_complete_tag_op, help="add or rm.")],
     tags: Annotated[list[str], typer.Argument(help="Tags.")],
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Add or remove tags of a version (the manifest's tags stay; changes are events)."""
     if op not in ("add", "rm"):
         raise UsageError(f"tag: expected 'add' or 'rm', not {op!r}")
     reg = open_registry()
+    r = reg.resolve(ref)
     ev = reg.tag(ref, add=tags if op == "add" else [], remove=tags if op == "rm" else [], actor=actor)
     if as_json:
-        emit_json({"changed": ev is not None, "event": ev and ev.to_dict()})
+        emit_json({**r.to_dict(), "changed": ev is not None, "tags": reg.show(f"{r.name}@{r.version}").tags, "event": ev and ev.to_dict()})
     else:
-        note(f"{ref}: tags {'added' if op == 'add' else 'removed'}" if ev else f"{ref}: tags already so; nothing changed")
+        sign = "+" if op == "add" else "-"
+        if ev:
+            note(f"Tagged {ev.model}@{ev.version} " + " ".join(f"{sign}{t}" for t in sorted(set(tags))))
+        else:
+            r = reg.resolve(ref)
+            have = "already has" if op == "add" else "has none of"
+            note(f"{r.name}@{r.version} {have} the tags {', '.join(sorted(set(tags)))}; nothing changed")
 
 
 @command("approve")
 def approve_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
-    stage: Annotated[str, typer.Option("--stage", help="Stage the approval is for.")] = "production",
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
+    stage: Annotated[str, typer.Option("--stage", autocompletion=_complete_stages, help="Stage the approval is for.")] = "production",
     comment: Annotated[str | None, typer.Option("--comment", help="Review comment.")] = None,
     actor: ActorOpt = None,
     sign: SignOpt = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Approve a version for a stage (one approval per actor; approving again replaces it)."""
     ev = open_registry().approve(ref, stage, comment, actor=actor, sign=sign)
     if as_json:
         emit_json(ev.to_dict())
     else:
-        note(f"{ev.actor} approved {ev.model}@{ev.version} for {stage}")
+        note(f"Approved {ev.model}@{ev.version} for {stage} (as {ev.actor})")
 
 
 @command("bind")
 def bind_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     provider: Annotated[str, typer.Option("--provider", help="Serving provider name.")],
     id: Annotated[str, typer.Option("--id", help="The provider's model id.")],
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="Endpoint URL.")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Provider parameter K=V.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Provider parameter K=V, typed like register -p.")] = None,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Record where a version is served (one binding per provider; binding again replaces it)."""
     ev = open_registry().bind(ref, provider, id, endpoint, parse_pairs(param or [], "--param"), actor=actor)
@@ -748,46 +1048,52 @@ def bind_cmd(
 
 @command("unbind")
 def unbind_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     provider: Annotated[str, typer.Option("--provider", help="Serving provider name.")],
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Remove a version's binding to a provider."""
-    ev = open_registry().unbind(ref, provider, actor=actor)
+    reg = open_registry()
+    r = reg.resolve(ref)
+    ev = reg.unbind(ref, provider, actor=actor)
     if as_json:
-        emit_json({"changed": ev is not None, "event": ev and ev.to_dict()})
+        emit_json({**r.to_dict(), "changed": ev is not None, "event": ev and ev.to_dict()})
+    elif ev:
+        note(f"Unbound {ev.model}@{ev.version} from {provider}")
     else:
-        note(f"{ref}: unbound from {provider}" if ev else f"{ref} has no binding to {provider}; nothing changed")
+        note(f"{r.name}@{r.version} has no binding to {provider}; nothing changed")
 
 
 @command("check")
 def check_cmd(
-    ref: Annotated[str, typer.Argument(help="Candidate version reference.")],
-    stage: Annotated[str, typer.Argument(help="Target stage.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Candidate version reference.")],
+    stage: Annotated[str, typer.Argument(autocompletion=_complete_stages, help="Target stage.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate the promotion rules and gates for STAGE without moving anything (exit 5 if any fails)."""
     report = open_registry().check(ref, stage)
     if as_json:
-        emit_json(report.to_dict())
+        emit_json(with_error(report.to_dict(), 0 if report.passed else 5, report.summary()))
     else:
         from .render import gate_table
 
         gate_table(report)
     if not report.passed:
         if not as_json:
-            note(f"modelreg: {report.summary()}")
+            typer.echo(f"modelreg: error: {report.summary()}", err=True)
         raise typer.Exit(5)
 
 
 @command("prune")
 def prune_cmd(
-    name: Annotated[str, typer.Argument(help="Model name.")],
+    name: Annotated[str, typer.Argument(autocompletion=_complete_models, help="Model name.")],
     keep: Annotated[int, typer.Option("--keep", min=0, help="Keep the newest N unarchived versions.")],
     apply: Annotated[bool, typer.Option("--apply", help="Archive them (default: dry run).")] = False,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Archive all but the newest N versions, never one that holds a stage (dry run unless --apply)."""
     chosen = open_registry().prune(name, keep, apply, actor=actor)
@@ -821,6 +1127,7 @@ def sync_cmd(
     attempts: Annotated[int, typer.Option("--attempts", min=1, help="Push attempts in all.")] = 5,
     message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Commit the changes under .modelreg/ (only there); with --push, push with fetch-rebase-retry.
 
@@ -848,6 +1155,7 @@ def git_setup_cmd(
         str, typer.Option("--command", help="How git should run modelreg (e.g. 'python -m modelreg').")
     ] = "modelreg",
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Make git diff show NAME@VERSION for stage refs and version entries (textconv driver)."""
     from .gitops import setup
@@ -865,16 +1173,15 @@ def git_setup_cmd(
 def git_textconv_cmd(
     path: Annotated[str, typer.Argument(help="File git asks to convert (often a temp file).")],
 ) -> None:
-    """Print a ref file as NAME@VERSION (sha256:...); used by git diff (see git-setup)."""
-    from . import fileio
-    from .gitops import textconv
-    from .refs import REF_MAX
+    """Print a ref file as NAME@VERSION (sha256:...); used by git diff (see git-setup). Other files pass through."""
+    from .gitops import textconv_file
 
+    sys.stdout.flush()
     try:
-        data = fileio.read_file(path, REF_MAX * 16)
+        textconv_file(path, sys.stdout.buffer)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    typer.echo(textconv(data), nl=False)
+    sys.stdout.buffer.flush()
 
 
 @command("audit")
@@ -891,13 +1198,13 @@ def audit_cmd(
     """
     report = open_registry().audit(base, max_skew)
     if as_json:
-        emit_json(report.to_dict())
+        emit_json(with_error(report.to_dict(), 0 if report.ok else 6, f"{len(report.findings)} finding(s)"))
     else:
         for f in report.findings:
             typer.echo(f"{f.kind}: {f.message}")
         for n in report.notes:
             note(f"modelreg: note: {n}")
-        note(f"audited {report.registry} against {base} ({report.base_commit[:12]}): {report.added_events} added "
+        note(f"Audited {report.registry} against {base} ({report.base_commit[:12]}): {report.added_events} added "
              f"event(s), " + ("ok" if report.ok else f"{len(report.findings)} finding(s)"))
     if not report.ok:
         raise typer.Exit(6)
@@ -934,22 +1241,23 @@ def trust_cmd(
 
 
 @command("reindex")
-def reindex_cmd(as_json: JsonOpt = False) -> None:
-    """Rebuild the search cache (.modelreg/cache/) from the objects, refs and logs."""
+def reindex_cmd(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Rebuild the search cache (kept in your cache directory, never in .modelreg/) from the objects, refs and logs."""
     counts = open_registry().reindex()
     if as_json:
         emit_json({"models": len(counts), "versions": sum(counts.values())})
     else:
-        note(f"reindexed {len(counts)} models, {sum(counts.values())} versions")
+        note(f"Reindexed {len(counts)} model(s), {sum(counts.values())} version(s)")
 
 
 @command("lineage")
 def lineage_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     ancestors: Annotated[bool, typer.Option("--ancestors", help="Parents, their parents, ... (default).")] = False,
     descendants: Annotated[bool, typer.Option("--descendants", help="Versions derived from REF.")] = False,
     depth: Annotated[int | None, typer.Option("--depth", min=0, help="At most N generations.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Show where a version came from (--ancestors) or what was derived from it (--descendants)."""
     if ancestors and descendants:
@@ -965,7 +1273,7 @@ def lineage_cmd(
 
 @command("license-check")
 def license_check_cmd(
-    ref: Annotated[str, typer.Argument(help="Version reference.")],
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     project_license: Annotated[
         str | None, typer.Option("--project-license", help="Also check use in a project under this license.")
     ] = None,
@@ -974,7 +1282,7 @@ def license_check_cmd(
     """Check a version's license against its ancestors and a project (exit 5 if any is incompatible)."""
     report = open_registry().license_check(ref, project_license)
     if as_json:
-        emit_json(report.to_dict())
+        emit_json(with_error(report.to_dict(), 0 if report.ok else 5, "a license is incompatible"))
     else:
         from .discovery_render import license_lines
 
@@ -1008,6 +1316,7 @@ def site_build_cmd(
     ] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: by size).")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write a static site (pages + JSON API) of the registry; only files whose bytes changed are rewritten."""
     report = open_registry().build_site(out, title=title, base_url=base_url, jobs=jobs)
@@ -1021,9 +1330,9 @@ def site_build_cmd(
 
 def _site_warnings(problems: list[str]) -> None:
     for p in problems[:10]:
-        note(f"modelreg: warning: {p}")
+        warn(p)
     if len(problems) > 10:
-        note(f"modelreg: warning: ... and {len(problems) - 10} more (run 'modelreg fsck')")
+        warn(f"... and {len(problems) - 10} more (run 'modelreg fsck')")
 
 
 @command("serve", group=site_app)
@@ -1041,6 +1350,161 @@ def site_serve_cmd(
         _site_warnings(report.problems)
         note(f"Built {report.out}: {report.files} files, {report.written} written")
     serve(out, port, ready=lambda url: note(f"Serving {out} at {url} (Ctrl-C to stop)"))
+
+
+@command("version")
+def version_cmd(as_json: JsonOpt = False) -> None:
+    """Print the modelreg version and the registry format version it reads and writes."""
+    from . import __version__
+    from .config import FORMAT
+
+    if as_json:
+        emit_json({"version": __version__, "format": FORMAT})
+    else:
+        typer.echo(version_text())
+
+
+@command("completion")
+def completion_cmd(
+    shell: Annotated[str | None, typer.Argument(autocompletion=_complete_shells, help="bash, zsh or fish (default: your shell).")] = None,
+    install: Annotated[
+        bool, typer.Option("--install", help="Write it where the shell loads it (in $HOME) instead of printing it.")
+    ] = False,
+) -> None:
+    """Print (or --install) the shell completion script: commands, options, models, NAME@ versions, stages.
+
+    bash: eval "$(modelreg completion bash)" in ~/.bashrc; zsh: the same in ~/.zshrc;
+    fish: modelreg completion fish > ~/.config/fish/completions/modelreg.fish
+    """
+    _completion_option("--install-completion" if install else "--show-completion", shell)
+
+
+def _completion_option(option: str, shell: str | None) -> None:
+    from . import completion
+
+    if option == "--install-completion":
+        chosen, path = completion.install(shell)
+        note(f"Installed {chosen} completion in {path}; it takes effect in a new shell")
+    else:
+        typer.echo(completion.script(shell))
+    raise typer.Exit(0)
+
+
+def _early_option(argv: list[str]) -> tuple[str, str | None] | None:
+    """``--version``, ``--show-completion [SHELL]`` or ``--install-completion [SHELL]`` before any
+    command: handled before the app is built (fast, and SHELL is optional, which click cannot say)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("--registry", "-R"):
+            i += 2
+            continue
+        name, eq, value = word.partition("=")
+        if name in ("--show-completion", "--install-completion"):
+            if eq:
+                return name, value or None
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            return name, nxt if nxt is not None and not nxt.startswith("-") else None
+        if word == "--version":
+            return word, None
+        if not word.startswith("-"):
+            return None
+        i += 1
+    return None
+
+
+# ------------------------------------------------------------------ importers
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be imported; write nothing.")]
+StageMapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--stage-map", help="SOURCE=STAGE: map a source stage or alias to a modelreg stage "
+                                     "(or 'archived', or 'none' to skip it); repeatable or comma-separated."),
+]
+
+
+def _count_progress() -> Any:
+    """A progress bar factory for long imports (many steps) when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def factory(label: str, total: int) -> Callable[[int], None] | None:
+        if total < 50:
+            return None
+        from .render import count_bar
+
+        return count_bar(label, total)
+
+    return factory
+
+
+def _print_import(result: Any, as_json: bool) -> None:
+    for w in result.warnings:
+        note(f"modelreg: warning: {w}")
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    from .render import event_text
+
+    if result.dry_run:
+        for m in result.models:
+            for e in m.events:
+                typer.echo(event_text(e, m.labels))
+    verb = "would import" if result.dry_run else "imported"
+    for m in result.models:
+        if m.events:
+            note(f"{m.name}: {verb} {len(m.versions)} new version(s), {len(m.events)} event(s)"
+                 + (f" (from {m.source_name})" if m.source_name != m.name else ""))
+    if result.stages_added:
+        note(f"config.yaml: {'would add' if result.dry_run else 'added'} stage(s) {', '.join(result.stages_added)}")
+    if not result.changed:
+        note(f"nothing new to import from {result.source}")
+
+
+@command("gto", group=import_app)
+def import_gto_cmd(
+    repo: Annotated[str, typer.Option("--repo", help="The git repository GTO keeps its registry in.")] = ".",
+    dry_run: DryRunOpt = False,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Record remote artifact URIs as given, without contacting the store.")
+    ] = False,
+    stage_map: StageMapOpt = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import GTO's artifacts, versions and stage history (git tags, artifacts.yaml) from a git repository."""
+    from .importers import gto
+
+    result = gto.import_repo(open_registry(), repo, check=not no_check, dry_run=dry_run, stage_map=stage_map,
+                             actor=actor, progress=_count_progress())
+    _print_import(result, as_json)
+
+
+@command("mlflow", group=import_app)
+def import_mlflow_cmd(
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow tracking server URL (default: MLFLOW_TRACKING_URI).")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Registered model to import (repeatable; default: all).")
+    ] = None,
+    stage_map: StageMapOpt = None,
+    metrics_suite: Annotated[
+        str, typer.Option("--metrics-suite", help="Suite that receives the source run's metrics.")
+    ] = "mlflow",
+    dry_run: DryRunOpt = False,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import registered models, versions, aliases, stages and run metrics from an MLflow tracking server."""
+    from .importers import mlflow
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+    if not uri:
+        raise UsageError("give --tracking-uri URL (or set MLFLOW_TRACKING_URI)")
+    result = mlflow.import_registry(open_registry(), uri, models=model or None, stage_map=stage_map,
+                                    metrics_suite=metrics_suite, dry_run=dry_run, actor=actor,
+                                    progress=_count_progress())
+    _print_import(result, as_json)
 
 
 def _command_name(argv: list[str]) -> str | None:
@@ -1073,29 +1537,101 @@ def _only(full: typer.Typer, name: str | None) -> typer.Typer:
     return one
 
 
+def _json_requested(args: list[str]) -> bool:
+    """``--json`` among the arguments (before a ``--``): errors are then printed as JSON too."""
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _check_arguments(args: list[str]) -> None:
+    """UsageError for an argument that is not valid UTF-8 (the shell passed raw bytes)."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            raise UsageError(f"argument '{shown}' is not valid UTF-8", info={"argument": shown}) from None
+
+
+def _plain_help(cmd: Any) -> None:
+    """Help as plain text (click's formatter, no rich styling): NO_COLOR means no escape codes at all."""
+    cmd.rich_markup_mode = None
+    for sub in getattr(cmd, "commands", {}).values():
+        _plain_help(sub)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every error into one line and an exit code."""
+    from . import hooks
+
+    hooks.defer()  # events are delivered to hooks after the command printed its result
+    try:
+        _run(argv)
+    finally:
+        try:
+            hooks.flush()
+        except KeyboardInterrupt:  # Ctrl-C while a hook runs: the command's own outcome stands
+            pass
+
+
+def _run(argv: list[str] | None) -> None:
     from typer._click import exceptions as click_exc
 
-    cmd = typer.main.get_command(_only(app, _command_name(sys.argv[1:] if argv is None else argv)))
+    _state.update(registry=None, quiet=False)
+    args = sys.argv[1:] if argv is None else list(argv)
+    _state["json"] = _json_requested(args)
+    early = _early_option(args)
+    instruction = os.environ.get("_MODELREG_COMPLETE")
+    if instruction:  # a shell asks for completions (see modelreg.completion)
+        from .completion import prepare
+
+        shell, _, what = instruction.partition("_")
+        if shell in ("bash", "zsh", "fish") and what in ("complete", "source"):  # click's order: bash_complete
+            os.environ["_MODELREG_COMPLETE"] = f"{what}_{shell}"
+        prepare()
+        early = None
     try:
-        rv = cmd.main(args=argv, prog_name="modelreg", standalone_mode=False)
+        _check_arguments(args)
+        from .settings import check_environment
+
+        for warning in check_environment():
+            warn(warning)
+    except ModelregError as exc:
+        report(exc)
+        sys.exit(exc.exit_code)
+    try:
+        if early is not None:
+            if early[0] == "--version":
+                typer.echo(version_text())
+                sys.exit(0)
+            _completion_option(*early)
+        cmd = typer.main.get_command(_only(app, _command_name(args)))
+        if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+            _plain_help(cmd)
+        rv = cmd.main(args=args, prog_name="modelreg", standalone_mode=False)
     except click_exc.NoArgsIsHelpError:
         sys.exit(2)  # help was printed
     except click_exc.ClickException as exc:
-        typer.echo(f"modelreg: error: {exc.format_message()} (see 'modelreg --help')", err=True)
-        sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
+        from .suggest import usage_message
+
+        code = 2 if exc.exit_code in (1, 2) else exc.exit_code
+        message = usage_message(exc)
+        typer.echo(f"modelreg: error: {message}", err=True)
+        if _state["json"]:
+            emit_json({"error": {"code": code, "message": message}})
+        sys.exit(code)
     except typer.Abort:
-        typer.echo("modelreg: aborted", err=True)
+        report(ModelregError("aborted"))
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        if _state["json"]:
+            emit_json({"error": {"code": 130, "message": "interrupted"}})
         sys.exit(130)
     except ModelregError as exc:  # raised outside a command body (e.g. callback)
-        typer.echo(f"modelreg: error: {exc.message}", err=True)
+        report(exc)
         sys.exit(exc.exit_code)
     except OSError as exc:
-        typer.echo(f"modelreg: error: {os_message(exc)}", err=True)
+        report(ModelregError(os_message(exc)))
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,10 +1,12 @@
 """Finding models: search records and their cache, lineage trees, params fingerprints, registration checks.
 
-Everything here is derived. The search cache under ``.modelreg/cache/search/`` holds one
-JSON file per model with a record for each version; it is keyed by the ``(inode, size,
-mtime_ns)`` of the model's event log and versions directory, rebuilt transparently when
-stale or unreadable, and ``modelreg reindex`` rebuilds it all. ``cache/`` is gitignored,
-so it never causes a merge conflict and is never the only copy of anything.
+Everything here is derived. The search cache lives in the user's cache directory
+(:func:`modelreg.cachedir.cache_dir`, never under ``.modelreg/`` where git could deliver a
+forged one) and holds one JSON file per model with a record for each version; it is keyed
+by the ``(inode, size, mtime_ns)`` of the model's event log and versions directory,
+validated on every read, rebuilt transparently when stale, unreadable or malformed, and
+``modelreg reindex`` rebuilds it all. It is never the only copy of anything, and a cache
+that cannot be read or written only makes queries slower.
 
 A rebuild re-reads the model's version refs and event log but parses only the manifests
 it has not seen before (manifests are immutable, so a cached digest's fields never go
@@ -15,24 +17,22 @@ small files per model and can change under a ``git checkout``.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import canonical, fileio, log, query
+from . import cachedir, canonical, fileio, log, query
 from .errors import Conflict, ModelregError, NotFound, UsageError
 from .hashing import sha256_bytes
 from .lookalike import find_lookalike
+from .names import check_model, check_version, is_full_digest
 from .state import VersionState
 
 if TYPE_CHECKING:
     from .registry import Registry, Resolved
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: in the user's cache directory, records validated on read
 DIRECTIONS = ("ancestors", "descendants")
 
 
@@ -112,36 +112,30 @@ class SearchIndex:
 
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
-        self.dir = reg.path / "cache" / "search"
+        self.dir = cachedir.cache_dir(reg.path) / "search"
 
     def _file(self, model: str) -> Path:
-        return self.dir / f"{model}.json"
+        return self.dir / f"{check_model(model)}.json"
 
     def _stamp(self, model: str) -> list[Any]:
         out: list[Any] = [CACHE_FORMAT, _fold_signature()]
         for p in (log.path_for(self.reg.logs_dir, model), self.reg.refs.versions_dir / model):
-            try:
-                s = os.stat(p)
-                out.append([s.st_ino, s.st_size, s.st_mtime_ns])
-            except FileNotFoundError:
-                out.append(None)
+            s = fileio.lstat(p)
+            out.append(None if s is None else [s.st_ino, s.st_size, s.st_mtime_ns])
         return out
 
     def _load(self, model: str) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self._file(model).read_bytes())
-        except (OSError, ValueError):
-            return None
+        data = cachedir.read_json(self._file(model))
         if not isinstance(data, dict) or not isinstance(data.get("records"), list) or data.get("model") != model:
             return None
         return data
 
     def records(self, model: str) -> list[dict[str, Any]]:
-        """The cached records of one model (without stages), rebuilt first if stale or unreadable."""
+        """The cached records of one model (without stages), rebuilt first if stale, unreadable or malformed."""
         stamp = self._stamp(model)
         cached = self._load(model)
         if cached is not None and cached.get("stamp") == stamp and all(
-            isinstance(r, dict) and _RECORD_KEYS <= r.keys() for r in cached["records"]
+            _valid_record(r, model) for r in cached["records"]
         ):
             return cached["records"]
         return self._build(model, stamp, cached)
@@ -154,7 +148,7 @@ class SearchIndex:
         known: dict[str, dict[str, Any]] = {}
         if old is not None:
             for r in old["records"]:
-                if isinstance(r, dict) and isinstance(r.get("digest"), str):
+                if _valid_record(r, model):
                     known[r["digest"]] = r
         digests = self.reg.refs.versions(model)
         state = self.reg.model_state(model)
@@ -174,7 +168,9 @@ class SearchIndex:
         return records
 
     def _manifest_part(self, model: str, version: str, digest: str) -> dict[str, Any]:
-        m = self.reg.manifest(digest)
+        from .registry import Resolved
+
+        m = self.reg._manifest_of(Resolved(model, version, digest))
         parents = []
         for p in m.get("parents", []):
             entry = {"digest": p["digest"], "relation": p.get("relation"), "name": None, "version": None}
@@ -198,20 +194,12 @@ class SearchIndex:
         }
 
     def _write(self, model: str, data: dict[str, Any]) -> None:
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.dir / f".tmp-{secrets.token_hex(6)}-{model}.json"
-            tmp.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
-            os.replace(tmp, self._file(model))
-        except OSError:
-            pass  # a cache that cannot be written is only slower, never wrong
+        cachedir.write_json(self._file(model), data)  # a cache that cannot be written is only slower
 
     def reindex(self) -> dict[str, int]:
-        """Drop every cache file and rebuild each model's; model -> version count."""
-        if self.dir.is_dir():
-            for p in self.dir.iterdir():
-                if p.is_file():
-                    p.unlink(missing_ok=True)
+        """Drop this registry's whole cache directory (never anything under ``.modelreg/``) and
+        rebuild each model's search records; model -> version count."""
+        cachedir.clear(self.dir.parent)
         return {m: self.rebuild(m) for m in self.reg.refs.models()}
 
 
@@ -224,6 +212,34 @@ _MANIFEST_KEYS = (
 )
 
 
+def _strs(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def _opt_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _valid_record(r: Any, model: str) -> bool:
+    """True if a cached record has every field with the type a rebuild gives it (else: rebuild)."""
+    if not isinstance(r, dict) or not _RECORD_KEYS <= r.keys() or r["name"] != model:
+        return False
+    if not isinstance(r["version"], str) or not isinstance(r["digest"], str) or not is_full_digest(r["digest"]):
+        return False
+    try:
+        check_version(r["version"])
+    except UsageError:
+        return False
+    return (
+        isinstance(r["meta"], dict) and isinstance(r["params"], dict) and isinstance(r["metrics"], dict)
+        and _strs(r["tags"]) and _strs(r["manifest_tags"]) and _strs(r["parent_names"])
+        and isinstance(r["parents"], list)
+        and all(isinstance(p, dict) and isinstance(p.get("digest"), str) for p in r["parents"])
+        and _opt_str(r["license"]) and _opt_str(r["registered_at"]) and _opt_str(r["fingerprint"])
+        and isinstance(r["archived"], bool)
+    )
+
+
 def record_dicts(reg: Registry, name_regex: re.Pattern[str] | None = None, stages: bool = True) -> list[dict[str, Any]]:
     """Every version's record as a plain dict (fresh from the cache: callers may keep it), models in
     name order, versions in registration order; stages read live from the refs."""
@@ -232,12 +248,13 @@ def record_dicts(reg: Registry, name_regex: re.Pattern[str] | None = None, stage
     for model in reg.refs.models():
         if name_regex is not None and not name_regex.search(model):
             continue
+        records = index.records(model)
         by_digest: dict[str, list[str]] = {}
         if stages:
-            holders = reg.stage_holders(model)
+            holders = reg.checked_holders(model, {r["version"]: r["digest"] for r in records})
             for s in reg._stage_order(holders):
                 by_digest.setdefault(holders[s], []).append(s)
-        for r in index.records(model):
+        for r in records:
             r.pop("manifest_tags", None)
             r["stages"] = by_digest.get(r["digest"], [])
             out.append(r)
@@ -475,7 +492,7 @@ def license_check(reg: Registry, ref: str, project_license: str | None = None) -
 
 
 class FingerprintIndex:
-    """``cache/fingerprints/ab/cdef...``: the versions whose params have that fingerprint.
+    """``fingerprints/ab/cdef...`` in the cache directory: the versions whose params have that fingerprint.
 
     Derivable like the search cache: ``stamps.json`` remembers which state of each model's
     log and versions it covers; a model whose stamp changed (a git pull, another clone's
@@ -486,35 +503,27 @@ class FingerprintIndex:
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
         self.index = SearchIndex(reg)
-        self.dir = reg.path / "cache" / "fingerprints"
+        self.dir = self.index.dir.parent / "fingerprints"
 
     def _file(self, fp: str) -> Path:
-        return self.dir / fp[:2] / fp[2:]
+        hexd = fp.removeprefix("sha256:")  # no ':' in file names (Windows), sharded like objects/
+        return self.dir / hexd[:2] / hexd[2:]
 
     def _stamps(self) -> dict[str, Any]:
-        try:
-            data = json.loads((self.dir / "stamps.json").read_bytes())
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        data = cachedir.read_json(self.dir / "stamps.json")
+        return data if isinstance(data, dict) else {}
 
     def _save_stamps(self, stamps: dict[str, Any]) -> None:
-        # a cache: renamed into place so readers never see half a file, but not fsynced
-        fileio.makedirs(self.dir)
-        tmp = self.dir / f"{fileio.TMP_PREFIX}{secrets.token_hex(6)}-stamps.json"
-        tmp.write_bytes(json.dumps(stamps).encode())
-        os.replace(tmp, self.dir / "stamps.json")
+        cachedir.write_json(self.dir / "stamps.json", stamps)  # renamed into place, not fsynced: a cache
 
     def _add(self, fp: str, digest: str, name: str, version: str) -> None:
         path = self._file(fp)
         line = f"{digest} {name} {version}\n"
-        try:
-            if line in path.read_text():
-                return
-        except FileNotFoundError:
-            fileio.makedirs(path.parent)
-        with open(path, "a") as f:
-            f.write(line)
+        current = cachedir.read_bytes(path)
+        if current is not None and (b"\n" + current).find(b"\n" + line.encode()) >= 0:
+            return
+        fence = b"\n" if current and not current.endswith(b"\n") else b""  # never glue onto a torn line
+        cachedir.append_line(path, fence + line.encode())
 
     def refresh(self) -> None:
         """Bring the index up to date with every model whose log or versions changed."""
@@ -533,14 +542,38 @@ class FingerprintIndex:
             self._save_stamps(stamps)
 
     def lookup(self, fp: str) -> list[tuple[str, str, str]]:
-        """(digest, name, version) of every version whose params have fingerprint ``fp``."""
+        """(digest, name, version) of every version whose params have fingerprint ``fp``.
+
+        Each line read from the index is checked against the registry (a well-formed line
+        whose version entry holds that digest); anything else is ignored.
+        """
         self.refresh()
+        found = self._read(fp)
+        if found is None:  # garbage in the index: it cannot be trusted to be complete, rebuild it
+            cachedir.clear(self.dir)
+            self.refresh()
+            found = self._read(fp) or set()
+        return sorted(found, key=lambda t: (t[1], t[2]))
+
+    def _read(self, fp: str) -> set[tuple[str, str, str]] | None:
+        """The registered versions listed for ``fp``; None if the file holds a malformed line."""
+        data = cachedir.read_bytes(self._file(fp))
+        found: set[tuple[str, str, str]] = set()
+        for line in (data or b"").decode("utf-8", "replace").splitlines():
+            parts = line.split(" ")
+            if len(parts) != 3 or not is_full_digest(parts[0]):
+                if line:
+                    return None
+                continue
+            if self._registered(*parts):  # a stale line (a version since removed by git) is skipped
+                found.add((parts[0], parts[1], parts[2]))
+        return found
+
+    def _registered(self, digest: str, name: str, version: str) -> bool:
         try:
-            lines = self._file(fp).read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        found = {tuple(line.split(" ", 2)) for line in lines if line.count(" ") == 2}
-        return sorted(found, key=lambda t: (t[1], t[2]))  # type: ignore[return-value]
+            return is_full_digest(digest) and self.reg.refs.read_version(check_model(name), check_version(version)) == digest
+        except UsageError:
+            return False
 
     def covers(self, model: str) -> bool:
         """True if the index is current for ``model`` (call inside the model's lock, before writing)."""
@@ -548,15 +581,12 @@ class FingerprintIndex:
 
     def registered(self, m: dict[str, Any], digest: str, was_current: bool) -> None:
         """Record a registration just made (inside the model's lock); best effort, it is a cache."""
-        try:
-            if m.get("params"):
-                self._add(fingerprint(m["params"]), digest, m["name"], m["version"])
-            if was_current:
-                stamps = self._stamps()
-                stamps[m["name"]] = self.index._stamp(m["name"])
-                self._save_stamps(stamps)
-        except OSError:
-            pass
+        if m.get("params"):
+            self._add(fingerprint(m["params"]), digest, m["name"], m["version"])
+        if was_current:
+            stamps = self._stamps()
+            stamps[m["name"]] = self.index._stamp(m["name"])
+            self._save_stamps(stamps)
 
 
 @dataclass
@@ -579,7 +609,8 @@ def check_registration(
     - an unknown license identifier is a UsageError unless ``allow_unknown_license``;
     - every parent must exist (NotFound);
     - a new model whose name looks like an existing one is a Conflict unless ``new_model``;
-    - other versions with the same params fingerprint are returned, or a Conflict if ``strict``.
+    - other versions with the same params fingerprint are returned, or a Conflict if ``strict``
+      and the version is new.
     """
     from . import licenses
     from .registry import Resolved
@@ -609,7 +640,10 @@ def check_registration(
         out.duplicates = [
             Resolved(n, v, d) for d, n, v in FingerprintIndex(reg).lookup(fp) if not (n == name and v == version)
         ]
-        if out.duplicates and strict:
+        # --strict refuses a new version only: re-registering an existing one is identical (exit 0)
+        # or a conflict with its own content (exit 4), decided under the lock by register_manifest.
+        if out.duplicates and strict and reg.refs.read_version(name, version) is None:
             shown = ", ".join(f"{d.name}@{d.version}" for d in out.duplicates[:5])
-            raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict)")
+            raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict); "
+                           "without --strict it is registered with a warning")
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .printable import line
+
 _MARK = {"compatible": "ok", "incompatible": "INCOMPATIBLE", "unknown": "unknown"}
 
 
@@ -12,33 +14,33 @@ def _console() -> Any:
 
     from rich.console import Console
 
+    from .cli import use_colour
+
     # Piped output is read by scripts and people alike: do not wrap rows at 80 columns.
-    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 250)
+    tty = sys.stdout.isatty()
+    return Console(highlight=False, soft_wrap=False, width=None if tty else 250,
+                   color_system="auto" if use_colour(sys.stdout) else None)  # None: no escape codes at all
 
 
 def search_table(records: list[Any]) -> None:
-    """Print matching versions, one per row."""
-    from rich.table import Table
+    """Print matching versions, one per row (plain aligned text, like ``ls NAME``)."""
+    from .render import _table, when
 
-    table = Table(box=None, pad_edge=False)
-    for col in ("MODEL", "VERSION", "DIGEST", "STAGES", "TAGS", "LICENSE", "ARCHIVED", "REGISTERED"):
-        table.add_column(col, no_wrap=True)
-    for r in records:
-        table.add_row(
-            r.name, r.version, r.digest[7:19], ", ".join(r.stages) or "-", ", ".join(r.tags) or "-",
-            r.license or "-", "yes" if r.archived else "", (r.registered_at or "?")[:19].replace("T", " "),
-        )
-    _console().print(table)
+    _table(
+        ("MODEL", "VERSION", "DIGEST", "STAGES", "TAGS", "LICENSE", "ARCHIVED", "REGISTERED"),
+        [(r.name, r.version, r.digest[:19], ", ".join(r.stages) or "-", ", ".join(r.tags) or "-",
+          r.license or "-", "yes" if r.archived else "", when(r.registered_at)) for r in records],
+    )
 
 
 def _node_label(n: Any) -> str:
     from rich.markup import escape
 
-    text = f"[bold]{escape(n.label)}[/bold] [dim]{n.digest[7:19]}[/dim]"
+    text = f"[bold]{escape(line(n.label))}[/bold] [dim]{n.digest[:19]}[/dim]"
     if n.relation:
-        text += f" [cyan]{escape(n.relation)}[/cyan]"
+        text += f" [cyan]{escape(line(n.relation))}[/cyan]"
     if n.license:
-        text += f" [dim]({escape(n.license)})[/dim]"
+        text += f" [dim]({escape(line(n.license))})[/dim]"
     if n.truncated:
         text += " [dim]...[/dim]"
     return text
@@ -66,4 +68,4 @@ def license_lines(report: Any) -> list[str]:
         lines.append("  no ancestors" + ("" if report.project_license else " and no --project-license: nothing to check"))
     for f in report.findings:
         lines.append(f"  {_MARK[f.outcome]:<12} {f.kind:<10} {f.subject}: {f.reason}")
-    return lines
+    return [line(x) for x in lines]

@@ -11,14 +11,19 @@ from typing import Any
 
 
 class ModelregError(Exception):
-    """Root of every error modelreg raises on purpose."""
+    """Root of every error modelreg raises on purpose.
+
+    ``info`` holds machine-readable fields about the refusal (the stage, what it holds, what
+    was expected...); ``--json`` prints them in the ``error`` object beside code and message.
+    """
 
     exit_code: int = 1
 
-    def __init__(self, message: str, *, details: list[str] | None = None) -> None:
+    def __init__(self, message: str, *, details: list[str] | None = None, info: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.info = info or {}
 
 
 class UsageError(ModelregError):
@@ -44,8 +49,10 @@ class PolicyRefused(ModelregError):
 
     exit_code = 5
 
-    def __init__(self, message: str, *, details: list[str] | None = None, report: Any = None) -> None:
-        super().__init__(message, details=details)
+    def __init__(
+        self, message: str, *, details: list[str] | None = None, report: Any = None, info: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details, info=info)
         self.report = report
 
 

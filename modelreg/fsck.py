@@ -3,11 +3,15 @@
 Errors make ``modelreg fsck`` exit 6. Warnings name states an interrupted write can leave
 (a ref move or registration whose event line was not written, a stale temp file); they do
 not make the registry invalid, and ``--repair`` settles them.
+
+fsck reads the registry as the untrusted input it is: the tree is walked without following
+links (each symlink is reported, never entered), and ``--repair`` writes only through
+:mod:`modelreg.fileio`, which refuses to write through a link (``lost-found/`` included).
 """
 
 from __future__ import annotations
 
-import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +19,11 @@ from typing import Any
 
 from . import config as config_mod
 from . import fileio, log, manifest
-from .errors import ModelregError
+from .errors import ModelregError, UsageError
 from .log import Event
 from .names import check_model, check_stage, check_version
 from .refs import REF_MAX, parse_ref_bytes
-from .state import ANNOTATIONS, fold
+from .state import ANNOTATIONS, MOVES, fold
 
 STALE_TMP_SECONDS = 60.0
 
@@ -70,6 +74,8 @@ class _Checker:
         self.repair = repair
         self.report = Report()
         self.manifests: dict[str, dict[str, Any]] = {}
+        self.skipped: set[str] = set()  # registry paths reported as links or not regular: not read
+        self.referenced: set[str] = set()
 
     def rel(self, p: Path) -> str:
         try:
@@ -89,18 +95,38 @@ class _Checker:
         self.check_tree()
         self.check_objects()
         versions = self.check_versions()
-        refs = self.check_refs()
+        refs = self.check_refs(versions)
         self.check_logs(versions, refs)
         self.check_lineage()
+        self.check_unreferenced()
         if self.artifacts:
             self.check_artifacts()
         return self.report
 
+    def guarded(self, where: Path, fn: Any, *args: Any) -> Any:
+        """``fn(*args)``; a link on the way (already reported by the tree walk) or another refusal
+        becomes a problem of ``where`` instead of stopping the check."""
+        try:
+            return fn(*args)
+        except fileio.SymlinkError:
+            return None
+        except ModelregError as exc:
+            self.error(where, exc.message)
+            return None
+
+    def _skip(self, p: Path) -> bool:
+        """True for a path the tree walk reported (a link or a special file), or one below it."""
+        rel = self.rel(p)
+        return any(rel == s or rel.startswith(s + "/") for s in self.skipped)
+
     def check_config(self) -> None:
+        """A config mistake (unknown key, bad policy) is a usage error, exit 2, as in every command."""
         try:
             cfg = config_mod.load(self.root / "config.yaml")
             self.stages = set(cfg.stages)
             cfg.policy  # noqa: B018 - validates the policy section
+        except UsageError:
+            raise
         except ModelregError as exc:
             self.error(self.root / "config.yaml", exc.message)
             self.stages = set(config_mod.DEFAULT_STAGES)
@@ -118,52 +144,116 @@ class _Checker:
                                                  "they are not used until 'modelreg trust'")
 
     def check_tree(self) -> None:
+        """Every entry of the registry, by lstat: symlinks and special files (errors), stale temp
+        files, unexpected files in ``locks/``, and an ignored ``cache/`` from an older modelreg."""
         now = time.time()
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            d = Path(dirpath)
-            if d == self.root / "locks":
-                dirnames[:] = []
-                continue
-            for name in dirnames + filenames:
-                p = d / name
-                if p.is_symlink():
-                    self.error(p, "is a symlink; a registry never contains symlinks (it could point anywhere)")
-                    if name in dirnames:
-                        dirnames.remove(name)
-                elif name.startswith(fileio.TMP_PREFIX):
-                    age = now - p.lstat().st_mtime
-                    if self.repair and age > STALE_TMP_SECONDS:
-                        p.unlink()
-                        self.report.repaired.append(f"removed stale temp file {self.rel(p)}")
-                    else:
-                        self.warn(p, "temporary file left by an interrupted write (safe to delete)")
+        root = str(self.root)
+        try:
+            for dirpath, dirnames, entries in fileio.walk(self.root):
+                d = Path(dirpath)
+                if dirpath == root and "locks" in dirnames:
+                    dirnames.remove("locks")
+                    self.check_locks(d / "locks")
+                for name, st in entries:
+                    p = d / name
+                    if stat.S_ISLNK(st.st_mode):
+                        self.skipped.add(self.rel(p))
+                        self.error(p, "is a symlink; a registry never contains symlinks (a committed one can point "
+                                      "anywhere): replace it with the real file or directory (git rm the link)")
+                    elif not stat.S_ISREG(st.st_mode):
+                        self.skipped.add(self.rel(p))
+                        self.error(p, "is not a regular file (a registry holds only files and directories)")
+                    elif name.startswith(fileio.TMP_PREFIX):
+                        age = now - st.st_mtime
+                        if self.repair and age > STALE_TMP_SECONDS:
+                            fileio.unlink(p, missing_ok=True)
+                            self.report.repaired.append(f"removed stale temp file {self.rel(p)}")
+                        else:
+                            self.warn(p, "temporary file left by an interrupted write (safe to delete)")
+        except ModelregError as exc:  # a tree nested absurdly deep, or a directory swapped for a link
+            self.error(self.root, exc.message)
+        self.check_old_cache()
+
+    def check_locks(self, locks: Path) -> None:
+        """``locks/`` holds only ``<model>.lock`` and registry-wide ``_<word>.lock`` files (never committed;
+        anything else is suspicious)."""
+        try:
+            with fileio.opendir(locks) as d:
+                names = sorted(d.listdir())
+                for name in names:
+                    p = locks / name
+                    st = d.lstat(name)
+                    if st is None:
+                        continue
+                    if stat.S_ISLNK(st.st_mode):
+                        self.skipped.add(self.rel(p))
+                        self.error(p, "is a symlink; a registry never contains symlinks (a committed one can point "
+                                      "anywhere): remove it")
+                    elif not stat.S_ISREG(st.st_mode) or not name.endswith(".lock") or not _ok(check_model, name[:-5].removeprefix("_")):
+                        self.warn(p, "unexpected entry in locks/ (it holds only NAME.lock and _NAME.lock files and is never "
+                                     "committed): remove it")
+        except fileio.SymlinkError:
+            self.skipped.add("locks")
+            self.error(locks, "is a symlink; a registry never contains symlinks (a committed one can point "
+                              "anywhere): remove it")
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except ModelregError as exc:
+            self.error(locks, exc.message)
+
+    def check_old_cache(self) -> None:
+        """A ``cache/`` inside the registry (written by modelreg before 0.2, or committed) is never read."""
+        old = self.root / "cache"
+        st = fileio.lstat(old)
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            return
+        if self.repair:
+            try:
+                fileio.rmtree(old)
+                self.report.repaired.append("removed cache/ (derived data now lives in the user's cache directory)")
+                return
+            except (ModelregError, OSError) as exc:
+                self.error(old, f"could not remove it: {getattr(exc, 'message', None) or exc}")
+                return
+        self.warn(old, "is ignored: derived data now lives in the user's cache directory, never where git can "
+                       "deliver it; remove it (fsck --repair, or git rm -r .modelreg/cache)")
 
     def check_objects(self) -> None:
         objects = self.root / "objects"
-        for digest in self.reg.objects:
+        if self._skip(objects):
+            return
+        for digest in self._objects():
             p = self.reg.objects.path(digest) if _valid_name(digest) else objects / digest[7:9] / digest[9:]
             self.report.counts["objects"] += 1
             if not _valid_name(digest):
                 self.error(p, "file name is not a SHA-256 digest")
                 continue
-            if p.is_symlink():
+            if self._skip(p):
                 continue  # reported by check_tree
             try:
-                self.manifests[digest] = manifest.from_bytes(self.reg.objects.get(digest), what="manifest")
+                self.manifests[digest] = manifest.from_object(self.reg.objects.get(digest), what="manifest")
             except ModelregError as exc:
                 self.error(p, exc.message)
 
+    def _objects(self) -> list[str]:
+        """The digests in objects/, skipping shards the tree walk reported."""
+        try:
+            return [d for d in self.reg.objects if not self._skip(self.root / "objects" / d[7:9])]
+        except ModelregError:
+            return []  # a link on the way: reported by check_tree
+
     def _manifest(self, digest: str, where: Path, what: str) -> dict[str, Any] | None:
+        self.referenced.add(digest)
         m = self.manifests.get(digest)
         if m is None:
             p = self.reg.objects.path(digest)
-            if not p.exists():
+            if not self._skip(p) and self.guarded(where, fileio.exists, p) is False:
                 self.error(where, f"{what} points at {digest}, which is missing from objects/")
             return None
         return m
 
     def _read_ref(self, p: Path) -> str | None:
-        if p.is_symlink():
+        if self._skip(p):
             return None
         try:
             return parse_ref_bytes(fileio.read_file(p, REF_MAX), self.rel(p))
@@ -174,9 +264,11 @@ class _Checker:
         return None
 
     def _names(self, d: Path) -> list[str]:
+        if self._skip(d):
+            return []
         try:
-            return sorted(n for n in os.listdir(d) if not n.startswith(fileio.TMP_PREFIX))
-        except (FileNotFoundError, NotADirectoryError):
+            return sorted(n for n in fileio.listdir(d) if not n.startswith(fileio.TMP_PREFIX))
+        except (FileNotFoundError, NotADirectoryError, ModelregError):
             return []
 
     def check_versions(self) -> dict[str, dict[str, str]]:
@@ -185,13 +277,13 @@ class _Checker:
         for model in self._names(base):
             found[model] = {}
             if not _ok(check_model, model):
-                self.error(base / model, "is not a valid model name")
+                self.error(base / _printable(model), "is not a valid model name")
                 continue
             for version in self._names(base / model):
                 p = base / model / version
                 self.report.counts["versions"] += 1
                 if not _ok(check_version, version):
-                    self.error(p, "is not a valid version name")
+                    self.error(base / model / _printable(version), "is not a valid version name")
                     continue
                 digest = self._read_ref(p)
                 if digest is None:
@@ -202,7 +294,7 @@ class _Checker:
                     self.error(p, f"points at a manifest of {m['name']}@{m['version']}")
         return found
 
-    def check_refs(self) -> dict[str, dict[str, str]]:
+    def check_refs(self, versions: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
         base = self.root / "refs"
         for model in self._names(base):
@@ -211,7 +303,7 @@ class _Checker:
                 p = base / model / stage
                 self.report.counts["refs"] += 1
                 if not _ok(check_model, model) or not _ok(check_stage, stage):
-                    self.error(p, "is not a valid model/stage name")
+                    self.error(base / _printable(model) / _printable(stage), "is not a valid model/stage name")
                     continue
                 if stage not in self.stages:
                     self.warn(p, f"stage {stage!r} is not declared in config.yaml")
@@ -222,34 +314,68 @@ class _Checker:
                 m = self._manifest(digest, p, "stage ref")
                 if m is not None and m["name"] != model:
                     self.error(p, f"points at a version of another model ({m['name']}@{m['version']})")
+                elif m is not None and versions.get(model, {}).get(m["version"]) != digest:
+                    entry = versions.get(model, {}).get(m["version"])
+                    self.error(p, f"points at {digest[:19]}, a manifest of {model}@{m['version']} that was never "
+                                  "registered (" + (f"versions/{model}/{m['version']} is {entry[:19]}" if entry
+                                                    else "no such version entry") + "): what a stage names must be "
+                                  "what was registered; restore the ref from git or promote a registered version "
+                                  "with --force")
         return found
 
     def check_logs(self, versions: dict[str, dict[str, str]], refs: dict[str, dict[str, str]]) -> None:
         logs = self.root / "logs"
-        models = set(log.models(logs)) | set(versions) | set(refs)
+        models = set(self.guarded(logs, log.models, logs) or []) | set(versions) | set(refs)
         for model in sorted(models):
             if not _ok(check_model, model):
                 self.error(log.path_for(logs, model), "log of an invalid model name")
                 continue
             path = log.path_for(logs, model)
-            events, bad = log.read(logs, model) if path.exists() and not path.is_symlink() else ([], [])
+            if self._skip(path) or self._skip(logs):
+                continue
+            try:
+                events, bad = log.read(logs, model)
+            except (ModelregError, OSError) as exc:
+                self.error(path, getattr(exc, "message", None) or f"unreadable: {exc}")
+                continue
             self.report.counts["events"] += len(events)
             for b in bad:
                 kind = "torn last line (interrupted append)" if b.last else "unreadable line"
                 self.error(path, f"line {b.lineno}: {kind}: {b.problem}")
             for e in events:
+                self.referenced.update(d for d in (e.from_, e.to) if d)
                 if e.model != model:
                     self.error(path, f"event {e.id} is about model {e.model!r}")
             if bad and self.repair:
-                self._drop_bad_lines(path, events, bad)
+                self._drop_bad_lines(model, path)
             self._consistency(model, path, events, versions.get(model, {}), refs.get(model, {}))
 
-    def _drop_bad_lines(self, path: Path, events: list[Event], bad: list[Any]) -> None:
-        lost = self.root / "lost-found"
-        fileio.makedirs(lost)
-        fileio.atomic_write(lost / f"{path.name}.{int(time.time())}", "".join(b.text + "\n" for b in bad).encode())
-        fileio.atomic_write(path, b"".join(e.line() for e in events))
-        self.report.repaired.append(f"moved {len(bad)} unreadable line(s) of {self.rel(path)} to lost-found/")
+    def _drop_bad_lines(self, model: str, path: Path) -> None:
+        """Move the unreadable lines of a log to ``lost-found/`` (under the model's lock, re-read there),
+        keeping every readable line byte for byte. Nothing is written through a link."""
+        try:
+            with self.reg._locked(model):
+                kept: list[bytes] = []
+                moved: list[bytes] = []
+                for _lineno, raw, _last in fileio.read_lines(path, log.MAX_LINE):
+                    if not raw.strip():
+                        continue
+                    try:
+                        log.parse_line(raw)
+                        kept.append(raw)
+                    except ValueError:
+                        moved.append(raw)
+                if not moved:
+                    return
+                lost = self.root / "lost-found"
+                fileio.makedirs(lost)
+                fileio.atomic_write(lost / f"{path.name}.{time.time_ns():x}", b"".join(r + b"\n" for r in moved))
+                fileio.atomic_write(path, b"".join(r + b"\n" for r in kept))
+        except (ModelregError, OSError) as exc:
+            self.error(path, "could not move its unreadable lines aside: "
+                             + (getattr(exc, "message", None) or fileio_message(exc)))
+            return
+        self.report.repaired.append(f"moved {len(moved)} unreadable line(s) of {self.rel(path)} to lost-found/")
         self.report.problems = [p for p in self.report.problems if p.path != self.rel(path)]
 
     def _consistency(
@@ -267,23 +393,34 @@ class _Checker:
         for e in events:
             if e.action == "register" and e.version and e.version not in versions:
                 self.error(path, f"event {e.id} registers {model}@{e.version}, which has no version entry")
+            elif (e.action == "register" or e.action in MOVES) and e.version and e.to and e.version in versions \
+                    and e.to != versions[e.version]:
+                self.error(path, f"{e.action} event {e.id} says {model}@{e.version} is {e.to[:19]}, but "
+                                 f"versions/{model}/{e.version} is {versions[e.version][:19]} (a forged or edited line)")
             elif e.action in ANNOTATIONS:
                 if not e.version or e.version not in versions:
                     self.error(path, f"{e.action} event {e.id} is about {model}@{e.version}, which does not exist")
                 elif e.to and e.to != versions[e.version]:
                     self.error(path, f"{e.action} event {e.id} names digest {e.to[:19]} for {model}@{e.version}, "
                                      f"which is {versions[e.version][:19]}")
-        for stage, digest in refs.items():
-            moves = state.stage_events(stage)
-            last = moves[-1].to if moves else None
+        # the log's last move of each stage (causal order: a skewed clock cannot fake an interruption)
+        logged = {e.stage for e in events if e.stage and e.action in MOVES}
+        for stage in sorted(set(refs) | logged):
+            digest = refs.get(stage)
+            head = state.head(stage)
+            last = head.to if head else None
             if last != digest:
-                if self.repair:
+                if self.repair and (digest is None or digest in versions.values()):  # never legitimize a forged ref
                     self._append(Event("reconcile", model, "modelreg-fsck", stage=stage, from_=last, to=digest,
-                                       version=self._version_of(digest),
+                                       version=self._version_of(digest or last or ""), prev=head and head.id,
                                        reason="recorded by fsck --repair: the ref moved without a logged event"))
                 else:
-                    self.warn(path, f"{model}@{stage} holds {digest[:19]} but the log last moved it to "
-                                    f"{(last or 'nothing')[:19]} (interrupted write or hand-resolved merge)")
+                    self.warn(path, f"{model}@{stage} holds {(digest or 'nothing')[:19]} but the log last moved it "
+                                    f"to {(last or 'nothing')[:19]} (interrupted write or hand-resolved merge)")
+            holder = self._version_of(digest) if digest else None
+            if holder and state.versions.get(holder) and state.versions[holder].archived:
+                self.warn(path, f"{model}@{stage} holds {holder}, which is archived (a merge of two branches?): "
+                                f"'modelreg promote {model}@{holder} archived' clears it")
 
     def _version_of(self, digest: str) -> str | None:
         m = self.manifests.get(digest)
@@ -291,8 +428,17 @@ class _Checker:
 
     def _append(self, event: Event) -> None:
         with self.reg._locked(event.model):
-            log.append(self.reg.logs_dir, event)
+            self.reg._record(event)  # like every written event, delivered to the user's hooks
         self.report.repaired.append(f"logged {event.action} of {event.model} {event.version or event.stage}")
+
+    def check_unreferenced(self) -> None:
+        """Objects nothing names (no version entry, ref, parent or event): left by an interrupted
+        registration, or added by hand. Harmless, so a warning; repair leaves objects alone."""
+        for m in self.manifests.values():
+            self.referenced.update(p["digest"] for p in m.get("parents", []))
+        for digest in sorted(set(self.manifests) - self.referenced):
+            self.warn(self.reg.objects.path(digest), "unreferenced object: no version entry, stage, parent or "
+                                                     "event names it (an interrupted registration, or added by hand)")
 
     def check_lineage(self) -> None:
         parents = {d: [p["digest"] for p in m.get("parents", [])] for d, m in self.manifests.items()}
@@ -341,7 +487,7 @@ class _Checker:
             m = self.manifests[digest]
             for a in m.get("artifacts", []):
                 where = f"{m['name']}@{m['version']} artifact {a['role']} ({a['uri']})"
-                key = (a["uri"], a.get("size"), a.get("sha256"))
+                key = (a["uri"], a.get("size"), a.get("sha256"), a.get("tree"))
                 if key not in done:
                     counts["artifacts"] += 1
                     try:
@@ -357,6 +503,15 @@ class _Checker:
                     self.report.problems.append(Problem("warning", where, res.message))
                 elif not res.ok:
                     self.report.problems.append(Problem("error", where, f"{res.status}: {res.message}"))
+
+
+def _printable(name: str) -> str:
+    """A file name as it may be shown: non-printable characters escaped."""
+    return name if name.isprintable() else ascii(name)[1:-1]
+
+
+def fileio_message(exc: OSError) -> str:
+    return f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
 
 
 def _valid_name(digest: str) -> bool:

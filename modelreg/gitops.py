@@ -155,6 +155,9 @@ def _summary(loc: Location) -> str:
     events, _ = log.parse(b"\n".join(added))
     parts = []
     for e in events:
+        if e.action == "clear":
+            parts.append(f"clear {e.model}@{e.stage}")
+            continue
         what = f"{e.model}@{e.version}" if e.version else e.model
         parts.append(f"{e.action} {what}" + (f" -> {e.stage}" if e.stage else ""))
     if not parts:
@@ -313,7 +316,7 @@ def promote_and_push(
     ref: str,
     stage: str,
     *,
-    expect: str | None,
+    expect: Any,
     reason: str | None = None,
     actor: str | None = None,
     remote: str = "origin",
@@ -323,10 +326,11 @@ def promote_and_push(
 ) -> tuple[Any, SyncResult]:
     """The CI recipe as one call: promote with ``--expect``, commit, push with fetch-rebase-retry.
 
-    Conflict (exit 4) if the stage does not hold ``expect`` here, or if, after rebasing onto
+    ``expect`` is as in :meth:`Registry.promote` (None checks nothing; ``modelreg.EMPTY`` or
+    ``"none"``: the stage must be empty). Conflict (exit 4) if the stage does not hold it here, or if, after rebasing onto
     the remote, the stage no longer holds what this clone set (someone else moved it).
     """
-    move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor)  # expect None: stage must be empty
+    move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor)  # as Registry.promote: EMPTY/"none" = empty
     result = sync(reg, push=True, remote=remote, branch=branch, attempts=attempts, message=message)
     now = reg.refs.read_stage(move.name, stage)
     if now != move.to.digest:
@@ -358,7 +362,7 @@ class StageDiff:
 
 
 def _object_at(reg: Any, loc: Location, rev: str, digest: str) -> bytes:
-    path = reg.objects.path(digest).resolve().relative_to(loc.top).as_posix()
+    path = loc.path(*reg.objects.path(digest).relative_to(reg.path).parts)  # lexical: nothing followed
     data = _blob(loc, rev, path)
     if data is None:  # objects are immutable: the current store may hold it if the revision does not
         return reg.objects.get(digest)
@@ -376,7 +380,9 @@ def stage_diff(reg: Any, ref: str, rev: str) -> StageDiff:
         raise UsageError(f"diff --rev compares a stage: give NAME@STAGE, not {ref!r}")
     stage = check_stage(r.value)
     if stage not in reg.stages:
-        raise UsageError(f"unknown stage {stage!r}; configured stages: {', '.join(reg.stages)}")
+        from .registry import unknown_stage
+
+        raise UsageError(unknown_stage(stage, reg.stages))
     loc = locate(reg)
     proc = _git(["rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], loc.top, check=False)
     if proc.returncode != 0:
@@ -390,10 +396,15 @@ def stage_diff(reg: Any, ref: str, rev: str) -> StageDiff:
 
         then_digest = parse_ref_bytes(raw, f"{rev}:{path}")
     now_digest = reg.refs.read_stage(r.name, stage)
-    then_m = manifest.from_bytes(_object_at(reg, loc, commit_id, then_digest)) if then_digest else None
-    now_m = reg.manifest(now_digest) if now_digest else None
+    then_m = manifest.from_object(_object_at(reg, loc, commit_id, then_digest), f"{rev}:{path}") if then_digest else None
     then = Resolved(then_m["name"], then_m["version"], then_digest) if then_m else None
-    now = Resolved(now_m["name"], now_m["version"], now_digest) if now_m else None
+    if then is not None:  # what the stage named then must have been registered then
+        entry = _blob(loc, commit_id, loc.path("versions", then.name, then.version))
+        if then.name != r.name or entry is None or entry.strip().decode("ascii", "replace") != then_digest:
+            raise IntegrityError(f"{rev}:{path} points at {then_digest[:19]}, which declares {then.name}@{then.version} "
+                                 "but was not registered as that version at that revision")
+    now = reg._stage_identity(r.name, stage, now_digest) if now_digest else None  # IntegrityError if unregistered
+    now_m = reg._manifest_of(now) if now else None
     if then is None and now is None:
         reg._require_model(r.name)
     changes = manifest.diff(then_m or {}, now_m or {}) if (then_m or now_m) else []
@@ -429,10 +440,12 @@ def setup(reg: Any, command: str = "modelreg") -> SetupResult:
     if old != textconv:
         _git(["config", "--local", f"diff.{DRIVER}.textconv", textconv], loc.top)
     attrs = Path(reg.path) / ".gitattributes"
-    try:
-        text = attrs.read_text(encoding="utf-8")
+    try:  # through fileio: a .gitattributes symlinked to a private key is refused, never copied
+        text = fileio.read_file(attrs, 1 << 20).decode("utf-8")
     except FileNotFoundError:
         text = ""
+    except UnicodeDecodeError:
+        raise IntegrityError(f"{attrs} is not UTF-8 text; fix or remove it, then run git-setup again") from None
     have = {line.strip() for line in text.splitlines()}
     added = [line for line in TEXTCONV_ATTRIBUTES if line not in have]
     if added:
@@ -469,7 +482,27 @@ def textconv(data: bytes) -> str:
         return text
     try:
         ident = reg._identity(digest)
-    except ModelregError:
+    except NotFound:
         return f"{digest} (object not in this registry)\n"
+    except ModelregError:  # an object nobody registered, or not a manifest: never shown as NAME@VERSION
+        return f"{digest} (NOT a registered version: run modelreg fsck)\n"
     return f"{ident.name}@{ident.version} ({digest[:19]}…)\n"
+
+
+def textconv_file(path: str, out: Any) -> None:
+    """Write ``path`` to binary stream ``out`` for ``git diff``: a ref file as :func:`textconv` shows it,
+    any other file (whatever ``.gitattributes`` sent here, of any size) byte for byte."""
+    from .refs import REF_MAX
+
+    with open(path, "rb") as f:  # git's own temp file, or a work-tree file it names
+        head = f.read(REF_MAX + 1)
+        if len(head) <= REF_MAX and is_full_digest(head.strip().decode("ascii", "replace")):
+            out.write(textconv(head).encode("utf-8"))
+            return
+        out.write(head)
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            out.write(chunk)
 

@@ -8,18 +8,22 @@ later tags, approvals and archived state live beside the manifest as events.
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import canonical
-from .errors import UsageError
+from .errors import IntegrityError, UsageError
 from .names import check_digest, check_key, check_model, check_version, is_full_digest
 
 FIELDS = ("name", "version", "description", "license", "artifacts", "params", "meta", "tags", "parents")
-ARTIFACT_FIELDS = ("role", "uri", "sha256", "size")
+ARTIFACT_FIELDS = ("role", "uri", "sha256", "size", "name", "tree", "layout", "files")
 PARENT_FIELDS = ("digest", "relation")
 RELATIONS = ("fine_tune", "distillation", "merge", "quantization", "other")
 MAX_TEXT = 10_000
+MAX_INT = 10**64  # integers in params/meta: 64 digits at most (huge ones cannot even be printed)
 
 
 def _fail(msg: str) -> UsageError:
@@ -37,7 +41,18 @@ def _check_tree(value: Any, where: str, depth: int = 0) -> None:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _check_tree(v, f"{where}[{i}]", depth + 1)
-    elif value is not None and not isinstance(value, (str, int, float, bool)):
+    elif isinstance(value, bool) or value is None:
+        pass
+    elif isinstance(value, int):
+        if not -MAX_INT < value < MAX_INT:
+            raise _fail(f"{where} is an integer of more than 64 digits")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise _fail(f"{where} is not a finite number")
+    elif isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise _fail(f"{where} is longer than {MAX_TEXT} characters")
+    else:
         raise _fail(f"{where} has a value of type {type(value).__name__} (dates and other types must be quoted)")
 
 
@@ -112,6 +127,16 @@ def _artifact(a: Any, where: str) -> dict[str, Any]:
     }
     if not entry["uri"]:
         raise _fail(f"{where}.uri is empty")
+    if not entry["uri"].isprintable():
+        raise _fail(f"{where}.uri contains a control or line-break character")
+    if "files" in a or "tree" in a or "layout" in a:  # a directory artifact (docs/format.md)
+        from .trees import validate_tree_entry
+
+        try:
+            validate_tree_entry(a, entry, where)
+        except UsageError as exc:
+            raise _fail(exc.message.removeprefix("invalid manifest: ")) from None
+        return entry
     sha = a.get("sha256")
     if sha is not None:
         if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
@@ -122,6 +147,12 @@ def _artifact(a: Any, where: str) -> dict[str, Any]:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise _fail(f"{where}.size must be a non-negative integer")
         entry["size"] = size
+    name = a.get("name")
+    if name is not None:
+        name = _text(name, f"{where}.name")
+        if not name or "/" in name or name in (".", "..") or len(name) > 255 or not name.isprintable():
+            raise _fail(f"{where}.name must be a plain file name (no '/', printable, at most 255 characters)")
+        entry["name"] = name
     return entry
 
 
@@ -152,6 +183,62 @@ def to_bytes(m: dict[str, Any]) -> bytes:
 def from_bytes(data: bytes, what: str = "manifest") -> dict[str, Any]:
     """Parse stored manifest bytes (strict YAML, then validated)."""
     return validate(canonical.load(data, what=what))
+
+
+def from_object(data: bytes, what: str) -> dict[str, Any]:
+    """Parse the bytes of a stored object: a valid manifest whose bytes are exactly its canonical form.
+
+    Re-dumping the parsed manifest must give the same bytes, so no two byte strings (two
+    digests) describe the same content and no reader can see a field another reader misses.
+    Anything else is an IntegrityError (exit 6).
+    """
+    try:
+        m = from_bytes(data, what)
+        again = to_bytes(m)
+    except UsageError as exc:
+        raise IntegrityError(exc.message if exc.message.startswith(what) else f"{what}: {exc.message}") from None
+    except (ValueError, RecursionError) as exc:
+        raise IntegrityError(f"{what} cannot be read: {str(exc)[:120]}") from None
+    if again != data:
+        raise IntegrityError(
+            f"{what} is not canonical: its bytes differ from what modelreg writes for the same content "
+            "(edited by hand or forged); run 'modelreg fsck'"
+        )
+    return m
+
+
+def identity(data: bytes, what: str) -> tuple[str, str]:
+    """``(name, version)`` of stored manifest bytes, read from their first two lines without a YAML parser.
+
+    Canonical bytes always begin ``name: N`` then ``version: V``; both are checked against the
+    name rules and must be written exactly as :func:`to_bytes` writes them, so this cheap read
+    and a full parse can never disagree on them (IntegrityError otherwise).
+    """
+    lines = data.split(b"\n", 2)
+    if len(lines) < 3:
+        raise IntegrityError(f"{what} is not a version manifest")
+    return (_header(lines[0], "name", check_model, what),
+            _header(lines[1], "version", lambda v: check_version(v), what))
+
+
+def _header(line: bytes, key: str, check: Callable[[str], str], what: str) -> str:
+    prefix = key.encode() + b": "
+    if not line.startswith(prefix):
+        raise IntegrityError(f"{what} is not a canonical version manifest (no '{key}:' where it belongs)")
+    try:
+        text = line[len(prefix):].decode("ascii")
+        value = json.loads(text) if text.startswith('"') else text
+    except ValueError:
+        raise IntegrityError(f"{what} has an unreadable {key}") from None
+    if not isinstance(value, str):
+        raise IntegrityError(f"{what} has an unreadable {key}")
+    try:
+        check(value)
+    except UsageError as exc:
+        raise IntegrityError(f"{what} declares an {exc.message}") from None
+    if canonical.scalar(value) != text:
+        raise IntegrityError(f"{what} is not canonical: its {key} is not written the way modelreg writes it")
+    return value
 
 
 @dataclass(frozen=True)
@@ -185,7 +272,9 @@ def flatten(m: dict[str, Any]) -> dict[str, Any]:
     for key, value in m.items():
         if key == "artifacts":
             for a in value:
-                walk(f"artifacts.{a['role']}", {k: v for k, v in a.items() if k != "role"})
+                walk(f"artifacts.{a['role']}", {k: v for k, v in a.items() if k not in ("role", "files")})
+                for f in a.get("files", []):  # a directory artifact: one path per file
+                    out[f"artifacts.{a['role']}.files.{f['path']}"] = {k: v for k, v in f.items() if k != "path"}
         elif key == "parents":
             for p in value:
                 out[f"parents.{p['digest']}"] = p.get("relation", "")

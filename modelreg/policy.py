@@ -206,11 +206,17 @@ class GateResult:
     actual: Any
     passed: bool
     message: str
+    hint: str = ""  # what to do about a failure (a command to run); shown after the message
+
+    @property
+    def detail(self) -> str:
+        """The message with its hint, as the table and ``--json`` show it."""
+        return f"{self.message}; {self.hint}" if self.hint else self.message
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "gate": self.gate, "subject": self.subject, "expected": self.expected,
-            "actual": self.actual, "passed": self.passed, "message": self.message,
+            "actual": self.actual, "passed": self.passed, "message": self.detail,
         }
 
 
@@ -271,6 +277,30 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _suite_key(metrics: dict[str, dict[str, Any]], path: str) -> tuple[str, str]:
+    """(suite, key) of a metric path, split as :func:`lookup` does (suite names may hold dots)."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        if ".".join(parts[:i]) in metrics:
+            return ".".join(parts[:i]), ".".join(parts[i:])
+    return parts[0], ".".join(parts[1:])
+
+
+def _not_a_number(metrics: dict[str, dict[str, Any]], path: str, value: Any, name: str, version: str) -> tuple[str, str]:
+    """Why a metric value cannot meet a numeric gate, naming suite and key; and the fix (or "")."""
+    from .values import describe, display, is_number, parse_value
+
+    suite, key = _suite_key(metrics, path)
+    msg = f"key {key} of suite {suite} is {describe(value)}, not a number"
+    try:
+        typed = parse_value(value) if isinstance(value, str) else None
+    except UsageError:
+        typed = None
+    if is_number(typed):  # e.g. "0.90" recorded before values were typed, or quoted
+        return msg, f"record it as a number: modelreg metrics set {name}@{version} --suite {suite} {key}={display(typed)}"
+    return msg, ""
+
+
 def _num(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value)) if abs(value) < 1e15 else repr(value)
@@ -310,13 +340,18 @@ def evaluate(
     for suite in gates.require_suites:
         ok = suite in metrics
         results.append(GateResult("require_suites", suite, "present", "present" if ok else "missing", ok,
-                                  f"suite {suite} recorded" if ok else f"no metrics recorded for suite {suite}"))
+                                  f"suite {suite} recorded" if ok else f"no metrics recorded for suite {suite}",
+                                  "" if ok else f"record them: modelreg metrics set {name}@{version} --suite {suite} "
+                                  "KEY=VALUE"))
     for t in gates.thresholds:
         found, value = lookup(metrics, t.path)
         if not found:
-            results.append(GateResult("thresholds", t.path, t.text, None, False, f"{t.path} not recorded"))
+            suite, key = _suite_key(metrics, t.path)
+            results.append(GateResult("thresholds", t.path, t.text, None, False, f"{t.path} not recorded",
+                                      f"record it: modelreg metrics set {name}@{version} --suite {suite} {key}=VALUE"))
         elif not _is_number(value):
-            results.append(GateResult("thresholds", t.path, t.text, value, False, f"{value!r} is not a number"))
+            results.append(GateResult("thresholds", t.path, t.text, value, False,
+                                      *_not_a_number(metrics, t.path, value, name, version)))
         else:
             ok = OPERATORS[t.op](value, t.value)
             results.append(GateResult("thresholds", t.path, t.text, value, ok, f"{_num(value)} {t.op} {_num(t.value)}"
@@ -326,14 +361,21 @@ def evaluate(
         found, value = lookup(metrics, path)
         cur_found, cur = lookup(current.metrics, path) if (other and current) else (False, None)
         want = f"{'>=' if direction == 'higher' else '<='} {_num(cur) if cur_found else '?'}"
+        hint = ""
         if other is None:
             ok, msg = True, f"{stage} is empty or already holds this version"
+        elif found and value is not None and not _is_number(value):  # present but not comparable: say so
+            ok, (msg, hint) = False, _not_a_number(metrics, path, value, name, version)
         elif not (found and cur_found and _is_number(value) and _is_number(cur)):
-            ok, msg = True, f"not compared: {path} missing on {'the candidate' if not found else other}"
+            from .values import describe
+
+            why = "missing" if not (found and cur_found) else f"{describe(cur)}, not a number,"
+            ok, msg = True, f"not compared: {path} {why} on {'the candidate' if not found else other}"
         else:
             ok = value >= cur if direction == "higher" else value <= cur
             msg = f"{_num(value)} vs {_num(cur)} on {other} ({direction} is better)" + ("" if ok else ": worse")
-        results.append(GateResult("not_worse_than_current", path, want, value if found else None, ok, msg))
+        results.append(GateResult("not_worse_than_current", path, want, value if found else None, ok, msg,
+                                  hint if not ok else ""))
     if gates.require_approvals:
         actors = sorted((candidate.approvals if candidate else {}).get(stage, {}))
         ok = len(actors) >= gates.require_approvals
@@ -341,5 +383,7 @@ def evaluate(
         results.append(GateResult(
             "require_approvals", stage, f">= {gates.require_approvals}", len(actors), ok,
             f"{len(actors)} of {gates.require_approvals}{signed} approval(s)" + (f" ({', '.join(actors)})" if actors else ""),
+            "" if ok else f"each approver runs: modelreg approve {name}@{version} --stage {stage}"
+            + (" --sign" if gates.require_signatures else ""),
         ))
     return GateReport(name, version, digest, stage, current_version, results)

@@ -15,22 +15,28 @@ Expressions are ``FIELD OP VALUE``:
   dotted path wins, falling back to shorter keys if the longer one leads nowhere.
 * OP is one of ``== != < <= > >= ~=``; ``~=`` is a regular-expression search.
 * VALUE is bare (the rest of the expression, stripped) or quoted with ``'`` or
-  ``"`` (no escapes; use the other quote character). Quoting only delimits the
-  value: it does not force a string comparison.
+  ``"`` (no escapes; use the other quote character). A bare VALUE is typed by the
+  one rule of :mod:`modelreg.values` (``0.9`` and ``3e-4`` are numbers, ``true``,
+  ``false``, ``null`` JSON's); a quoted VALUE is a string. On the name fields
+  (``name``, ``version``, ``digest``, ``license``, ``stages``, ``tags``,
+  ``parent_names``, ...) VALUE is always the text, never a number.
 
-Comparison is type-aware, in this order:
+Comparison sees the record's typed value, as gates and ``show --json`` do:
 
-1. a boolean record value against ``true``/``false`` compares as booleans;
+1. a boolean against ``true``/``false`` (any case) compares as booleans;
 2. on the ``version`` field, two versions compare in version order;
-3. two numbers (int/float, or strings spelling one; bools are not numbers)
-   compare numerically;
-4. two strings that both parse as versions compare in version order;
-5. otherwise the string forms compare as strings.
+3. a number against a number compares numerically;
+4. a string against a string compares in version order when both parse as
+   versions, else by code point;
+5. anything else (the string ``"0.90"`` against the number ``0.85``, a number
+   against ``abc``) is a type mismatch: it matches only ``!=``, and is counted in
+   :attr:`Condition.mismatches` so the CLI can say so.
 
-A missing field (or a ``null`` / mapping where a value is expected) matches
-nothing except ``!=``. A list value (``tags``, ``stages``) matches ``==`` when
-it contains the value, ``!=`` when it does not, and ``~=`` or an ordering
-operator when any element does.
+``FIELD == null`` matches a missing or null value, ``FIELD != null`` a present one.
+Otherwise a missing field (or a ``null`` / mapping where a value is expected) matches
+nothing except ``!=``. A list value (``tags``, ``stages``) matches ``==`` when it
+contains the value, ``!=`` when it does not, and ``~=`` or an ordering operator when
+any element does.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelreg.errors import UsageError
+from modelreg.values import parse_value
 
 __all__ = ["OPERATORS", "Condition", "parse_where", "resolve", "sort_key", "version_key"]
 
@@ -49,7 +56,10 @@ OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "~=")
 _OP_CHARS = frozenset("=!<>~")
 _QUOTES = ("'", '"')
 _FIELD_RE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\Z")
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
+# Fields whose values are names or text: VALUE is compared as the text given, never typed.
+TEXT_FIELDS = frozenset({
+    "name", "version", "digest", "license", "registered_at", "stages", "tags", "parent_names", "fingerprint",
+})
 _MISSING: Any = object()
 
 # --------------------------------------------------------------------------- versions
@@ -163,22 +173,14 @@ def is_missing(value: Any) -> bool:
     return value is _MISSING
 
 
-def _as_number(v: Any) -> int | float | None:
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _as_bool(v: Any) -> bool | None:
     if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
         return v
-    if isinstance(v, str) and _NUMBER_RE.match(v.strip()):
-        t = v.strip()
-        try:
-            return int(t)
-        except ValueError:
-            return float(t)
-    return None
-
-
-def _as_bool(v: str) -> bool | None:
-    return {"true": True, "false": False}.get(v.strip().lower())
+    return {"true": True, "false": False}.get(v.strip().lower()) if isinstance(v, str) else None
 
 
 def _text(v: Any) -> str:
@@ -191,25 +193,26 @@ def _sign(a: Any, b: Any) -> int:
     return (a > b) - (a < b)
 
 
-def _compare(a: Any, b: str, is_version_field: bool) -> int | None:
-    """Three-way compare record scalar `a` against expression value `b`; None if incomparable (NaN)."""
+def _compare(a: Any, literal: Any, text: str, is_version_field: bool) -> int | None:
+    """Three-way compare record scalar `a` with the expression's typed `literal` (written `text`);
+    None when they are not comparable (a type mismatch, NaN)."""
     if isinstance(a, bool):
-        bb = _as_bool(b)
-        if bb is not None:
-            return _sign(a, bb)
+        b = _as_bool(literal)
+        return None if b is None else _sign(a, b)
     if is_version_field:
-        ka, kb = version_key(_text(a)), version_key(b)
+        ka, kb = version_key(_text(a)), version_key(text)
         if ka is not None and kb is not None:
             return _sign(ka, kb)
-    na, nb = _as_number(a), _as_number(b)
-    if na is not None and nb is not None:
-        if na != na or nb != nb:  # NaN is neither equal nor ordered
+    if _is_number(a):
+        if not _is_number(literal) or a != a or literal != literal:  # NaN is neither equal nor ordered
             return None
-        return _sign(na, nb)
-    ka, kb = version_key(_text(a)), version_key(b)
-    if ka is not None and kb is not None:
-        return _sign(ka, kb)
-    return _sign(_text(a), b)
+        return _sign(a, literal)
+    if isinstance(a, str) and isinstance(literal, str):
+        ka, kb = version_key(a), version_key(literal)
+        if ka is not None and kb is not None:
+            return _sign(ka, kb)
+        return _sign(a, literal)
+    return None
 
 
 _TESTS: dict[str, Callable[[int], bool]] = {
@@ -227,12 +230,31 @@ _TESTS: dict[str, Callable[[int], bool]] = {
 
 @dataclass(frozen=True)
 class Condition:
-    """One parsed ``FIELD OP VALUE`` filter."""
+    """One parsed ``FIELD OP VALUE`` filter.
+
+    ``value`` is the text of VALUE (quotes removed); ``literal`` is VALUE typed by the one
+    rule (a quoted VALUE, or any VALUE on a :data:`TEXT_FIELDS` field, is the text).
+    ``mismatches`` counts records whose value could not be compared with ``literal``
+    (a string against a number...), with the first such value.
+    """
 
     field: str
     op: str
     value: str
     regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    literal: Any = field(default=_MISSING, compare=False, repr=False)
+    mismatches: dict[str, Any] = field(default_factory=lambda: {"count": 0, "example": None},
+                                       compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.literal is _MISSING:
+            literal = parse_value(self.value)
+            if self._text_field() and literal is not None:  # names are text; `null` still means "no value"
+                literal = self.value
+            object.__setattr__(self, "literal", literal)
+
+    def _text_field(self) -> bool:
+        return self.field in TEXT_FIELDS or self.field.split(".")[0] == "parents"
 
     def __str__(self) -> str:
         return f"{self.field} {self.op} {self.value!r}"
@@ -240,6 +262,9 @@ class Condition:
     def matches(self, record: dict) -> bool:
         """Whether `record` satisfies this condition (see the module docstring for the rules)."""
         v = resolve(record, self.field)
+        if self.literal is None and self.op in ("==", "!="):
+            absent = v is _MISSING or v is None
+            return absent if self.op == "==" else not absent
         if v is _MISSING or v is None or isinstance(v, dict):
             return self.op == "!="
         if isinstance(v, (list, tuple, set, frozenset)):
@@ -249,12 +274,29 @@ class Condition:
             return any(self._test(x, self.op) for x in items)
         return self._test(v, self.op)
 
+    def mismatch_note(self) -> str | None:
+        """One line saying that values could not be compared with VALUE, and what to type instead."""
+        n, example = self.mismatches["count"], self.mismatches["example"]
+        if not n:
+            return None
+        from modelreg.values import describe, is_number
+
+        what = f"{n} value(s) of {self.field} could not be compared with {describe(self.literal)} (e.g. {describe(example)})"
+        if isinstance(example, str) and is_number(self.literal):
+            return f"{what}; quote VALUE to compare text: --where \"{self.field} {self.op} '{self.value}'\""
+        if is_number(example) and isinstance(self.literal, str):
+            return f"{what}; numbers compare with a bare number VALUE (0.9, 3e-4)"
+        return what
+
     def _test(self, v: Any, op: str) -> bool:
         if op == "~=":
             assert self.regex is not None
             return self.regex.search(_text(v)) is not None
-        c = _compare(v, self.value, self.field == "version")
+        c = _compare(v, self.literal, self.value, self.field == "version")
         if c is None:
+            if self.mismatches["count"] == 0 or (isinstance(v, str) and not isinstance(self.mismatches["example"], str)):
+                self.mismatches["example"] = v  # a string is the likeliest mistake: show one
+            self.mismatches["count"] += 1
             return op == "!="
         return _TESTS[op](c)
 
@@ -328,13 +370,23 @@ def parse_where(expr: str) -> Condition:
     else:
         value = expr[p:].rstrip()
 
+    if expr[p] not in _QUOTES:
+        try:
+            literal = parse_value(value, "value")
+        except UsageError as exc:
+            raise _bad(expr, "bad value", p, detail=exc.message) from None
+        if literal is None and op not in ("==", "!=", "~="):
+            raise _bad(expr, "null compares only with == or !=", p)
     regex = None
     if op == "~=":
         try:
             regex = re.compile(value)
         except re.error as e:
             raise _bad(expr, "invalid regex", p, detail=str(e)) from None
-    return Condition(fld, op, value, regex)
+    cond = Condition(fld, op, value, regex)
+    if expr[p] in _QUOTES:
+        object.__setattr__(cond, "literal", value)
+    return cond
 
 
 # --------------------------------------------------------------------------- sorting
@@ -351,9 +403,8 @@ def _scalar_key(v: Any, is_version_field: bool) -> tuple:
         k = version_key(_text(v))
         if k is not None:
             return (_R_VER, k)
-    num = _as_number(v)
-    if num is not None and num == num:
-        return (_R_NUM, num)
+    if _is_number(v):
+        return (_R_NUM, v) if v == v else (_R_STR, _text(v))
     k = version_key(_text(v))
     if k is not None:
         return (_R_VER, k)

@@ -10,10 +10,12 @@ every write is a rename.
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from . import fileio
-from .errors import Conflict, IntegrityError
+from .errors import Conflict, IntegrityError, UsageError
 from .names import check_model, check_stage, check_version, is_full_digest
 
 REF_MAX = 4096
@@ -33,11 +35,28 @@ def parse_ref_bytes(data: bytes, path: Path | str) -> str:
     return text[:-1]
 
 
-def _list(directory: Path) -> list[str]:
+def _list(directory: Path | str, check: Callable[[str], str]) -> list[str]:
+    """The entries of a refs/versions directory, each a valid name (IntegrityError otherwise).
+
+    Dot files (interrupted writes' temp files) are skipped. A name no modelreg could have
+    written (a control character, ``..``, ...) arrived by hand or by git: it is refused,
+    never printed raw or used as a path.
+    """
     try:
-        return sorted(n for n in os.listdir(directory) if not n.startswith("."))
+        names = fileio.listdir(directory)
     except (FileNotFoundError, NotADirectoryError):
         return []
+    return sorted(_valid(directory, n, check) for n in names if not n.startswith("."))
+
+
+def _valid(directory: Path | str, name: str, check: Callable[[str], str]) -> str:
+    try:
+        return check(name)
+    except UsageError:
+        raise IntegrityError(
+            f"{os.path.join(directory, ascii(name)[1:-1])} is not a valid name for that place in a registry "
+            "(only modelreg writes there): run 'modelreg fsck'"
+        ) from None
 
 
 class Refs:
@@ -72,7 +91,7 @@ class Refs:
     def stages(self, model: str) -> dict[str, str]:
         """Every non-empty stage of a model and its digest."""
         out = {}
-        for stage in _list(self.refs_dir / check_model(model)):
+        for stage in _list(self.refs_dir / check_model(model), check_stage):
             value = self._read(self.refs_dir / model / stage)
             if value is not None:
                 out[stage] = value
@@ -91,11 +110,7 @@ class Refs:
                 "someone else moved it; re-read and retry"
             )
         if new is None:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            fileio.fsync_dir(path.parent)
+            fileio.unlink(path, missing_ok=True)
             return
         fileio.makedirs(path.parent)
         fileio.atomic_write(path, f"{new}\n".encode("ascii"))
@@ -126,12 +141,26 @@ class Refs:
 
     def version_names(self, model: str) -> list[str]:
         """Names of the registered versions of ``model`` (directory order, sorted)."""
-        return _list(self.versions_dir / check_model(model))
+        return _list(self.versions_dir / check_model(model), check_version)
 
     def versions(self, model: str) -> dict[str, str]:
-        """Every version of a model and its digest."""
+        """Every version of a model and its digest (one walk to the directory, one open per entry)."""
         base = os.path.join(self.versions_dir, check_model(model))  # str joins: pathlib costs ~3 us a name
-        return {v: self._read(os.path.join(base, v)) or "" for v in self.version_names(model)}
+        try:
+            with fileio.opendir(base) as d:
+                out = {}
+                for v in sorted(n for n in d.listdir() if not n.startswith(".")):
+                    _valid(base, v, check_version)
+                    try:
+                        data = d.read(v, REF_MAX)
+                    except FileNotFoundError:
+                        continue
+                    except IsADirectoryError:
+                        raise IntegrityError(f"{os.path.join(base, v)} is a directory, expected a ref file") from None
+                    out[v] = parse_ref_bytes(data, os.path.join(base, v))
+                return out
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
 
     def add_version(self, model: str, version: str, digest: str) -> bool:
         """Record ``version -> digest`` once; True if created, False if already identical.
@@ -159,4 +188,11 @@ class Refs:
 
     def models(self) -> list[str]:
         """Every model that has at least one registered version."""
-        return [m for m in _list(self.versions_dir) if (self.versions_dir / m).is_dir()]
+        out = []
+        for m in _list(self.versions_dir, check_model):
+            st = fileio.lstat(self.versions_dir / m)
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                raise fileio.SymlinkError(str(self.versions_dir / m))
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                out.append(m)
+        return out

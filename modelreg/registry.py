@@ -18,15 +18,18 @@ from typing import TYPE_CHECKING, Any
 from . import config as config_mod
 from . import fileio, log, manifest
 from .errors import StorageError, Conflict, IntegrityError, ModelregError, NotFound, PolicyRefused, UsageError
+from .lifecycle.expect import Empty, Expect, wants_empty
+from .lifecycle.undo import rewind as _rewind
 from .log import Event
 from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
 from .refs import Refs
-from .state import ModelState, VersionState, fold
+from .state import ANNOTATIONS, MOVES, ModelState, VersionState, fold
 from .store import ObjectStore
 
 if TYPE_CHECKING:  # imported where used: fsspec-facing and policy code stay off the read path
     from . import policy as policy_mod
     from .artifacts import FetchReport, ProgressFactory
+    from .history import HistoryWriter
     from .policy import GateReport
     from .uris import VerifyResult
 
@@ -101,13 +104,13 @@ class VersionInfo:
 
     def extra_lines(self) -> list[tuple[str, str]]:
         """Annotation lines for the text form of ``show``."""
-        import json
+        from .values import display
 
         lines = []
         if self.tags is not None:
             lines.append(("tags", ", ".join(self.tags) or "-"))
         for suite in sorted(self.metrics):
-            values = "  ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(self.metrics[suite].items()))
+            values = "  ".join(f"{k}={display(v)}" for k, v in sorted(self.metrics[suite].items()))
             lines.append(("metrics", f"{suite}: {values}"))
         for stage in sorted(self.approvals):
             lines.append(("approvals", f"{stage}: {', '.join(sorted(self.approvals[stage]))}"))
@@ -133,23 +136,29 @@ class RegisterResult:
 
 @dataclass(frozen=True)
 class Move:
-    """Outcome of promote/rollback: which stage went from what to what."""
+    """Outcome of promote/rollback/clear: which stage went from what to what (``to`` None: emptied).
+
+    ``events`` are every event the command wrote (a promote's demotion, an archive's clears);
+    ``notes`` say what it chose not to change (a demotion skipped), one line each.
+    """
 
     name: str
     stage: str
     from_: Resolved | None
-    to: Resolved
+    to: Resolved | None
     changed: bool
     events: list[Event]
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "stage": self.stage,
             "from": self.from_ and self.from_.to_dict(),
-            "to": self.to.to_dict(),
+            "to": self.to and self.to.to_dict(),
             "changed": self.changed,
             "events": [e.to_dict() for e in self.events],
+            "notes": list(self.notes),
         }
 
 
@@ -183,26 +192,38 @@ class DiffResult:
                 "annotations": rows(self.annotations)}
 
 
-Expect = str | None  # a version name, a digest (prefix), or "none"
-_UNSET: Any = object()
+_NO_CHECK: Any = object()  # an expectation that checks nothing (``expect=None``)
 
 
 def find_registry(start: str | os.PathLike[str] | None = None) -> Path:
     """The ``.modelreg`` directory to use: ``start`` if given, else ``MODELREG_DIR``, else the cwd or a parent."""
+    from_env = start is None and bool(os.environ.get(ENV_DIR))
     explicit = start if start is not None else os.environ.get(ENV_DIR) or None
+    # lexists, not is_file: a symlinked .modelreg or config.yaml is found here and refused on open
     if explicit is not None:
         p = Path(explicit)
-        if p.name != DIRNAME and (p / DIRNAME).is_dir():
+        if p.name != DIRNAME and os.path.lexists(p / DIRNAME):
             p = p / DIRNAME
-        if not (p / "config.yaml").is_file():
-            raise NotFound(f"no modelreg registry at {explicit} (run 'modelreg init')")
+        if not os.path.lexists(p / "config.yaml"):
+            raise missing_registry(Path(explicit), ENV_DIR if from_env else "--registry")
         return p
     here = Path.cwd()
     for d in (here, *here.parents):
         candidate = d / DIRNAME
-        if (candidate / "config.yaml").is_file():
+        if os.path.lexists(candidate / "config.yaml"):
             return candidate
-    raise NotFound("no .modelreg registry in this directory or its parents (run 'modelreg init' or pass --registry)")
+    raise NotFound(
+        f"no .modelreg registry in {here} or any parent directory; create one here with 'modelreg init', "
+        f"or name one with --registry PATH or {ENV_DIR}"
+    )
+
+
+def missing_registry(where: Path, source: str | None = None) -> NotFound:
+    """No registry at an explicit location: say where modelreg looked and how to create one there."""
+    looked = where / "config.yaml" if where.name == DIRNAME else where / DIRNAME / "config.yaml"
+    given = f" (from {source})" if source else ""
+    init = "modelreg init" if source == ENV_DIR else f"modelreg init {where}"  # init honours MODELREG_DIR
+    return NotFound(f"no modelreg registry at {where}{given}: {looked} does not exist; create one with '{init}'")
 
 
 class Registry:
@@ -210,31 +231,38 @@ class Registry:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        fileio.confine(self.path)  # from here on nothing below it is reached through a symlink
         cfg = self.path / "config.yaml"
         try:
             data = fileio.read_file(cfg, 1 << 20)
         except FileNotFoundError:
-            raise NotFound(f"no modelreg registry at {self.path} (run 'modelreg init')") from None
+            raise missing_registry(self.path) from None
+        except fileio.SymlinkError as exc:  # nothing, fsck included, opens such a registry
+            raise fileio.SymlinkError(exc.path, "replace it with the real directory or file (git rm the link), "
+                                                "then run 'modelreg fsck'") from None
         config_mod.check_format(config_mod.format_version(data, cfg), cfg)
+        config_mod.check_keys(data, cfg)
         self.root = self.path.parent
         self.objects = ObjectStore(self.path / "objects")
         self.refs = Refs(self.path)
         self.logs_dir = self.path / "logs"
         self.locks_dir = self.path / "locks"
         self._config: config_mod.Config | None = None
+        self._pending: list[Event] = []  # written under the lock, delivered to hooks once it is released
 
     # ------------------------------------------------------------------ setup
     @classmethod
     def init(cls, project: str | os.PathLike[str] = ".") -> Registry:
         """Create ``PROJECT/.modelreg`` (or complete a partial one) and open it."""
         path = Path(project) / DIRNAME if Path(project).name != DIRNAME else Path(project)
+        fileio.confine(path)
         for sub in ("objects", "refs", "versions", "logs", "locks"):
             fileio.makedirs(path / sub)
         cfg = path / "config.yaml"
-        if not cfg.exists():
+        if not fileio.exists(cfg):
             fileio.atomic_write(cfg, config_mod.DEFAULT_TEXT.encode())
         for name, text in ((".gitignore", GITIGNORE), (".gitattributes", GITATTRIBUTES)):
-            if not (path / name).exists():
+            if not fileio.exists(path / name):
                 fileio.atomic_write(path / name, text.encode())
         return cls(path)
 
@@ -259,28 +287,74 @@ class Registry:
         """The promotion rules and gates of ``config.yaml`` (defaults filled in)."""
         return self.config.policy
 
+    def effective_config(self) -> dict[str, Any]:
+        """The whole config.yaml as modelreg reads it: every key of the schema, defaults filled in,
+        validated (storage as committed: ``trust_status`` says which network settings apply here)."""
+        c = self._committed_storage()
+        return self.config.effective((c.store, self.config.raw.get("storage_options") or {}))
+
     def _check_stage(self, stage: str) -> str:
         check_stage(stage)
         if stage not in self.stages:
-            raise UsageError(f"unknown stage {stage!r}; configured stages: {', '.join(self.stages)}")
+            raise UsageError(unknown_stage(stage, self.stages), info={"stage": stage, "stages": list(self.stages)})
         return stage
+
+    def _no_model(self, name: str) -> NotFound:
+        """``no model named 'x'`` with the closest names, or where to look."""
+        from .suggest import did_you_mean
+
+        models = self.refs.models()
+        hint = did_you_mean(name, models)
+        if not hint:
+            hint = "; see 'modelreg ls'" if models else "; the registry has no models yet ('modelreg register NAME VERSION')"
+        return NotFound(f"no model named {name!r}{hint}", info={"name": name})
+
+    def _no_version(self, name: str, value: str, stages_too: bool) -> NotFound:
+        """``NAME has no version 'x'`` with the closest versions (and stages, for a word that could be one)."""
+        from .query import version_key
+        from .suggest import did_you_mean
+
+        words = list(self.refs.version_names(name)) + (list(self.stages) if stages_too else [])
+        hint = did_you_mean(value, words) or f"; see 'modelreg ls {name}'"
+        what = "no version or stage" if stages_too and version_key(value) is None else "no version"
+        return NotFound(f"{name} has {what} {value!r}{hint}", info={"name": name, "version": value})
 
     @contextmanager
     def _locked(self, model: str) -> Iterator[None]:
         check_model(model)
         fileio.makedirs(self.locks_dir)
-        with fileio.lock(self.locks_dir / f"{model}.lock"):
-            try:
-                yield
-            except OSError as exc:  # disk full, I/O error...: the write order left the old or new state
-                where = f" ({exc.filename})" if exc.filename else ""
-                raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
+        fileio.makedirs(self.logs_dir)  # a linked logs/ is refused before anything is written
+        try:
+            with fileio.lock(self.locks_dir / f"{model}.lock"):
+                try:
+                    yield
+                except OSError as exc:  # disk full, I/O error...: the write order left the old or new state
+                    where = f" ({exc.filename})" if exc.filename else ""
+                    raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
+        finally:
+            self._deliver()
 
     def _record(self, event: Event, signer: Any = None) -> Event:
         if signer is not None:
             event = signer.sign_event(event)
         log.append(self.logs_dir, event)
+        self._pending.append(event)
         return event
+
+    def _deliver(self) -> None:
+        """Hand the events written under the lock (now durable) to the user's hooks (:mod:`modelreg.hooks`)."""
+        events, self._pending = self._pending, []
+        if events:
+            from . import hooks
+
+            hooks.deliver(events, self.path)
+
+    def _emit_read(self, action: str, r: Resolved, data: dict[str, Any]) -> None:
+        """A read-side event (``upload``, ``download``) for the hooks only: never written to the log."""
+        from . import hooks
+
+        hooks.emit(lambda: [Event(action, r.name, resolve_actor(None), version=r.version, to=r.digest, data=data)],
+                   self.path)
 
     def _signer(self, sign: bool) -> Any:
         """The SSH key events are signed with (``--sign``), found before any lock is taken; None without ``sign``."""
@@ -306,17 +380,42 @@ class Registry:
 
     # --------------------------------------------------------------- reading
     def manifest(self, digest: str) -> dict[str, Any]:
-        """The manifest stored under ``digest`` (hash verified, strictly parsed)."""
-        return manifest.from_bytes(self.objects.get(digest), what=f"object {digest}")
+        """The manifest stored under ``digest`` (hash verified, strictly parsed, canonical)."""
+        return manifest.from_object(self.objects.get(digest), what=f"object {digest}")
 
-    def _identity(self, digest: str) -> Resolved:
-        from . import canonical
+    def _manifest_of(self, r: Resolved) -> dict[str, Any]:
+        """The manifest of a resolved version, which must declare that very name and version."""
+        m = self.manifest(r.digest)
+        if m["name"] != r.name or m["version"] != r.version:
+            raise IntegrityError(f"object {r.digest} holds {m['name']}@{m['version']}, not {r.name}@{r.version}")
+        return m
 
-        data = self.objects.get(digest)
-        h = canonical.header(data, ("name", "version"))
-        if "name" not in h or "version" not in h:
-            raise IntegrityError(f"object {digest} is not a version manifest")
-        return Resolved(str(h["name"]), str(h["version"]), digest)
+    def _identity(self, digest: str, where: str | None = None, model: str | None = None) -> Resolved:
+        """The registered version that ``digest`` is, from the object's first two lines.
+
+        What a stage (or a log line, ``where``) names must be what was registered: the object
+        hashes to its name, declares a valid name and version canonically, and
+        ``versions/NAME/VERSION`` holds this very digest; otherwise IntegrityError (exit 6).
+        A few hundred bytes are read, no YAML parser is loaded.
+        """
+        name, version = manifest.identity(self.objects.get(digest), f"object {digest}")
+        entry = self.refs.read_version(name, version)
+        if entry == digest and (model is None or name == model):
+            return Resolved(name, version, digest)
+        said = f"{where} points at {digest[:19]}, which" if where else f"object {digest[:19]}"
+        if model is not None and name != model:
+            problem = f"{said} declares {name}@{version}, a version of another model"
+        elif entry is None:
+            problem = f"{said} declares {name}@{version}, which is not registered"
+        else:
+            problem = f"{said} declares {name}@{version}, but versions/{name}/{version} is {entry[:19]}: it was never registered"
+        raise IntegrityError(
+            f"{problem}; refusing to use it (restore the file from git, or point the stage at a registered "
+            "version with 'modelreg promote NAME@VERSION STAGE --force --reason ...'; 'modelreg fsck' lists every problem)"
+        )
+
+    def _stage_identity(self, name: str, stage: str, digest: str) -> Resolved:
+        return self._identity(digest, where=f"refs/{name}/{stage}", model=name)
 
     def model_state(self, name: str) -> ModelState:
         """The fold of one model's event log."""
@@ -337,22 +436,47 @@ class Registry:
             if stage_digest and version_digest:
                 raise UsageError(f"{r} is ambiguous: {r.value!r} is both a stage and a version of {r.name}")
             if stage_digest:
-                return self._identity(stage_digest)
+                return self._stage_identity(r.name, r.value, stage_digest)
             if version_digest:
-                return Resolved(r.name, r.value, version_digest)
+                return self._version_identity(r.name, r.value, version_digest)
             if r.value in self.stages:
                 self._require_model(r.name)
-                raise NotFound(f"stage {r.value} of {r.name} is empty")
+                raise self._empty_stage(r.name, r.value)
         else:
             version_digest = self.refs.read_version(r.name, r.value)
             if version_digest:
-                return Resolved(r.name, r.value, version_digest)
+                return self._version_identity(r.name, r.value, version_digest)
         self._require_model(r.name)
-        raise NotFound(f"{r.name} has no version {r.value!r}")
+        raise self._no_version(r.name, r.value, r.kind == "word")
+
+    def _version_identity(self, name: str, version: str, digest: str) -> Resolved:
+        """``versions/NAME/VERSION`` must name an object that declares NAME@VERSION (IntegrityError)."""
+        declared = manifest.identity(self.objects.get(digest), f"object {digest}")
+        if declared != (name, version):
+            raise IntegrityError(
+                f"versions/{name}/{version} points at {digest[:19]}, which declares {declared[0]}@{declared[1]}; "
+                "run 'modelreg fsck'"
+            )
+        return Resolved(name, version, digest)
+
+    def _empty_stage(self, name: str, stage: str) -> NotFound:
+        """The refusal for reading an empty stage, saying who emptied it and when (the log, read only here)."""
+        last = self.model_state(name).head(stage)
+        info: dict[str, Any] = {"name": name, "stage": stage}
+        if last is None:
+            return NotFound(f"{name}@{stage} is empty (nothing has been promoted to it); put a version there with "
+                            f"'modelreg promote {name}@VERSION {stage}'", info=info)
+        if last.to is not None:  # the ref went without an event (interrupted write or hand edit)
+            return NotFound(f"{name}@{stage} is empty (its log last set it to {last.version}; run 'modelreg fsck')",
+                            info=info)
+        verb = "cleared" if last.action == "clear" else f"emptied by {last.action}"
+        why = f": {last.reason}" if last.reason else ""
+        info.update(emptied_by=last.actor, emptied_at=last.time, action=last.action, reason=last.reason)
+        return NotFound(f"{name}@{stage} is empty ({verb} by {last.actor} at {last.time}{why})", info=info)
 
     def _require_model(self, name: str) -> None:
         if not self.refs.version_names(name):
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
 
     def _resolve_digest(self, r: Ref) -> Resolved:
         matches = self.objects.find(r.value)
@@ -368,7 +492,7 @@ class Registry:
     def _resolve_latest(self, name: str) -> Resolved:
         names = self.refs.version_names(name)
         if not names:
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
         state = self.model_state(name)
         for v in reversed(state.order(names)):
             st = state.versions.get(v)
@@ -385,9 +509,7 @@ class Registry:
     def show(self, ref: str) -> VersionInfo:
         """A version with its manifest, stages, registration and archived state."""
         r = self.resolve(ref)
-        m = self.manifest(r.digest)
-        if m["name"] != r.name or m["version"] != r.version:
-            raise IntegrityError(f"object {r.digest} holds {m['name']}@{m['version']}, not {r.name}@{r.version}")
+        m = self._manifest_of(r)
         return self._info(r, m, self.model_state(r.name), self.stage_holders(r.name))
 
     def _info(
@@ -421,7 +543,7 @@ class Registry:
         for name in self.refs.models():
             names = self.refs.version_names(name)
             holders = self.stage_holders(name)
-            stages = {s: self._identity(holders[s]).version for s in self._stage_order(holders)}
+            stages = {s: self._stage_identity(name, s, holders[s]).version for s in self._stage_order(holders)}
             try:
                 latest: str | None = self._resolve_latest(name).version
             except NotFound:
@@ -433,35 +555,135 @@ class Registry:
         """Every version of a model in registration order, with stages and archived state."""
         digests = self.refs.versions(name)
         if not digests:
-            raise NotFound(f"no model named {name!r}")
+            raise self._no_model(name)
         state = self.model_state(name)
-        holders = self.stage_holders(name)
+        holders = self.checked_holders(name, digests)
         order = self._stage_order(holders)
         return [self._info(Resolved(name, v, digests[v]), None, state, holders, order) for v in state.order(list(digests))]
 
-    def events(self, name: str | None = None, stage: str | None = None, limit: int | None = None) -> list[Event]:
-        """Events oldest first, optionally of one model and one stage, the newest ``limit`` of them."""
+    def checked_holders(self, name: str, digests: dict[str, str]) -> dict[str, str]:
+        """Stage -> digest of ``name``, each digest one of the model's registered ``digests`` (IntegrityError)."""
+        holders = self.stage_holders(name)
+        registered = set(digests.values())
+        for stage, digest in holders.items():
+            if digest not in registered:
+                self._stage_identity(name, stage, digest)  # raises, saying what the object claims to be
+        return holders
+
+    def events(
+        self, name: str | None = None, stage: str | None = None, limit: int | None = None, since: str | None = None,
+    ) -> list[Event]:
+        """Events oldest first, optionally of one model and one stage, after the event ``since``, the newest ``limit``.
+
+        One model's events are in the log's causal order (a stage's moves along their ``prev``
+        chain, whatever the writers' clocks said); several models' are merged by ``(time, id)``
+        keeping each model's order. ``stage`` must be a configured stage or one the log mentions.
+        """
+        import heapq
+
+        names = self._log_names(name, stage)
+        per_model = []
+        for n in names:
+            per_model.append(log.read(self.logs_dir, n)[0])
+            self._check_stages_of(n)
+        merged: list[Event] = (
+            per_model[0] if len(per_model) == 1 else list(heapq.merge(*per_model, key=lambda e: (e.time, e.id)))
+        )
+        self._check_log_stage(stage, merged)
+        selected = _select(merged, stage, limit, since)
+        self._check_events(selected)
+        return selected
+
+    def _check_stages_of(self, name: str) -> None:
+        """IntegrityError if a stage of ``name`` holds a manifest that is not the registered version it claims."""
+        for held, digest in self.stage_holders(name).items():
+            self._stage_identity(name, held, digest)
+
+    def _log_names(self, name: str | None, stage: str | None = None) -> list[str]:
         if stage is not None and name is None:
             raise UsageError("--stage needs a model name")
-        names = [check_model(name)] if name else log.models(self.logs_dir)
-        if name and not self.refs.version_names(name) and not log.path_for(self.logs_dir, name).exists():
-            raise NotFound(f"no model named {name!r}")
-        merged: list[Event] = []
-        for n in names:
-            merged.extend(log.read(self.logs_dir, n)[0])
-        if len(names) > 1:
-            merged.sort(key=lambda e: (e.time, e.id))
+        from .refs import _valid
+
+        names = [check_model(name)] if name else [_valid(self.logs_dir, n, check_model) for n in log.models(self.logs_dir)]
+        if name and not self.refs.version_names(name) and not fileio.exists(log.path_for(self.logs_dir, name)):
+            raise self._no_model(name)
+        return names
+
+    def _check_log_stage(self, stage: str | None, events: list[Event]) -> None:
         if stage is not None:
             check_stage(stage)
-            merged = [e for e in merged if e.stage == stage]
-        if limit is not None:
-            merged = merged[-limit:] if limit > 0 else []
-        return merged
+            if stage not in self.stages and not any(e.stage == stage for e in events):
+                self._check_stage(stage)  # a typo: refused like everywhere else
+
+    def follow(
+        self, name: str | None = None, stage: str | None = None, since: str | None = None,
+        limit: int | None = None, interval: float = 0.25,
+    ) -> Iterator[Event]:
+        """Yield the selected existing events (after ``since``; the newest ``limit``, by default 10 unless
+        ``since`` is given), oldest first, then every event appended afterwards as it appears, until
+        the caller stops iterating. The log files are polled every ``interval`` seconds (a stat each;
+        only appended bytes are read). Events are checked against the version entries as in :meth:`events`."""
+        for n in self._log_names(name, stage):
+            self._check_stages_of(n)
+        tail = log.Tail(self.logs_dir, check_model(name) if name else None)
+        self._check_log_stage(stage, tail.initial)
+        initial = _select(tail.initial, stage, 10 if limit is None and since is None else limit, since)
+        self._check_events(initial)
+        yield from initial
+        for e in tail.follow(interval):
+            if stage is None or e.stage == stage:
+                self._check_events([e])
+                yield e
+
+    def _check_events(self, events: list[Event]) -> None:
+        """Every event about a version names the digest registered for it (IntegrityError otherwise).
+
+        A log line is untrusted input: one that says ``promote m@1.1.0`` with another digest than
+        ``versions/m/1.1.0`` (a forged or hand-edited line) is refused rather than shown.
+        """
+        entries: dict[tuple[str, str], str | None] = {}
+        for e in events:
+            if e.version is None or e.to is None or (e.action not in MOVES and e.action != "register"
+                                                      and e.action not in ANNOTATIONS):
+                continue
+            key = (e.model, e.version)
+            if key not in entries:
+                entries[key] = self.refs.read_version(e.model, e.version)
+            entry = entries[key]
+            if entry is not None and entry != e.to:
+                raise IntegrityError(
+                    f"logs/{e.model}.jsonl: event {e.id} ({e.action}) says {e.model}@{e.version} is {e.to[:19]}, "
+                    f"but versions/{e.model}/{e.version} is {entry[:19]}: a forged or hand-edited line; "
+                    "run 'modelreg fsck'"
+                )
+
+    def version_labels(self, digests: Any = (), events: list[Event] = ()) -> dict[str, str]:  # type: ignore[assignment]
+        """digest -> version name for ``digests`` and for the ``from``/``to`` of the stage moves in
+        ``events`` (display: ``log`` shows versions, not digests); unreadable digests are left out."""
+        from .lifecycle.order import MOVES
+
+        out: dict[str, str] = {}
+        wanted = list(digests)
+        for e in events:
+            if e.action in MOVES and e.version:
+                if e.to is not None:
+                    out.setdefault(e.to, e.version)
+                elif e.action == "clear" and e.from_ is not None:
+                    out.setdefault(e.from_, e.version)
+            if e.action in MOVES:
+                wanted += [d for d in (e.from_, e.to) if d]
+        for d in wanted:
+            if d not in out:
+                try:
+                    out[d] = self._identity(d).version
+                except ModelregError:
+                    pass
+        return out
 
     def diff(self, a: str, b: str) -> DiffResult:
         """The differences from version ``a`` to version ``b``: manifests, then metrics and current tags."""
         ra, rb = self.resolve(a), self.resolve(b)
-        ma, mb = self.manifest(ra.digest), self.manifest(rb.digest)
+        ma, mb = self._manifest_of(ra), self._manifest_of(rb)
         states = {n: self.model_state(n) for n in {ra.name, rb.name}}
 
         def annotations(r: Resolved, m: dict[str, Any]) -> dict[str, Any]:
@@ -574,17 +796,39 @@ class Registry:
                 store, options = (eff.upload_store() if upload else eff.store), eff.options
             if upload and store is None:
                 raise UsageError("--upload needs 'artifact_store: URL' in config.yaml or your user config")
-            m["artifacts"] = [
-                _describe(a, self.root, progress, check=check, compute_hash=compute_hash,
-                         upload_to=store if upload else None, storage_options=options)
-                for a in m["artifacts"]
-            ]
+            if upload and _is_local(store) and eff.sources.get("artifact_store") == "committed":
+                check_local_store(store, self.root)
+            existing = self.refs.read_version(m["name"], m["version"])
+            if existing is not None:  # refuse other content before hashing (maybe gigabytes) again
+                from .artifacts import cheap_changes
+
+                changes = cheap_changes(self.manifest(existing), m, self.root, upload)
+                if changes:
+                    raise self._conflict(m["name"], m["version"], existing, changes)
+            from .artifacts import describe_with_uploads
+
+            described, uploaded = [], []
+            for a in m["artifacts"]:
+                entry, up = describe_with_uploads(a, self.root, progress, check=check, compute_hash=compute_hash,
+                                                  upload_to=store if upload else None, storage_options=options)
+                described.append(entry)
+                uploaded.extend(up)
+            m["artifacts"] = described
             m = manifest.validate(m, set(self.stages))  # re-normalise what describe filled in
+            if uploaded:
+                from . import hooks
+
+                name_, version_ = m["name"], m["version"]
+                hooks.emit(lambda: [Event("upload", name_, resolve_actor(actor), version=version_,
+                                          data={"store": store, "artifacts": uploaded})], self.path)
         for p in m.get("parents", []):
             if not self.objects.exists(p["digest"]):
                 raise NotFound(f"parent {p['digest']} does not exist in this registry")
         data = manifest.to_bytes(m)
         name, version = m["name"], m["version"]
+        existing = self.refs.read_version(name, version)
+        if existing is not None:  # version entries never change: no lock needed (a read-only clone works)
+            return self._same_or_conflict(m, existing, data)
         who = resolve_actor(actor)
         with self._locked(name):
             existing = self.refs.read_version(name, version)
@@ -605,98 +849,211 @@ class Registry:
         name, version = m["name"], m["version"]
         if existing == "sha256:" + sha256_bytes(data):
             return RegisterResult(Resolved(name, version, existing), False, None)
-        changes = manifest.diff(self.manifest(existing), m)
+        old = self.manifest(existing)
+        from .values import legacy_equal
+
+        if legacy_equal(old, m):  # registered before values were typed ("3e-4" then, 0.0003 now): the same
+            return RegisterResult(Resolved(name, version, existing), False, None)
+        changes = manifest.diff(old, m)
+        if all(c.old is None and c.path.startswith("artifacts.") and c.path.endswith(".name") for c in changes):
+            # only the original file names --upload records now, which versions uploaded before lack
+            return RegisterResult(Resolved(name, version, existing), False, None)
+        raise self._conflict(name, version, existing, changes)
+
+    def _conflict(self, name: str, version: str, existing: str, changes: list[manifest.Change]) -> Conflict:
         shown = "; ".join(f"{c.path}: {_short(c.old)} -> {_short(c.new)}" for c in changes[:5])
         more = f" (+{len(changes) - 5} more)" if len(changes) > 5 else ""
-        raise Conflict(
-            f"{name}@{version} is already registered with other content ({existing[:19]}): {shown}{more}",
+        return Conflict(
+            f"{name}@{version} is already registered with other content ({existing[:19]}): {shown}{more}; "
+            "a version never changes: register the new content as a new version",
             details=[f"{c.path}: {c.old!r} -> {c.new!r}" for c in changes],
         )
 
-    def _expected_digest(self, name: str, expect: str) -> str | None:
-        if expect == "none":
+    def _expected(self, name: str, expect: Expect, option: str = "--expect") -> Any:
+        """An expectation as the digest the stage must hold (None: empty), or _NO_CHECK for ``None``."""
+        if expect is None:
+            return _NO_CHECK
+        if wants_empty(expect):
             return None
+        if not isinstance(expect, str) or not expect:
+            raise UsageError(f"{option} must be a version, a sha256: digest, 'none' or modelreg.EMPTY, not {expect!r}")
         if expect.startswith("sha256:"):
             r = self.resolve(expect)
             if r.name != name:
-                raise UsageError(f"--expect {expect} is a version of {r.name}, not {name}")
+                raise UsageError(f"{option} {expect} is a version of {r.name}, not {name}")
             return r.digest
         return self.resolve(Ref(name, "version", expect)).digest
+
+    def _expect_holds(self, name: str, stage: str, current: str | None, want: Any, option: str = "--expect") -> None:
+        """Conflict unless ``stage`` holds what ``want`` (from :meth:`_expected`) says."""
+        if want is _NO_CHECK or current == want:
+            return
+        raise Conflict(
+            f"{name}@{stage} holds {self._label(current)}, expected {self._label(want)}"
+            f"{'' if option == '--expect' else f' ({option})'}: it was moved by someone else; nothing changed; "
+            f"read it again ('modelreg resolve {name}@{stage}') and decide again",
+            info={"name": name, "stage": stage, "option": option,
+                  "actual": self._brief(current), "expected": self._brief(want)},
+        )
+
+    def _brief(self, digest: str | None) -> dict[str, Any] | None:
+        """``{"version", "digest"}`` of a stage value for JSON (version None if unreadable)."""
+        if digest is None:
+            return None
+        try:
+            return {"version": self._identity(digest).version, "digest": digest}
+        except ModelregError:
+            return {"version": None, "digest": digest}
 
     def promote(
         self,
         ref: str,
         stage: str,
         *,
-        expect: Expect = _UNSET,
+        expect: str | Empty | None = None,
         reason: str | None = None,
         actor: str | None = None,
         force: bool = False,
+        demote: bool = True,
+        replace_staging: bool = False,
+        expect_staging: str | Empty | None = None,
         sign: bool = False,
     ) -> Move:
-        """Point ``stage`` of the model at the version ``ref``; ``expect`` is a compare-and-swap on the old value.
+        """Point ``stage`` of the model at the version ``ref``, if the policy's rules and gates pass.
 
-        ``expect`` is a version name, a ``sha256:`` digest (prefix), or ``None``/``"none"`` for an
-        empty stage; leave it out to move the stage whatever it holds.
+        ``expect`` is a compare-and-swap on what the stage holds now: ``None`` (the default)
+        checks nothing; ``modelreg.EMPTY`` (or the string ``"none"``) requires an empty stage; a
+        version name or a ``sha256:`` digest (prefix) requires that version. A mismatch raises
+        Conflict and changes nothing.
 
-        Inside the model's lock, after the compare-and-swap, the policy's rules and gates for
-        ``stage`` are evaluated: a failure raises PolicyRefused (with ``.report``) and changes
-        nothing, unless ``force`` (which needs a ``reason``; the event records both and the
-        failed gates). Archived versions are refused even with ``force``. When the policy's
-        ``demote_to`` names a stage for ``stage``, the replaced version moves there with its
-        own ``demote`` event, written after the promote event. ``sign`` signs the events with the
-        user's SSH key (see :mod:`trust.signing`).
+        Inside the model's lock, after the compare-and-swap, the rules and gates for ``stage``
+        are evaluated: a failure raises PolicyRefused (with ``.report``) and changes nothing,
+        unless ``force`` (which needs a ``reason``; the event records both and the failed
+        gates). Archived versions are refused even with ``force``.
+
+        Demotion: when the policy's ``demote_to`` names a stage D for ``stage``, the replaced
+        version moves to D with its own ``demote`` event, written after the promote event;
+        never an archived version. If D holds another version (a candidate that is neither
+        the replaced one nor ``ref``), the promotion is refused (Conflict) rather than evict
+        it, unless ``demote=False`` (the replaced version holds no stage; D keeps its
+        candidate), ``replace_staging=True`` (the candidate is replaced, recorded) or
+        ``expect_staging`` names what D holds (a compare-and-swap on D, like ``expect``).
+
+        ``stage="archived"`` archives the version instead, clearing every stage it holds
+        (one ``clear`` event per stage, then the ``archive`` event); the Move's ``stage`` is
+        ``"archived"``.
+
+        ``sign`` signs every event written with the user's SSH key (see :mod:`trust.signing`).
         """
+        from .config import ARCHIVED
+
         if force and not (reason and reason.strip()):
             raise UsageError("--force needs --reason: say why the policy is overridden (it is recorded)")
         target = self.resolve(ref)
+        if stage == ARCHIVED:
+            if expect is not None or expect_staging is not None:
+                raise UsageError(f"--expect does not apply to {ARCHIVED!r}: it is not a stage")
+            return self._promote_archived(target, reason, resolve_actor(actor), self._signer(sign))
         self._check_stage(stage)
-        if expect is _UNSET:
-            want = _UNSET
-        else:  # None, like "none", means the stage must be empty
-            want = None if expect is None else self._expected_digest(target.name, expect)
-        who = resolve_actor(actor)
+        if not demote and (replace_staging or expect_staging is not None):
+            raise UsageError("--no-demote cannot be combined with --replace-staging or --expect-staging")
         policy = self.policy
+        demote_stage = policy.demote_to.get(stage)
+        if expect_staging is not None and demote_stage is None:
+            raise UsageError(f"--expect-staging: a promotion to {stage} demotes nothing "
+                             f"(config.yaml policy.demote_to has no entry for {stage})")
+        want = self._expected(target.name, expect)
+        want_d = self._expected(target.name, expect_staging, "--expect-staging")
+        who = resolve_actor(actor)
         signer = self._signer(sign)
         with self._locked(target.name):
             sides = self.refs.conflict_sides(target.name, stage) if force else None
             if sides is not None:
                 return self._resolve_conflict(target, stage, sides, want, reason, who, signer)
             current = self.refs.read_stage(target.name, stage)
-            if want is not _UNSET and current != want:
-                raise Conflict(
-                    f"{target.name}@{stage} holds {self._label(current)}, expected {self._label(want)}: "
-                    "it was moved by someone else"
-                )
+            self._expect_holds(target.name, stage, current, want)
+            held = self.refs.read_stage(target.name, demote_stage) if demote_stage else None
+            if demote_stage:
+                self._expect_holds(target.name, demote_stage, held, want_d, "--expect-staging")
             state = self.model_state(target.name)
             st = state.versions.get(target.version)
             if st and st.archived:
-                raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted")
+                raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted; "
+                                    f"unarchive it first: modelreg archive {target.name}@{target.version} --undo",
+                                    info={"name": target.name, "version": target.version})
             if current == target.digest:
                 return Move(target.name, stage, target, target, False, [])
-            report = self._evaluate(target, stage, state, current)
+            holder = self._holder(target.name, stage, current, force)
+            report = self._evaluate(target, stage, state, holder and holder.digest)
             if not report.passed and not force:
                 raise PolicyRefused(report.summary(), details=[r.message for r in report.failed], report=report)
+            replaced = holder  # an unregistered value (replaced only with --force) is never demoted
+            demotion, notes = self._plan_demotion(
+                target, stage, replaced, demote_stage, held, state, demote, replace_staging or want_d is not _NO_CHECK)
             self.refs.set_stage_if_equals(target.name, stage, current, target.digest)
             data: dict[str, Any] = {}
             if force:
                 data = {"forced": True, "failed_gates": [r.to_dict() for r in report.failed]}
-            ev = self._record(
-                Event("promote", target.name, who, version=target.version, stage=stage,
-                      from_=current, to=target.digest, reason=reason, data=data), signer
-            )
+            ev = self._record(self._move(
+                state, "promote", target.name, who, stage, current, target, reason, data), signer)
             events = [ev]
-            demote_stage = policy.demote_to.get(stage)
-            if demote_stage and current is not None:
-                held = self.refs.read_stage(target.name, demote_stage)
-                if held != current:
-                    self.refs.set_stage_if_equals(target.name, demote_stage, held, current)
-                    events.append(self._record(Event(
-                        "demote", target.name, who, version=self._identity(current).version, stage=demote_stage,
-                        from_=held, to=current, reason=f"replaced in {stage} by {target.version}",
-                        data={"replaced_in": stage, "by": ev.id},
-                    ), signer))
-        return Move(target.name, stage, self._maybe_identity(current), target, True, events)
+            if demotion:
+                assert replaced is not None and demote_stage is not None
+                self.refs.set_stage_if_equals(target.name, demote_stage, held, replaced.digest)
+                events.append(self._record(self._move(
+                    state, "demote", target.name, who, demote_stage, held, replaced,
+                    f"replaced in {stage} by {target.version}", {"replaced_in": stage, "by": ev.id}), signer))
+        return Move(target.name, stage, replaced, target, True, events, notes)
+
+    def _plan_demotion(
+        self, target: Resolved, stage: str, replaced: Resolved | None, demote_stage: str | None, held: str | None,
+        state: ModelState, demote: bool, replace: bool,
+    ) -> tuple[bool, list[str]]:
+        """Whether the version ``target`` replaces in ``stage`` moves to ``demote_stage`` (which holds
+        ``held``), and notes on what is left alone; Conflict rather than evict a candidate silently."""
+        if not demote_stage or replaced is None or held == replaced.digest:
+            return False, []
+        rst = state.versions.get(replaced.version)
+        if rst and rst.archived:
+            return False, [f"{replaced.name}@{replaced.version} is archived: not demoted to {demote_stage}"]
+        if not demote:
+            return False, [f"{replaced.name}@{replaced.version} left {stage} and holds no stage "
+                           f"(--no-demote: {demote_stage} keeps {self._label(held)})"]
+        if held is None or held == target.digest or replace:
+            return True, []
+        candidate = self._identity(held)
+        raise Conflict(
+            f"promoting {target.name}@{target.version} to {stage} would demote {replaced.version} into "
+            f"{demote_stage} and evict the {demote_stage} candidate {candidate.version}; nothing changed. "
+            f"Pass --no-demote ({demote_stage} keeps {candidate.version}), --replace-staging "
+            f"({replaced.version} replaces it) or --expect-staging {candidate.version} "
+            f"(replace it only if {demote_stage} still holds it)",
+            info={"name": target.name, "stage": stage, "demote_stage": demote_stage,
+                  "candidate": candidate.to_dict(), "demoted": replaced.to_dict(),
+                  "options": ["--no-demote", "--replace-staging", f"--expect-staging {candidate.version}"]},
+        )
+
+    def _move(
+        self, state: ModelState, action: str, name: str, who: str, stage: str, before: str | None,
+        after: Resolved | None, reason: str | None, data: dict[str, Any] | None = None, version: str | None = None,
+    ) -> Event:
+        """A stage move event linked (``prev``) to the stage's last move in ``state`` (read under the lock)."""
+        head = state.head(stage)
+        return Event(action, name, who, version=version or (after.version if after else None), stage=stage,
+                     from_=before, to=after.digest if after else None, reason=reason, data=data or {},
+                     prev=head.id if head else None)
+
+    def _holder(self, name: str, stage: str, current: str | None, force: bool) -> Resolved | None:
+        """The registered version a stage holds before a move; an unregistered value is refused
+        (IntegrityError) unless ``force``, which replaces it (and then treats the stage as empty)."""
+        if current is None:
+            return None
+        try:
+            return self._stage_identity(name, stage, current)
+        except IntegrityError:
+            if force:
+                return None
+            raise
 
     def _evaluate(self, target: Resolved, stage: str, state: ModelState, current: str | None) -> GateReport:
         holder = self._maybe_identity(current)
@@ -741,27 +1098,28 @@ class Registry:
         """Evaluate the rules and gates for moving ``ref`` into ``stage`` without moving anything."""
         target = self.resolve(ref)
         self._check_stage(stage)
-        current = self.refs.read_stage(target.name, stage)
-        return self._evaluate(target, stage, self.model_state(target.name), current)
+        holder = self._holder(target.name, stage, self.refs.read_stage(target.name, stage), False)
+        return self._evaluate(target, stage, self.model_state(target.name), holder and holder.digest)
 
     def _resolve_conflict(
         self, target: Resolved, stage: str, sides: list[str], want: Any, reason: str | None, who: str,
         signer: Any = None,
     ) -> Move:
         """``promote --force`` onto a ref left with git conflict markers: pick ``target`` (lock held)."""
-        if want is not _UNSET and want not in sides:
+        if want is not _NO_CHECK and want not in sides:
             raise Conflict(
                 f"{target.name}@{stage} has merge conflict markers between {', '.join(self._label(d) for d in sides)}; "
                 f"--expect {self._label(want)} is neither side"
             )
-        st = self.model_state(target.name).versions.get(target.version)
+        state = self.model_state(target.name)
+        st = state.versions.get(target.version)
         if st and st.archived:
-            raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted")
+            raise PolicyRefused(f"{target.name}@{target.version} is archived and cannot be promoted; "
+                                 f"unarchive it first: modelreg archive {target.name}@{target.version} --undo")
         self.refs.overwrite_conflicted_stage(target.name, stage, target.digest)
-        ev = self._record(
-            Event("promote", target.name, who, version=target.version, stage=stage, from_=None, to=target.digest,
-                  reason=reason, data={"forced": True, "resolved_conflict": True, "conflict_sides": sides}), signer
-        )
+        ev = self._record(self._move(
+            state, "promote", target.name, who, stage, None, target, reason,
+            {"forced": True, "resolved_conflict": True, "conflict_sides": sides}), signer)
         return Move(target.name, stage, None, target, True, [ev])
 
     def _label(self, digest: str | None) -> str:
@@ -776,76 +1134,179 @@ class Registry:
     def _maybe_identity(self, digest: str | None) -> Resolved | None:
         return None if digest is None else self._identity(digest)
 
+    def undo_stack(self, name: str, stage: str) -> list[Event]:
+        """The moves of ``stage`` that ``rollback`` would undo, oldest first: the next rollback
+        undoes the last one (see docs/policy.md, "Rollback")."""
+        self._check_stage(stage)
+        self._require_model(check_model(name))
+        return self.model_state(name).undo_stack(stage)
+
     def rollback(
         self,
         name: str,
         stage: str,
         *,
         to: str | None = None,
+        expect: str | Empty | None = None,
         reason: str | None = None,
         actor: str | None = None,
         sign: bool = False,
     ) -> Move:
-        """Move ``stage`` back to the version it held before its latest change, or to version ``to``."""
+        """Undo the most recent move of ``stage`` not undone yet, or go back to version ``to``.
+
+        The undo stack is folded from the stage's moves in the log's causal order (promote,
+        demote, clear and reconcile push; a rollback pops what it undid), so rolling back twice
+        walks back two moves and never re-deploys what was rolled back. With ``to``, every
+        move back to the most recent time the stage held ``to`` is undone (the whole stack if it
+        never held it there). Nothing to undo, or a move that would empty the stage (rollback
+        never empties one: use :meth:`clear`), is NotFound. ``expect`` is a compare-and-swap on
+        what the stage holds now, as in :meth:`promote`. No gates run and nothing is demoted;
+        an archived target is refused.
+        """
         check_model(name)
         self._check_stage(stage)
         self._require_model(name)
+        want = self._expected(name, expect)
         who = resolve_actor(actor)
         signer = self._signer(sign)
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
+            self._expect_holds(name, stage, current, want)
+            before = self._holder(name, stage, current, False)  # an unregistered value: exit 6 before anything
             state = self.model_state(name)
+            stack = state.undo_stack(stage)
             if to is not None:
                 target = self.resolve(Ref(name, "version", to))
+                found = _rewind(stack, target.digest)
+                undone = found if found is not None else list(reversed(stack))
             else:
-                target = self._previous(name, stage, current, state)
+                undone = [self._undoable(name, stage, current, stack)]
+                target = self._identity(undone[0].from_, where=f"logs/{name}.jsonl event {undone[0].id}",  # type: ignore[arg-type]
+                                        model=name)
             st = state.versions.get(target.version)
             if st and st.archived:
-                raise PolicyRefused(f"{name}@{target.version} is archived; unarchive it before rolling back to it")
+                raise PolicyRefused(
+                    f"{name}@{target.version} is archived; unarchive it before rolling back to it "
+                    "(or roll back with --to VERSION)", info={"name": name, "version": target.version})
             if current == target.digest:
                 return Move(name, stage, target, target, False, [])
             self.refs.set_stage_if_equals(name, stage, current, target.digest)
-            ev = self._record(
-                Event("rollback", name, who, version=target.version, stage=stage,
-                      from_=current, to=target.digest, reason=reason), signer
-            )
-        return Move(name, stage, self._maybe_identity(current), target, True, [ev])
+            ev = self._record(self._move(state, "rollback", name, who, stage, current, target, reason,
+                                         {"undoes": [e.id for e in undone]}), signer)
+        return Move(name, stage, before, target, True, [ev])
 
-    def _previous(self, name: str, stage: str, current: str | None, state: ModelState) -> Resolved:
-        if current is None:
-            raise NotFound(f"stage {stage} of {name} is empty: nothing to roll back")
-        for e in reversed(state.stage_events(stage)):
-            if e.to == current:
-                if e.from_ is None:
-                    break
-                return self._identity(e.from_)
-        raise NotFound(f"{name}@{stage} has no earlier value in the log to roll back to; use --to VERSION")
+    def _undoable(self, name: str, stage: str, current: str | None, stack: list[Event]) -> Event:
+        """The move a plain rollback undoes: the top of the stack, if undoing it is possible."""
+        hint = f"use 'modelreg rollback {name} {stage} --to VERSION' or 'modelreg clear {name} {stage} --reason ...'"
+        info = {"name": name, "stage": stage}
+        if not stack:
+            what = "is empty and" if current is None else f"holds {self._label(current)} and"
+            raise NotFound(f"{name}@{stage} {what} has nothing left to undo in the log; {hint}", info=info)
+        top = stack[-1]
+        if top.to != current:
+            raise Conflict(
+                f"{name}@{stage} holds {self._label(current)} but its last logged move set {self._label(top.to)} "
+                "(a move without its event: an interrupted write or a hand-resolved merge); run "
+                f"'modelreg fsck --repair' to record it, or use 'modelreg rollback {name} {stage} --to VERSION'",
+                info={**info, "actual": self._brief(current), "logged": self._brief(top.to)})
+        if top.from_ is None:
+            raise NotFound(
+                f"{name}@{stage} was empty before {top.version} ({top.action} by {top.actor} at {top.time}): "
+                f"nothing left to undo, and rollback never empties a stage; {hint}", info=info)
+        return top
+
+    def clear(
+        self, name: str, stage: str, *, reason: str, expect: str | Empty | None = None, actor: str | None = None,
+        sign: bool = False,
+    ) -> Move:
+        """Empty ``stage`` of model ``name``: the ref file is removed under the lock and a ``clear``
+        event records what it held, who and why (``reason`` is required). ``expect`` is a
+        compare-and-swap as in :meth:`promote`. An empty stage stays empty (``changed`` False).
+        ``rollback`` undoes a clear. ``sign`` signs the event with the user's SSH key."""
+        check_model(name)
+        self._check_stage(stage)
+        if not isinstance(reason, str) or not reason.strip():
+            raise UsageError("clear needs --reason: say why the stage is emptied (it is recorded)")
+        self._require_model(name)
+        want = self._expected(name, expect)
+        who = resolve_actor(actor)
+        signer = self._signer(sign)
+        with self._locked(name):
+            current = self.refs.read_stage(name, stage)
+            self._expect_holds(name, stage, current, want)
+            if current is None:
+                return Move(name, stage, None, None, False, [])
+            was = self._identity(current)
+            state = self.model_state(name)
+            self.refs.set_stage_if_equals(name, stage, current, None)
+            ev = self._record(
+                self._move(state, "clear", name, who, stage, current, None, reason, version=was.version), signer)
+        return Move(name, stage, was, None, True, [ev])
 
     def archive(
         self, ref: str, *, reason: str | None = None, actor: str | None = None, force: bool = False, undo: bool = False
     ) -> Event | None:
-        """Mark a version archived (or, with ``undo``, not archived); None if it already was."""
+        """Mark a version archived (or, with ``undo``, not archived); None if it already was.
+
+        A version that holds stages is refused (PolicyRefused) unless ``force``, which first
+        clears each of them (one ``clear`` event per stage, listed in the archive event's
+        ``data.cleared``): an archived version never holds a stage. Unarchiving restores none.
+        """
         target = self.resolve(ref)
         who = resolve_actor(actor)
         with self._locked(target.name):
-            return self._archive_locked(target, who, reason, force, undo)
+            events = self._archive_locked(target, who, reason, force, undo)
+        return events[-1] if events and events[-1].action in ("archive", "unarchive") else None
+
+    def _promote_archived(self, target: Resolved, reason: str | None, who: str, signer: Any = None) -> Move:
+        """``promote NAME@VERSION archived``: clear every stage it holds, archive it, one locked step."""
+        with self._locked(target.name):
+            events = self._archive_locked(target, who, reason, False, False, clear=True, signer=signer)
+        return Move(target.name, "archived", None, target, bool(events), events)
 
     def _archive_locked(
-        self, target: Resolved, who: str, reason: str | None, force: bool, undo: bool, data: dict[str, Any] | None = None
-    ) -> Event | None:
-        st = self.model_state(target.name).versions.get(target.version)
-        if bool(st and st.archived) != undo:
-            return None
-        if not undo:
-            held = [s for s, d in self.stage_holders(target.name).items() if d == target.digest]
-            if held and not force:
-                raise PolicyRefused(
-                    f"{target.name}@{target.version} holds {', '.join(held)}; move the stage first or use --force"
-                )
-        return self._record(
-            Event("unarchive" if undo else "archive", target.name, who, version=target.version,
-                  to=target.digest, reason=reason, data={**({"forced": True} if force else {}), **(data or {})})
-        )
+        self, target: Resolved, who: str, reason: str | None, force: bool, undo: bool,
+        data: dict[str, Any] | None = None, clear: bool = False, signer: Any = None,
+    ) -> list[Event]:
+        """Archive (or unarchive) under the lock; the events written: a clear per stage held, then the
+        archive event. ``clear`` clears held stages without ``force`` (and even when already archived)."""
+        state = self.model_state(target.name)
+        st = state.versions.get(target.version)
+        archived = bool(st and st.archived)
+        held = [] if undo else [s for s, d in self.stage_holders(target.name).items() if d == target.digest]
+        done = archived != undo  # already in the state asked for
+        if done and not (clear and held):
+            return []
+        if held and not (force or clear):
+            raise PolicyRefused(
+                f"{target.name}@{target.version} holds {', '.join(held)}; move the stage first, or use --force "
+                "to clear it and archive", info={"name": target.name, "version": target.version, "stages": held})
+        events = []
+        for stage in self._stage_order({s: target.digest for s in held}):
+            self.refs.set_stage_if_equals(target.name, stage, target.digest, None)
+            events.append(self._record(self._move(
+                state, "clear", target.name, who, stage, target.digest, None, reason, {"archive": True},
+                version=target.version), signer))
+        if not done:
+            extra = {**({"forced": True} if force else {}), **({"cleared": held} if held else {}), **(data or {})}
+            events.append(self._record(
+                Event("unarchive" if undo else "archive", target.name, who, version=target.version,
+                      to=target.digest, reason=reason, data=extra), signer))
+        return events
+
+    # ------------------------------------------------------------ history import
+    @contextmanager
+    def history(self, name: str, *, dry_run: bool = False) -> Iterator[HistoryWriter]:
+        """A :class:`history.HistoryWriter` for events of ``name`` that happened elsewhere (imports):
+        original time and actor, written in the usual order (object -> entry/ref -> event) while
+        this holds the model's lock. No policy applies: the history already happened."""
+        from .history import HistoryWriter
+
+        if dry_run:
+            yield HistoryWriter(self, check_model(name), dry_run=True)
+            return
+        with self._locked(name):
+            yield HistoryWriter(self, name)
 
     # ------------------------------------------------------------ annotations
     def _annotate(self, ref: str, action: str, data: dict[str, Any], actor: str | None, sign: bool = False) -> Event:
@@ -974,16 +1435,16 @@ class Registry:
             for stage in self.stage_holders(name):
                 per_stage[stage] = per_stage.get(stage, 0) + 1
         size = files = 0
-        for dirpath, dirnames, filenames in os.walk(self.path):
-            if Path(dirpath) == self.locks_dir:
-                dirnames[:] = []
-                continue
-            for f in filenames:
-                try:
-                    size += os.lstat(os.path.join(dirpath, f)).st_size
-                    files += 1
-                except FileNotFoundError:
-                    pass
+        import stat as stat_mod
+
+        for dirpath, dirnames, entries in fileio.walk(self.path):
+            if dirpath == str(self.path):
+                dirnames[:] = [d for d in dirnames if d != "locks"]
+            for f, st in entries:
+                if stat_mod.S_ISLNK(st.st_mode):
+                    raise fileio.SymlinkError(os.path.join(dirpath, f))
+                size += st.st_size
+                files += 1
         return {"models": len(models), "versions": versions, "archived": archived,
                 "stages": per_stage, "size_bytes": size, "files": files}
 
@@ -1041,7 +1502,7 @@ class Registry:
 
         _store, options = self.artifact_settings()
         results = verify_entries(
-            self.manifest(r.digest).get("artifacts", []), self.root,
+            self._manifest_of(r).get("artifacts", []), self.root,
             compute_hash=compute_hash, progress=progress, storage_options=options, egress=self.egress(),
         )
         return VerifyReport(r, list(results))
@@ -1061,12 +1522,12 @@ class Registry:
                 if (stage is not None and s != stage) or digest in seen:
                     continue
                 seen.add(digest)
-                reports.append(self._verify(self._identity(digest), compute_hash, progress))
+                reports.append(self._verify(self._stage_identity(name, s, digest), compute_hash, progress))
         return reports
 
     def fetch(
         self, ref: str, dest: str | os.PathLike[str], *, progress: ProgressFactory | None = None,
-        allow_unverified: bool = False,
+        allow_unverified: bool = False, roles: list[str] | None = None,
     ) -> FetchReport:
         """Download every artifact of a version into directory ``dest``, each checked against its SHA-256.
 
@@ -1077,14 +1538,32 @@ class Registry:
         downloaded with only a size check and reported as "unverified". URIs are read under the
         :meth:`egress` rules (no special files, nothing outside allowed roots, no private addresses).
         """
-        from .artifacts import fetch_entries
+        from .artifacts import fetch_entries, select
+
+        r = self.resolve(ref)
+        entries = select(r, self._manifest_of(r).get("artifacts", []), roles)
+        _store, options = self.artifact_settings()
+        report = fetch_entries(
+            r, entries, dest, self.root,
+            progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
+        )
+        self._emit_read("download", r, {
+            "dest": report.dest, "roles": [e["role"] for e in entries], "files": len(report.files),
+            "bytes": sum(f.size or 0 for f in report.files if f.status != "present"),
+            "downloaded": sum(1 for f in report.files if f.status != "present"),
+        })
+        return report
+
+    def url(self, ref: str, role: str | None = None, expires: int = 3600) -> Any:
+        """A time-limited HTTPS link to an artifact (:class:`artifacts.SignedLink`): S3/GCS ``sign()``.
+
+        ``role`` may be left out when the version has one artifact. A directory artifact gets one
+        link per file. UsageError for local paths and stores that cannot sign."""
+        from .artifacts import sign
 
         r = self.resolve(ref)
         _store, options = self.artifact_settings()
-        return fetch_entries(
-            r, self.manifest(r.digest).get("artifacts", []), dest, self.root,
-            progress=progress, storage_options=options, egress=self.egress(), allow_unverified=allow_unverified,
-        )
+        return sign(r, self._manifest_of(r).get("artifacts", []), role, expires, options, self.egress())
 
     # ----------------------------------------------------------------- history
     def audit(self, base: str, max_skew: float | None = None) -> Any:
@@ -1146,6 +1625,13 @@ class Registry:
         return build_site(self, out, title=title, base_url=base_url, jobs=jobs)
 
 
+def unknown_stage(stage: str, stages: tuple[str, ...] | list[str]) -> str:
+    """``unknown stage 'prod' (did you mean 'production'?); configured stages: staging, production``"""
+    from .suggest import did_you_mean
+
+    return f"unknown stage {stage!r}{did_you_mean(stage, stages)}; configured stages: {', '.join(stages)}"
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """Outcome of :meth:`Registry.verify`: one result per artifact (an ``artifacts.ArtifactResult``)."""
@@ -1161,8 +1647,38 @@ class VerifyReport:
         return {**self.ref.to_dict(), "ok": self.ok, "results": [r.to_dict() for r in self.results]}  # type: ignore[attr-defined]
 
 
+def check_local_store(store: str, root: Path) -> None:
+    """A local ``artifact_store`` from the committed config.yaml must lie inside the project,
+    unless the user's own settings allow that directory (``local_roots`` in
+    ``$XDG_CONFIG_HOME/modelreg/config.yaml`` or ``MODELREG_LOCAL_ROOTS``).
+
+    config.yaml arrives by git: a store outside the project would let a pull request decide
+    where ``register --upload`` writes on this machine.
+    """
+    from . import userconfig
+    from .uris import resolve_local
+
+    real = resolve_local(store, root)
+    project = root.resolve()
+    if real != project and project not in real.parents and not userconfig.allows_local_path(real):
+        raise UsageError(
+            f"config.yaml: artifact_store {store} is outside the project {project}: a committed config may only "
+            "name a local store inside the project (or one your user config allows in local_roots)"
+        )
+
+
+def _select(events: list[Event], stage: str | None, limit: int | None, since: str | None) -> list[Event]:
+    if since is not None:
+        events = log.after(events, since)
+    if stage is not None:
+        events = [e for e in events if e.stage == stage]
+    if limit is not None:
+        events = events[-limit:] if limit > 0 else []
+    return events
+
+
 def parse_artifact_spec(text: str) -> dict[str, Any]:
-    """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, the file name is the role."""
+    """``[ROLE=]URI`` -> ``{"role": ..., "uri": ...}``; without a role, see :func:`artifacts.default_role`."""
     if not text:
         raise UsageError("empty --artifact")
     head, sep, tail = text.partition("=")
@@ -1172,11 +1688,12 @@ def parse_artifact_spec(text: str) -> dict[str, Any]:
         role, uri = None, text
     if not uri:
         raise UsageError(f"--artifact {text!r} has no URI")
-    if role is None:
-        base = uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        role = base.lower() or "artifact"
     from .names import check_key
 
+    if role is None:
+        from .artifacts import default_role
+
+        return {"role": default_role(uri), "uri": uri}
     return {"role": check_key("artifact role", role), "uri": uri}
 
 
@@ -1201,7 +1718,9 @@ def _check_json(value: Any, what: str, depth: int = 0) -> None:
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if value is not None else "(none)"
+    from .values import display  # the string "0.90" quoted, the number 0.9 bare, as everywhere in text
+
+    text = display(value) if value is not None else "(none)"
     return text if len(text) <= 40 else text[:37] + "..."
 
 

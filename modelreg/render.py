@@ -1,4 +1,8 @@
-"""Human renderings for the CLI: tables, event lines, diffs, progress bars. Imported only when used."""
+"""Human renderings for the CLI: tables, event lines, diffs, progress bars. Imported only when used.
+
+Every string that came from the registry is passed through :mod:`modelreg.printable` here, so
+control characters and terminal escapes are shown escaped, never sent to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import canonical
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
+from .printable import block, line
 
 
 def _short(digest: str | None) -> str:
@@ -30,17 +29,23 @@ def show_text(info: Any) -> str:
     for key, value in getattr(info, "extra_lines", lambda: [])():
         lines.append(f"{key + ':':<12} {value}")
     body = canonical.dump(info.manifest or {}, ordered=("name", "version")).decode()
-    return "\n".join(lines) + "\n---\n" + body
+    return "\n".join(line(x) for x in lines) + "\n---\n" + block(body)
 
 
-def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    """Print aligned columns, two spaces apart, like ``git branch -v``.
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], *, stderr: bool = False,
+           colours: dict[str, str] | None = None) -> None:
+    """Print aligned columns, two spaces apart, like ``git branch -v``; no trailing spaces.
 
     Plain text on purpose: rich's Table measured and rendered every cell and took 4.6 s
-    for a model with 10,000 versions; this is linear and a few milliseconds.
+    for a model with 10,000 versions; this is linear and a few milliseconds. It also never
+    wraps a cell at 80 columns, so CI logs keep one row per line. ``colours`` maps a cell's
+    text (``pass``, ``FAIL``) to a colour, used only where colour is allowed.
     """
     import sys
 
+    rows = [tuple(line(c) for c in row) for row in rows]
+    stream = sys.stderr if stderr else sys.stdout
+    paint = _painter(stream) if colours else None
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -48,10 +53,31 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
                 widths[i] = len(cell)
     last = len(headers) - 1
     out = []
-    for row in (headers, *rows):
-        out.append("  ".join(c if i == last else c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() + "\n")
-    sys.stdout.write("".join(out))
-    sys.stdout.flush()
+    for n, row in enumerate((headers, *rows)):
+        cells = []
+        for i, c in enumerate(row):
+            text = c if i == last else c.ljust(widths[i])
+            if paint is not None and n and colours and c in colours:
+                text = paint(c, colours[c]) + text[len(c):]
+            cells.append(text)
+        out.append("  ".join(cells).rstrip() + "\n")
+    stream.write("".join(out))
+    stream.flush()
+
+
+def _painter(stream: Any) -> Callable[[str, str], str] | None:
+    """ANSI colouring for ``stream`` when colour is allowed (a terminal, no NO_COLOR), else None."""
+    from .cli import use_colour
+
+    if not use_colour(stream):
+        return None
+    codes = {"red": "31", "green": "32", "yellow": "33", "bold red": "1;31"}
+    return lambda text, colour: f"\x1b[{codes.get(colour, '0')}m{text}\x1b[0m"
+
+
+def when(timestamp: str | None) -> str:
+    """A stored UTC time as text: ``2026-11-23 11:00:04Z`` (as in ``modelreg log``)."""
+    return timestamp[:19].replace("T", " ") + "Z" if timestamp else "?"
 
 
 def models_table(models: list[Any]) -> None:
@@ -68,22 +94,35 @@ def versions_table(name: str, versions: list[Any]) -> None:
     _table(
         ("VERSION", "DIGEST", "STAGES", "ARCHIVED", "REGISTERED"),
         [(v.version, _short(v.digest), ", ".join(v.stages) or "-", "yes" if v.archived else "",
-          (v.registered_at or "?")[:19].replace("T", " ")) for v in versions],
+          when(v.registered_at)) for v in versions],
     )
 
 
-def event_text(e: Any) -> str:
-    """One event as a line, like ``git log --oneline`` with who and why."""
+def event_text(e: Any, labels: dict[str, str] | None = None) -> str:
+    """One event as a line, like ``git log --oneline`` with who and why.
+
+    A stage move reads ``NAME@STAGE: 1.1.0 -> 1.0.0``: versions from ``labels`` (digest ->
+    version), a short digest only for one no version is known for; ``--json`` has the digests.
+    """
+    from .lifecycle.order import MOVES
+
+    labels = labels or {}
+
+    def label(digest: str | None) -> str:
+        return "(empty)" if digest is None else labels.get(digest) or _short(digest)
+
     when = e.time[:19].replace("T", " ") + "Z"
-    what = f"{e.model}@{e.version}" if e.version else e.model
-    if e.stage:
-        what += f" -> {e.stage}"
-    move = ""
-    if e.action in ("promote", "rollback", "demote", "reconcile", "clear"):
-        move = f" ({_short(e.from_)} -> {_short(e.to)})"
+    if e.action in MOVES and e.stage:
+        what = f"{e.model}@{e.stage}"
+        move = f": {label(e.from_)} -> {label(e.to)}"
+    else:
+        what = f"{e.model}@{e.version}" if e.version else e.model
+        if e.stage:
+            what += f" -> {e.stage}"
+        move = ""
     forced = " [forced]" if e.data.get("forced") else ""
     reason = f"  # {e.reason}" if e.reason else ""
-    return f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}"
+    return line(f"{when}  {e.action:<9} {what}{move}{_annotation(e)}{forced}  by {e.actor}{reason}")
 
 
 def signature_mark(verdict: Any) -> str:
@@ -130,6 +169,11 @@ def trust_lines(st: Any) -> Iterator[str]:
 
 def diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
     """Lines of a manifest diff with a colour name for each (None: default)."""
+    for text, colour in _diff_lines(result):
+        yield line(text), colour
+
+
+def _diff_lines(result: Any) -> Iterator[tuple[str, str | None]]:
     yield f"--- {result.a.name}@{result.a.version} ({_short(result.a.digest)})", None
     yield f"+++ {result.b.name}@{result.b.version} ({_short(result.b.digest)})", None
     yield from _change_lines(result.changes)
@@ -151,6 +195,11 @@ def _change_lines(changes: list[Any]) -> Iterator[tuple[str, str | None]]:
 
 def stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
     """A stage compared across git revisions: who held it then and now, then the manifest diff."""
+    for text, colour in _stage_diff_lines(sd):
+        yield line(text), colour
+
+
+def _stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
 
     def label(r: Any) -> str:
         return f"{r.version} ({_short(r.digest)})" if r else "(empty)"
@@ -166,19 +215,15 @@ def stage_diff_lines(sd: Any) -> Iterator[tuple[str, str | None]]:
 
 def gate_table(report: Any, stderr: bool = False) -> None:
     """Print each rule and gate of a GateReport: what was expected, the value found, pass or FAIL."""
-    from rich.console import Console
-    from rich.table import Table
+    import sys
 
     current = f" (now: {report.current})" if report.current else " (now: empty)"
-    table = Table(box=None, pad_edge=False, title=f"{report.name}@{report.version} -> {report.stage}{current}",
-                  title_justify="left")
-    for col in ("GATE", "SUBJECT", "EXPECTED", "ACTUAL", "RESULT", "DETAIL"):
-        table.add_column(col, no_wrap=col in ("GATE", "SUBJECT", "RESULT"))
-    for r in report.results:
-        actual = "-" if r.actual is None else _fmt(r.actual)
-        mark = "[green]pass[/green]" if r.passed else "[bold red]FAIL[/bold red]"
-        table.add_row(r.gate, r.subject, _fmt(r.expected), actual, mark, r.message)
-    Console(highlight=False, soft_wrap=False, stderr=stderr).print(table)
+    stream = sys.stderr if stderr else sys.stdout
+    stream.write(line(f"{report.name}@{report.version} -> {report.stage}{current}") + "\n")
+    rows = [(r.gate, r.subject, _fmt(r.expected), "-" if r.actual is None else _fmt(r.actual),
+             "pass" if r.passed else "FAIL", getattr(r, "detail", r.message)) for r in report.results]
+    _table(("GATE", "SUBJECT", "EXPECTED", "ACTUAL", "RESULT", "DETAIL"), rows, stderr=stderr,
+           colours={"pass": "green", "FAIL": "bold red"})
 
 
 def metrics_lines(metrics: dict[str, dict[str, Any]]) -> Iterator[str]:
@@ -187,7 +232,7 @@ def metrics_lines(metrics: dict[str, dict[str, Any]]) -> Iterator[str]:
         yield "(no metrics recorded)"
     for suite in sorted(metrics):
         for key in sorted(metrics[suite]):
-            yield f"{suite}\t{key}\t{_fmt(metrics[suite][key])}"
+            yield "\t".join(line(x) for x in (suite, key, _fmt(metrics[suite][key])))
 
 
 def stats_lines(stats: dict[str, Any]) -> Iterator[str]:
@@ -200,9 +245,10 @@ def stats_lines(stats: dict[str, Any]) -> Iterator[str]:
 
 
 def _fmt(value: Any) -> str:
-    import json
+    """A value as text by the one rule (modelreg.values.display): the string "0.90" quoted, the number 0.9 bare."""
+    from .values import display
 
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return display(value)
 
 
 def progress_bar(label: str, total: int) -> Callable[[int], None]:
@@ -228,23 +274,56 @@ def progress_bar(label: str, total: int) -> Callable[[int], None]:
     return advance
 
 
+def count_bar(label: str, total: int) -> Callable[[int], None]:
+    """A rich progress bar on stderr counting steps (N/TOTAL); returns the per-step callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    task = progress.add_task(label[-40:], total=total)
+    progress.start()
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        progress.update(task, advance=n)
+        if done[0] >= total:
+            progress.stop()
+
+    advance.close = progress.stop  # type: ignore[attr-defined]
+    return advance
+
+
 def verify_table(reports: list[Any]) -> None:
     """Print one row per artifact of each verified version: role, status, size and hash checked."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    colours = {"ok": "green", "unreachable": "yellow"}
-    table = Table(box=None, pad_edge=False)
-    for col in ("VERSION", "ROLE", "STATUS", "SIZE", "SHA256", "DETAIL"):
-        table.add_column(col)
+    rows = []
     for rep in reports:
         label = f"{rep.ref.name}@{rep.ref.version}"
         if not rep.results:
-            table.add_row(label, "-", "ok", "-", "-", "no artifacts")
+            rows.append((label, "-", "ok", "-", "-", "no artifacts"))
         for r in rep.results:
             size = r.actual_size if r.actual_size is not None else r.expected_size
-            table.add_row(
-                escape(label), escape(r.role), f"[{colours.get(r.status, 'red')}]{r.status}[/]",
-                "-" if size is None else str(size), (r.expected_sha256 or "-")[:12], escape(r.message),
-            )
-    _console().print(table)
+            rows.append((label, r.role, r.status, "-" if size is None else str(size), (r.expected_sha256 or "-")[:12],
+                         r.message))
+    statuses = {r.status for rep in reports for r in rep.results} | {"ok"}
+    _table(("VERSION", "ROLE", "STATUS", "SIZE", "SHA256", "DETAIL"), rows,
+           colours={s: {"ok": "green", "unreachable": "yellow", "unverified": "yellow"}.get(s, "red") for s in statuses})
+
+
+def fetch_lines(report: Any) -> Iterator[str]:
+    """``STATUS  ROLE  PATH`` per fetched file; one line per directory artifact (its files counted)."""
+    from collections import Counter
+
+    trees: dict[str, list[Any]] = {}
+    for f in report.files:
+        if f.file is None:
+            yield f"{f.status:<10}  {f.role}  {f.path}"
+        else:
+            trees.setdefault(f.role, []).append(f)
+    for role, files in trees.items():
+        counts = Counter(f.status for f in files)
+        status = next((s for s in ("downloaded", "unverified", "present") if counts.get(s)), "present")
+        detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        top = files[0].path[: len(files[0].path) - len(files[0].file)]
+        yield f"{status:<10}  {role}  {top}  ({len(files)} files: {detail})"

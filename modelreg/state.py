@@ -1,8 +1,10 @@
 """What a model's event log says about its versions: registration order, archived state, stage history,
 and the annotations recorded after registration (metrics, tag changes, approvals, bindings).
 
-Pure functions over events; the log itself stays the only copy. Events are folded in
-``(time, id)`` order, so after a git union merge of two branches the later write wins.
+Pure functions over events; the log itself stays the only copy. Events are folded in the
+log's causal order (:mod:`modelreg.lifecycle.order`): stage moves along their ``prev``
+chains, everything else by ``(time, id)``, so after a git union merge of two branches the
+later write wins and a writer with a skewed clock cannot reorder a stage's moves.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .lifecycle.order import MOVES
+from .lifecycle.undo import undo_stack
 from .log import Event
 
 
@@ -57,11 +61,20 @@ class ModelState:
         return sorted(names, key=key)
 
     def stage_events(self, stage: str) -> list[Event]:
-        """Events that moved ``stage``, oldest first."""
+        """Events that moved ``stage``, oldest first (causal order)."""
         return [e for e in self.events if e.stage == stage and e.action in MOVES]
 
+    def head(self, stage: str) -> Event | None:
+        """The last move of ``stage``: what a new move of it names as ``prev``."""
+        for e in reversed(self.events):
+            if e.stage == stage and e.action in MOVES:
+                return e
+        return None
 
-MOVES = frozenset({"promote", "rollback", "demote", "reconcile", "clear"})
+    def undo_stack(self, stage: str) -> list[Event]:
+        """The moves of ``stage`` a rollback could still undo, oldest first (see lifecycle.undo)."""
+        return undo_stack(self.stage_events(stage))
+
 ANNOTATIONS = frozenset({"metrics", "tag", "approve", "bind", "unbind", "archive", "unarchive"})
 
 

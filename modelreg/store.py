@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,18 +32,17 @@ class ObjectStore:
             raise UsageError(f"object larger than {MAX_OBJECT} bytes")
         digest = "sha256:" + sha256_bytes(data)
         path = self.path(digest)
-        try:
-            if path.stat().st_size == len(data):
-                return digest
-        except FileNotFoundError:
-            pass
+        st = fileio.lstat(path)
+        if st is not None and st.st_size == len(data):
+            return digest
         fileio.makedirs(path.parent)
         fileio.atomic_write(path, data)
         return digest
 
     def exists(self, digest: str) -> bool:
         """True if the object file is present (its content is checked on read)."""
-        return self.path(digest).is_file()
+        st = fileio.lstat(self.path(digest))
+        return st is not None and stat.S_ISREG(st.st_mode)
 
     def get(self, digest: str) -> bytes:
         """Return the bytes of ``digest``, refusing them if they do not hash to it."""
@@ -60,7 +60,7 @@ class ObjectStore:
         hexp = prefix[7:]
         shard = self.root / hexp[:2]
         try:
-            names = os.listdir(shard)
+            names = fileio.listdir(shard)
         except (FileNotFoundError, NotADirectoryError):
             return []
         rest = hexp[2:]
@@ -71,13 +71,13 @@ class ObjectStore:
     def __iter__(self) -> Iterator[str]:
         """Every digest in the store (file names only; contents are not read)."""
         try:
-            shards = sorted(os.listdir(self.root))
+            shards = sorted(fileio.listdir(self.root))
         except FileNotFoundError:
             return
         for shard in shards:
             d = self.root / shard
-            if len(shard) != 2 or not d.is_dir():
+            if len(shard) != 2 or not fileio.is_dir(d):
                 continue
-            for name in sorted(os.listdir(d)):
+            for name in sorted(fileio.listdir(d)):
                 if not name.startswith(fileio.TMP_PREFIX):
                     yield f"sha256:{shard}{name}"

@@ -114,8 +114,11 @@ class VerifyResult:
     message: str
 
 
-class _NotAFile(UsageError):
+class NotAFile(UsageError):
     """The URI names a directory or an object-store prefix."""
+
+
+_NotAFile = NotAFile
 
 
 # --------------------------------------------------------------------------- URI basics
@@ -174,6 +177,19 @@ def check_uri_safe(uri: str) -> None:
                 f"refusing a URI with a secret or signed parameter '{name[:40]}'; "
                 "store an unsigned URI and configure credentials in the environment instead"
             )
+
+
+def check_protocol(uri: str) -> None:
+    """Raise UsageError for a chained fsspec URL or a protocol modelreg does not support.
+
+    Needs no backend and no network: ``register --no-check`` applies it too."""
+    if _CHAINED_RE.match(uri):
+        raise UsageError(f"chained fsspec URLs are not supported: {uri.split('://')[0]}://")
+    proto = _protocol(uri)
+    if proto is not None and proto != "file" and proto not in _BACKENDS:
+        raise UsageError(
+            f"unsupported protocol {proto}:// (supported: {', '.join(sorted(p + '://' for p in _BACKENDS))})"
+        )
 
 
 def _require_sha256(sha256: str) -> str:
@@ -331,6 +347,23 @@ def _http_status(exc: BaseException) -> int | None:
     return None
 
 
+CREDENTIALS_HINT = ("configure credentials in the environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, HF_TOKEN...), "
+                    "or register with --no-check to record the URI without contacting the store")
+_DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                           "InvalidToken", "AllAccessDisabled", "AccountProblem"})
+
+
+def _client_error_code(exc: BaseException) -> str | None:
+    """The error code of a botocore ClientError anywhere in the chain (s3fs wraps them in OSError)."""
+    for e in _chain(exc):
+        response = getattr(e, "response", None)
+        if isinstance(response, dict):
+            code = (response.get("Error") or {}).get("Code")
+            if isinstance(code, str):
+                return code
+    return None
+
+
 def _map_error(exc: BaseException, uri: str) -> ModelregError:
     for e in _chain(exc):  # our own refusal raised inside a backend (the egress resolver)
         if isinstance(e, ModelregError):
@@ -340,13 +373,16 @@ def _map_error(exc: BaseException, uri: str) -> ModelregError:
         return Unreachable(f"cannot reach {uri}: {reason}")
     status = _http_status(exc)
     if status in (401, 403):
-        return Unreachable(f"cannot access {uri}: permission denied (HTTP {status})")
+        return Unreachable(f"cannot access {uri}: permission denied (HTTP {status}); {CREDENTIALS_HINT}")
+    code = _client_error_code(exc)
+    if code in _DENIED_CODES:
+        return Unreachable(f"cannot access {uri}: {code}; {CREDENTIALS_HINT}")
     if status is not None and status >= 500:
         return Unreachable(f"cannot reach {uri}: HTTP {status}")
     if status in (404, 410):
         return NotFound(f"artifact not found: {uri}")
     if isinstance(exc, PermissionError):
-        return Unreachable(f"cannot access {uri}: permission denied")
+        return Unreachable(f"cannot access {uri}: permission denied" + ("" if is_local(uri) else f"; {CREDENTIALS_HINT}"))
     if isinstance(exc, FileNotFoundError):
         return NotFound(f"artifact not found: {uri}")
     if isinstance(exc, (IsADirectoryError, NotADirectoryError)):
@@ -354,8 +390,8 @@ def _map_error(exc: BaseException, uri: str) -> ModelregError:
     if isinstance(exc, NotImplementedError):
         return UsageError(f"{_protocol(uri)}:// does not support this operation on {uri}")
     names = {cls.__name__ for cls in type(exc).__mro__}
-    if "NoCredentialsError" in names or "PartialCredentialsError" in names:
-        return UsageError(f"no credentials for {uri}: configure them in the environment")
+    if names & {"NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError", "LocalTokenNotFoundError"}:
+        return Unreachable(f"cannot access {uri}: no credentials found; {CREDENTIALS_HINT}")
     if status is not None:
         return ModelregError(f"cannot access {uri}: HTTP {status}")
     return ModelregError(f"cannot access {uri}: {type(exc).__name__}: {exc}")
@@ -877,4 +913,64 @@ def verify_artifact(
         )
     if expected is not None and info.sha256 is None:
         return result("ok", "size matches; content not hashed (use --hash / compute_hash)", info.size, None)
+    if expected is None and not is_local(uri):
+        got = f"; read sha256 {info.sha256[:12]}… ({info.sha256_source})" if info.sha256 else ""
+        return VerifyResult(uri, True, "unverified", size, info.size, None, info.sha256,
+                            f"no sha256 recorded: nothing to compare; size {'matches' if size is not None else 'not recorded'}{got}")
     return result("ok", f"ok (sha256 {info.sha256_source})" if info.sha256 else "ok", info.size, info.sha256)
+
+
+# --------------------------------------------------------------------------- directories and links
+
+
+def list_tree(uri: str, *, storage_options: StorageOptions | None = None, egress: Any = None) -> list[dict[str, Any]]:
+    """Every file under a remote directory / prefix: ``[{path, size, sha256}]`` sorted by relative path.
+
+    Hidden names (a segment starting with ``.``) and directory markers are skipped; ``sha256`` is the
+    store's own SHA-256 when its listing gives one for free (Hugging Face LFS files), else None.
+    NotFound if nothing is there.
+    """
+    check_uri_safe(uri)
+    proto = _protocol(uri)
+    if proto in ("http", "https"):
+        raise UsageError(f"{proto}:// cannot list a directory: register its files one by one")
+    fs = _filesystem(uri, storage_options, egress)
+    base = fs._strip_protocol(uri.rstrip("/")).rstrip("/")
+    with _errors(uri):
+        fs.invalidate_cache(base)
+        found = fs.find(base, detail=True)
+    out = []
+    for key, info in found.items():
+        key = key.rstrip("/") if info.get("type") != "directory" else key
+        if info.get("type") == "directory" or not key.startswith(base + "/"):
+            continue
+        rel = key[len(base) + 1:]
+        if not rel or any(seg.startswith(".") for seg in rel.split("/")):
+            continue
+        lfs = info.get("lfs") or {}
+        sha = lfs.get("sha256") if isinstance(lfs, dict) else None
+        sha = sha.lower() if isinstance(sha, str) and _SHA256_RE.match(sha.lower()) else None
+        out.append({"path": rel, "size": int(info.get("size") or 0), "sha256": sha})
+    if not out:
+        raise NotFound(f"artifact not found: no files under {uri}")
+    return sorted(out, key=lambda f: f["path"])
+
+
+def sign_url(uri: str, expires: int, *, storage_options: StorageOptions | None = None) -> str:
+    """A time-limited HTTPS link to a stored object (fsspec ``sign()``: S3 presigned URL, GCS signed URL).
+
+    UsageError for local paths and stores that cannot sign; NotFound if the object is not there.
+    """
+    check_uri_safe(uri)
+    if is_local(uri):
+        raise UsageError(f"{uri} is a local path: only object stores (s3://, gs://) can sign a link")
+    fs = _filesystem(uri, storage_options)
+    _remote_info(fs, uri)  # the object exists and is a file: a link to nothing helps nobody
+    proto = _protocol(uri)
+    try:
+        with _errors(uri):
+            return fs.sign(uri, expiration=int(expires))
+    except UsageError as exc:
+        if isinstance(exc.__cause__, NotImplementedError):
+            raise UsageError(f"{proto}:// cannot sign links (only s3:// and gs:// stores can): {uri}") from None
+        raise

@@ -4,7 +4,8 @@ This file is never committed and git never delivers it, so it may say what the c
 ``.modelreg/config.yaml`` may not (docs/security.md): where requests and credentials go
 (``storage_options``, ``artifact_store``), which local directories besides the project
 artifacts may be read from (``local_roots``), and whether the registry's URIs may name
-private network addresses (``allow_private_network``). Parsed strictly, every key validated.
+private network addresses (``allow_private_network``), and which commands run on every
+registry event (``hooks``, see :mod:`modelreg.hooks`). Parsed strictly, every key validated.
 
 The environment wins over this file: ``MODELREG_LOCAL_ROOTS`` (paths separated by
 ``os.pathsep``) adds roots, ``MODELREG_ALLOW_PRIVATE_NETWORK`` (``1``/``0`` or a comma list
@@ -23,7 +24,8 @@ from .errors import UsageError
 
 ENV_LOCAL_ROOTS = "MODELREG_LOCAL_ROOTS"
 ENV_ALLOW_PRIVATE = "MODELREG_ALLOW_PRIVATE_NETWORK"
-KEYS = ("storage_options", "artifact_store", "local_roots", "allow_private_network")
+KEYS = ("storage_options", "artifact_store", "local_roots", "allow_private_network", "hooks")
+HOOK_KEYS = ("command", "actions", "timeout")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 
@@ -49,6 +51,7 @@ class UserConfig:
     artifact_store: str | None = None
     local_roots: tuple[Path, ...] = ()
     allow_private_network: bool | frozenset[str] = False
+    hooks: tuple[dict[str, Any], ...] = ()  # [{command, actions?, timeout?}]
 
 
 _cache: dict[tuple[str, int, int], UserConfig] = {}
@@ -105,7 +108,42 @@ def _parse(p: Path) -> UserConfig:
         artifact_store=store,
         local_roots=tuple(_root(p, "local_roots", r) for r in roots),
         allow_private_network=_private(raw.get("allow_private_network", False), lambda m: _bad(p, "allow_private_network", m)),
+        hooks=_hooks(p, raw.get("hooks")),
     )
+
+
+def _hooks(p: Path, value: Any) -> tuple[dict[str, Any], ...]:
+    """``hooks:`` a list of commands, each a string or ``{command, actions?, timeout?}``."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _bad(p, "hooks", "must be a list of commands (a string, or a mapping with command, actions, timeout)")
+    out = []
+    for i, h in enumerate(value):
+        where = f"hooks[{i}]"
+        if isinstance(h, str):
+            h = {"command": h}
+        if not isinstance(h, dict):
+            raise _bad(p, where, "must be a command string or a mapping with command, actions, timeout")
+        unknown = sorted(str(k) for k in h if k not in HOOK_KEYS)
+        if unknown:
+            raise _bad(p, f"{where}.{unknown[0]}", f"unknown key; allowed: {', '.join(HOOK_KEYS)}")
+        cmd = h.get("command")
+        if not isinstance(cmd, str) or not cmd.strip():
+            raise _bad(p, f"{where}.command", "must be a non-empty shell command")
+        entry: dict[str, Any] = {"command": cmd}
+        actions = h.get("actions")
+        if actions is not None:
+            if not isinstance(actions, list) or not actions or not all(isinstance(a, str) and a for a in actions):
+                raise _bad(p, f"{where}.actions", "must be a non-empty list of event actions (register, promote, ...)")
+            entry["actions"] = list(actions)
+        timeout = h.get("timeout")
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+                raise _bad(p, f"{where}.timeout", "must be a number of seconds between 0 and 3600")
+            entry["timeout"] = float(timeout)
+        out.append(entry)
+    return tuple(out)
 
 
 def _store(p: Path, store: Any) -> str:

@@ -33,9 +33,14 @@ _USER_LEVEL = (
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     for var in _ISOLATE:
         monkeypatch.delenv(var, raising=False)
+    # Derived data goes to the user's cache directory: never the real one in tests.
+    cache = tmp_path_factory.mktemp("cache")
+    (cache / "modelreg").mkdir()
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(cache / "modelreg"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
 
 
 @pytest.fixture(autouse=True)

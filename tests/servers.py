@@ -103,3 +103,167 @@ def http_server(_http_server_session, monkeypatch):
     base, served = _http_server_session
     monkeypatch.setenv("MODELREG_ALLOW_PRIVATE_NETWORK", base.removeprefix("http://"))
     return base, served
+
+
+# --------------------------------------------------------------------------- started early
+# The MLflow server and the GTO template repository take tens of seconds to be ready. When the
+# collected tests need them, they are started right after collection, in the background, so that
+# they get ready while other tests run; their fixtures then wait for them.
+_EARLY: dict[str, tuple[threading.Thread, dict]] = {}
+_MLFLOW: dict = {}
+
+
+def _background(name: str, fn) -> None:
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the fixture that waits for it
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"early-{name}", daemon=True)
+    thread.start()
+    _EARLY[name] = (thread, box)
+
+
+def early(name: str):
+    """The result of the background work ``name`` (waiting for it), or None if it was not started."""
+    if name not in _EARLY:
+        return None
+    thread, box = _EARLY.pop(name)
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    import tempfile
+    from pathlib import Path
+
+    from importtools import find_tool
+
+    wanted = {f for item in items for f in getattr(item, "fixturenames", ())}
+    if "mlflow_server" in wanted and find_tool("mlflow") and not _MLFLOW:
+        _mlflow_start(find_tool("mlflow"))
+    gto = find_tool("gto")
+    if "gto_template" in wanted and gto and "gto-template" not in _EARLY:
+        from gtorepo import build_template
+
+        base = Path(tempfile.mkdtemp(prefix="modelreg-gto-template-"))
+        _CLEANUP.append(base)
+        _background("gto-template", lambda: build_template(base, gto))
+
+
+_CLEANUP: list = []
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    _mlflow_stop()
+    for thread, _box in _EARLY.values():
+        thread.join(5)
+    for path in _CLEANUP:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- MLflow
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the server gets SIGTERM if the test process dies without tearing it down."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _mlflow_start(exe: str) -> None:
+    """Start ``mlflow server`` on 127.0.0.1 with a sqlite backend in a temp dir; do not wait for it."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    base = Path(tempfile.mkdtemp(prefix="modelreg-mlflow-"))
+    _CLEANUP.append(base)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(HOME=str(base), MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", PYTHONWARNINGS="ignore")
+    log = open(base / "server.log", "wb")
+    cmd = [exe, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}", "--artifacts-destination", str(base / "artifacts")]
+    proc = subprocess.Popen(cmd, cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    _MLFLOW.update(proc=proc, log=log, base=base, url=f"http://127.0.0.1:{port}", started=time.monotonic())
+
+
+def _mlflow_stop() -> None:
+    import os
+    import signal
+    import subprocess
+
+    proc = _MLFLOW.get("proc")
+    if proc is None:
+        return
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    _MLFLOW["log"].close()
+    _MLFLOW.clear()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server():
+    """URL of a real ``mlflow server`` on 127.0.0.1 (sqlite backend in a temp dir), started once per session
+    (right after collection, see above) and stopped at the end of it, or when this process dies.
+
+    Tests share it: each uses its own registered-model names and imports them with --model.
+    """
+    import sys
+    import time
+    import urllib.request
+
+    from importtools import require_mlflow_client, require_tool
+
+    exe = require_tool("mlflow")
+    require_mlflow_client()
+    if not _MLFLOW:
+        _mlflow_start(exe)
+    proc, url, log_path = _MLFLOW["proc"], _MLFLOW["url"], _MLFLOW["base"] / "server.log"
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited {proc.returncode}: "
+                               + log_path.read_text(errors="replace")[-2000:])
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() - _MLFLOW["started"] > 180:
+            _mlflow_stop()
+            raise RuntimeError("mlflow server did not answer /health within 180 s: "
+                               + log_path.read_text(errors="replace")[-2000:])
+        time.sleep(0.3)
+    print(f"\nmlflow server up {time.monotonic() - _MLFLOW['started']:.1f} s after its start", file=sys.stderr)
+    yield url
+    _mlflow_stop()

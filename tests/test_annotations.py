@@ -44,12 +44,12 @@ def test_metrics_merge_two_suites_and_overwrite(reg):
     assert events[0]["data"] == {"suite": "core-v1", "values": {"score": 0.91, "f1": 0.88}}
 
 
-def test_metrics_cli_preserves_json_types(reg, cli):
+def test_metrics_cli_types_values_by_the_one_rule(reg, cli):
     code, _, err = cli("metrics", "set", "bot@1.0.0", "--suite", "core-v1",
-                       "score=0.91", "n=3", "ok=true", "name=abc", "ver=1.10", "big=1e3")
+                       "score=0.91", "n=3", "ok=true", "name=abc", "ver=1.10", "big=1e3", 'tag="1.10"')
     assert code == 0, err
     values = cli.json("metrics", "show", "bot@1.0.0", "--suite", "core-v1")
-    assert values == {"score": 0.91, "n": 3, "ok": True, "name": "abc", "ver": "1.10", "big": "1e3"}
+    assert values == {"score": 0.91, "n": 3, "ok": True, "name": "abc", "ver": 1.1, "big": 1000.0, "tag": "1.10"}
     assert type(values["score"]) is float and type(values["n"]) is int and values["ok"] is True
     cli("metrics", "set", "bot@1.0.0", "--suite", "core-v1", "ok=false", "n=2.5")
     values = reg.metrics("bot@1.0.0", "core-v1")

@@ -170,7 +170,7 @@ def test_upload_to_s3_store_records_store_uri_and_skips_second_upload(s3, projec
     assert cli("register", "faq", "1.0.0", "-a", "model.bin", "--upload")[0] == 0
     target = f"s3://{BUCKET}/store/sha256/{digest[:2]}/{digest[2:]}"
     assert artifacts_of(cli, "faq@1.0.0")["model.bin"] == {
-        "role": "model.bin", "uri": target, "size": len(data), "sha256": digest
+        "role": "model.bin", "uri": target, "size": len(data), "sha256": digest, "name": "model.bin"
     }
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert keys == [f"store/sha256/{digest[:2]}/{digest[2:]}"]
@@ -192,11 +192,26 @@ def test_upload_to_s3_store_records_store_uri_and_skips_second_upload(s3, projec
     assert code == 0 and (project / "out" / "model.bin").read_bytes() == data
 
 
+def test_upload_to_a_local_store_outside_the_project_is_refused(project, cli, tmp_path):
+    # config.yaml is committed: it may not choose where --upload writes outside the project
+    for store in ("../shared store", str(tmp_path / "elsewhere")):
+        add_config(project, f"artifact_store: {store}\n")
+        (project / "w.bin").write_bytes(b"weights")
+        code, _, err = cli("register", "faq", "1.0.0", "-a", "w.bin", "--upload")
+        assert code == 2 and "outside the project" in one_line(err)
+        assert versions_dir(project) == [] and not (tmp_path / "shared store").exists()
+        assert not (tmp_path / "elsewhere").exists()
+        cfg = project / ".modelreg" / "config.yaml"
+        cfg.write_text(cfg.read_text().replace(f"artifact_store: {store}\n", ""))
+
+
 @pytest.mark.parametrize("store, inside", [("artifact-store", True), ("../shared store", False)])
 def test_upload_to_local_dir_store(project, cli, store, inside, monkeypatch):
     add_config(project, f"artifact_store: {store}\n")
     (project / "w.bin").write_bytes(b"weights")
     digest = sha(b"weights")
+    if not inside:  # outside the project only with the user's say (docs/security.md)
+        monkeypatch.setenv("MODELREG_LOCAL_ROOTS", str((project / store).resolve()))
     assert cli("register", "faq", "1.0.0", "-a", "w.bin", "--upload")[0] == 0
     final = (project / store / "sha256" / digest[:2] / digest[2:]).resolve()
     assert final.read_bytes() == b"weights"
@@ -211,6 +226,7 @@ def test_upload_to_local_dir_store(project, cli, store, inside, monkeypatch):
     assert os.listdir(final.parent) == [digest[2:]]  # no temp file left
     os.remove(project / "w.bin")
     if not inside:  # reading outside the project needs the user's say (docs/security.md)
+        monkeypatch.delenv("MODELREG_LOCAL_ROOTS")
         code, out, _ = cli("fsck", "--artifacts")
         assert code == 6 and "outside the project" in out
         monkeypatch.setenv("MODELREG_LOCAL_ROOTS", str((project / store).resolve()))
@@ -304,11 +320,13 @@ def test_credential_uris_are_refused_and_nothing_is_written(project, cli, uri, f
     assert not any((project / ".modelreg" / "objects").rglob("*.*")) and not list((project / ".modelreg" / "logs").iterdir())
 
 
-def test_prefix_instead_of_file_is_a_usage_error(s3, cli, project):
+def test_prefix_without_slash_is_a_directory_artifact(s3, cli, project):
+    # once refused as "not a file"; now a prefix is a directory artifact (tests/test_trees.py)
     s3.put_object(Bucket=BUCKET, Key="models/faq/m.bin", Body=b"x")
     code, _, err = cli("register", "faq", "1.0.0", "-a", f"s3://{BUCKET}/models/faq")
-    assert code == 2 and "not a file" in one_line(err)
-    assert versions_dir(project) == []
+    assert code == 0, err
+    art = artifacts_of(cli, "faq@1.0.0")["faq"]
+    assert art["uri"] == f"s3://{BUCKET}/models/faq/" and [f["path"] for f in art["files"]] == ["m.bin"]
 
 
 def test_missing_object_is_not_found(s3, cli, project):

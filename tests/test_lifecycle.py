@@ -145,21 +145,21 @@ def test_promote_cas_then_rollbacks(cli, two_versions, project):
     last = log_lines(project, MODEL)[-1]
     assert last["action"] == "rollback" and last["from"] == d2 and last["to"] == d1 and last["version"] == "1.0.0"
 
-    # rollback again: undoes the rollback (the value before the latest change was 2.0.0)
+    # rollback again: nothing left to undo (production was empty before 1.0.0), and it never
+    # goes back to 2.0.0, the version it just rolled back
     code, out, err = cli("rollback", MODEL, "production")
+    assert code == 3 and "--to VERSION" in err and "clear" in err
+    assert ref_file(project, "refs", MODEL, "production") == f"{d1}\n"
+
+    # rollback --to an explicit version
+    code, out, err = cli("rollback", MODEL, "production", "--to", "2.0.0", "--reason", "bad metrics")
     assert code == 0, err
     assert out.strip() == d2
     assert ref_file(project, "refs", MODEL, "production") == f"{d2}\n"
-
-    # rollback --to an explicit version
-    code, out, err = cli("rollback", MODEL, "production", "--to", "1.0.0", "--reason", "bad metrics")
-    assert code == 0, err
-    assert out.strip() == d1
-    assert ref_file(project, "refs", MODEL, "production") == f"{d1}\n"
     last = log_lines(project, MODEL)[-1]
-    assert last["action"] == "rollback" and last["reason"] == "bad metrics" and last["to"] == d1
+    assert last["action"] == "rollback" and last["reason"] == "bad metrics" and last["to"] == d2
     actions = [e["action"] for e in log_lines(project, MODEL)]
-    assert actions == ["register", "register", "promote", "promote", "rollback", "rollback", "rollback"]
+    assert actions == ["register", "register", "promote", "promote", "rollback", "rollback"]
 
 
 def test_archive_policy(cli, two_versions, project):
@@ -173,9 +173,12 @@ def test_archive_policy(cli, two_versions, project):
     code, out, err = cli("archive", f"{MODEL}@1.0.0", "--force", "--reason", "superseded", "--json")
     assert code == 0, err
     res = json.loads(out)
-    assert res["changed"] is True and res["event"]["action"] == "archive" and res["event"]["data"] == {"forced": True}
+    assert res["changed"] is True and res["event"]["action"] == "archive"
+    assert res["event"]["data"] == {"forced": True, "cleared": ["production"]}
+    assert (res["name"], res["version"], res["digest"], res["cleared"]) == (MODEL, "1.0.0", d1, ["production"])
     info = json.loads(cli("show", f"{MODEL}@1.0.0", "--json")[1])
-    assert info["archived"] is True and info["archived_reason"] == "superseded"
+    assert info["archived"] is True and info["archived_reason"] == "superseded" and info["stages"] == []
+    assert not (project / ".modelreg" / "refs" / MODEL / "production").exists()  # --force cleared it
 
     # an archived version cannot be promoted
     before = snapshot(project / ".modelreg")
@@ -232,19 +235,18 @@ def test_ls(cli, two_versions):
     d1, d2 = two_versions
     cli("promote", f"{MODEL}@1.0.0", "production")
     cli("promote", f"{MODEL}@2.0.0", "staging")
-    cli("archive", f"{MODEL}@1.0.0", "--force")
+    cli("archive", f"{MODEL}@1.0.0", "--force")  # clears production: an archived version holds no stage
     code, out, err = cli("ls")
     assert code == 0, err
-    assert MODEL in out and "staging=2.0.0" in out and "production=1.0.0" in out
+    assert MODEL in out and "staging=2.0.0" in out and "production" not in out
     code, out, _ = cli("ls", "--json")
-    assert json.loads(out) == [{"name": MODEL, "versions": 2,
-                                "stages": {"staging": "2.0.0", "production": "1.0.0"}, "latest": "2.0.0"}]
+    assert json.loads(out) == [{"name": MODEL, "versions": 2, "stages": {"staging": "2.0.0"}, "latest": "2.0.0"}]
     code, out, _ = cli("ls", MODEL, "--json")
     rows = json.loads(out)
     assert [r["version"] for r in rows] == ["1.0.0", "2.0.0"]
     for r in rows:
         assert {"name", "version", "digest", "stages", "archived"} <= set(r)
-    assert rows[0]["digest"] == d1 and rows[0]["stages"] == ["production"]
+    assert rows[0]["digest"] == d1 and rows[0]["stages"] == []
     assert rows[0]["archived"] is True
     assert rows[1]["digest"] == d2 and rows[1]["stages"] == ["staging"] and rows[1]["archived"] is False
     code, out, _ = cli("ls", MODEL)
@@ -320,13 +322,13 @@ def test_register_from_file(cli, project, make_artifact):
 @pytest.mark.parametrize(
     "text, needle",
     [
-        ("name: faq-bot\nversion: 1.10\n", "version must be a string"),
+        ("name: faq-bot\nversion: [1, 2]\n", "version must be a string"),
         ('name: faq-bot\nversion: "2.0"\nversion: "2.1"\n', "duplicate key"),
         ('name: &n faq-bot\nversion: "2.0"\ndescription: *n\n', "aliases"),
         ('name: faq-bot\nversion: "2.0"\nbogus: 1\n', "unknown field"),
         ("- a\n- b\n", "mapping"),
     ],
-    ids=["unquoted-1.10", "duplicate-key", "alias", "unknown-field", "not-a-mapping"],
+    ids=["list-version", "duplicate-key", "alias", "unknown-field", "not-a-mapping"],
 )
 def test_register_from_file_refusals(cli, project, text, needle):
     (project / "bad.yaml").write_text(text)
@@ -335,6 +337,14 @@ def test_register_from_file_refusals(cli, project, text, needle):
     assert code == 2, err
     assert needle in err and err.startswith("modelreg: error: ") and err.count("\n") == 1
     assert snapshot(project / ".modelreg") == before
+
+
+def test_from_file_version_is_never_coerced(cli, project):
+    """``version: 1.10`` unquoted is the version "1.10" (YAML 1.1 would read the number 1.1)."""
+    (project / "m.yaml").write_text("name: faq-bot\nversion: 1.10\n")
+    code, out, err = cli("register", "--from-file", "m.yaml", "--json")
+    assert code == 0, err
+    assert json.loads(out)["version"] == "1.10"
 
 
 def test_from_file_with_name_is_usage_error(cli, project):
@@ -435,14 +445,19 @@ def test_init_honours_registry_option_and_env(tmp_path, monkeypatch, capsys):
     assert code == 2 and err.startswith("modelreg: error:") and not (tmp_path / "other").exists()
 
 
-def test_library_expect_none_means_empty_stage(reg, make_artifact):
+def test_library_expect_none_checks_nothing_and_empty_is_explicit(reg, make_artifact):
+    import modelreg
     from modelreg.errors import Conflict
 
     reg.register(MODEL, "1.0.0")
     reg.register(MODEL, "2.0.0")
-    reg.promote(f"{MODEL}@1.0.0", "production", expect=None)  # empty: allowed
+    reg.promote(f"{MODEL}@1.0.0", "production", expect=modelreg.EMPTY)  # empty: allowed
     with pytest.raises(Conflict):
-        reg.promote(f"{MODEL}@2.0.0", "production", expect=None)  # no longer empty
+        reg.promote(f"{MODEL}@2.0.0", "production", expect=modelreg.EMPTY)  # no longer empty
+    with pytest.raises(Conflict):
+        reg.promote(f"{MODEL}@2.0.0", "production", expect="none")  # the CLI spelling, same meaning
     assert reg.resolve(f"{MODEL}@production").version == "1.0.0"
-    reg.promote(f"{MODEL}@2.0.0", "production")  # no expect: no compare
+    reg.promote(f"{MODEL}@2.0.0", "production", expect=None)  # None: no compare, as Python users read it
     assert reg.resolve(f"{MODEL}@production").version == "2.0.0"
+    reg.promote(f"{MODEL}@1.0.0", "production")  # left out: the same
+    assert reg.resolve(f"{MODEL}@production").version == "1.0.0"

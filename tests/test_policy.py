@@ -68,8 +68,10 @@ def test_bad_policy_is_a_usage_error_naming_the_key(tmp_path, capsys, tail, need
 def test_defaults_and_policy_show(tmp_path, capsys):
     reg = registry(tmp_path)
     data = Cli(reg, capsys).json("policy", "show")
-    assert data == {"stages": ["staging", "production"], "require_previous_stage": {"production": ["staging"]},
-                    "demote_to": {"production": "staging"}, "gates": {}}
+    assert data == {"format": 1, "stages": ["staging", "production"],
+                    "policy": {"require_previous_stage": {"production": ["staging"]},
+                               "demote_to": {"production": "staging"}, "gates": {}},
+                    "artifact_store": None, "storage_options": {}}
     # a custom stage list without staging/production drops the defaults instead of failing
     assert parse(None, ("dev", "prod")).require_previous_stage == {}
 
@@ -127,7 +129,10 @@ def test_archive_of_staged_version_needs_force(tmp_path, capsys):
     code, _, err = cli("archive", "bot@1")
     assert code == 5 and "holds staging" in err
     assert cli("archive", "bot@1", "--force", "--reason", "withdrawn")[0] == 0
-    assert log_lines(reg, "bot")[-1]["data"] == {"forced": True}
+    clear, archive = log_lines(reg, "bot")[-2:]
+    assert (clear["action"], clear["stage"], clear["to"], clear["reason"]) == ("clear", "staging", None, "withdrawn")
+    assert archive["data"] == {"forced": True, "cleared": ["staging"]}
+    assert reg.stage_holders("bot") == {}
 
 
 def test_cas_is_checked_before_gates(tmp_path, capsys):
@@ -154,7 +159,7 @@ def test_each_gate_passes_and_fails(tmp_path, capsys):
     r = {(x.gate, x.subject): x for x in reg.check("bot@1", "production").results}
     assert r[("require_suites", "core-v1")].passed
     assert not r[("thresholds", "core-v1.score")].passed and r[("thresholds", "core-v1.score")].actual == 0.84
-    assert "'fast' is not a number" in r[("thresholds", "latency.p95_ms")].message
+    assert 'key p95_ms of suite latency is the string "fast", not a number' in r[("thresholds", "latency.p95_ms")].message
 
     good(reg, "1", score=0.85, p95=200)  # boundaries pass (>= and <=)
     code, out, err = cli("check", "bot@1", "production")
@@ -276,7 +281,8 @@ def test_rollback_runs_no_gates(tmp_path, capsys):
     assert code == 0, err
     assert reg.resolve("bot@production").version == "1"
     ev = log_lines(reg, "bot")[-1]
-    assert ev["action"] == "rollback" and ev["reason"] == "latency spike" and ev["data"] == {}
+    assert ev["action"] == "rollback" and ev["reason"] == "latency spike"
+    assert set(ev["data"]) == {"undoes"}  # no forced, no failed gates: nothing was evaluated
 
 
 # ---------------------------------------------------------- custom stages

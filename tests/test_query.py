@@ -87,8 +87,50 @@ def test_numbers_compare_numerically(expr, expected):
     assert where(expr) is expected
 
 
-def test_numeric_strings_in_records_compare_numerically():
-    assert where("meta.batch > 64", record(meta={"batch": "128"}))
+def test_a_string_in_a_record_is_not_a_number():
+    """The one rule: the string "128" (a quoted value, or one stored before typed values) is a
+    string. A number VALUE does not match it (a counted mismatch); a quoted VALUE compares
+    as text or, when both parse, in version order."""
+    rec = record(meta={"batch": "128"}, params={"lr": "3e-4"})
+    cond = parse_where("meta.batch > 64")
+    assert not cond.matches(rec)
+    assert cond.mismatches == {"count": 1, "example": "128"}
+    assert parse_where("meta.batch != 64").matches(rec)
+    assert parse_where("meta.batch > '64'").matches(rec)  # both strings, both versions: 128 > 64
+    assert not parse_where("params.lr < 0.001").matches(rec)  # the issue's "3e-4" case
+    assert not parse_where("params.lr > 0.001").matches(rec)
+    assert parse_where("params.lr == '3e-4'").matches(rec)
+
+
+@pytest.mark.parametrize(
+    "expr, literal",
+    [
+        ("params.lr < 0.001", 0.001), ("params.lr < 3e-4", 0.0003), ("params.n == 1e3", 1000.0),
+        ("params.n == -2", -2), ("params.n == +1", "+1"), ("params.n == .5", ".5"), ("params.n == 0755", "0755"),
+        ("meta.ok == true", True), ("meta.ok == null", None), ("meta.v == '0.90'", "0.90"),
+        ('meta.v == "0.90"', "0.90"), ("meta.v == abc", "abc"),
+        ("version == 1.10", "1.10"), ("name == 123", "123"), ("tags == 1.0", "1.0"),
+    ],
+)
+def test_where_values_follow_the_one_rule(expr, literal):
+    got = parse_where(expr).literal
+    assert got == literal and type(got) is type(literal)
+
+
+def test_null_matches_missing_and_null_values():
+    assert where("params.momentum == null")
+    assert where("license == null", record(license=None))
+    assert where("license == 'null'", record(license="null")) and not where("license == null", record(license="null"))
+    assert where("meta.x == null", record(meta={"x": None}))
+    assert not where("meta.framework == null")
+    assert where("meta.framework != null")
+    with pytest.raises(UsageError, match="null compares only with == or !="):
+        parse_where("meta.x > null")
+
+
+def test_a_number_value_against_a_number_record_and_a_text_value():
+    cond = parse_where("params.epochs == abc")
+    assert not cond.matches(record()) and cond.mismatches["count"] == 1
 
 
 # ---------------------------------------------------------------- strings and regex

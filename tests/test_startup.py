@@ -74,6 +74,26 @@ def test_read_commands_do_not_import_fsspec(populated_dir, argv, expect_out, may
     assert set(report["loaded"]) <= set(may_load), report["loaded"]
 
 
+def test_completion_does_not_slow_resolve(populated_dir):
+    """Shell completion, --version and suggestions are wired without a cost on the read path:
+    resolve imports exactly what it imports with completion switched off (typer's add_completion
+    would build extra parameters and import its completion classes on every start)."""
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['modelreg', 'resolve', 'm@production']\n"
+        "try:\n"
+        "    runpy.run_module('modelreg', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if 'complet' in m or m.startswith('modelreg.')), file=sys.stderr)\n"
+    )
+    proc = run_py(probe, populated_dir)
+    assert proc.stdout == "1\n", proc.stderr
+    loaded = proc.stderr.strip().splitlines()[-1]
+    for name in ("modelreg.suggest", "modelreg.values", "modelreg.completion"):
+        assert f"'{name}'" not in loaded, loaded
+
+
 def test_python_dash_m_modelreg(tmp_path):
     env = subprocess_env(MODELREG_ACTOR="cli-user")
 
@@ -120,3 +140,21 @@ def test_installed_console_script(tmp_path):
     assert (tmp_path / ".modelreg" / "refs" / "faq-bot" / "production").read_text() == f"{digest}\n"
     missing = run("resolve", "faq-bot@9.9.9")
     assert missing.returncode == 3 and missing.stderr.startswith("modelreg: error:")
+
+
+@pytest.mark.parametrize("argv", [["resolve", "m@production"], ["register", "m", "2"]], ids=" ".join)
+def test_no_hook_configured_means_no_entry_point_lookup(populated_dir, argv):
+    """Hooks cost nothing when none is configured: resolve never looks for them, a write scans
+    entry_points.txt files only (importlib.metadata, 100+ ms, is never imported)."""
+    proc = run_py(
+        "import sys, json, runpy\n"
+        f"sys.argv = ['modelreg', *{argv!r}]\n"
+        "try:\n"
+        "    runpy.run_module('modelreg', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "print(json.dumps({'code': code, 'metadata': 'importlib.metadata' in sys.modules}), file=sys.stderr)\n",
+        populated_dir,
+    )
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert report == {"code": 0, "metadata": False}, proc.stderr

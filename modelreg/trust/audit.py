@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .. import fileio
 from ..errors import ModelregError, NotFound, UsageError
 from ..log import Event
 from .settings import shown
@@ -287,11 +288,8 @@ class _Audit:
         return self.report
 
     def _work_file(self, path: Path) -> bytes | None:
-        try:
-            if os.path.islink(path):
-                return None
-            with open(path, "rb") as f:
-                return f.read()
+        try:  # through fileio: a symlink anywhere on the way is refused (exit 6), never followed
+            return fileio.read_file(path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 
@@ -299,7 +297,7 @@ class _Audit:
     def check_logs(self, top: Path, base_logs: dict[str, list[_Line]], head: str | None, base: str) -> None:
         logs_dir = self.regdir / LOG_DIR
         try:
-            names = sorted(n for n in os.listdir(logs_dir) if n.endswith(".jsonl") and not n.startswith("."))
+            names = sorted(n for n in fileio.listdir(logs_dir) if n.endswith(".jsonl") and not n.startswith("."))
         except (FileNotFoundError, NotADirectoryError):
             names = []
         lost = self._lost_found()
@@ -358,7 +356,7 @@ class _Audit:
         out: set[bytes] = set()
         d = self.regdir / "lost-found"
         try:
-            names = os.listdir(d)
+            names = fileio.listdir(d)
         except (FileNotFoundError, NotADirectoryError):
             return out
         for n in names:
@@ -425,7 +423,7 @@ class _Audit:
         head_tree = git.tree(head, prefix) if head else {}
         logs_dir = self.regdir / LOG_DIR
         try:
-            names = [n for n in os.listdir(logs_dir) if n.endswith(".jsonl")]
+            names = [n for n in fileio.listdir(logs_dir) if n.endswith(".jsonl")]
         except (FileNotFoundError, NotADirectoryError):
             names = []
         for name in names:
@@ -457,11 +455,10 @@ class _Audit:
                 self.find("object-corrupt", sub, f"added object {sub} does not hash to its name")
 
     def _manifest_identity(self, digest: str, where: str) -> tuple[str, str] | None:
-        from .. import canonical
+        from .. import manifest
 
-        try:
-            data = self.reg.objects.get(digest)
-            h = canonical.header(data, ("name", "version"))
+        try:  # the strict two-line read every reader uses (names validated, canonical spelling)
+            return manifest.identity(self.reg.objects.get(digest), f"{where} -> {digest[:19]}")
         except NotFound:
             self.find("object-missing", where, f"{where} points at {digest[:19]}, which is not in objects/")
             return None
@@ -469,10 +466,6 @@ class _Audit:
             self.find("object-unreadable", where, f"{where} points at {digest[:19]}: "
                                                    f"{getattr(exc, 'message', None) or exc}")
             return None
-        if "name" not in h or "version" not in h:
-            self.find("object-unreadable", where, f"{where} points at {digest[:19]}, which is not a version manifest")
-            return None
-        return str(h["name"]), str(h["version"])
 
     def check_pointers(self) -> None:
         refs = self.reg.refs
@@ -516,7 +509,7 @@ class _Audit:
 
 def _listdir(d: Path) -> list[str]:
     try:
-        return sorted(n for n in os.listdir(d) if not n.startswith("."))
+        return sorted(n for n in fileio.listdir(d) if not n.startswith("."))
     except (FileNotFoundError, NotADirectoryError):
         return []
 

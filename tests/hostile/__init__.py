@@ -1,0 +1,1 @@
+"""Hostile-registry corpus: what a pull request can put in .modelreg/, attacked through the CLI."""

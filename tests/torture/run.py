@@ -1,6 +1,6 @@
 """Torture the registry and print what was tried and what was lost (must be nothing).
 
-    python -m tests.torture [--quick|--long] [--seed N] [--only crash,faults,concurrency,corruption,fuzz,site]
+    python -m tests.torture [--quick|--long] [--seed N] [--only crash,faults,concurrency,corruption,fuzz,skew,import,site]
 
 SIGKILL is not power loss: a killed process's writes already handed to the kernel stay in
 the page cache and reach the disk later, so the crash loop proves the *ordering* and
@@ -40,6 +40,7 @@ from modelreg.cli import main as cli_main  # noqa: E402
 from modelreg.errors import ModelregError  # noqa: E402
 from modelreg.fsck import fsck  # noqa: E402
 from modelreg.registry import Registry  # noqa: E402
+from modelreg.state import MOVES  # noqa: E402
 
 POWER_NOTE = (
     "note: SIGKILL does not simulate power loss (the page cache survives the process); the crash loop\n"
@@ -113,9 +114,37 @@ def init_registry(base: Path) -> Registry:
     return Registry.open(base)
 
 
+TREE_FILES = {f"part-{i:02d}.bin": bytes([i]) * (1000 + i) for i in range(3)} | {"sub/config.json": b"{}"}
+
+
+def make_tree(base: Path) -> None:
+    """The directory artifact the writers register and fetch (tests.torture.child.TREE)."""
+    for rel, data in TREE_FILES.items():
+        p = base / "tree" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+
+def fetched_losses(base: Path) -> list[str]:
+    """Any file under a fetch destination with a final name and wrong bytes (temp names are allowed)."""
+    out = []
+    known = {f"model/{k}": v for k, v in TREE_FILES.items()}
+    root = base / "fetched"
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if ".modelreg-tmp-" in name:
+                continue
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix().split("/", 1)[1]
+            if rel in known and p.read_bytes() != known[rel]:
+                out.append(f"{p} holds bytes that were never registered")
+    return out
+
+
 def new_registry(base: Path) -> Path:
     shutil.rmtree(base, ignore_errors=True)
     reg = init_registry(base)
+    make_tree(base)
     reg.register("alpha", "0.1", actor="torture")
     reg.register("beta", "0.1", actor="torture")
     return reg.path
@@ -147,10 +176,16 @@ def crash_loop(work: Path, kills: int, rnd: random.Random, fig: Figures, max_del
         errs = fsck_errors(reg_dir)
         if errs:
             fig.lose(f"crash loop kill {k}: fsck errors: {errs[:3]}")
+        for bad in fetched_losses(reg_dir.parent):
+            fig.lose(f"crash loop kill {k}: {bad}")
+        for rec in done[before:]:  # an acknowledged fetch left every file of the version in place
+            if rec["op"] == "fetch" and sum(1 for p in Path(rec["dest"]).rglob("*") if p.is_file()) < rec["files"]:
+                fig.lose(f"crash loop kill {k}: acknowledged fetch into {rec['dest']} is incomplete")
         ids = raw_event_ids(reg_dir)
         for rec in done[before:]:
-            if rec.get("event") and ids[rec["event"]] != 1:
-                fig.lose(f"crash loop kill {k}: acknowledged {rec['op']} event {rec['event']} occurs {ids[rec['event']]} times")
+            for ev in rec.get("events") or [rec.get("event")] * bool(rec.get("event")):
+                if ids[ev] != 1:
+                    fig.lose(f"crash loop kill {k}: acknowledged {rec['op']} event {ev} occurs {ids[ev]} times")
         # the next writer is not blocked by anything the killed child left behind
         t0 = time.perf_counter()
         try:
@@ -164,7 +199,8 @@ def crash_loop(work: Path, kills: int, rnd: random.Random, fig: Figures, max_del
             fig.lose(f"crash loop kill {k}: next writer took {time.perf_counter() - t0:.1f} s")
     # every acknowledged event, from every round, is still there at the end
     ids = raw_event_ids(reg_dir)
-    missing = [r for r in read_acks(acks) if r.get("event") and ids[r["event"]] != 1]
+    missing = [e for r in read_acks(acks) for e in r.get("events") or [r.get("event")] * bool(r.get("event"))
+               if ids[e] != 1]
     if missing:
         fig.lose(f"crash loop: {len(missing)} acknowledged events missing or duplicated at the end")
 
@@ -219,10 +255,20 @@ def _fault_template(work: Path) -> Path:
     base = work / "fault-template"
     shutil.rmtree(base, ignore_errors=True)
     reg = init_registry(base)
+    make_tree(base)
     reg.register("m", "1.0", params={"lr": 0.1}, actor="t")
     reg.register("m", "1.1", params={"lr": 0.2}, actor="t")
+    reg.register("m", "1.2", artifacts=[f"model={base / 'tree'}"], actor="t")
     reg.promote("m@1.0", "production", actor="t")
     return base
+
+
+def _fetch_state(root: Path) -> str | None:
+    out = root / "out"
+    files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} if out.exists() else {}
+    if not files:
+        return "old"
+    return "new" if files == {f"model/{k}": v for k, v in TREE_FILES.items()} else f"partial fetch: {sorted(files)[:3]}"
 
 
 OPS = {
@@ -237,7 +283,37 @@ OPS = {
         ["promote", "m@1.1", "production", "--expect", "1.0", "--actor", "t"],
         lambda reg: {"1.0": "old", "1.1": "new"}.get(reg.resolve("m@production").version),
     ),
+    "clear": (
+        lambda reg: reg.clear("m", "production", reason="t", expect="1.0", actor="t"),
+        ["clear", "m", "production", "--reason", "t", "--expect", "1.0", "--actor", "t"],
+        lambda reg: "old" if reg.refs.read_stage("m", "production") else "new",
+    ),
+    "archive-with-stages": (
+        lambda reg: reg.promote("m@1.0", "archived", reason="t", actor="t"),
+        ["promote", "m@1.0", "archived", "--reason", "t", "--actor", "t"],
+        lambda reg: _archived_state(reg),
+    ),
+    "register a directory": (
+        lambda reg: reg.register("m", "2.1", artifacts=[f"model={reg.root / 'tree'}"], actor="t"),
+        ["register", "m", "2.1", "-a", "model={root}/tree/", "--actor", "t"],
+        lambda reg: "new" if reg.refs.read_version("m", "2.1") else "old",
+    ),
+    "fetch a directory": (
+        lambda reg: reg.fetch("m@1.2", reg.root / "out"),
+        ["fetch", "m@1.2", "{root}/out"],
+        lambda reg: _fetch_state(reg.root),
+    ),
 }
+
+
+def _archived_state(reg: Registry) -> str:
+    """old: 1.0 serves production; new: archived and holding no stage; prefix: cleared, the archive
+    event not written yet (a valid state a failed command may leave: running it again finishes it)."""
+    archived = reg.show("m@1.0").archived
+    held = reg.refs.read_stage("m", "production")
+    if held is None:
+        return "new" if archived else "prefix"
+    return "old" if not archived else "archived but still in production"
 
 
 def run_cli(argv: list[str]) -> tuple[int | None, str, str, BaseException | None]:
@@ -266,7 +342,7 @@ def fault_injection(work: Path, fig: Figures) -> None:
                 if via == "library":
                     lib_call(Registry(case / ".modelreg"))
                 else:
-                    code, _, err, esc = run_cli(["-R", str(case / ".modelreg"), *argv])
+                    code, _, err, esc = run_cli(["-R", str(case / ".modelreg"), *(a.replace("{root}", str(case)) for a in argv)])
                     assert code == 0 and esc is None, (code, err, esc)
             for fn in FAULT_FUNCS:
                 for nth in range(1, counter.counts[fn] + 1):
@@ -287,7 +363,7 @@ def fault_injection(work: Path, fig: Figures) -> None:
                                 except BaseException as exc:  # noqa: BLE001
                                     outcome = f"other {type(exc).__name__}"
                             else:
-                                code, _, err, esc = run_cli(["-R", str(reg_dir), *argv])
+                                code, _, err, esc = run_cli(["-R", str(reg_dir), *(a.replace("{root}", str(case)) for a in argv)])
                                 if esc is not None:
                                     outcome = f"CLI: {type(esc).__name__} escaped main() (a traceback)"
                                 elif "Traceback" in err or code is None or not 0 <= code <= 7:
@@ -308,7 +384,7 @@ def fault_injection(work: Path, fig: Figures) -> None:
                             state = check(Registry(reg_dir))
                         except ModelregError as exc:
                             state = f"unreadable ({exc.message})"
-                        if state not in ("old", "new"):
+                        if state not in ("old", "new", "prefix"):
                             fig.lose(f"{label}: registry is in neither the old nor the new state: {state}")
                         elif outcome == "ok" and state != "new":
                             fig.lose(f"{label}: reported success but the registry holds the old state")
@@ -331,7 +407,7 @@ def concurrency(work: Path, procs: int, ops: int, rnd: random.Random, fig: Figur
     acks = [r for a in ackfiles for r in read_acks(a)]
     fig.ops_attempted += procs * ops
     fig.ops_acknowledged += len(acks)
-    if len(acks) != procs * ops:
+    if len([r for r in acks if not r.get("extra")]) != procs * ops:
         fig.lose(f"concurrency: {len(acks)} acknowledgements for {procs * ops} operations")
     for r in acks:
         if r["op"] == "error":
@@ -341,8 +417,9 @@ def concurrency(work: Path, procs: int, ops: int, rnd: random.Random, fig: Figur
         fig.lose(f"concurrency: fsck errors {errs[:3]}")
     ids = raw_event_ids(reg_dir)
     for r in acks:
-        if r.get("event") and ids[r["event"]] != 1:
-            fig.lose(f"concurrency: acknowledged {r['op']} event {r['event']} occurs {ids[r['event']]} times")
+        for ev in r.get("events") or [r.get("event")] * bool(r.get("event")):
+            if ids[ev] != 1:
+                fig.lose(f"concurrency: acknowledged {r['op']} event {ev} occurs {ids[ev]} times")
     reg = Registry(reg_dir)
     for model in ("alpha", "beta"):
         events = reg.events(model)
@@ -352,10 +429,50 @@ def concurrency(work: Path, procs: int, ops: int, rnd: random.Random, fig: Figur
             if moved != logged:
                 fig.lose(f"concurrency: {model}: {moved} successful {action}s acknowledged, {logged} {action} events")
         for stage in ("staging", "production"):
-            moves = [e for e in events if e.stage == stage and e.action in ("promote", "rollback", "demote")]
+            moves = [e for e in events if e.stage == stage and e.action in MOVES]
             held = reg.refs.read_stage(model, stage)
             if moves and moves[-1].to != held:
                 fig.lose(f"concurrency: {model}@{stage} holds {held}, the last logged move says {moves[-1].to}")
+
+
+# ------------------------------------------------------------------ clock skew
+def clock_skew(work: Path, ops: int, rnd: random.Random, fig: Figures) -> None:
+    """Two writers at once, one with its clock an hour behind (TORTURE_CLOCK_SKEW, see child.py):
+    nothing lost, fsck finds no error and no warning (no interruption that never happened), and
+    --repair has nothing to append (no spurious reconcile)."""
+    reg_dir = new_registry(work / "skew")
+    env = child_env()
+    env["MODELREG_LOCK_TIMEOUT"] = "60"
+    ackfiles = [work / f"skew-acks-{i}.jsonl" for i in range(2)]
+    ps = []
+    for ackfile, skew in zip(ackfiles, ("-3600", "0")):
+        ackfile.unlink(missing_ok=True)
+        ps.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.torture.child", str(reg_dir), str(ackfile), str(rnd.randrange(10**9)),
+             str(ops)], env={**env, "TORTURE_CLOCK_SKEW": skew}, cwd=ROOT, stderr=subprocess.PIPE))
+    for p in ps:
+        _, err = p.communicate()
+        if p.returncode:
+            fig.lose(f"clock skew: worker exited {p.returncode}: {err.decode()[-300:]}")
+    acks = [r for a in ackfiles for r in read_acks(a)]
+    fig.ops_attempted += 2 * ops
+    fig.ops_acknowledged += len(acks)
+    ids = raw_event_ids(reg_dir)
+    for r in acks:
+        if r["op"] == "error":
+            fig.lose(f"clock skew: {r['error']}")
+        for ev in r.get("events") or []:
+            if ids[ev] != 1:
+                fig.lose(f"clock skew: acknowledged {r['op']} event {ev} occurs {ids[ev]} times")
+    rep = fsck(Registry(reg_dir))
+    if rep.problems:
+        fig.lose(f"clock skew: fsck reports {[p.to_dict() for p in rep.problems][:3]}")
+    repaired = fsck(Registry(reg_dir), repair=True).repaired
+    if repaired:
+        fig.lose(f"clock skew: fsck --repair appended {repaired[:3]}")
+    skewed = sum(1 for r in read_acks(ackfiles[0]) if r.get("events"))
+    if not skewed:
+        fig.lose("clock skew: the skewed writer wrote nothing")
 
 
 # ------------------------------------------------------------------ corruption
@@ -403,12 +520,36 @@ def corruption(work: Path, fig: Figures) -> None:
         prod_object(reg).unlink()
         return "refs/m/production"
 
+    outside = work / "corrupt-outside"
+
+    def symlink_dir(reg: Registry) -> str:  # a directory swapped for a link to a faithful copy elsewhere
+        shutil.rmtree(outside, ignore_errors=True)
+        shutil.copytree(reg.path / "refs" / "m", outside)
+        shutil.rmtree(reg.path / "refs" / "m")
+        (reg.path / "refs" / "m").symlink_to(outside)
+        return "refs/m"
+
+    def forged_ref(reg: Registry) -> str:  # a manifest reusing m@1.1's name, not registered, in production
+        from modelreg import manifest
+
+        forged = manifest.to_bytes(manifest.validate({"name": "m", "version": "1.1", "description": "forged"}))
+        reg.refs.stage_path("m", "production").write_text(reg.objects.put(forged) + "\n")
+        return "refs/m/production"
+
+    def deep_line(reg: Registry) -> str:
+        with open(reg.logs_dir / "m.jsonl", "ab") as f:
+            f.write(b'{"data":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n")
+        return "logs/m.jsonl"
+
     cases = {
         "flip a byte in an object": (flip, True),
         "truncate a ref": (truncate_ref, True),
         "replace a file with a symlink": (symlink, False),
         "append half a log line": (half_line, False),
         "delete an object a ref points to": (delete_object, False),
+        "replace a directory with a symlink": (symlink_dir, True),
+        "point a stage at an unregistered manifest": (forged_ref, True),
+        "append a deeply nested log line": (deep_line, False),
     }
     for what, (do, reading_refuses) in cases.items():
         reg_dir, reg = fresh()
@@ -427,6 +568,69 @@ def corruption(work: Path, fig: Figures) -> None:
                 code, out, err, esc = run_cli(["-R", str(reg_dir), *argv])
                 if code != 6 or esc is not None:
                     fig.lose(f"corruption '{what}': {' '.join(argv)} exited {code} ({err.strip()[:200]}), expected 6")
+        if what == "replace a directory with a symlink":
+            before = sorted((p.name, p.read_bytes()) for p in outside.iterdir())
+            for argv in (["promote", "m@1.1", "production", "--force", "--reason", "x"], ["fsck", "--repair"]):
+                run_cli(["-R", str(reg_dir), *argv])
+            if sorted((p.name, p.read_bytes()) for p in outside.iterdir()) != before:
+                fig.lose(f"corruption '{what}': a write went through the link")
+    cache_mutations(work, fig)
+
+
+def cache_mutations(work: Path, fig: Figures) -> None:
+    """Derived data is never the only copy: garbage, deletion or a read-only cache changes no answer."""
+    from modelreg.cachedir import cache_dir
+
+    template = _fault_template(work)
+    case = work / "cache-case"
+    shutil.rmtree(case, ignore_errors=True)
+    shutil.copytree(template, case)
+    reg_dir = case / ".modelreg"
+    queries = [["search", "--json", "--where", "params.lr > 0.1"], ["ls", "--json"], ["search", "--json", "--stage", "production"]]
+
+    def answers() -> list[tuple[int | None, str]]:
+        return [run_cli(["-R", str(reg_dir), *q])[:2] for q in queries]
+
+    honest = answers()
+    cache = cache_dir(reg_dir)
+
+    def garbage(path: Path) -> None:
+        for p in [*path.rglob("*")] if path.is_dir() else []:
+            if p.is_file():
+                p.write_bytes(b"\x00garbage{[")
+
+    mutations = {
+        "garbage in every cache file": lambda: garbage(cache),
+        "cache deleted": lambda: shutil.rmtree(cache, ignore_errors=True),
+        "cache path is a file": lambda: (shutil.rmtree(cache, ignore_errors=True), cache.write_text("x")),
+        "cache files replaced by links to a file outside": lambda: links(cache),
+    }
+    target = work / "cache-link-target"
+    target.write_bytes(b"not the cache's")
+
+    def links(path: Path) -> None:
+        for p in [*path.rglob("*")] if path.is_dir() else []:
+            if p.is_file():
+                p.unlink()
+                p.symlink_to(target)
+
+    for what, mutate in mutations.items():
+        answers()  # fill the cache first
+        mutate()
+        fig.corruptions_injected += 1
+        got = answers()
+        code, _, err, esc = run_cli(["-R", str(reg_dir), "register", "m", "9.9", "-p", "lr=0.2", "--actor", "t"])
+        if got != honest or code != 0 or esc is not None:
+            fig.lose(f"cache mutation '{what}': answers changed or register failed (exit {code}: {err.strip()[:200]})")
+        else:
+            fig.corruptions_detected += 1  # counted as handled: nothing changed
+        if fsck_errors(reg_dir):
+            fig.lose(f"cache mutation '{what}': fsck errors {fsck_errors(reg_dir)[:3]}")
+        if target.read_bytes() != b"not the cache's":
+            fig.lose(f"cache mutation '{what}': a cache write went through a link")
+        shutil.rmtree(cache, ignore_errors=True) if cache.is_dir() and not cache.is_symlink() else cache.unlink(missing_ok=True)
+        shutil.rmtree(case)
+        shutil.copytree(template, case)
 
 
 # ------------------------------------------------------------------- fuzzing
@@ -519,7 +723,53 @@ def fuzz(work: Path, examples: int, fig: Figures) -> None:
         manifest_file.write_bytes(doc)
         check(["register", "--from-file", str(manifest_file), "--actor", "fuzz"])
 
-    for fn in (register_names, references, from_file):
+    # Hostile trees: a symlink planted somewhere in the registry (as a pull request could), then a
+    # random command. Whatever happens, nothing outside .modelreg/ changes (the link targets live
+    # outside it, so a write through a link shows up) and no traceback escapes.
+    targets = {"outside dir": work / "planted-dir", "outside file": work / "planted-file",
+               "parent": Path(".."), "project root": Path("../.."), "itself": Path(".")}
+    (work / "planted-dir").mkdir(exist_ok=True)
+    (work / "planted-dir" / "keep").write_bytes(b"keep")
+    (work / "planted-file").write_bytes(b"keep")
+    outside_before.update(k for k in snapshot(work, False) if k.startswith("planted"))
+    spots = ["refs/m", "refs/m/production", "versions/m", "versions/m/1.0", "logs", "logs/m.jsonl", "objects",
+             "locks", "lost-found", "cache", "cache/search", ".gitattributes", "config.yaml"]
+    commands = [["resolve", "m@production"], ["show", "m@1.0"], ["ls"], ["ls", "m"], ["log", "m"], ["search"],
+                ["promote", "m@1.1", "production", "--actor", "fuzz"], ["rollback", "m", "production", "--actor", "fuzz"],
+                ["register", "m", "7.0", "--actor", "fuzz"], ["metrics", "set", "m@1.0", "--suite", "s", "x=1"],
+                ["reindex"], ["fsck"], ["fsck", "--repair"], ["stats"], ["git-setup"], ["archive", "m@1.1", "--force"]]
+
+    @cfg
+    @given(st.sampled_from(spots), st.sampled_from(sorted(targets)), st.sampled_from(commands))
+    def hostile_tree(spot: str, target: str, argv: list[str]) -> None:
+        saved = work / "saved-registry"
+        shutil.rmtree(saved, ignore_errors=True)
+        shutil.copytree(reg_dir, saved, symlinks=True)
+        try:
+            p = reg_dir / spot
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.symlink_to(targets[target])
+            fig.inputs_fuzzed += 1
+            code, out, err, esc = run_cli(["-R", str(reg_dir), *argv])
+            fig.fuzz_exits[code] += 1
+            label = f"fuzz hostile tree {spot} -> {target}, {' '.join(argv)}"
+            if esc is not None or code is None or not 0 <= code <= 7 or "Traceback" in err:
+                fig.lose(f"{label}: exit {code}, {esc!r:.200} {err[-300:]!r}")
+            outside = {k for k in snapshot(work, False) if not k.startswith(("fuzz" + os.sep + ".modelreg", "saved-registry"))}
+            changed = [k for k in outside_before if k.startswith("planted")
+                       and (work / k).read_bytes() != b"keep"]
+            if outside - outside_before - {manifest_file.name} or changed:
+                fig.lose(f"{label}: wrote outside .modelreg: {sorted(outside - outside_before)[:3]} {changed[:3]}")
+        finally:
+            shutil.rmtree(reg_dir)
+            shutil.copytree(saved, reg_dir, symlinks=True)
+            shutil.rmtree(saved)
+
+    for fn in (register_names, references, from_file, hostile_tree):
         fn()
     for doc in nasty:  # every hand-written case at least once, whatever hypothesis drew
         manifest_file.write_bytes(doc)
@@ -529,7 +779,154 @@ def fuzz(work: Path, examples: int, fig: Figures) -> None:
         fig.lose(f"fuzz: fsck errors afterwards {errs[:3]}")
 
 
-# ---------------------------------------------------------------------- main
+# ------------------------------------------------------------------- importers
+def gto_tag_repo(base: Path, versions: int) -> Path:
+    """A git repository with GTO tags made by plain git at exact times: registrations, stage moves,
+    unassignments, deregistrations, a second artifact that is deprecated. No gto needed."""
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", HOME=str(base))
+
+    def git(*args: str, at: int | None = None) -> str:
+        e = dict(env)
+        if at is not None:
+            e.update(GIT_COMMITTER_DATE=f"@{1_700_000_000 + at} +0000", GIT_AUTHOR_DATE=f"@{1_700_000_000 + at} +0000",
+                     GIT_COMMITTER_NAME="Tagger", GIT_COMMITTER_EMAIL="tagger@example.com")
+        return subprocess.run(["git", *args], cwd=base, env=e, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.name", "T")
+    git("config", "user.email", "t@example.com")
+    (base / "artifacts.yaml").write_text("a:\n  path: w.bin\n  labels: [x]\nb:\n  path: s3://bucket/b.bin\n")
+    at, n = 0, 0
+    for i in range(versions):
+        (base / "w.bin").write_text(f"weights {i}")
+        git("add", "-A")
+        git("commit", "-qm", f"c{i}", at=at)
+        commit = git("rev-parse", "HEAD")
+        tags = [f"a@v1.{i}.0", f"a#dev#{n + 1}"] + ([f"a#prod#{n + 2}"] if i % 2 else [])
+        tags += [f"a#prod!#{n + 3}"] if i % 3 == 2 else []
+        tags += [f"a@v1.{i - 2}.0!"] if i % 5 == 4 else []
+        tags += [f"b@v0.{i}.0"] if i % 4 == 0 else []
+        n += 3
+        for t in tags:
+            at += 1
+            target = commit if not t.endswith(".0!") else git("rev-list", "-n1", t[:-1])
+            git("tag", "-a", t, target, "-m", t, at=at)
+    git("tag", "-a", f"b@deprecated#{n + 1}", "HEAD", "-m", "retire b", at=at + 1)
+    return base
+
+
+def import_state(reg_dir: Path) -> dict[str, Any]:
+    """What an import left: each model's versions (digest, archived), stages, and its events as
+    (tag, action, version, stage, from, to) in log order: ids, batches and times aside."""
+    reg = Registry(reg_dir)
+    out: dict[str, Any] = {}
+    for name in reg.refs.models():
+        events = [(e.data.get("import", {}).get("tag"), e.action, e.version, e.stage, e.from_, e.to)
+                  for e in reg.events(name)]
+        out[name] = {"versions": {v.version: (v.digest, v.archived) for v in reg.versions(name)},
+                     "stages": reg.stage_holders(name), "events": events}
+    return out
+
+
+def _fresh_project(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return init_registry(path).path
+
+
+def import_torture(work: Path, kills: int, rnd: random.Random, fig: Figures, fault_points: int) -> None:
+    """Kill ``modelreg import gto`` at random points and run it again; inject I/O errors into it.
+
+    Whatever happens, fsck finds no error, and the import run again to its end leaves exactly
+    what one clean import leaves (versions, stages, and the same events in the same order).
+    """
+    repo = gto_tag_repo(work / "gto-repo", 14)
+    argv = ["import", "gto", "--repo", str(repo), "--no-check", "--actor", "torture"]
+    clean = _fresh_project(work / "import-clean")
+    code, _, err, esc = run_cli(["-R", str(clean), *argv])
+    if code != 0 or esc is not None:
+        fig.lose(f"import: a clean import failed (exit {code}): {err[-300:]}")
+        return
+    want = import_state(clean)
+
+    reg_dir = _fresh_project(work / "import-crash")
+    env = child_env()
+    for k in range(kills):
+        p = subprocess.Popen([sys.executable, "-m", "modelreg", "-R", str(reg_dir), *argv], env=env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rnd.uniform(0.15, 1.2))
+        p.send_signal(signal.SIGKILL)
+        _, err = p.communicate()
+        fig.kills += 1
+        fig.ops_attempted += 1
+        if p.returncode not in (0, -signal.SIGKILL):
+            fig.lose(f"import crash loop: the import exited {p.returncode}: {err.decode()[-300:]}")
+        errs = fsck_errors(reg_dir)
+        if errs:
+            fig.lose(f"import crash loop kill {k}: fsck errors: {errs[:3]}")
+    code, _, err, esc = run_cli(["-R", str(reg_dir), *argv])
+    fig.ops_acknowledged += code == 0
+    got = import_state(reg_dir)
+    if code != 0 or got != want:
+        fig.lose(f"import crash loop: after {kills} kills and a last run (exit {code}) the registry differs "
+                 f"from a clean import: {_first_difference(want, got)}")
+
+    small = gto_tag_repo(work / "gto-small", 4)
+    small_argv = ["import", "gto", "--repo", str(small), "--no-check", "--actor", "torture"]
+    template = _fresh_project(work / "import-fault-template")
+    fault_clean = _fresh_project(work / "import-fault-clean")
+    run_cli(["-R", str(fault_clean), *small_argv])
+    want_small = import_state(fault_clean)
+    case = work / "import-fault-case"
+    with Faults() as counter:
+        run_cli(["-R", str(_fresh_project(case)), *small_argv])
+    for fn in FAULT_FUNCS:
+        total = counter.counts[fn]
+        for nth in sorted({max(1, round(total * (i + 0.5) / fault_points)) for i in range(fault_points)}):
+            shutil.rmtree(case.parent / "import-fault-project", ignore_errors=True)
+            shutil.copytree(template.parent, case.parent / "import-fault-project")
+            reg_case = case.parent / "import-fault-project" / ".modelreg"
+            with Faults(fn, nth) as f:
+                code, _, err, esc = run_cli(["-R", str(reg_case), *small_argv])
+            if not f.fired:
+                continue
+            fig.faults_injected += 1
+            outcome = ("CLI: escaped" if esc is not None else "CLI: traceback" if "Traceback" in err
+                       else f"CLI exit {code}")
+            fig.fault_escapes[f"import: {outcome}"] += 1
+            label = f"import gto: os.{fn} call {nth} fails"
+            if outcome.startswith("CLI:") or (code != 0 and len([x for x in err.splitlines() if x.strip()]) != 1):
+                fig.lose(f"{label}: {outcome}: {err[-300:]}")
+            errs = fsck_errors(reg_case)
+            if errs:
+                fig.lose(f"{label}: fsck errors {errs[:3]}")
+            code, _, err, esc = run_cli(["-R", str(reg_case), *small_argv])
+            got = import_state(reg_case)
+            if code != 0 or got != want_small:
+                fig.lose(f"{label}: running the import again (exit {code}) does not give a clean import's "
+                         f"result: {_first_difference(want_small, got)}")
+
+
+def _first_difference(want: dict[str, Any], got: dict[str, Any]) -> str:
+    for name in sorted(set(want) | set(got)):
+        a, b = want.get(name), got.get(name)
+        if a == b:
+            continue
+        if a is None or b is None:
+            return f"model {name} only in {'the clean import' if b is None else 'this one'}"
+        for key in ("versions", "stages", "events"):
+            if a[key] != b[key]:
+                if key == "events":
+                    i = next((i for i, (x, y) in enumerate(zip(a[key], b[key])) if x != y), min(len(a[key]), len(b[key])))
+                    return f"{name} events differ at {i}: {a[key][i:i + 1]} vs {b[key][i:i + 1]} ({len(a[key])} vs {len(b[key])})"
+                return f"{name} {key}: {a[key]} vs {b[key]}"
+    return "?"
+
+
 # ------------------------------------------------------------------- site build
 def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
@@ -611,10 +1008,14 @@ def snapshot_registry(reg_dir: Path) -> dict[str, bytes]:
     return {k: v for k, v in _tree(reg_dir).items() if not k.startswith(("locks/", "cache/"))}
 
 
+# ---------------------------------------------------------------------- main
 MODES = {
-    "quick": dict(kills=30, max_delay=0.5, procs=4, ops=25, fuzz=60, site=6),
-    "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, site=15),
-    "long": dict(kills=300, max_delay=1.0, procs=16, ops=100, fuzz=1000, site=40),
+    "quick": dict(kills=30, max_delay=0.5, procs=4, ops=25, fuzz=60, skew_ops=60, import_kills=6, import_faults=3,
+                  site=6),
+    "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, skew_ops=150, import_kills=20,
+                    import_faults=8, site=15),
+    "long": dict(kills=300, max_delay=1.0, procs=16, ops=100, fuzz=1000, skew_ops=400, import_kills=60,
+                 import_faults=25, site=40),
 }
 
 
@@ -624,7 +1025,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--quick", action="store_true", help="CI mode: 30 kills, 4 processes, small fuzz budget")
     g.add_argument("--long", action="store_true", help="300 kills, 16 processes, 1000 examples per fuzz target")
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--only", default="crash,faults,concurrency,corruption,fuzz,site")
+    ap.add_argument("--only", default="crash,faults,concurrency,corruption,fuzz,skew,import,site")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args(argv)
     mode = MODES["quick" if args.quick else "long" if args.long else "default"]
@@ -633,6 +1034,8 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     work = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-torture-"))
     work.mkdir(parents=True, exist_ok=True)
+    old_cache = os.environ.get("MODELREG_CACHE_DIR")
+    os.environ["MODELREG_CACHE_DIR"] = str(work / "cache")  # derived data stays in the run's directory
     fig = Figures()
     t0 = time.perf_counter()
     timings = {}
@@ -643,6 +1046,8 @@ def main(argv: list[str] | None = None) -> int:
             ("concurrency", lambda: concurrency(work, mode["procs"], mode["ops"], rnd, fig)),
             ("corruption", lambda: corruption(work, fig)),
             ("fuzz", lambda: fuzz(work, mode["fuzz"], fig)),
+            ("skew", lambda: clock_skew(work, mode["skew_ops"], rnd, fig)),
+            ("import", lambda: import_torture(work, mode["import_kills"], rnd, fig, mode["import_faults"])),
             ("site", lambda: site_crash(work, mode["site"], rnd, fig)),
         ):
             if name in only:
@@ -650,6 +1055,10 @@ def main(argv: list[str] | None = None) -> int:
                 fn()
                 timings[name] = time.perf_counter() - t
     finally:
+        if old_cache is None:
+            os.environ.pop("MODELREG_CACHE_DIR", None)
+        else:
+            os.environ["MODELREG_CACHE_DIR"] = old_cache
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     print(f"modelreg torture ({'quick' if args.quick else 'long' if args.long else 'default'}, seed {seed}, "

@@ -1,0 +1,1 @@
+"""Stage lifecycle: the causal order of stage moves, the rollback (undo) stack, and stage expectations."""
