@@ -7,7 +7,7 @@ visited must log no console error (a CSP violation is one) and request nothing f
 
 Needs the Debian packages `chromium` and `chromium-driver` (.ci/run installs them) and Selenium
 (the test extra). Without Chromium these tests skip, unless CI is set: then they fail.
-Screenshots of the main pages are written to MODELREG_SITE_SCREENSHOTS or a temp directory.
+Screenshots of the main pages are written to SITE_SCREENSHOTS or a temp directory.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(tmp / "www")))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    shots = Path(os.environ.get("MODELREG_SITE_SCREENSHOTS") or tmp / "screenshots")
+    shots = Path(os.environ.get("SITE_SCREENSHOTS") or tmp / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     yield {
         "reg": reg, "out": out, "shots": shots, "tmp": tmp,
@@ -398,8 +398,13 @@ def test_site_serve_in_the_browser(built, browser, tmp_path) -> None:
         cwd=tmp_path, env=subprocess_env(), stderr=subprocess.PIPE, text=True,
     )
     try:
-        line = proc.stderr.readline()
-        url = re.search(r"(http://127\.0\.0\.1:\d+/)", line).group(1)
+        url = None
+        for line in proc.stderr:  # the first line that names the address
+            found = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+            if found:
+                url = found.group(1)
+                break
+        assert url, "site serve printed no address"
         browser.allowed = (url,)
         browser.problems()
         d = browser.get(url + "index.html")

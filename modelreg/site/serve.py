@@ -36,8 +36,7 @@ class _Handler(SimpleHTTPRequestHandler):
         super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        if os.environ.get("MODELREG_SITE_LOG"):
-            super().log_message(format, *args)
+        pass  # a preview: no request log on the terminal
 
 
 def serve(directory: str | os.PathLike[str], port: int = 8000, ready: Callable[[str], None] | None = None) -> None:
