@@ -64,6 +64,7 @@ FAILING = {  # command -> an invocation that fails, and its exit code
     "audit": (["audit", "--base", "HEAD", "--json"], 3),  # not a git work tree
     "trust": (["trust", "--show", "--revoke", "--json"], 2),
     "import": (["import", "gto", "--repo", "nosuch-dir", "--json"], 3),
+    "site": (["site", "build", "--out", "site", "--base-url", "ftp://x", "--json"], 2),
 }
 
 
