@@ -17,6 +17,7 @@ small files per model and can change under a ``git checkout``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 CACHE_FORMAT = 2  # 2: in the user's cache directory, records validated on read
 DIRECTIONS = ("ancestors", "descendants")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def fingerprint(params: dict[str, Any] | None) -> str:
@@ -65,6 +67,9 @@ class SearchRecord:
     registered_at: str | None = None
     parent_names: list[str] = field(default_factory=list)
     fingerprint: str | None = None
+    rating: dict[str, Any] = field(default_factory=lambda: {"avg": None, "count": 0})
+    bindings: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider -> {id, status, endpoint, ...}
+    model: dict[str, Any] = field(default_factory=dict)  # the model's own fields (model set)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _copy(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -98,11 +103,16 @@ def _version_fields(st: VersionState | None, manifest_tags: list[str]) -> dict[s
         tags |= set(getattr(st, "tags_added", ()) or ())
         tags -= set(getattr(st, "tags_removed", ()) or ())
     metrics = getattr(st, "metrics", None) if st is not None else None
+    bindings = getattr(st, "bindings", None) if st is not None else None
+    rating = getattr(st, "rating", None) if st is not None else None
     return {
         "archived": bool(st and st.archived),
         "registered_at": st.registered_at if st else None,
         "tags": sorted(tags),
         "metrics": _copy(metrics) if isinstance(metrics, dict) else {},
+        "rating": dict(rating) if isinstance(rating, dict) else {"avg": None, "count": 0},
+        "bindings": {p: {k: _copy(v) for k, v in b.items() if k not in ("time", "actor", "updated_by")}
+                     for p, b in bindings.items()} if isinstance(bindings, dict) else {},
     }
 
 
@@ -163,7 +173,7 @@ class SearchIndex:
             else:
                 part = {k: part[k] for k in _MANIFEST_KEYS}
             st = state.versions.get(v)
-            records.append({**part, **_version_fields(st, part.get("manifest_tags", []))})
+            records.append({**part, **_version_fields(st, part.get("manifest_tags", [])), "model": _copy(state.fields)})
         self._write(model, {"format": CACHE_FORMAT, "model": model, "stamp": stamp, "records": records})
         return records
 
@@ -191,6 +201,8 @@ class SearchIndex:
             "parents": parents,
             "parent_names": sorted({p["name"] for p in parents if p["name"]}),
             "fingerprint": fingerprint(m.get("params")) if m.get("params") else None,
+            "artifacts": [{k: a.get(k) for k in ("role", "uri", "sha256", "size", "tree")}
+                          for a in m.get("artifacts", [])],
         }
 
     def _write(self, model: str, data: dict[str, Any]) -> None:
@@ -205,10 +217,11 @@ class SearchIndex:
 
 _RECORD_KEYS = frozenset({
     "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names",
-    "fingerprint", "archived", "registered_at", "tags", "metrics",
+    "fingerprint", "archived", "registered_at", "tags", "metrics", "artifacts", "rating", "bindings", "model",
 })
 _MANIFEST_KEYS = (
     "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names", "fingerprint",
+    "artifacts",
 )
 
 
@@ -237,6 +250,12 @@ def _valid_record(r: Any, model: str) -> bool:
         and all(isinstance(p, dict) and isinstance(p.get("digest"), str) for p in r["parents"])
         and _opt_str(r["license"]) and _opt_str(r["registered_at"]) and _opt_str(r["fingerprint"])
         and isinstance(r["archived"], bool)
+        and isinstance(r["artifacts"], list) and all(
+            isinstance(a, dict) and isinstance(a.get("role"), str) and isinstance(a.get("uri"), str)
+            and _opt_str(a.get("sha256")) and (a.get("size") is None or type(a["size"]) is int)
+            for a in r["artifacts"])
+        and isinstance(r["rating"], dict) and isinstance(r["model"], dict)
+        and isinstance(r["bindings"], dict) and all(isinstance(b, dict) for b in r["bindings"].values())
     )
 
 
@@ -278,8 +297,13 @@ def search(
     where: list[str | query.Condition] = (),  # type: ignore[assignment]
     sort: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[SearchRecord]:
-    """Versions matching every given filter (AND), sorted and limited."""
+    """Versions matching every given filter (AND), sorted, then ``offset`` skipped and at most ``limit`` kept.
+
+    The order is stable, so pages of ``offset``/``limit`` never skip or repeat a version of an
+    unchanged registry: models by name and versions in registration order, and with ``sort``
+    that order breaks ties (the sort is stable)."""
     pattern = None
     if name_regex is not None:
         try:
@@ -292,6 +316,8 @@ def search(
     key = query.sort_key(sort) if sort else None
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise UsageError("--offset must be 0 or more")
     out = []
     for rec in record_dicts(reg, pattern):
         if stage is not None and stage not in rec["stages"]:
@@ -307,8 +333,7 @@ def search(
         out.append(rec)
     if key is not None:
         out.sort(key=key)
-    if limit is not None:
-        out = out[:limit]
+    out = out[offset:] if limit is None else out[offset:offset + limit]
     return [SearchRecord.from_dict(d) for d in out]
 
 
@@ -440,6 +465,7 @@ class LicenseReport:
     license: str | None
     project_license: str | None
     findings: list[LicenseFinding]
+    project_license_source: dict[str, str] | None = None  # {path, how} when detected from a file
 
     @property
     def ok(self) -> bool:
@@ -450,6 +476,7 @@ class LicenseReport:
             **self.version.to_dict(),
             "license": self.license,
             "project_license": self.project_license,
+            "project_license_source": self.project_license_source,
             "ok": self.ok,
             "findings": [f.to_dict() for f in self.findings],
         }
@@ -463,7 +490,13 @@ def license_check(reg: Registry, ref: str, project_license: str | None = None) -
     """
     from . import licenses
 
+    source = None
     if project_license is not None:
+        if not licenses.is_known(project_license) and _looks_like_path(project_license):
+            from .licensefile import detect
+
+            found = detect(project_license)
+            project_license, source = found.id, {"path": found.source, "how": found.how}
         project_license = licenses.normalize(project_license)
     r = reg.resolve(ref)
     own = reg.manifest(r.digest).get("license")
@@ -485,20 +518,28 @@ def license_check(reg: Registry, ref: str, project_license: str | None = None) -
         for label, lic in [(f"{r.name}@{r.version}", own), *subjects]:
             f = licenses.check_project(lic, project_license)
             findings.append(LicenseFinding("project", label, lic, f.outcome, f.reason))
-    return LicenseReport(r, own, project_license, findings)
+    return LicenseReport(r, own, project_license, findings, source)
+
+
+def _looks_like_path(value: str) -> bool:
+    """A ``--project-license`` that names a file or directory rather than an identifier."""
+    return os.path.exists(value) or "/" in value or os.sep in value or value.lower().endswith(".toml")
 
 
 # ------------------------------------------------------- registration checks
 
 
 class FingerprintIndex:
-    """``fingerprints/ab/cdef...`` in the cache directory: the versions whose params have that fingerprint.
+    """``fingerprints/ab/cdef...`` in the cache directory: the versions whose params have that fingerprint,
+    and ``fingerprints/artifacts/ab/cdef...``: the versions with an artifact of that sha256.
 
     Derivable like the search cache: ``stamps.json`` remembers which state of each model's
     log and versions it covers; a model whose stamp changed (a git pull, another clone's
     registration) is re-read from its search records before a lookup. So a lookup costs one
     stat per model and one small file read, not a scan of every record.
     """
+
+    FORMAT = 2  # 2: artifact sha256s are indexed too; stamps of another format cover nothing
 
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
@@ -509,21 +550,34 @@ class FingerprintIndex:
         hexd = fp.removeprefix("sha256:")  # no ':' in file names (Windows), sharded like objects/
         return self.dir / hexd[:2] / hexd[2:]
 
+    def _artifact_file(self, sha: str) -> Path:
+        return self.dir / "artifacts" / sha[:2] / sha[2:]
+
     def _stamps(self) -> dict[str, Any]:
         data = cachedir.read_json(self.dir / "stamps.json")
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict) or data.get("_format") != self.FORMAT:
+            return {}
+        return data
 
     def _save_stamps(self, stamps: dict[str, Any]) -> None:
+        stamps["_format"] = self.FORMAT  # not a model name: those start with a letter or digit
         cachedir.write_json(self.dir / "stamps.json", stamps)  # renamed into place, not fsynced: a cache
 
-    def _add(self, fp: str, digest: str, name: str, version: str) -> None:
-        path = self._file(fp)
-        line = f"{digest} {name} {version}\n"
+    def _add(self, fp: str, digest: str, name: str, version: str, path: Path | None = None,
+             role: str | None = None) -> None:
+        path = self._file(fp) if path is None else path
+        line = f"{digest} {name} {version}" + (f" {role}" if role else "") + "\n"
         current = cachedir.read_bytes(path)
         if current is not None and (b"\n" + current).find(b"\n" + line.encode()) >= 0:
             return
         fence = b"\n" if current and not current.endswith(b"\n") else b""  # never glue onto a torn line
         cachedir.append_line(path, fence + line.encode())
+
+    def _add_artifacts(self, artifacts: list[dict[str, Any]], digest: str, name: str, version: str) -> None:
+        for a in artifacts:
+            sha = a.get("sha256")
+            if isinstance(sha, str) and _SHA256_RE.match(sha):  # a path: only 64 lower-case hex digits
+                self._add(sha, digest, name, version, self._artifact_file(sha), a["role"])
 
     def refresh(self) -> None:
         """Bring the index up to date with every model whose log or versions changed."""
@@ -536,6 +590,7 @@ class FingerprintIndex:
             for d in self.index.records(model):
                 if d.get("fingerprint"):
                     self._add(d["fingerprint"], d["digest"], d["name"], d["version"])
+                self._add_artifacts(d.get("artifacts") or [], d["digest"], d["name"], d["version"])
             stamps[model] = self.index._stamp(model)
             changed = True
         if changed:
@@ -548,25 +603,43 @@ class FingerprintIndex:
         whose version entry holds that digest); anything else is ignored.
         """
         self.refresh()
-        found = self._read(fp)
+        found = self._read(self._file(fp), 3)
         if found is None:  # garbage in the index: it cannot be trusted to be complete, rebuild it
             cachedir.clear(self.dir)
             self.refresh()
-            found = self._read(fp) or set()
-        return sorted(found, key=lambda t: (t[1], t[2]))
+            found = self._read(self._file(fp), 3) or set()
+        return sorted(found, key=lambda t: (t[1], t[2]))  # type: ignore[return-value]
 
-    def _read(self, fp: str) -> set[tuple[str, str, str]] | None:
-        """The registered versions listed for ``fp``; None if the file holds a malformed line."""
-        data = cachedir.read_bytes(self._file(fp))
-        found: set[tuple[str, str, str]] = set()
+    def lookup_artifacts(self, shas: list[str]) -> dict[str, list[tuple[str, str, str, str]]]:
+        """sha256 -> (digest, name, version, role) of every version with an artifact of those bytes
+        (lines checked against the registry as in :meth:`lookup`)."""
+        self.refresh()
+        out: dict[str, list[tuple[str, str, str, str]]] = {}
+        for sha in shas:
+            if not _SHA256_RE.match(sha):
+                continue
+            found = self._read(self._artifact_file(sha), 4)
+            if found is None:
+                cachedir.clear(self.dir)
+                self.refresh()
+                found = self._read(self._artifact_file(sha), 4) or set()
+            if found:
+                out[sha] = sorted(found, key=lambda t: (t[1], t[2], t[3]))  # type: ignore[misc]
+        return out
+
+    def _read(self, path: Path, fields: int) -> set[tuple[str, ...]] | None:
+        """The registered versions listed in an index file (lines of ``fields`` words: digest, name,
+        version[, role]); None if the file holds a malformed line."""
+        data = cachedir.read_bytes(path)
+        found: set[tuple[str, ...]] = set()
         for line in (data or b"").decode("utf-8", "replace").splitlines():
             parts = line.split(" ")
-            if len(parts) != 3 or not is_full_digest(parts[0]):
+            if len(parts) != fields or not is_full_digest(parts[0]):
                 if line:
                     return None
                 continue
-            if self._registered(*parts):  # a stale line (a version since removed by git) is skipped
-                found.add((parts[0], parts[1], parts[2]))
+            if self._registered(*parts[:3]):  # a stale line (a version since removed by git) is skipped
+                found.add(tuple(parts))
         return found
 
     def _registered(self, digest: str, name: str, version: str) -> bool:
@@ -583,6 +656,7 @@ class FingerprintIndex:
         """Record a registration just made (inside the model's lock); best effort, it is a cache."""
         if m.get("params"):
             self._add(fingerprint(m["params"]), digest, m["name"], m["version"])
+        self._add_artifacts(m.get("artifacts") or [], digest, m["name"], m["version"])
         if was_current:
             stamps = self._stamps()
             stamps[m["name"]] = self.index._stamp(m["name"])
@@ -642,8 +716,51 @@ def check_registration(
         ]
         # --strict refuses a new version only: re-registering an existing one is identical (exit 0)
         # or a conflict with its own content (exit 4), decided under the lock by register_manifest.
-        if out.duplicates and strict and reg.refs.read_version(name, version) is None:
+        if out.duplicates and strict and (version is None or reg.refs.read_version(name, version) is None):
             shown = ", ".join(f"{d.name}@{d.version}" for d in out.duplicates[:5])
-            raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict); "
+            raise Conflict(f"{name}@{version or '(next)'} has the same params fingerprint as {shown} (--strict); "
                            "without --strict it is registered with a warning")
+    return out
+
+
+@dataclass(frozen=True)
+class SameArtifact:
+    """Another version of the same model whose artifact ``other_role`` has the bytes of this one's ``role``."""
+
+    version: Resolved
+    role: str
+    other_role: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.version.to_dict(), "role": self.role, "other_role": self.other_role, "sha256": self.sha256}
+
+    def message(self) -> str:
+        same = self.role if self.role == self.other_role else f"{self.role} (its {self.other_role})"
+        return (f"artifact {same} has the same bytes as {self.version.name}@{self.version.version} "
+                f"(sha256 {self.sha256[:12]})")
+
+
+def same_artifacts(reg: Registry, m: dict[str, Any], *, strict: bool = False) -> list[SameArtifact]:
+    """Other versions of ``m``'s model holding an artifact with the same sha256 as one of ``m``'s
+    (read from the :class:`FingerprintIndex`: a stat per model and a small file per sha256). With
+    ``strict``, a Conflict for a new version (re-registering an existing version identically is
+    not refused)."""
+    from .registry import Resolved
+
+    wanted = {a["sha256"]: a["role"] for a in m.get("artifacts", []) if a.get("sha256")}
+    name, version = m["name"], m.get("version")
+    if not wanted or not reg.refs.version_names(name):
+        return []
+    out = []
+    for sha, found in FingerprintIndex(reg).lookup_artifacts(sorted(wanted)).items():
+        for digest, n, v, role in found:
+            if n == name and v != version:
+                out.append(SameArtifact(Resolved(name, v, digest), wanted[sha], role, sha))
+    out.sort(key=lambda s: (query.version_key(s.version.version) is None, query.version_key(s.version.version) or (),
+                            s.version.version, s.other_role))
+    if out and strict and (version is None or reg.refs.read_version(name, version) is None):
+        shown = "; ".join(s.message() for s in out[:3])
+        raise Conflict(f"{name}@{version or '(next)'}: {shown} (--strict); without --strict it is registered "
+                       "with a warning", info={"same_artifacts": [s.to_dict() for s in out]})
     return out

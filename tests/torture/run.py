@@ -110,7 +110,8 @@ def init_registry(base: Path) -> Registry:
     """
     Registry.init(base)
     cfg = base / ".modelreg" / "config.yaml"
-    cfg.write_text(cfg.read_text() + "policy:\n  require_previous_stage: {}\n")
+    cfg.write_text(cfg.read_text() + "artifact_store: store\n"  # register --next --upload, prune --purge
+                   "policy:\n  require_previous_stage: {}\n  retention: {purge_after_days: 0}\n")
     return Registry.open(base)
 
 
