@@ -75,4 +75,8 @@ def make_team_registry(project: Path) -> Registry:
                  parents=["faq-bot@1.2.0", "faq-bot-small@0.1.0"], relation="distillation", actor=ACTOR, check=False,
                  new_model=True)
     reg.promote("faq-bot-small@0.2.0", "staging", actor=ACTOR, reason=HOSTILE)
+    reg.set_model("faq-bot", {"description": "Answers customer FAQs <b>", "task": "qa", "owner": "nlp-team"},
+                  actor=ACTOR)
+    reg.rate("faq-bot@1.2.0", 4, comment="solid", actor="carol@example.com")
+    reg.rate("faq-bot@1.2.0", 5, actor="dave@example.com")
     return reg

@@ -498,3 +498,18 @@ def test_a_new_grandchild_rewrites_the_grandparents_lineage(team: Registry, tmp_
     team.build_site(out)
     for page in ("llama-base/3.1.0", "faq-bot/1.2.0", "faq-bot-small/0.2.0"):
         assert "faq-bot-tiny@0.0.1" in (out / page / "index.html").read_text(), page
+
+
+def test_model_fields_and_ratings_are_shown(team: Registry, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    team.build_site(out)
+    model = (out / "faq-bot" / "index.html").read_text()
+    assert '<p class="description">Answers customer FAQs &lt;b&gt;</p>' in model
+    assert "<dt>task</dt><dd>qa</dd>" in model and "<dt>owner</dt><dd>nlp-team</dd>" in model
+    assert "Answers customer FAQs &lt;b&gt;" in (out / "index.html").read_text()
+    assert "<dt>rating</dt><dd>4.5 / 5 from 2 ratings</dd>" in (out / "faq-bot" / "1.2.0" / "index.html").read_text()
+    doc = read_json(out / "api" / "faq-bot.json")
+    assert doc["fields"] == {"description": "Answers customer FAQs <b>", "task": "qa", "owner": "nlp-team"}
+    listed = {v["version"]: v for v in read_json(out / "api" / "faq-bot" / "versions.json")["versions"]}
+    assert listed["1.2.0"]["rating"] == {"avg": 4.5, "count": 2}
+    assert read_json(out / "api" / "models.json")["models"][0]["description"] == "Answers customer FAQs <b>"

@@ -39,6 +39,7 @@ def model_entry(m: ModelData, site: SiteData) -> dict[str, Any]:
     latest = m.latest
     return {
         "name": m.name,
+        "description": m.fields.get("description"),
         "versions": len(m.versions),
         "archived": m.archived,
         "latest": latest.version if latest else None,
@@ -59,6 +60,7 @@ def model_doc(m: ModelData, site: SiteData) -> dict[str, Any]:
     return {
         "api": API_VERSION,
         "name": m.name,
+        "fields": m.fields,
         "versions": len(m.versions),
         "archived": m.archived,
         "events": len(m.events),

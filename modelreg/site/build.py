@@ -173,7 +173,7 @@ def model_signature(m: ModelData, site: SiteData, base: str) -> str:
         h.update(repr((v.version, v.digest, v.problem)).encode())
         if site.children.get(v.digest) or (v.manifest or {}).get("parents"):
             h.update(repr(_lineage_edges(v.digest, site)).encode())
-    h.update(repr(m.problems).encode())
+    h.update(repr((m.problems, m.fields)).encode())
     return h.hexdigest()
 
 

@@ -62,6 +62,8 @@ class VersionData:
     tags: list[str] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
     problem: str | None = None  # why the manifest could not be read
+    rating: dict[str, Any] | None = None  # {"avg", "count"}
+    purged: dict[str, Any] = field(default_factory=dict)  # artifact uri -> {sha256, size, time}
 
     def listing(self) -> dict[str, Any]:
         """The JSON form used by the API's version pages (``ls NAME --json`` fields plus tags)."""
@@ -70,6 +72,7 @@ class VersionData:
             "archived": self.archived, "archived_reason": self.archived_reason,
             "registered_at": self.registered_at, "registered_by": self.registered_by,
             "metrics": self.metrics, "tags": list(self.tags), "approvals": self.approvals, "bindings": self.bindings,
+            "rating": self.rating,
         }
 
 
@@ -83,6 +86,7 @@ class ModelData:
     holders: dict[str, Holder]  # configured stage order first
     checks: list[dict[str, Any]] = field(default_factory=list)  # GateReport.to_dict() per gated stage
     problems: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)  # the model's own fields (``model set``)
 
     @property
     def archived(self) -> int:
@@ -248,6 +252,7 @@ class RegistrySource:
                 bindings=getattr(st, "bindings", None) or {},
                 tags=st.tags(manifest_tags) if st is not None else sorted(manifest_tags),
                 manifest=m, problem=problem,
+                rating=getattr(st, "rating", None), purged=getattr(st, "purged", None) or {},
             ))
         manifests.save(set(digests.values()))
         by_digest = {v.digest: v for v in versions}
@@ -262,7 +267,8 @@ class RegistrySource:
                     h.since, h.by, h.reason, h.action = e.time, e.actor, e.reason, e.action
                     break
             holders[s] = h
-        data = ModelData(name, versions, list(state.events), holders, problems=problems)
+        data = ModelData(name, versions, list(state.events), holders, problems=problems,
+                         fields=getattr(state, "fields", None) or {})
         data.checks = self._checks(data)
         return data
 

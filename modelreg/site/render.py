@@ -243,14 +243,21 @@ class Renderer:
             events.append((e.time, charts.short_time(e.time), e.action, e.stage or "", change, e.actor,
                            e.reason or "", event_detail(e)))
         artifacts = [(a.get("role", ""), a.get("uri", ""), fmt_size(a.get("size")),
-                      "" if a.get("size") is None else str(a.get("size")), a.get("sha256") or "")
+                      "" if a.get("size") is None else str(a.get("size")), a.get("sha256") or "",
+                      charts.short_time(v.purged[a.get("uri")].get("time")) if a.get("uri") in v.purged else "")
                      for a in man.get("artifacts", [])]
+        bindings = []
+        for provider, b in sorted(v.bindings.items()):
+            other = {k: x for k, x in b.items() if k not in _BINDING_COLUMNS and x not in ({}, None)}
+            bindings.append((provider, b.get("id") or "", b.get("status") or "", b.get("endpoint") or "",
+                             fmt_json(other) if other else "", charts.short_time(b.get("time")), b.get("actor") or ""))
         metrics = [(suite, _rows(values)) for suite, values in sorted(v.metrics.items())]
         return self._render(
             "version.html", "../../", f"{m.name}/{v.version}/index.html", page="version", m=m, v=v,
             man=man, diffs=diffs, lineage=charts.lineage(v, self.site, "../../"), events=events,
             parents=self._parents(v), artifacts=artifacts, params=_rows(man.get("params")),
             meta=_rows(man.get("meta")), metrics=metrics, registered=charts.short_time(v.registered_at),
+            bindings=bindings,
             api_page=api_page_name(v.index),
         )
 
@@ -365,6 +372,7 @@ def version_row(v: VersionData) -> list[Any]:
 
 
 _MISSING: Any = object()
+_BINDING_COLUMNS = frozenset({"id", "endpoint", "status", "time", "actor", "updated_at", "updated_by"})
 
 
 def _rows(d: Any) -> list[tuple[str, str]]:
