@@ -146,6 +146,8 @@ def event_detail(e: Any) -> str:
         text = f"{d.get('provider')}: {d.get('id')}" + (f" at {d['endpoint']}" if d.get("endpoint") else "")
     elif a == "unbind":
         text = f"{d.get('provider')}"
+    elif a == "rate":
+        text = f"{d.get('score')}/5" + (f": {d['comment']}" if d.get("comment") else "")
     elif d:
         parts = []
         if d.get("forced"):
