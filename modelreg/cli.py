@@ -59,10 +59,12 @@ import_app = typer.Typer(
     name="import", help="Bring another registry's versions and history into modelreg (GTO, MLflow).",
     no_args_is_help=True,
 )
+site_app = typer.Typer(name="site", help="Build and preview the team's static registry site.", no_args_is_help=True)
 app.add_typer(metrics_app)
 app.add_typer(policy_app)
 app.add_typer(model_app)
 app.add_typer(import_app)
+app.add_typer(site_app)
 
 
 def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Callable[[F], F]:
@@ -1495,6 +1497,54 @@ def licenses_cmd(as_json: JsonOpt = False) -> None:
         return
     for lic in LICENSES.values():
         typer.echo(f"{lic.id:<22} {lic.category:<16} {lic.name}")
+
+
+SiteOutOpt = Annotated[str, typer.Option("--out", "-o", help="Directory the site is written to.")]
+
+
+@command("build", group=site_app)
+def site_build_cmd(
+    out: SiteOutOpt = "site",
+    title: Annotated[str | None, typer.Option("--title", help="Site title (default: Model registry).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Public URL of the site, for canonical links (https://...).")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: by size).")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write a static site (pages + JSON API) of the registry; only files whose bytes changed are rewritten."""
+    report = open_registry().build_site(out, title=title, base_url=base_url, jobs=jobs)
+    _site_warnings(report.problems)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    note(f"Built {report.out}: {report.files} files, {report.written} written, {report.removed} removed "
+         f"({report.models} models, {report.versions} versions) in {report.seconds:.1f} s")
+
+
+def _site_warnings(problems: list[str]) -> None:
+    for p in problems[:10]:
+        warn(p)
+    if len(problems) > 10:
+        warn(f"... and {len(problems) - 10} more (run 'modelreg fsck')")
+
+
+@command("serve", group=site_app)
+def site_serve_cmd(
+    port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1 (0 picks a free one).")] = 8000,
+    out: SiteOutOpt = "site",
+    no_build: Annotated[bool, typer.Option("--no-build", help="Serve DIR as it is, without building first.")] = False,
+    title: Annotated[str | None, typer.Option("--title", help="Site title when building.")] = None,
+) -> None:
+    """Build the site (unless --no-build) and serve it on 127.0.0.1 for a preview; Ctrl-C stops."""
+    from .site.serve import serve
+
+    if not no_build:
+        report = open_registry().build_site(out, title=title)
+        _site_warnings(report.problems)
+        note(f"Built {report.out}: {report.files} files, {report.written} written")
+    serve(out, port, ready=lambda url: note(f"Serving {out} at {url} (Ctrl-C to stop)"))
 
 
 @command("version")

@@ -1857,6 +1857,20 @@ class Registry:
 
         return discovery.SearchIndex(self).reindex()
 
+    # ------------------------------------------------------------------ site
+    def build_site(
+        self, out: str | os.PathLike[str] = "site", *, title: str | None = None, base_url: str | None = None,
+        jobs: int | None = None,
+    ) -> Any:
+        """Write the team's static site (HTML pages and a JSON API) into ``out``; a :class:`site.build.BuildReport`.
+
+        Only files whose bytes changed are written. Needs Jinja2 (``pip install 'modelreg[site]'``).
+        See docs/site.md.
+        """
+        from .site import build_site
+
+        return build_site(self, out, title=title, base_url=base_url, jobs=jobs)
+
 
 def unknown_stage(stage: str, stages: tuple[str, ...] | list[str]) -> str:
     """``unknown stage 'prod' (did you mean 'production'?); configured stages: staging, production``"""

@@ -67,6 +67,7 @@ FAILING = {  # command -> an invocation that fails, and its exit code
     "bindings": (["bindings", "--status", "bogus", "--json"], 2),
     "rate": (["rate", f"{MODEL}@1.0.0", "6", "--json"], 2),
     "import": (["import", "gto", "--repo", "nosuch-dir", "--json"], 3),
+    "site": (["site", "build", "--out", "site", "--base-url", "ftp://x", "--json"], 2),
 }
 
 

@@ -6,8 +6,8 @@ Sections: crash (SIGKILLs spread over every write command, sync to a contended r
 included), faults (an os call fails), disk (full disk: short writes, then ENOSPC), repair
 (fsck --repair against live writers), concurrency (N writers on one registry), skew (a
 writer whose clock is an hour behind), clones (N clones pushing to one remote at once),
-corruption, fuzz, import (the GTO/MLflow importers killed and faulted). Progress goes to
-stderr; the figures to stdout.
+corruption, fuzz, import (the GTO/MLflow importers killed and faulted), site (site build
+killed). Progress goes to stderr; the figures to stdout.
 
 SIGKILL is not power loss: a killed process's writes already handed to the kernel stay in
 the page cache and reach the disk later, so the crash loop proves the *ordering* and
@@ -935,16 +935,101 @@ def _first_difference(want: dict[str, Any], got: dict[str, Any]) -> str:
     return "?"
 
 
+# ------------------------------------------------------------------- site build
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def site_crash(work: Path, kills: int, rnd: random.Random, fig: Figures) -> None:
+    """SIGKILL `modelreg site build` (and its workers) at random moments, the registry changing between
+    rounds: no page is ever torn or stale-mixed, the registry is untouched, and the next build ends with
+    exactly the files a clean build writes (temp files and the previous build's stale files gone)."""
+    base = work / "site"
+    shutil.rmtree(base, ignore_errors=True)
+    reg = init_registry(base / "proj")
+    for m in ("alpha", "beta", "gamma"):
+        for i in range(60):
+            reg.register(m, f"1.0.{i}", actor="torture", params={"i": i}, new_model=True)
+        reg.set_metrics(f"{m}@1.0.59", "eval", {"score": 0.9}, actor="torture")
+        reg.promote(f"{m}@1.0.58", "production", actor="torture", reason="torture")
+    env = child_env()
+    env["MODELREG_CACHE_DIR"] = str(base / "cache")
+    out = base / "out"
+
+    def build(dest: Path, jobs: int, cache: Path) -> subprocess.Popen:
+        e = dict(env, MODELREG_CACHE_DIR=str(cache))
+        return subprocess.Popen([sys.executable, "-m", "modelreg", "-R", str(reg.path), "site", "build", "--out",
+                                 str(dest), "--jobs", str(jobs), "--json"], env=e, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+    def reference() -> dict[str, bytes]:
+        ref = base / "reference"
+        shutil.rmtree(ref, ignore_errors=True)
+        shutil.rmtree(base / "ref-cache", ignore_errors=True)
+        p = build(ref, 1, base / "ref-cache")
+        _, err = p.communicate()
+        if p.returncode != 0:
+            fig.lose(f"site: reference build exited {p.returncode}: {err.decode()[-300:]}")
+        return _tree(ref)
+
+    refs = [reference()]
+    before = snapshot_registry(reg.path)
+    for k in range(kills):
+        if k and k % 3 == 0:  # the registry moves on: new pages, changed pages, a stale file to remove
+            reg.register("alpha", f"2.0.{k}", actor="torture", new_model=True)
+            reg.promote(f"alpha@2.0.{k}", "staging", actor="torture", reason=f"round {k}")
+            refs = [refs[-1], reference()]
+            before = snapshot_registry(reg.path)
+        p = build(out, 1 + k % 2, base / "cache")
+        time.sleep(rnd.uniform(0.2, 1.2))
+        fig.ops_attempted += 1
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        _, err = p.communicate()
+        fig.kills += 1
+        if p.returncode == 0:
+            fig.ops_acknowledged += 1
+        elif p.returncode != -signal.SIGKILL:
+            fig.lose(f"site: build exited {p.returncode}: {err.decode()[-300:]}")
+        for rel, data in _tree(out).items():
+            if rel.startswith(".modelreg-tmp/") or rel == ".modelreg-site.json":
+                continue
+            if not any(r.get(rel) == data for r in refs):
+                fig.lose(f"site kill {k}: {rel} is neither the old nor the new page (torn or mixed)")
+                break
+        if snapshot_registry(reg.path) != before:
+            fig.lose(f"site kill {k}: the build changed the registry")
+    p = build(out, 2, base / "cache")
+    _, err = p.communicate()
+    if p.returncode != 0:
+        fig.lose(f"site: final build exited {p.returncode}: {err.decode()[-300:]}")
+    final = _tree(out)
+    if final != refs[-1]:
+        extra = sorted(set(final) - set(refs[-1]))[:3]
+        missing = sorted(set(refs[-1]) - set(final))[:3]
+        differ = sorted(r for r in set(final) & set(refs[-1]) if final[r] != refs[-1][r])[:3]
+        fig.lose(f"site: after the kills, the build differs from a clean one: extra {extra}, missing {missing}, "
+                 f"different {differ}")
+
+
+def snapshot_registry(reg_dir: Path) -> dict[str, bytes]:
+    return {k: v for k, v in _tree(reg_dir).items() if not k.startswith(("locks/", "cache/"))}
+
+
 # ---------------------------------------------------------------------- main
 MODES = {
     "quick": dict(kills=None, max_delay=0.4, procs=4, ops=25, fuzz=40, faults="quick", disk=25, repair=(2, 30),
-                  clones=(3, 2), skew_ops=60, import_kills=6, import_faults=3, per_call=6),
+                  clones=(3, 2), skew_ops=60, import_kills=6, import_faults=3, per_call=6,
+                  site=6),
     "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, faults="all", disk=150, repair=(2, 150),
-                    clones=(8, 2), skew_ops=150, import_kills=20, import_faults=8, per_call=None),
+                    clones=(8, 2), skew_ops=150, import_kills=20, import_faults=8, per_call=None,
+                    site=15),
     "long": dict(kills=500, max_delay=1.0, procs=16, ops=100, fuzz=1000, faults="all", disk=400, repair=(3, 300),
-                 clones=(16, 3), skew_ops=400, import_kills=60, import_faults=25, per_call=None),
+                 clones=(16, 3), skew_ops=400, import_kills=60, import_faults=25, per_call=None,
+                 site=40),
 }
-SECTIONS = ("crash", "faults", "disk", "repair", "concurrency", "skew", "clones", "corruption", "fuzz", "import")
+SECTIONS = ("crash", "faults", "disk", "repair", "concurrency", "skew", "clones", "corruption", "fuzz", "import",
+            "site")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1002,6 +1087,7 @@ def main(argv: list[str] | None = None) -> int:
             ("corruption", lambda: corruption(work, fig)),
             ("fuzz", lambda: fuzz(work, mode["fuzz"], fig)),
             ("import", lambda: import_torture(work, mode["import_kills"], rnd, fig, mode["import_faults"])),
+            ("site", lambda: site_crash(work, mode["site"], rnd, fig)),
         ):
             if name in only:
                 progress.note(f"{name}: starting")
