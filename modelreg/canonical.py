@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the start-up path
+if TYPE_CHECKING:
+    from typing import Any
 
 from .errors import UsageError
 

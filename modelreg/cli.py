@@ -120,11 +120,7 @@ def _traceback_wanted() -> bool:
         return False
 
 
-def os_message(exc: OSError) -> str:
-    """One line for an operating-system error: what failed and on which file."""
-    what = exc.strerror or str(exc) or type(exc).__name__
-    where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
-    return f"{what}: {where}" if where else what
+from .errors import os_message  # noqa: E402 - one wording for both entry points (modelreg.fastpath)
 
 
 def note(message: str) -> None:

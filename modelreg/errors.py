@@ -7,7 +7,9 @@ Exit codes (documented in README.md):
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the start-up path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ModelregError(Exception):
@@ -72,3 +74,10 @@ class Unreachable(ModelregError):
     """A storage backend could not be reached (connection refused, TLS failure, timeout)."""
 
     exit_code = 7
+
+
+def os_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed and on which file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{what}: {where}" if where else what

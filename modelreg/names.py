@@ -14,8 +14,6 @@ References:  ``NAME@VERSION``, ``NAME@STAGE``, ``NAME@latest``, ``NAME@sha256:HE
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
 from .errors import UsageError
 
 MODEL_MAX = 64
@@ -89,17 +87,37 @@ def check_digest(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
 class Ref:
     """A parsed reference. ``kind`` is one of version, stage, latest, digest, word.
 
     ``word`` means ``NAME@X`` where X is a valid stage *and* version name: whether it
     names a stage or a version is decided against the registry (see Registry.resolve).
+    Immutable; a plain class rather than a dataclass because it is on the start-up path.
     """
 
+    __slots__ = ("name", "kind", "value")
     name: str | None
     kind: str
     value: str
+
+    def __init__(self, name: str | None, kind: str, value: str) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "value", value)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"Ref is immutable: cannot set {key!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Ref:
+            return NotImplemented
+        return (self.name, self.kind, self.value) == (other.name, other.kind, other.value)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.kind, self.value))
+
+    def __repr__(self) -> str:
+        return f"Ref(name={self.name!r}, kind={self.kind!r}, value={self.value!r})"
 
     def __str__(self) -> str:
         if self.name is None:
