@@ -1605,10 +1605,10 @@ class Registry:
         return discovery.license_check(self, ref, project_license)
 
     def reindex(self) -> dict[str, int]:
-        """Rebuild the search cache of every model; model -> number of versions."""
-        from . import discovery
+        """Rebuild the query index (:mod:`modelreg.index`) from scratch; model -> number of versions."""
+        from .index.build import reindex
 
-        return discovery.SearchIndex(self).reindex()
+        return reindex(self)
 
 
 def unknown_stage(stage: str, stages: tuple[str, ...] | list[str]) -> str:

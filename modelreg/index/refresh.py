@@ -1,0 +1,233 @@
+"""Bringing the index up to date from what changed: per-model stamps of the log, versions and refs.
+
+Every call stats, per model, ``versions/<model>/`` (a new or removed version entry changes
+it), ``logs/<model>.jsonl`` (inode, size, mtime, ctime: an append, a rewrite by git or
+fsck --repair) and ``refs/<model>/`` with each ref file in it, plus ``config.yaml`` (stage
+order). A model whose stamps differ from the stored ones is refolded from the registry, in
+its own ``BEGIN IMMEDIATE`` transaction (so two processes never interleave one model's rows;
+the second finds it done): its log is read and folded, manifests are parsed only for digests
+the index has not seen (manifests are immutable), and only the rows that changed are written.
+Stamps are taken before the registry is read, so a write that lands meanwhile leaves a stale
+stamp and is picked up by the next call: the index can lag a racing write exactly as a direct
+read can, never more.
+
+A per-model state snapshot kept elsewhere in the cache directory (the write path's
+``state_of(reg, model)``) can replace the log fold here: :func:`_fold` is the one place that
+turns a model's log into versions and annotations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from typing import TYPE_CHECKING, Any
+
+from .. import fileio, log
+from ..names import check_model
+from ..refs import _valid
+from .records import leaves, manifest_part, version_fields
+
+if TYPE_CHECKING:
+    from .db import Index
+
+_DUMP = {"ensure_ascii": False, "separators": (",", ":")}
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _key(st: os.stat_result | None) -> list[int] | None:
+    return None if st is None else [st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _lstat(name: str, fd: int | None, base: Any) -> os.stat_result | None:
+    try:
+        if fd is not None:
+            return os.lstat(name, dir_fd=fd)
+        return fileio.lstat(os.path.join(base, name))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_model(name)
+        return True
+    except Exception:  # noqa: BLE001 - an odd name is the library's to refuse, not the index's
+        return False
+
+
+def scan(reg: Any) -> dict[str, str]:
+    """Model -> a JSON stamp of everything its rows are derived from (see the module docstring)."""
+    config = _key(fileio.lstat(reg.path / "config.yaml"))
+    out: dict[str, dict[str, Any]] = {}
+    for sub, suffix in (("versions", ""), ("logs", log.LOG_SUFFIX)):
+        try:
+            with fileio.opendir(reg.path / sub) as d:
+                for name in d.listdir():
+                    if name.startswith(".") or not name.endswith(suffix):
+                        continue
+                    model = name[: len(name) - len(suffix)] if suffix else name
+                    if sub == "versions":
+                        _valid(d.path, model, check_model)  # refused like Refs.models() does (exit 6)
+                    elif not _valid_name(model):
+                        continue  # Registry.events() names it; search never reads logs alone
+                    st = _lstat(name, d.fd, d.path)
+                    if sub == "versions":
+                        if st is not None and stat.S_ISLNK(st.st_mode):
+                            raise fileio.SymlinkError(os.path.join(d.path, name))
+                        if st is None or not stat.S_ISDIR(st.st_mode):
+                            continue
+                    out.setdefault(model, {})[sub] = _key(st)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+    try:
+        with fileio.opendir(reg.path / "refs") as d:
+            for model, entry in out.items():
+                entry["refs"] = _refs_stamp(d, model)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return {m: json.dumps([e.get("versions"), e.get("logs"), e.get("refs"), config]) for m, e in out.items()}
+
+
+def _refs_stamp(d: fileio.Dir, model: str) -> Any:
+    if d.fd is None:  # pragma: no cover - no directory descriptors: stat through the confined paths
+        st = fileio.lstat(os.path.join(d.path, model))
+        if st is None:
+            return None
+        names = sorted(fileio.listdir(os.path.join(d.path, model)))
+        return [_key(st), [[n, _key(fileio.lstat(os.path.join(d.path, model, n)))] for n in names]]
+    try:
+        fd = os.open(model, _O_DIR, dir_fd=d.fd)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ["unreadable"]  # a link or a file: the library refuses it when the model is refolded
+    try:
+        return [_key(os.fstat(fd)), [[n, _key(_lstat(n, fd, None))] for n in sorted(os.listdir(fd))]]
+    finally:
+        os.close(fd)
+
+
+def refresh(idx: Index) -> None:
+    """Refold every model whose stamp changed; drop models that are gone."""
+    con = idx.con
+    current = scan(idx.reg)
+    stored = dict(con.execute("SELECT name, COALESCE(stamp, '') FROM models").fetchall())
+    for model in sorted(current):
+        if stored.get(model) != current[model]:
+            _update(idx, model, current[model])
+    gone = [m for m in stored if m not in current]
+    if gone:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            for m in gone:
+                _drop(con, m)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def _drop(con: Any, model: str) -> None:
+    con.execute("DELETE FROM attrs WHERE vid IN (SELECT vid FROM versions WHERE model = ?)", (model,))
+    con.execute("DELETE FROM versions WHERE model = ?", (model,))
+    con.execute("DELETE FROM events WHERE model = ?", (model,))
+    con.execute("DELETE FROM models WHERE name = ?", (model,))
+
+
+def _fold(reg: Any, model: str, has_versions: bool) -> tuple[dict[str, str], Any]:
+    """``(version -> digest, model state)`` read from the registry (the snapshot hook, see above)."""
+    digests = reg.refs.versions(model) if has_versions else {}
+    return digests, reg.model_state(model)
+
+
+def _update(idx: Index, model: str, stamp: str) -> None:
+    con, reg = idx.con, idx.reg
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        row = con.execute("SELECT stamp FROM models WHERE name = ?", (model,)).fetchone()
+        if row is not None and row[0] == stamp:  # another process refreshed it meanwhile
+            con.execute("COMMIT")
+            return
+        _refold(idx, model, stamp)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _refold(idx: Index, model: str, stamp: str) -> None:
+    con, reg = idx.con, idx.reg
+    has_versions = json.loads(stamp)[0] is not None
+    digests, state = _fold(reg, model, has_versions)
+    order = state.order(list(digests))
+    holders: dict[str, str] = {}
+    stage_of: dict[str, list[str]] = {}
+    if has_versions:
+        holders = reg.checked_holders(model, digests)
+        for s, d in holders.items():
+            reg._stage_identity(model, s, d)  # what `ls` and `log` check: raises for an unregistered manifest
+        for s in reg._stage_order(holders):
+            stage_of.setdefault(holders[s], []).append(s)
+    _events(con, model, state.events)
+    latest = None
+    for v in reversed(order):
+        st = state.versions.get(v)
+        if not (st and st.archived):
+            latest = v
+            break
+    existing = {v: (vid, rec, stg, seq, info) for vid, v, rec, stg, seq, info in con.execute(
+        "SELECT vid, version, record, stages, seq, info FROM versions WHERE model = ?", (model,))}
+    known = {d: json.loads(p) for d, p in con.execute(
+        f"SELECT digest, part FROM manifests WHERE digest IN ({','.join('?' * len(digests))})",
+        list(digests.values())).fetchall()} if digests else {}
+    from ..registry import Resolved
+
+    for seq, v in enumerate(order):
+        d = digests[v]
+        part = known.get(d)
+        if part is None or part.get("name") != model or part.get("version") != v:
+            part = manifest_part(reg, model, v, d)
+            con.execute("INSERT OR REPLACE INTO manifests VALUES (?, ?)", (d, json.dumps(part, **_DUMP)))
+        st = state.versions.get(v)
+        record = {**part, **version_fields(st, part.get("manifest_tags", []))}
+        record.pop("manifest_tags", None)
+        stages = stage_of.get(d, [])
+        info = reg._info(Resolved(model, v, d), None, state, {}, []).to_dict()
+        rec_j, stg_j, info_j = json.dumps(record, **_DUMP), json.dumps(stages), json.dumps(info, **_DUMP)
+        old = existing.pop(v, None)
+        if old is not None and old[1:] == (rec_j, stg_j, seq, info_j):
+            continue
+        if old is not None:
+            con.execute("DELETE FROM attrs WHERE vid = ?", (old[0],))
+            con.execute("DELETE FROM versions WHERE vid = ?", (old[0],))
+        cur = con.execute(
+            "INSERT INTO versions (model, version, seq, digest, archived, license, fingerprint, registered_at, "
+            "stages, tags, record, info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (model, v, seq, d, int(record["archived"]), record.get("license"), record.get("fingerprint"),
+             record.get("registered_at"), stg_j, json.dumps(record["tags"]), rec_j, info_j))
+        vid = cur.lastrowid
+        con.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?, ?)",
+                        [(vid, *leaf) for leaf in leaves({**record, "stages": stages})])
+    for vid, *_ in existing.values():  # versions no longer there (a git checkout removed them)
+        con.execute("DELETE FROM attrs WHERE vid = ?", (vid,))
+        con.execute("DELETE FROM versions WHERE vid = ?", (vid,))
+    times = [(e.time, e.id) for e in state.events]
+    sorted_ = all(a <= b for a, b in zip(times, times[1:]))
+    con.execute("INSERT OR REPLACE INTO models (name, stamp, n_versions, latest, holders, causal_sorted, "
+                "has_versions) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (model, stamp, len(digests), latest, json.dumps(holders), int(sorted_), int(has_versions)))
+
+
+def _events(con: Any, model: str, events: list[Any]) -> None:
+    """The model's events in causal order: the rows after the common prefix are replaced."""
+    old = [i for (i,) in con.execute("SELECT id FROM events WHERE model = ? ORDER BY seq", (model,))]
+    k = 0
+    while k < len(old) and k < len(events) and old[k] == events[k].id:
+        k += 1
+    if k < len(old):
+        con.execute("DELETE FROM events WHERE model = ? AND seq >= ?", (model, k))
+    con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                    [(model, i, e.id, e.time, json.dumps(e.to_dict(), **_DUMP)) for i, e in
+                     enumerate(events[k:], start=k)])
+
