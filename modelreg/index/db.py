@@ -34,6 +34,7 @@ CREATE TABLE models (
     n_versions INTEGER NOT NULL DEFAULT 0,
     latest TEXT,
     holders TEXT NOT NULL DEFAULT '{}',
+    stage_versions TEXT NOT NULL DEFAULT '{}',
     causal_sorted INTEGER NOT NULL DEFAULT 1,
     has_versions INTEGER NOT NULL DEFAULT 0
 );
@@ -170,9 +171,10 @@ class Index:
     # ---------------------------------------------------------------- reads
     def models(self) -> list[dict[str, Any]]:
         """Every model with versions: ``name, n_versions, latest, holders`` (stage -> digest), by name."""
-        rows = self.con.execute("SELECT name, n_versions, latest, holders FROM models WHERE has_versions "
-                                "ORDER BY name").fetchall()
-        return [{"name": n, "n_versions": k, "latest": latest, "holders": json.loads(h)} for n, k, latest, h in rows]
+        rows = self.con.execute("SELECT name, n_versions, latest, holders, stage_versions FROM models "
+                                "WHERE has_versions ORDER BY name").fetchall()
+        return [{"name": n, "n_versions": k, "latest": latest, "holders": json.loads(h), "stage_versions": json.loads(sv)}
+                for n, k, latest, h, sv in rows]
 
     def model_versions(self, model: str) -> list[tuple[str, str, dict[str, Any]]] | None:
         """``(version, digest, info)`` of every version of ``model`` in registration order; None if it has none."""
@@ -233,9 +235,10 @@ class Index:
         return [e for (e,) in self.con.execute(q, args)][::-1]
 
 
-def open_index(reg: Registry) -> Index | None:
-    """The registry's index, brought up to date with the registry; None if it cannot be used
-    (the caller reads the registry instead). Errors about the registry itself propagate."""
+def open_index(reg: Registry, only: str | None = None) -> Index | None:
+    """The registry's index, brought up to date with the registry (``only``: just that model);
+    None if it cannot be used (the caller reads the registry instead). Errors about the registry
+    itself (a symlink, a ref to a manifest nobody registered) propagate, as from a direct read."""
     from .refresh import refresh
 
     try:
@@ -244,7 +247,7 @@ def open_index(reg: Registry) -> Index | None:
         return None
     idx = Index(reg, con)
     try:
-        refresh(idx)
+        refresh(idx, only)
     except (Unavailable, sqlite3.Error):
         con.close()
         return None

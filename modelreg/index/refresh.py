@@ -56,14 +56,15 @@ def _valid_name(name: str) -> bool:
         return False
 
 
-def scan(reg: Any) -> dict[str, str]:
-    """Model -> a JSON stamp of everything its rows are derived from (see the module docstring)."""
+def scan(reg: Any, only: str | None = None) -> dict[str, str]:
+    """Model -> a JSON stamp of everything its rows are derived from (see the module docstring);
+    with ``only``, that one model (if it has versions or a log)."""
     config = _key(fileio.lstat(reg.path / "config.yaml"))
     out: dict[str, dict[str, Any]] = {}
     for sub, suffix in (("versions", ""), ("logs", log.LOG_SUFFIX)):
         try:
             with fileio.opendir(reg.path / sub) as d:
-                for name in d.listdir():
+                for name in (d.listdir() if only is None else [only + suffix]):
                     if name.startswith(".") or not name.endswith(suffix):
                         continue
                     model = name[: len(name) - len(suffix)] if suffix else name
@@ -108,15 +109,15 @@ def _refs_stamp(d: fileio.Dir, model: str) -> Any:
         os.close(fd)
 
 
-def refresh(idx: Index) -> None:
-    """Refold every model whose stamp changed; drop models that are gone."""
+def refresh(idx: Index, only: str | None = None) -> None:
+    """Refold every model whose stamp changed (or just ``only``); drop models that are gone."""
     con = idx.con
-    current = scan(idx.reg)
+    current = scan(idx.reg, only)
     stored = dict(con.execute("SELECT name, COALESCE(stamp, '') FROM models").fetchall())
     for model in sorted(current):
         if stored.get(model) != current[model]:
             _update(idx, model, current[model])
-    gone = [m for m in stored if m not in current]
+    gone = [m for m in stored if m not in current and (only is None or m == only)]
     if gone:
         con.execute("BEGIN IMMEDIATE")
         try:
@@ -161,14 +162,13 @@ def _refold(idx: Index, model: str, stamp: str) -> None:
     has_versions = json.loads(stamp)[0] is not None
     digests, state = _fold(reg, model, has_versions)
     order = state.order(list(digests))
-    holders: dict[str, str] = {}
+    holders: dict[str, str] = reg.checked_holders(model, digests) if has_versions else reg.stage_holders(model)
+    stage_versions = {}
+    for s, d in holders.items():  # what `ls` and `log` check: raises for a manifest nobody registered
+        stage_versions[s] = reg._stage_identity(model, s, d).version
     stage_of: dict[str, list[str]] = {}
-    if has_versions:
-        holders = reg.checked_holders(model, digests)
-        for s, d in holders.items():
-            reg._stage_identity(model, s, d)  # what `ls` and `log` check: raises for an unregistered manifest
-        for s in reg._stage_order(holders):
-            stage_of.setdefault(holders[s], []).append(s)
+    for s in reg._stage_order(holders):
+        stage_of.setdefault(holders[s], []).append(s)
     _events(con, model, state.events)
     latest = None
     for v in reversed(order):
@@ -214,9 +214,10 @@ def _refold(idx: Index, model: str, stamp: str) -> None:
         con.execute("DELETE FROM versions WHERE vid = ?", (vid,))
     times = [(e.time, e.id) for e in state.events]
     sorted_ = all(a <= b for a, b in zip(times, times[1:]))
-    con.execute("INSERT OR REPLACE INTO models (name, stamp, n_versions, latest, holders, causal_sorted, "
-                "has_versions) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (model, stamp, len(digests), latest, json.dumps(holders), int(sorted_), int(has_versions)))
+    con.execute("INSERT OR REPLACE INTO models (name, stamp, n_versions, latest, holders, stage_versions, "
+                "causal_sorted, has_versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (model, stamp, len(digests), latest, json.dumps(holders), json.dumps(stage_versions), int(sorted_),
+                 int(has_versions)))
 
 
 def _events(con: Any, model: str, events: list[Any]) -> None:
