@@ -771,6 +771,9 @@ def fsck_cmd(
         bool, typer.Option("--artifacts", help="Also check every artifact exists with its recorded size.")
     ] = False,
     hash_: Annotated[bool, typer.Option("--hash", help="With --artifacts: check remote artifacts by content.")] = False,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="Skip re-hashing objects unchanged since they last passed (inode, size, mtime, ctime; "
+                        "remembered in your cache directory). For CI; see docs/format.md for what it can miss.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Check every object's hash, every ref and every log line; name each problem."""
@@ -778,7 +781,14 @@ def fsck_cmd(
 
     if hash_ and not artifacts:
         raise UsageError("--hash needs --artifacts")
-    report = fsck(open_registry(), repair=repair, artifacts=artifacts, compute_hash=hash_)
+    progress = None
+    if not _state["quiet"] and sys.stderr.isatty():
+        def progress(label: str, total: int) -> Callable[[int], None] | None:
+            from .render import count_bar
+
+            return count_bar(label, total) if total >= 1000 else None
+    report = fsck(open_registry(), repair=repair, artifacts=artifacts, compute_hash=hash_, quick=quick,
+                  progress=progress)
     if as_json:
         code = 6 if not report.ok else 7 if report.counts.get("unreachable") else 0
         emit_json(with_error(report.to_dict(), code, f"{len(report.errors)} error(s)" if code == 6
