@@ -104,7 +104,7 @@ def _select(reg: Registry, name_regex: re.Pattern[str] | None, sql: str, params:
         models = [m for m in reg.refs.models() if name_regex is None or name_regex.search(m)]
         return _live_records(reg, models)
     try:
-        models = [m["name"] for m in idx.models() if name_regex is None or name_regex.search(m["name"])]
+        models = None if name_regex is None else [m["name"] for m in idx.models() if name_regex.search(m["name"])]
         return idx.records(models, sql, params)
     finally:
         idx.close()

@@ -298,10 +298,11 @@ def test_a_changed_stamp_refolds_the_model(reg, capsys):
 
     con = sqlite3.connect(index_file(reg))
     con.execute("UPDATE models SET stamp = 'forged' WHERE name = 'vision'")
-    con.execute("UPDATE versions SET record = replace(record, '\"lr\":0.01', '\"lr\":7') WHERE model = 'vision'")
+    con.execute("UPDATE versions SET record = replace(record, '\"archived\":false', '\"archived\":true') "
+                "WHERE model = 'vision'")
     con.commit()
     con.close()
-    assert found(capsys, "--where", "params.lr == 0.01") == ["vision@0.9"]
+    assert found(capsys, "--where", "archived == true") == ["faq-bot@1.0.0"]  # vision refolded from its log
 
 
 def test_index_is_never_the_only_copy(reg, capsys):

@@ -22,7 +22,7 @@ from .. import cachedir
 if TYPE_CHECKING:
     from ..registry import Registry
 
-SCHEMA_VERSION = 1  # bump when a table or a derived field changes: older files are rebuilt
+SCHEMA_VERSION = 2  # bump when a table or a derived field changes: older files are rebuilt
 FILENAME = "index.sqlite"
 BUSY_MS = 10_000
 
@@ -52,10 +52,9 @@ CREATE INDEX versions_digest ON versions (digest);
 CREATE TABLE attrs (
     vid INTEGER NOT NULL, path TEXT NOT NULL, kind INTEGER NOT NULL, num, txt TEXT, vkey TEXT
 );
-CREATE INDEX attrs_num ON attrs (path, num);
-CREATE INDEX attrs_txt ON attrs (path, txt);
+CREATE INDEX attrs_num ON attrs (path, kind, num);
+CREATE INDEX attrs_txt ON attrs (path, kind, txt);
 CREATE INDEX attrs_vid ON attrs (vid);
-CREATE TABLE manifests (digest TEXT PRIMARY KEY, part TEXT NOT NULL);
 CREATE TABLE events (
     model TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, time TEXT NOT NULL, event TEXT NOT NULL,
     PRIMARY KEY (model, seq)
@@ -204,6 +203,7 @@ class Index:
         out = []
         for record, stages in self.con.execute(q, args):
             r = json.loads(record)
+            del r["manifest_tags"]
             r["stages"] = json.loads(stages)
             out.append(r)
         return out

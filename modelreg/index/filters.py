@@ -28,6 +28,11 @@ def _attr(path: str, cond: str, params: list[Any], args: list[Any]) -> str:
     return f"v.vid IN (SELECT vid FROM attrs WHERE path = ? AND {cond})"
 
 
+def _kinds(path: str, kinds: tuple[int, ...], params: list[Any]) -> str:
+    """Rows whose value at ``path`` is of one of ``kinds`` (one index range per kind)."""
+    return " OR ".join(_attr(path, f"kind = {k}", params, []) for k in kinds)
+
+
 def translate(c: Condition) -> tuple[tuple[str, list[Any]] | None, tuple[str, list[Any]] | None]:
     """``(S, M)`` of one condition as SQL over ``versions v`` with parameters; None for S means every row,
     None for M no row."""
@@ -45,37 +50,33 @@ def translate(c: Condition) -> tuple[tuple[str, list[Any]] | None, tuple[str, li
         return None, None
     p: list[Any] = []
     if op == "~=":
-        return (_attr(f, "kind != 0", p, []), p), None
+        return ("(" + _kinds(f, (BOOL, NUMBER, TEXT, UNSAFE), p) + ")", p), None
     sql_op = _OPS[op]
     m: list[Any] = []
     if isinstance(lit, bool):
         s = _attr(f, f"kind = {BOOL} AND num {sql_op} ?", p, [int(lit)])
-        return (s, p), (_attr(f, f"kind IN ({NUMBER}, {TEXT}, {UNSAFE})", m, []), m)
+        return (s, p), (_kinds(f, (NUMBER, TEXT, UNSAFE), m), m)
     if isinstance(lit, (int, float)):
-        s = _attr(f, f"((kind = {NUMBER} AND num {sql_op} ?) OR kind = {UNSAFE})", p, [lit])
-        return (s, p), (_attr(f, f"kind IN ({BOOL}, {TEXT})", m, []), m)
+        s = "(" + _attr(f, f"kind = {NUMBER} AND num {sql_op} ?", p, [lit]) + " OR " + _kinds(f, (UNSAFE,), p) + ")"
+        return (s, p), (_kinds(f, (BOOL, TEXT), m), m)
     if not isinstance(lit, str):
         return None, None
     boolish = lit.strip().lower() in ("true", "false")
     if f == "version" and op != "==":
-        return (_attr(f, f"kind = {TEXT}", p, []), p), None
+        return ("(" + _kinds(f, (TEXT,), p) + ")", p), None
     if op == "==":
-        parts, args = ["txt = ?"], [lit]
+        parts = [_attr(f, f"kind = {TEXT} AND txt = ?", p, [lit])]
         k = version_key(lit)
         if k is not None:
-            parts.append("vkey = ?")
-            args.append(repr(k))
-        cond = f"kind = {TEXT} AND ({' OR '.join(parts)})"
+            parts.append(_attr(f, f"kind = {TEXT} AND vkey = ?", p, [repr(k)]))
         if boolish:
-            cond = f"({cond}) OR (kind = {BOOL} AND num = ?)"
-            args.append(int(lit.strip().lower() == "true"))
-        s = _attr(f, cond, p, args)
+            parts.append(_attr(f, f"kind = {BOOL} AND num = ?", p, [int(lit.strip().lower() == "true")]))
+        s = "(" + " OR ".join(parts) + ")"
     else:
-        s = _attr(f, f"kind = {TEXT}" + (f" OR kind = {BOOL}" if boolish else ""), p, [])
+        s = "(" + _kinds(f, (TEXT, BOOL) if boolish else (TEXT,), p) + ")"
     if f == "version":
         return (s, p), None
-    mismatch = f"kind IN ({NUMBER}, {UNSAFE})" if boolish else f"kind IN ({BOOL}, {NUMBER}, {UNSAFE})"
-    return (s, p), (_attr(f, mismatch, m, []), m)
+    return (s, p), (_kinds(f, (NUMBER, UNSAFE) if boolish else (BOOL, NUMBER, UNSAFE), m), m)
 
 
 def candidates(stage: str | None, staged: bool, tag: str | None, archived: bool | None,
@@ -99,7 +100,7 @@ def candidates(stage: str | None, staged: bool, tag: str | None, archived: bool 
             s_parts.append(s[0])
             s_args += s[1]
         if m is not None:
-            m_parts.append(m[0])
+            m_parts.append(f"({m[0]})")
             m_args += m[1]
     if s_parts:
         where = "(" + " AND ".join(s_parts) + ")"

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from .db import Index
 
 _DUMP = {"ensure_ascii": False, "separators": (",", ":")}
+_MANIFEST_KEYS = ("name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names",
+                  "fingerprint")
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -178,9 +180,10 @@ def _refold(idx: Index, model: str, stamp: str) -> None:
             break
     existing = {v: (vid, rec, stg, seq, info) for vid, v, rec, stg, seq, info in con.execute(
         "SELECT vid, version, record, stages, seq, info FROM versions WHERE model = ?", (model,))}
-    known = {d: json.loads(p) for d, p in con.execute(
-        f"SELECT digest, part FROM manifests WHERE digest IN ({','.join('?' * len(digests))})",
-        list(digests.values())).fetchall()} if digests else {}
+    known = {}  # manifest fields of digests already indexed (manifests are immutable): no YAML parsed again
+    for _v, (_vid, rec, *_rest) in existing.items():
+        r = json.loads(rec)
+        known[r["digest"]] = {k: r[k] for k in _MANIFEST_KEYS}
     from ..registry import Resolved
 
     for seq, v in enumerate(order):
@@ -188,10 +191,8 @@ def _refold(idx: Index, model: str, stamp: str) -> None:
         part = known.get(d)
         if part is None or part.get("name") != model or part.get("version") != v:
             part = manifest_part(reg, model, v, d)
-            con.execute("INSERT OR REPLACE INTO manifests VALUES (?, ?)", (d, json.dumps(part, **_DUMP)))
         st = state.versions.get(v)
         record = {**part, **version_fields(st, part.get("manifest_tags", []))}
-        record.pop("manifest_tags", None)
         stages = stage_of.get(d, [])
         info = reg._info(Resolved(model, v, d), None, state, {}, []).to_dict()
         rec_j, stg_j, info_j = json.dumps(record, **_DUMP), json.dumps(stages), json.dumps(info, **_DUMP)
