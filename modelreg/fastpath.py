@@ -25,14 +25,18 @@ if TYPE_CHECKING:
 
 _GLOBAL_VALUE = ("--registry", "-R")
 _GLOBAL_FLAGS = ("--quiet", "-q")
+_FILTER_FLAGS = ("--staged", "--archived", "--no-archived")
+_FILTER_VALUES = ("--name", "--stage", "--tag", "--where", "-w", "--sort", "--limit", "-n")
 # command -> (positional arguments (min, max), flags, options that take one value)
 _COMMANDS: dict[str, tuple[tuple[int, int], tuple[str, ...], tuple[str, ...]]] = {
     "resolve": ((1, 1), ("--digest", "--json"), ("--artifact",)),
     "show": ((1, 1), ("--json",), ()),
-    "ls": ((0, 1), ("--json",), ()),
+    "ls": ((0, 1), ("--json", *_FILTER_FLAGS), _FILTER_VALUES),
+    "search": ((0, 0), ("--json", *_FILTER_FLAGS), _FILTER_VALUES),
     "log": ((0, 1), ("--json",), ("--stage", "--limit", "-n", "--since")),
 }
-_ALIASES = {"-n": "--limit"}
+_ALIASES = {"-n": "--limit", "-w": "--where", "--no-archived": "--archived"}
+_MULTIPLE = ("--where",)  # repeatable: every value kept, in order
 
 
 class _HandOff(Exception):
@@ -91,21 +95,26 @@ def parse(args: list[str]) -> tuple[str | None, str, list[str], dict[str, Any]] 
     while i < n:
         word = args[i]
         if word.startswith("-") and word != "-":
-            name, eq, value = word.partition("=")
-            name = _ALIASES.get(name, name)
-            if name in options:
+            given, eq, value = word.partition("=")
+            name = _ALIASES.get(given, given)
+            if name in options and name not in _MULTIPLE:
                 raise _HandOff  # click keeps the last one; not worth mirroring
-            if name in flags and not eq:
-                options[name] = True
+            if given in flags and not eq:
+                options[name] = given != "--no-archived"
                 i += 1
-            elif name in valued and name.startswith("--") and eq:
-                options[name] = _value(value)
+                continue
+            if given in valued and given.startswith("--") and eq:
+                got = _value(value)
                 i += 1
             elif word in valued and i + 1 < n:
-                options[name] = _value(args[i + 1])
+                got = _value(args[i + 1])
                 i += 2
             else:
                 raise _HandOff  # unknown option, --help, --, a flag given a value, -n5 ...
+            if name in _MULTIPLE:
+                options.setdefault(name, []).append(got)
+            else:
+                options[name] = got
         elif word == "-":
             raise _HandOff
         else:
@@ -197,6 +206,8 @@ def run(args: list[str], registry: str | None, command: str, positional: list[st
             _show(registry, positional[0], options)
         elif command == "ls":
             _ls(registry, positional[0] if positional else None, options)
+        elif command == "search":
+            _search(_open(registry), None, options)
         else:
             _log(registry, positional[0] if positional else None, options)
     except ModelregError as exc:
@@ -263,10 +274,49 @@ def _show(registry: str | None, ref: str, options: dict[str, Any]) -> None:
         sys.stdout.flush()
 
 
+_FILTERS = ("--name", "--stage", "--tag", "--archived", "--where", "--sort", "--limit")
+
+
+def _search(reg: Any, name_regex: str | None, options: dict[str, Any]) -> None:
+    """``search`` and ``ls`` with filters: modelreg.cli._search_and_print, without typer."""
+    from .query import parse_where
+
+    conditions = [parse_where(w) for w in options.get("--where") or []]
+    records = reg.search(name_regex=name_regex if name_regex is not None else options.get("--name"),
+                         stage=options.get("--stage"), staged=bool(options.get("--staged")), tag=options.get("--tag"),
+                         archived=options.get("--archived"), where=conditions, sort=options.get("--sort"),
+                         limit=options.get("--limit"))
+    for c in conditions:
+        text = c.mismatch_note()
+        if text:
+            from .printable import line
+
+            _out(f"modelreg: warning: {line(text)}", err=True)
+    if "--json" in options:
+        _emit_json([r.to_dict() for r in records])
+    else:
+        from .discovery_render import search_table
+
+        search_table(records)
+
+
 def _ls(registry: str | None, name: str | None, options: dict[str, Any]) -> None:
     from . import render
 
     reg = _open(registry)
+    if any(k in options for k in _FILTERS) or options.get("--staged"):
+        name_regex = None
+        if name is not None:
+            import re
+
+            from .errors import UsageError
+
+            reg.versions(name)  # NotFound for an unknown model
+            if "--name" in options:
+                raise UsageError("give either a model NAME or --name REGEX, not both")
+            name_regex = f"^{re.escape(name)}$"
+        _search(reg, name_regex, options)
+        return
     if name is None:
         models = reg.models()
         if "--json" in options:

@@ -109,6 +109,20 @@ def _corpus(w: dict[str, str]) -> list[tuple[str, list[str], dict[str, str]]]:
                  ["m", "--since", "0123456789abcdef"], ["m", "--stage=staging", "-n", "5"]):
         add("log", *args)
         add("log", *args, "--json")
+    for args in ([], ["--where", "params.lr > 0.15"], ["-w", "params.lr >= 0.1", "-w", "tags == nlp"],
+                 ["--where=params.lr < 1"], ["--name", "^m$"], ["--name", "("], ["--stage", "production"],
+                 ["--stage", "prod"], ["--staged"], ["--tag", "nlp"], ["--archived"], ["--no-archived"],
+                 ["--sort", "-params.lr"], ["--sort", "version", "--limit", "1"], ["-n", "0"],
+                 ["--where", "params.lr >"], ["--where", "metrics.core.score >= '0.5'"],
+                 ["--where", "metrics.core.score >= 0.5"], ["--where", "version == 1.1"], ["--where", "bogus ~= ("],
+                 ["--archived", "--no-archived"], ["--where"], ["--sort", ""], ["--limit", "x"]):
+        add("search", *args)
+        add("search", *args, "--json")
+        add("ls", *args, "--json")
+    for args in (["m", "--where", "params.lr > 0.15"], ["m", "--name", "x"], ["nomodel", "--staged"],
+                 ["m", "--sort", "-version"], ["other", "--archived"]):
+        add("ls", *args)
+        add("ls", *args, "--json")
     # handed to the typer app: help, typos, repeated or odd options
     for args in ([], ["--help"], ["resolve"], ["resolve", "--help"], ["resolve", "a@1", "b@1"],
                  ["resolve", "m@1.0.0", "--digest", "--digest"], ["resolve", "m@1.0.0", "--bogus"],
@@ -144,7 +158,8 @@ def test_both_entry_points_print_the_same(world, capsys, monkeypatch):
 @pytest.mark.parametrize("args, taken", [
     (["resolve", "m@production"], True), (["-R", "X", "resolve", "m@1", "--json"], True),
     (["show", "m@1"], True), (["ls", "--json"], True), (["log", "m", "-n", "3", "--json"], True),
-    (["ls", "--where", "a==b"], False), (["log", "--follow"], False), (["resolve", "--help"], False),
+    (["ls", "--where", "a==b"], True), (["search", "-w", "a==b", "-w", "c==d", "--json"], True),
+    (["search", "--offset", "2"], False), (["log", "--follow"], False), (["resolve", "--help"], False),
     (["register", "m", "1"], False), (["--version"], False), (["resolve", "m@1", "--json=1"], False),
 ])
 def test_which_vectors_take_the_short_path(args, taken):
@@ -170,7 +185,8 @@ def test_hot_commands_never_import_typer(world):
     )
     env = subprocess_env(MODELREG_ACTOR=ACTOR)
     for args in (["resolve", "m@production"], ["resolve", "m@1.0.0", "--json"], ["show", "m@1.0.0", "--json"],
-                 ["ls", "--json"], ["ls", "m", "--json"], ["log", "--limit", "5", "--json"], ["log", "m"]):
+                 ["ls", "--json"], ["ls", "m", "--json"], ["log", "--limit", "5", "--json"], ["log", "m"],
+                 ["search", "--where", "params.lr > 0", "--json"], ["ls", "--stage", "production"]):
         proc = subprocess.run([sys.executable, "-c", probe, *args], cwd=world["proj"], env=env,
                               capture_output=True, text=True, timeout=60)
         report = json.loads(proc.stderr.strip().splitlines()[-1])
