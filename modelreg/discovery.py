@@ -95,17 +95,20 @@ def record_dicts(reg: Registry, name_regex: re.Pattern[str] | None = None, stage
     """Every version's record as a plain dict (fresh: callers may keep it), models in name order,
     versions in registration order, with the stages each holds (``stages=False``: kept for callers
     of the old cache, stages are always filled in)."""
-    return _select(reg, name_regex, "", ())
+    return _select(reg, name_regex)
 
 
-def _select(reg: Registry, name_regex: re.Pattern[str] | None, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+def _select(reg: Registry, name_regex: re.Pattern[str] | None, filters: Any = None) -> list[dict[str, Any]]:
+    """Records of the models matching ``name_regex``; ``filters(con)`` gives the SQL narrowing them
+    (see :func:`modelreg.index.filters.candidates`), a superset the caller checks again."""
     idx = _open_index(reg)
     if idx is None:
         models = [m for m in reg.refs.models() if name_regex is None or name_regex.search(m)]
         return _live_records(reg, models)
     try:
         models = None if name_regex is None else [m["name"] for m in idx.models() if name_regex.search(m["name"])]
-        return idx.records(models, sql, params)
+        vids, vid_params, sql, params = filters(idx.con) if filters is not None else ("", (), "", ())
+        return idx.records(models, sql, params, vids, vid_params)
     finally:
         idx.close()
 
@@ -143,9 +146,8 @@ def search(
         raise UsageError("--limit must be 0 or more")
     from .index.filters import candidates
 
-    sql, params = candidates(stage, staged, tag, archived, conditions)
     out = []
-    for rec in _select(reg, pattern, sql, params):
+    for rec in _select(reg, pattern, lambda con: candidates(con, stage, staged, tag, archived, conditions)):
         if stage is not None and stage not in rec["stages"]:
             continue
         if staged and not rec["stages"]:

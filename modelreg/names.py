@@ -30,7 +30,12 @@ _WINDOWS_DEVICES = frozenset(
 RESERVED_VERSIONS = frozenset(["latest"])
 
 
+_PLAIN_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")  # no dot: none of the rules below can apply
+
+
 def _common(kind: str, name: str, limit: int, pattern: re.Pattern[str]) -> str:
+    if pattern is _MODEL_RE and type(name) is str and _PLAIN_NAME_RE.match(name) and name not in _WINDOWS_DEVICES:
+        return name  # the usual case, checked at C speed (listings validate every name they read)
     if not isinstance(name, str) or not name:
         raise UsageError(f"invalid {kind} name: it is empty")
     shown = name if len(name) <= 40 else name[:37] + "..."

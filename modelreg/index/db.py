@@ -22,7 +22,7 @@ from .. import cachedir
 if TYPE_CHECKING:
     from ..registry import Registry
 
-SCHEMA_VERSION = 2  # bump when a table or a derived field changes: older files are rebuilt
+SCHEMA_VERSION = 3  # bump when a table or a derived field changes: older files are rebuilt
 FILENAME = "index.sqlite"
 BUSY_MS = 10_000
 
@@ -54,7 +54,7 @@ CREATE TABLE attrs (
 );
 CREATE INDEX attrs_num ON attrs (path, kind, num);
 CREATE INDEX attrs_txt ON attrs (path, kind, txt);
-CREATE INDEX attrs_vid ON attrs (vid);
+CREATE INDEX attrs_vid ON attrs (vid, path);
 CREATE TABLE events (
     model TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, time TEXT NOT NULL, event TEXT NOT NULL,
     PRIMARY KEY (model, seq)
@@ -185,11 +185,13 @@ class Index:
         row = self.con.execute("SELECT holders FROM models WHERE name = ?", (model,)).fetchone()
         return json.loads(row[0]) if row else {}
 
-    def records(self, models: list[str] | None, sql: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        """Decoded search records (``stages`` included) of the versions matching ``sql`` (a condition on
-        ``versions`` aliased ``v``), models in name order, versions in registration order."""
+    def records(self, models: list[str] | None, sql: str = "", params: tuple[Any, ...] = (),
+                vids: str = "", vid_params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Decoded search records (``stages`` included) of the versions among ``vids`` (a SELECT of
+        candidate vids; empty: all) that satisfy ``sql`` (a condition on ``versions`` aliased ``v``),
+        models in name order, versions in registration order."""
         where = []
-        args: list[Any] = []
+        args: list[Any] = list(vid_params)
         if models is not None:
             if not models:
                 return []
@@ -198,8 +200,11 @@ class Index:
         if sql:
             where.append(sql)
             args += params
-        q = "SELECT v.record, v.stages FROM versions v" + (" WHERE " + " AND ".join(where) if where else "")
-        q += " ORDER BY v.model, v.seq"
+        if vids:  # the candidates drive the query: one lookup per candidate, not a scan of every version
+            q = f"SELECT v.record, v.stages FROM ({vids}) c CROSS JOIN versions v ON v.vid = c.vid"
+        else:
+            q = "SELECT v.record, v.stages FROM versions v"
+        q += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY v.model, v.seq"
         out = []
         for record, stages in self.con.execute(q, args):
             r = json.loads(record)

@@ -22,90 +22,127 @@ COLUMNS = {"name": "v.model", "digest": "v.digest", "license": "v.license", "reg
 _OPS = {"==": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
-def _attr(path: str, cond: str, params: list[Any], args: list[Any]) -> str:
-    params.append(path)
-    params.extend(args)
-    return f"v.vid IN (SELECT vid FROM attrs WHERE path = ? AND {cond})"
+Alt = tuple[str, str, list[Any]]  # (path, condition on attrs, its parameters): one index range
 
 
-def _kinds(path: str, kinds: tuple[int, ...], params: list[Any]) -> str:
-    """Rows whose value at ``path`` is of one of ``kinds`` (one index range per kind)."""
-    return " OR ".join(_attr(path, f"kind = {k}", params, []) for k in kinds)
+def _kinds(path: str, kinds: tuple[int, ...]) -> list[Alt]:
+    return [(path, f"kind = {k}", []) for k in kinds]
 
 
-def translate(c: Condition) -> tuple[tuple[str, list[Any]] | None, tuple[str, list[Any]] | None]:
-    """``(S, M)`` of one condition as SQL over ``versions v`` with parameters; None for S means every row,
-    None for M no row."""
+def translate(c: Condition) -> tuple[list[Alt] | None, list[Alt]]:
+    """``(S, M)`` of one ``--where`` condition on attrs: S the alternatives a matching row has one of
+    (None: any row may match), M the alternatives that make a row's value incomparable with VALUE."""
     f, op, lit = c.field, c.op, c.literal
-    if op == "!=" or lit is None:
-        return None, None
-    if f in COLUMNS:
-        col = COLUMNS[f]
-        if op == "==" and isinstance(lit, str) and version_key(lit) is None:
-            return (f"{col} = ?", [lit]), None
-        return None, None
-    if f == "archived":
-        if isinstance(lit, bool) and op in _OPS:
-            return (f"v.archived {_OPS[op]} ?", [int(lit)]), None
-        return None, None
-    p: list[Any] = []
+    if op == "!=" or lit is None or f in COLUMNS or f == "archived":
+        return None, []
     if op == "~=":
-        return ("(" + _kinds(f, (BOOL, NUMBER, TEXT, UNSAFE), p) + ")", p), None
+        return _kinds(f, (BOOL, NUMBER, TEXT, UNSAFE)), []
     sql_op = _OPS[op]
-    m: list[Any] = []
     if isinstance(lit, bool):
-        s = _attr(f, f"kind = {BOOL} AND num {sql_op} ?", p, [int(lit)])
-        return (s, p), (_kinds(f, (NUMBER, TEXT, UNSAFE), m), m)
+        return [(f, f"kind = {BOOL} AND num {sql_op} ?", [int(lit)])], _kinds(f, (NUMBER, TEXT, UNSAFE))
     if isinstance(lit, (int, float)):
-        s = "(" + _attr(f, f"kind = {NUMBER} AND num {sql_op} ?", p, [lit]) + " OR " + _kinds(f, (UNSAFE,), p) + ")"
-        return (s, p), (_kinds(f, (BOOL, TEXT), m), m)
+        return [(f, f"kind = {NUMBER} AND num {sql_op} ?", [lit]), *_kinds(f, (UNSAFE,))], _kinds(f, (BOOL, TEXT))
     if not isinstance(lit, str):
-        return None, None
+        return None, []
     boolish = lit.strip().lower() in ("true", "false")
     if f == "version" and op != "==":
-        return ("(" + _kinds(f, (TEXT,), p) + ")", p), None
+        return _kinds(f, (TEXT,)), []
     if op == "==":
-        parts = [_attr(f, f"kind = {TEXT} AND txt = ?", p, [lit])]
+        s: list[Alt] = [(f, f"kind = {TEXT} AND txt = ?", [lit])]
         k = version_key(lit)
         if k is not None:
-            parts.append(_attr(f, f"kind = {TEXT} AND vkey = ?", p, [repr(k)]))
+            s.append((f, f"kind = {TEXT} AND vkey = ?", [repr(k)]))
         if boolish:
-            parts.append(_attr(f, f"kind = {BOOL} AND num = ?", p, [int(lit.strip().lower() == "true")]))
-        s = "(" + " OR ".join(parts) + ")"
+            s.append((f, f"kind = {BOOL} AND num = ?", [int(lit.strip().lower() == "true")]))
     else:
-        s = "(" + _kinds(f, (TEXT, BOOL) if boolish else (TEXT,), p) + ")"
+        s = _kinds(f, (TEXT, BOOL) if boolish else (TEXT,))
     if f == "version":
-        return (s, p), None
-    return (s, p), (_kinds(f, (NUMBER, UNSAFE) if boolish else (BOOL, NUMBER, UNSAFE), m), m)
+        return s, []
+    return s, _kinds(f, (NUMBER, UNSAFE) if boolish else (BOOL, NUMBER, UNSAFE))
 
 
-def candidates(stage: str | None, staged: bool, tag: str | None, archived: bool | None,
-               conditions: list[Condition]) -> tuple[str, tuple[Any, ...]]:
-    """A SQL condition over ``versions v`` selecting a superset of the versions to check (see above)."""
+def _select(alts: list[Alt], args: list[Any]) -> str:
+    """The vids having one of ``alts`` (a UNION of index ranges)."""
+    parts = []
+    for path, cond, a in alts:
+        parts.append(f"SELECT vid FROM attrs WHERE path = ? AND {cond}")
+        args += [path, *a]
+    return " UNION ".join(parts)
+
+
+def _exists(alts: list[Alt], args: list[Any]) -> str:
+    """A row (``c.vid``) has one of ``alts``: a lookup in the attrs_vid index."""
+    parts = []
+    for path, cond, a in alts:
+        parts.append(f"EXISTS (SELECT 1 FROM attrs a WHERE a.vid = c.vid AND a.path = ? AND {cond})")
+        args += [path, *a]
+    return "(" + " OR ".join(parts) + ")"
+
+
+def _columns(c: Condition) -> tuple[str, list[Any]] | None:
+    """An exact-or-wider condition over ``versions v`` for the fields kept in columns; None: any row."""
+    f, op, lit = c.field, c.op, c.literal
+    if op == "!=" or lit is None:
+        return None
+    if f in COLUMNS and op == "==" and isinstance(lit, str) and version_key(lit) is None:
+        return f"{COLUMNS[f]} = ?", [lit]
+    if f == "archived" and isinstance(lit, bool) and op in _OPS:
+        return f"v.archived {_OPS[op]} ?", [int(lit)]
+    return None
+
+
+def candidates(con: Any, stage: str | None, staged: bool, tag: str | None, archived: bool | None,
+               conditions: list[Condition]) -> tuple[str, tuple[Any, ...], str, tuple[Any, ...]]:
+    """``(vids, vid_params, exact, exact_params)``: a SELECT of candidate vids (empty: every row) and a
+    condition over ``versions v`` (the exact filters, and the conditions on column fields)."""
     exact: list[str] = []
     args: list[Any] = []
     if stage is not None:
-        exact.append(_attr("stages", "txt = ?", args, [stage]))
+        exact.append("v.vid IN (SELECT vid FROM attrs WHERE path = 'stages' AND kind = 3 AND txt = ?)")
+        args.append(stage)
     if staged:
         exact.append("v.stages != '[]'")
     if tag is not None:
-        exact.append(_attr("tags", "txt = ?", args, [tag]))
+        exact.append("v.vid IN (SELECT vid FROM attrs WHERE path = 'tags' AND kind = 3 AND txt = ?)")
+        args.append(tag)
     if archived is not None:
         exact.append("v.archived = ?")
         args.append(int(archived))
-    s_parts, s_args, m_parts, m_args = [], [], [], []
+    s_list: list[list[Alt]] = []
+    m_list: list[Alt] = []
+    col_parts: list[tuple[str, list[Any]]] = []
     for c in conditions:
         s, m = translate(c)
         if s is not None:
-            s_parts.append(s[0])
-            s_args += s[1]
-        if m is not None:
-            m_parts.append(f"({m[0]})")
-            m_args += m[1]
-    if s_parts:
-        where = "(" + " AND ".join(s_parts) + ")"
-        if m_parts:
-            where = f"({where} OR {' OR '.join(m_parts)})"
-        exact.append(where)
-        args += s_args + m_args
-    return " AND ".join(exact), tuple(args)
+            s_list.append(s)
+        m_list += m
+        col = _columns(c)
+        if col is not None:
+            col_parts.append(col)
+    vids, vargs = "", []
+    if s_list:  # rows in every S, or in any M (see the module docstring)
+        def size(alts: list[Alt]) -> int:
+            a: list[Any] = []
+            q = f"SELECT count(*) FROM ({_select(alts, a)} LIMIT 20000)"
+            return con.execute(q, a).fetchone()[0]
+
+        s_list.sort(key=size)  # the rarest drives; the others are index lookups per candidate
+        driver = _select(s_list[0], vargs)
+        rest = [_exists(alts, vargs) for alts in s_list[1:]]
+        vids = f"SELECT vid FROM ({driver}) c" + (" WHERE " + " AND ".join(rest) if rest else "")
+        if m_list:
+            vids = f"SELECT vid FROM ({vids}) UNION {_select(m_list, vargs)}"
+    if col_parts:
+        cond = " AND ".join(x for x, _ in col_parts)
+        if m_list:  # a row with an incomparable value is checked whatever the column says
+            m_args: list[Any] = []
+            cond = f"(({cond}) OR v.vid IN ({_select(m_list, m_args)}))"
+            exact.append(cond)
+            for _, a in col_parts:
+                args += a
+            args += m_args
+        else:
+            exact.append(cond)
+            for _, a in col_parts:
+                args += a
+    return vids, tuple(vargs), " AND ".join(exact), tuple(args)

@@ -58,9 +58,10 @@ def _valid_name(name: str) -> bool:
         return False
 
 
-def scan(reg: Any, only: str | None = None) -> dict[str, str]:
+def scan(reg: Any, only: str | None = None, before: dict[str, str] | None = None) -> dict[str, str]:
     """Model -> a JSON stamp of everything its rows are derived from (see the module docstring);
-    with ``only``, that one model (if it has versions or a log)."""
+    with ``only``, that one model (if it has versions or a log). ``before`` (the stored stamps) lets
+    an unchanged ``refs/<model>/`` directory skip its listing: its files are still stat'ed one by one."""
     config = _key(fileio.lstat(reg.path / "config.yaml"))
     out: dict[str, dict[str, Any]] = {}
     for sub, suffix in (("versions", ""), ("logs", log.LOG_SUFFIX)):
@@ -86,25 +87,38 @@ def scan(reg: Any, only: str | None = None) -> dict[str, str]:
     try:
         with fileio.opendir(reg.path / "refs") as d:
             for model, entry in out.items():
-                entry["refs"] = _refs_stamp(d, model)
+                old = None
+                if before and model in before:
+                    try:
+                        old = json.loads(before[model])[2]
+                    except (ValueError, IndexError, TypeError):
+                        old = None
+                entry["refs"] = _refs_stamp(d, model, old)
     except (FileNotFoundError, NotADirectoryError):
         pass
     return {m: json.dumps([e.get("versions"), e.get("logs"), e.get("refs"), config]) for m, e in out.items()}
 
 
-def _refs_stamp(d: fileio.Dir, model: str) -> Any:
+def _refs_stamp(d: fileio.Dir, model: str, old: Any = None) -> Any:
     if d.fd is None:  # pragma: no cover - no directory descriptors: stat through the confined paths
         st = fileio.lstat(os.path.join(d.path, model))
         if st is None:
             return None
         names = sorted(fileio.listdir(os.path.join(d.path, model)))
         return [_key(st), [[n, _key(fileio.lstat(os.path.join(d.path, model, n)))] for n in names]]
+    st = _lstat(model, d.fd, None)
+    if st is None:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        return ["unreadable", _key(st)]  # a link or a file: the library refuses it when the model is refolded
+    key = _key(st)
+    if isinstance(old, list) and len(old) == 2 and old[0] == key and isinstance(old[1], list):
+        names = [n for n, _k in old[1]]  # the directory did not change: same entries
+        return [key, [[n, _key(_lstat(f"{model}/{n}", d.fd, None))] for n in names]]
     try:
         fd = os.open(model, _O_DIR, dir_fd=d.fd)
-    except FileNotFoundError:
-        return None
     except OSError:
-        return ["unreadable"]  # a link or a file: the library refuses it when the model is refolded
+        return ["unreadable", key]
     try:
         return [_key(os.fstat(fd)), [[n, _key(_lstat(n, fd, None))] for n in sorted(os.listdir(fd))]]
     finally:
@@ -114,8 +128,8 @@ def _refs_stamp(d: fileio.Dir, model: str) -> Any:
 def refresh(idx: Index, only: str | None = None) -> None:
     """Refold every model whose stamp changed (or just ``only``); drop models that are gone."""
     con = idx.con
-    current = scan(idx.reg, only)
     stored = dict(con.execute("SELECT name, COALESCE(stamp, '') FROM models").fetchall())
+    current = scan(idx.reg, only, stored)
     for model in sorted(current):
         if stored.get(model) != current[model]:
             _update(idx, model, current[model])
