@@ -155,9 +155,9 @@ def echo_styled(text: str, colour: str | None) -> None:
 
 
 def emit_json(data: Any) -> None:
-    from .printable import json_text
+    from .printable import json_dumps, json_text
 
-    typer.echo(json_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)))
+    typer.echo(json_text(json_dumps(data)))  # json.dumps(data, indent=2, ensure_ascii=False), faster
 
 
 def version_text() -> str:

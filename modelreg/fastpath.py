@@ -150,11 +150,9 @@ def _out(text: str, err: bool = False) -> None:
 
 
 def _emit_json(data: Any) -> None:
-    import json
+    from .printable import json_dumps, json_text
 
-    from .printable import json_text
-
-    _out(json_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)))
+    _out(json_text(json_dumps(data)))
 
 
 def _report(exc: ModelregError, as_json: bool) -> None:

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import ACTOR, relax_policy, subprocess_env
 
 from modelreg import cli, fastpath
@@ -203,3 +205,18 @@ def test_console_script_and_python_m_use_the_short_path():
     main_py = (Path(fastpath.__file__).parent / "__main__.py").read_text()
     assert "fastpath" in main_py
     assert os.path.basename(fastpath.__file__) == "fastpath.py"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=5), kids, max_size=4),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_json_output_is_exactly_json_dumps(value):
+    from modelreg.printable import json_dumps
+
+    assert json_dumps(value) == json.dumps(value, indent=2, ensure_ascii=False)
