@@ -164,3 +164,20 @@ def test_a_symlink_where_the_index_belongs_is_replaced(reg, tmp_path):
     path.symlink_to(target)
     assert len(reg.search()) == 12
     assert target.read_bytes() == b"precious" and not path.is_symlink()
+
+
+def test_refolds_spread_over_processes_give_the_same_index(reg, project, monkeypatch):
+    from modelreg.index import refresh
+
+    one = (dicts(reg.search()), dicts(reg.models()), dicts(reg.events(limit=100)))
+    monkeypatch.setattr(refresh, "POOL_MIN", 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    reg.reindex()
+    assert (dicts(reg.search()), dicts(reg.models()), dicts(reg.events(limit=100))) == one
+    # a model a worker cannot read is refolded in this process, which raises the library's error
+    other = reg.resolve("beta@1.0").digest
+    (project / ".modelreg" / "refs" / "alpha" / "production").write_text(other + "\n")
+    from modelreg.errors import IntegrityError
+
+    with pytest.raises(IntegrityError, match="refs/alpha/production"):
+        reg.reindex()

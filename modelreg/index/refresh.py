@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import fileio, log
@@ -130,9 +131,13 @@ def refresh(idx: Index, only: str | None = None) -> None:
     con = idx.con
     stored = dict(con.execute("SELECT name, COALESCE(stamp, '') FROM models").fetchall())
     current = scan(idx.reg, only, stored)
-    for model in sorted(current):
-        if stored.get(model) != current[model]:
-            _update(idx, model, current[model])
+    todo = [(m, current[m]) for m in sorted(current) if stored.get(m) != current[m]]
+    if len(todo) >= POOL_MIN and (os.cpu_count() or 1) > 1:
+        for model, stamp, plan in _plans(idx.reg, todo):
+            _update(idx, model, stamp, plan)  # a model the worker could not read is refolded here (its error)
+    else:
+        for model, stamp in todo:
+            _update(idx, model, stamp)
     gone = [m for m in stored if m not in current and (only is None or m == only)]
     if gone:
         con.execute("BEGIN IMMEDIATE")
@@ -158,7 +163,10 @@ def _fold(reg: Any, model: str, has_versions: bool) -> tuple[dict[str, str], Any
     return digests, reg.model_state(model)
 
 
-def _update(idx: Index, model: str, stamp: str) -> None:
+POOL_MIN = 50  # models to refold before the work is spread over processes (reindex, a big git pull)
+
+
+def _update(idx: Index, model: str, stamp: str, plan: dict[str, Any] | None = None) -> None:
     con, reg = idx.con, idx.reg
     con.execute("BEGIN IMMEDIATE")
     try:
@@ -166,15 +174,26 @@ def _update(idx: Index, model: str, stamp: str) -> None:
         if row is not None and row[0] == stamp:  # another process refreshed it meanwhile
             con.execute("COMMIT")
             return
-        _refold(idx, model, stamp)
+        existing = {v: (vid, rec, stg, seq, info) for vid, v, rec, stg, seq, info in con.execute(
+            "SELECT vid, version, record, stages, seq, info FROM versions WHERE model = ?", (model,))}
+        if plan is None:
+            known = {}  # manifest fields of digests already indexed (manifests are immutable): no YAML again
+            for _vid, rec, *_rest in existing.values():
+                r = json.loads(rec)
+                known[r["digest"]] = {k: r[k] for k in _MANIFEST_KEYS}
+            plan = compute(reg, model, stamp, known)
+        _apply(con, model, stamp, plan, existing)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
 
 
-def _refold(idx: Index, model: str, stamp: str) -> None:
-    con, reg = idx.con, idx.reg
+def compute(reg: Any, model: str, stamp: str, known: dict[str, Any]) -> dict[str, Any]:
+    """Everything the index holds about ``model``, read from the registry (no database access):
+    safe to run in another process."""
+    from ..registry import Resolved
+
     has_versions = json.loads(stamp)[0] is not None
     digests, state = _fold(reg, model, has_versions)
     order = state.order(list(digests))
@@ -185,21 +204,13 @@ def _refold(idx: Index, model: str, stamp: str) -> None:
     stage_of: dict[str, list[str]] = {}
     for s in reg._stage_order(holders):
         stage_of.setdefault(holders[s], []).append(s)
-    _events(con, model, state.events)
     latest = None
     for v in reversed(order):
         st = state.versions.get(v)
         if not (st and st.archived):
             latest = v
             break
-    existing = {v: (vid, rec, stg, seq, info) for vid, v, rec, stg, seq, info in con.execute(
-        "SELECT vid, version, record, stages, seq, info FROM versions WHERE model = ?", (model,))}
-    known = {}  # manifest fields of digests already indexed (manifests are immutable): no YAML parsed again
-    for _v, (_vid, rec, *_rest) in existing.items():
-        r = json.loads(rec)
-        known[r["digest"]] = {k: r[k] for k in _MANIFEST_KEYS}
-    from ..registry import Resolved
-
+    rows = []
     for seq, v in enumerate(order):
         d = digests[v]
         part = known.get(d)
@@ -209,7 +220,19 @@ def _refold(idx: Index, model: str, stamp: str) -> None:
         record = {**part, **version_fields(st, part.get("manifest_tags", []))}
         stages = stage_of.get(d, [])
         info = reg._info(Resolved(model, v, d), None, state, {}, []).to_dict()
-        rec_j, stg_j, info_j = json.dumps(record, **_DUMP), json.dumps(stages), json.dumps(info, **_DUMP)
+        rows.append((v, seq, d, record, stages, json.dumps(record, **_DUMP), json.dumps(stages),
+                     json.dumps(info, **_DUMP)))
+    times = [(e.time, e.id) for e in state.events]
+    return {
+        "rows": rows, "n": len(digests), "latest": latest, "holders": holders, "stage_versions": stage_versions,
+        "sorted": all(a <= b for a, b in zip(times, times[1:])), "has_versions": has_versions,
+        "events": [(e.id, e.time, json.dumps(e.to_dict(), **_DUMP)) for e in state.events],
+    }
+
+
+def _apply(con: Any, model: str, stamp: str, plan: dict[str, Any], existing: dict[str, Any]) -> None:
+    _events(con, model, plan["events"])
+    for v, seq, d, record, stages, rec_j, stg_j, info_j in plan["rows"]:
         old = existing.pop(v, None)
         if old is not None and old[1:] == (rec_j, stg_j, seq, info_j):
             continue
@@ -227,23 +250,51 @@ def _refold(idx: Index, model: str, stamp: str) -> None:
     for vid, *_ in existing.values():  # versions no longer there (a git checkout removed them)
         con.execute("DELETE FROM attrs WHERE vid = ?", (vid,))
         con.execute("DELETE FROM versions WHERE vid = ?", (vid,))
-    times = [(e.time, e.id) for e in state.events]
-    sorted_ = all(a <= b for a, b in zip(times, times[1:]))
     con.execute("INSERT OR REPLACE INTO models (name, stamp, n_versions, latest, holders, stage_versions, "
                 "causal_sorted, has_versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (model, stamp, len(digests), latest, json.dumps(holders), json.dumps(stage_versions), int(sorted_),
-                 int(has_versions)))
+                (model, stamp, plan["n"], plan["latest"], json.dumps(plan["holders"]),
+                 json.dumps(plan["stage_versions"]), int(plan["sorted"]), int(plan["has_versions"])))
 
 
-def _events(con: Any, model: str, events: list[Any]) -> None:
-    """The model's events in causal order: the rows after the common prefix are replaced."""
+_WORKER_REG: Any = None
+
+
+def _worker_init(path: str) -> None:
+    global _WORKER_REG
+    from ..registry import Registry
+
+    _WORKER_REG = Registry(path)
+
+
+def _worker(job: tuple[str, str]) -> tuple[str, dict[str, Any] | None]:
+    model, stamp = job
+    try:
+        return model, compute(_WORKER_REG, model, stamp, {})
+    except Exception:  # noqa: BLE001 - the parent refolds this model itself and raises the library's error
+        return model, None
+
+
+def _plans(reg: Any, jobs: list[tuple[str, str]]) -> Iterator[tuple[str, str, dict[str, Any] | None]]:
+    """``(model, stamp, plan or None)`` for many models, computed by one process per core."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    stamps = dict(jobs)
+    with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=mp.get_context(method),
+                             initializer=_worker_init, initargs=(str(reg.path),)) as pool:
+        for model, plan in pool.map(_worker, jobs, chunksize=8):
+            yield model, stamps[model], plan
+
+
+def _events(con: Any, model: str, events: list[tuple[str, str, str]]) -> None:
+    """The model's events (id, time, JSON) in causal order: the rows after the common prefix are replaced."""
     old = [i for (i,) in con.execute("SELECT id FROM events WHERE model = ? ORDER BY seq", (model,))]
     k = 0
-    while k < len(old) and k < len(events) and old[k] == events[k].id:
+    while k < len(old) and k < len(events) and old[k] == events[k][0]:
         k += 1
     if k < len(old):
         con.execute("DELETE FROM events WHERE model = ? AND seq >= ?", (model, k))
     con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-                    [(model, i, e.id, e.time, json.dumps(e.to_dict(), **_DUMP)) for i, e in
-                     enumerate(events[k:], start=k)])
+                    [(model, i, *e) for i, e in enumerate(events[k:], start=k)])
 
