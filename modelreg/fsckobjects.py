@@ -53,9 +53,11 @@ def _worker_init(registry: str) -> None:
 
 
 def _check_chunk(registry: str, digests: list[str], full: bool) -> list[tuple[str, str, Any]]:
+    from .fileio import prefetch
     from .store import ObjectStore
 
     store = ObjectStore(os.path.join(registry, "objects"))
+    prefetch([str(store.path(d)) for d in digests])  # the disk reads them while this process parses
     return [(d, *check_one(store, d, full)) for d in digests]
 
 

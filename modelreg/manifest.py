@@ -193,6 +193,14 @@ def from_object(data: bytes, what: str) -> dict[str, Any]:
     digests) describe the same content and no reader can see a field another reader misses.
     Anything else is an IntegrityError (exit 6).
     """
+    fast = canonical.load_canonical(data)  # no YAML parser for what modelreg wrote; checked below
+    if fast is not None:
+        try:
+            m = validate(fast)
+            if to_bytes(m) == data:
+                return m
+        except (UsageError, ValueError, RecursionError):
+            pass  # the full path below says what is wrong
     try:
         m = from_bytes(data, what)
         again = to_bytes(m)

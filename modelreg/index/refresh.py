@@ -195,6 +195,12 @@ def compute(reg: Any, model: str, stamp: str, known: dict[str, Any]) -> dict[str
     from ..registry import Resolved
 
     has_versions = json.loads(stamp)[0] is not None
+    if has_versions:
+        vdir = os.path.join(reg.refs.versions_dir, model)
+        try:
+            fileio.prefetch([os.path.join(vdir, n) for n in fileio.listdir(vdir) if not n.startswith(".")])
+        except (OSError, fileio.SymlinkError):
+            pass  # the library's own read below says what is wrong
     digests, state = _fold(reg, model, has_versions)
     order = state.order(list(digests))
     holders: dict[str, str] = reg.checked_holders(model, digests) if has_versions else reg.stage_holders(model)
@@ -210,6 +216,9 @@ def compute(reg: Any, model: str, stamp: str, known: dict[str, Any]) -> dict[str
         if not (st and st.archived):
             latest = v
             break
+    missing = [d for d in digests.values() if d not in known]
+    if len(missing) > 8:
+        fileio.prefetch([str(reg.objects.path(d)) for d in missing])  # one wait on the disk, not one per file
     rows = []
     for seq, v in enumerate(order):
         d = digests[v]
