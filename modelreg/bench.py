@@ -55,7 +55,7 @@ def _cli(registry: Path, *args: str) -> list[str]:
 
 ENTRY = """import re
 import sys
-from modelreg.cli import main
+from modelreg.fastpath import main
 if __name__ == "__main__":
     sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
     sys.exit(main())
