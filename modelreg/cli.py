@@ -1246,7 +1246,7 @@ def trust_cmd(
 
 @command("reindex")
 def reindex_cmd(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
-    """Rebuild the search cache (kept in your cache directory, never in .modelreg/) from the objects, refs and logs."""
+    """Rebuild the query index (SQLite in your cache directory, never in .modelreg/) from the objects, refs and logs."""
     counts = open_registry().reindex()
     if as_json:
         emit_json({"models": len(counts), "versions": sum(counts.values())})

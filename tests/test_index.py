@@ -181,3 +181,13 @@ def test_refolds_spread_over_processes_give_the_same_index(reg, project, monkeyp
 
     with pytest.raises(IntegrityError, match="refs/alpha/production"):
         reg.reindex()
+
+
+def test_site_data_is_what_the_commands_show(reg, monkeypatch):
+    from modelreg.index.export import site_data
+
+    data = site_data(reg, events=10)
+    assert data == direct(monkeypatch, lambda: site_data(reg, events=10))
+    assert [m["name"] for m in data["models"]] == ["alpha", "beta", "gamma"]
+    assert len(data["versions"]) == 12 and len(data["events"]) == 10
+    json.dumps(data)  # JSON-ready

@@ -2,6 +2,7 @@
 
 Public entry points (imported from the submodules on use):
 
+- :func:`modelreg.index.export.site_data` -- models, versions and recent events in one call (the static site);
 - :func:`modelreg.index.db.open_index` -- the current :class:`~modelreg.index.db.Index` of a
   registry (None when the cache directory cannot hold one: callers then read the registry);
 - :meth:`Index.records`, :meth:`Index.model_versions`, :meth:`Index.models`,
