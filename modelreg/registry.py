@@ -573,8 +573,12 @@ class Registry:
             finally:
                 idx.close()
             if rows:
+                import dataclasses
+
                 order = self._stage_order(holders)
-                return [VersionInfo(**{**info, "stages": [s for s in order if holders[s] == d], "manifest": None,
+                keep = {f.name for f in dataclasses.fields(VersionInfo)}  # to_dict() also shows properties
+                return [VersionInfo(**{**{k: x for k, x in info.items() if k in keep},
+                                       "stages": [s for s in order if holders[s] == d], "manifest": None,
                                        "tags": None}) for _v, d, info in rows]
         digests = self.refs.versions(name)
         if not digests:

@@ -20,6 +20,7 @@ from .records import BOOL, NUMBER, TEXT, UNSAFE
 COLUMNS = {"name": "v.model", "digest": "v.digest", "license": "v.license", "registered_at": "v.registered_at",
            "fingerprint": "v.fingerprint"}
 _OPS = {"==": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+DRIVE_MAX = 5000  # fewer candidates than this: fetched one by one and sorted; more: the versions walked in order
 
 
 Alt = tuple[str, str, list[Any]]  # (path, condition on attrs, its parameters): one index range
@@ -74,7 +75,9 @@ def _exists(alts: list[Alt], args: list[Any]) -> str:
     """A row (``c.vid``) has one of ``alts``: a lookup in the attrs_vid index."""
     parts = []
     for path, cond, a in alts:
-        parts.append(f"EXISTS (SELECT 1 FROM attrs a WHERE a.vid = c.vid AND a.path = ? AND {cond})")
+        # INDEXED BY: one (vid, path) lookup per candidate; without statistics SQLite may otherwise scan
+        # the whole value range of the path for every candidate
+        parts.append(f"EXISTS (SELECT 1 FROM attrs a INDEXED BY attrs_vid WHERE a.vid = c.vid AND a.path = ? AND {cond})")
         args += [path, *a]
     return "(" + " OR ".join(parts) + ")"
 
@@ -121,17 +124,25 @@ def candidates(con: Any, stage: str | None, staged: bool, tag: str | None, archi
             col_parts.append(col)
     vids, vargs = "", []
     if s_list:  # rows in every S, or in any M (see the module docstring)
-        def size(alts: list[Alt]) -> int:
-            a: list[Any] = []
-            q = f"SELECT count(*) FROM ({_select(alts, a)} LIMIT 20000)"
-            return con.execute(q, a).fetchone()[0]
+        def size(alts: list[Alt]) -> int:  # rows of the index ranges, counted up to a cap
+            n = 0
+            for path, cond, a in alts:
+                q = f"SELECT count(*) FROM (SELECT 1 FROM attrs WHERE path = ? AND {cond} LIMIT {DRIVE_MAX})"
+                n += con.execute(q, [path, *a]).fetchone()[0]
+            return n
 
-        s_list.sort(key=size)  # the rarest drives; the others are index lookups per candidate
+        sizes = {id(alts): size(alts) for alts in s_list}
+        s_list.sort(key=lambda alts: sizes[id(alts)])  # the rarest drives; the others are lookups per candidate
+        few = sizes[id(s_list[0])] < DRIVE_MAX
         driver = _select(s_list[0], vargs)
         rest = [_exists(alts, vargs) for alts in s_list[1:]]
         vids = f"SELECT vid FROM ({driver}) c" + (" WHERE " + " AND ".join(rest) if rest else "")
         if m_list:
             vids = f"SELECT vid FROM ({vids}) UNION {_select(m_list, vargs)}"
+        if not few:  # many candidates: walk the versions in order and probe the candidate set instead
+            exact.insert(0, f"v.vid IN ({vids})")
+            args[:0] = vargs
+            vids, vargs = "", []
     if col_parts:
         cond = " AND ".join(x for x, _ in col_parts)
         if m_list:  # a row with an incomparable value is checked whatever the column says

@@ -133,11 +133,15 @@ def refresh(idx: Index, only: str | None = None) -> None:
     current = scan(idx.reg, only, stored)
     todo = [(m, current[m]) for m in sorted(current) if stored.get(m) != current[m]]
     if len(todo) >= POOL_MIN and (os.cpu_count() or 1) > 1:
-        for model, stamp, plan in _plans(idx.reg, todo):
-            _update(idx, model, stamp, plan)  # a model the worker could not read is refolded here (its error)
-    else:
-        for model, stamp in todo:
-            _update(idx, model, stamp)
+        with _build_lock(idx):  # one big build at a time: a second process waits, then finds it done
+            stored = dict(con.execute("SELECT name, COALESCE(stamp, '') FROM models").fetchall())
+            todo = [(m, s) for m, s in todo if stored.get(m) != s]
+            if len(todo) >= POOL_MIN:
+                for model, stamp, plan in _plans(idx.reg, todo):
+                    _update(idx, model, stamp, plan)  # a model a worker could not read is refolded here (its error)
+                todo = []
+    for model, stamp in todo:
+        _update(idx, model, stamp)
     gone = [m for m in stored if m not in current and (only is None or m == only)]
     if gone:
         con.execute("BEGIN IMMEDIATE")
@@ -164,6 +168,39 @@ def _fold(reg: Any, model: str, has_versions: bool) -> tuple[dict[str, str], Any
 
 
 POOL_MIN = 50  # models to refold before the work is spread over processes (reindex, a big git pull)
+BUILD_WAIT = 900.0  # seconds a process waits for another's big build before building itself
+
+
+class _build_lock:
+    """``index.lock`` beside the index, held (flock) while many models are refolded at once."""
+
+    def __init__(self, idx: Index) -> None:
+        from .db import path_of
+
+        self.path = str(path_of(idx.reg)) + ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> None:
+        try:
+            import fcntl
+            import time
+
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            deadline = time.monotonic() + BUILD_WAIT
+            while True:
+                try:
+                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return  # build anyway: the per-model transactions keep the rows consistent
+                    time.sleep(0.05)
+        except (ImportError, OSError):
+            return  # no lock to be had: only duplicated work, never wrong rows
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the flock
 
 
 def _update(idx: Index, model: str, stamp: str, plan: dict[str, Any] | None = None) -> None:
