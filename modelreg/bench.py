@@ -499,6 +499,125 @@ def measure_wide(path: Path, runs: int) -> dict[str, Any]:
     return med
 
 
+# --------------------------------------------------------------------- site
+def cpu_calibration() -> float:
+    """Seconds a fixed pure-Python loop takes now: the machine's speed (and load) at the time of a figure."""
+    t0 = time.perf_counter()
+    s = 0
+    for i in range(2_000_000):
+        s += i
+    return time.perf_counter() - t0
+
+
+def _site_build(reg_dir: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    p = subprocess.run(_cli(reg_dir, "site", "build", "--out", str(out), "--json"), env=env,
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode:
+        raise RuntimeError(f"site build exited {p.returncode}: {p.stderr[-500:]}")
+    rep = json.loads(p.stdout)
+    rep.pop("problems", None)
+    rep["wall_s"] = wall
+    return rep
+
+
+def measure_site(path: Path, workdir: Path) -> dict[str, Any]:
+    """``modelreg site build`` of a fixture: cold (empty output and cache), again unchanged, then after one
+    annotation on one version (one model's inputs change)."""
+    from .registry import Registry
+
+    reg_dir = path / ".modelreg"
+    out, cache = workdir / f"site-out-{path.name}", workdir / f"site-cache-{path.name}"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {**_env(), "MODELREG_CACHE_DIR": str(cache)}
+    row: dict[str, Any] = {"load_before": os.getloadavg()[0], "cpu_calibration_s": cpu_calibration()}
+    row["cold"] = _site_build(reg_dir, out, env)
+    row["unchanged"] = _site_build(reg_dir, out, env)
+    reg = Registry(reg_dir)
+    models = reg.refs.models()
+    reg.set_metrics(f"{models[len(models) // 2]}@latest", "site-bench", {"run": time.time()}, actor=ACTOR)
+    row["one_change"] = _site_build(reg_dir, out, env)
+    row["load_after"] = os.getloadavg()[0]
+    alloc, _ = disk_usage(out)
+    file_bytes = sum(os.lstat(os.path.join(d, f)).st_size for d, _, fs in os.walk(out) for f in fs)
+    row["disk"] = {"files": row["one_change"]["files"], "file_bytes": file_bytes, "allocated_bytes": alloc,
+                   "file_bytes_per_version": file_bytes / max(1, row["one_change"]["versions"])}
+    return row
+
+
+def _wide_extras_worker(path: str, versions: int) -> None:
+    """Metrics on every version and 50 stage moves, so the 10k-version model page draws real charts."""
+    os.environ["MODELREG_UNSAFE_NO_FSYNC"] = "1"
+    from . import fileio
+    from .registry import Registry
+
+    fileio.UNSAFE_NO_FSYNC = True
+    reg = Registry(path)
+    for i in range(versions):
+        reg.set_metrics(f"m0000@1.0.{i}", "eval", {"score": round(0.6 + (i % 300) / 1000, 3),
+                                                   "latency_ms": 100 + (i * 7) % 80}, actor=ACTOR)
+    for i in range(0, versions, max(1, versions // 25)):
+        reg.promote(f"m0000@1.0.{i}", "staging", actor=ACTOR, reason=f"nightly {i}")
+        reg.promote(f"m0000@1.0.{i}", "production", actor=ACTOR, reason=f"release {i}")
+
+
+def measure_site_page(path: Path, workdir: Path, runs: int = 5) -> dict[str, Any]:
+    """The model page of a 10,000-version model in headless Chromium: when its script is ready (the
+    ``mr-ready`` mark), and how long a filter over all 10,000 rows takes to show its result."""
+    chromium = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
+    driver_bin = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+    except ImportError:
+        return {"skipped": "selenium is not installed (pip install -e '.[test]')"}
+    if not chromium or not driver_bin:
+        return {"skipped": "Chromium/chromedriver not installed (apt-get install chromium chromium-driver)"}
+    marker = path / ".site-extras"
+    if not marker.exists():
+        print("adding metrics and stage moves to the wide model...", file=sys.stderr, flush=True)
+        p = mp.get_context("fork").Process(target=_wide_extras_worker, args=(str(path / ".modelreg"), WIDE_VERSIONS))
+        p.start()
+        p.join()
+        if p.exitcode:
+            raise RuntimeError("adding metrics to the wide fixture failed")
+        marker.write_text("1")
+    out = workdir / "site-out-wide"
+    env = {**_env(), "MODELREG_CACHE_DIR": str(workdir / "site-cache-wide")}
+    build = _site_build(path / ".modelreg", out, env)
+    opts = Options()
+    opts.binary_location = chromium
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        opts.add_argument(a)
+    d = webdriver.Chrome(service=Service(driver_bin), options=opts)
+    ready, dcl, filt = [], [], []
+    try:
+        url = (out / "m0000" / "index.html").as_uri()
+        for _ in range(runs):
+            d.get("about:blank")
+            d.get(url)
+            WebDriverWait(d, 30).until(lambda d: d.execute_script("return document.body.getAttribute('data-ready')") == "1")
+            t = d.execute_script(
+                "const n = performance.getEntriesByType('navigation')[0];"
+                "return [performance.getEntriesByName('mr-ready')[0].startTime, n.domContentLoadedEventEnd];")
+            ready.append(t[0] / 1000)
+            dcl.append(t[1] / 1000)
+            box = d.find_element(By.ID, "vq")
+            t0 = time.perf_counter()
+            box.send_keys("1.0.99")
+            WebDriverWait(d, 30).until(lambda d: "filtered from" in d.find_element(By.CSS_SELECTOR, ".page-info").text)
+            filt.append(time.perf_counter() - t0)
+        size = sum(f.stat().st_size for f in [out / "m0000" / "index.html"])
+    finally:
+        d.quit()
+    return {"versions": WIDE_VERSIONS, "build": build, "page_bytes": size, "runs": runs,
+            "ready_s": statistics.median(ready), "dom_content_loaded_s": statistics.median(dcl),
+            "filter_all_rows_s": statistics.median(filt), "chromium": chromium}
 # ---------------------------------------------------------------- directory artifacts
 def make_tree(path: Path, files: int, total: int) -> dict[str, int]:
     """A model folder: ``files`` files, most small and ten large (so that file size varies 1000x), ``total`` bytes."""
@@ -590,7 +709,9 @@ def _fmt_s(x: float) -> str:
 def report(res: dict[str, Any]) -> str:
     lines = [f"modelreg bench  {res['machine']['python']}  cores={res['machine']['cores']}  "
              f"quick={res['quick']}", ""]
-    sizes = res["sizes"]
+    sizes = {k: v for k, v in res["sizes"].items() if "cold" in v}
+    if not sizes:  # --site-only
+        return "\n".join(lines + _site_report(res))
     keys = list(next(iter(sizes.values()))["cold"])
     lines.append("Cold CLI start (median of %d fresh processes, interleaved)" % res["runs"])
     lines.append(f"  {'command':<28}" + "".join(f"{s:>12}" for s in sizes))
@@ -643,14 +764,48 @@ def report(res: dict[str, Any]) -> str:
                 lines.append(f"  {k:<10} {h[k]['mib_per_s']:>8.0f} MiB/s  peak RSS {h[k]['peak_rss_mb']:.1f} MB")
         if "ratio_vs_sha256sum" in h:
             lines.append(f"  ratio {h['ratio_vs_sha256sum']:.2f}x, digests match: {h['digests_match']}")
+    return "\n".join(lines + _site_report(res))
+
+
+def _site_report(res: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if "site" in res:
+        st = res["site"]
+        lines += ["", f"modelreg site build of {st['cold']['versions']} versions ({st['cold']['models']} models, "
+                      f"{st['cold']['files']} files, {st['disk']['file_bytes'] / 1e6:.0f} MB), "
+                      f"load average {st['load_before']:.1f}, CPU calibration {st['cpu_calibration_s']:.2f} s"]
+        for k, label in (("cold", "full build (empty output and cache)"), ("unchanged", "rebuild, nothing changed"),
+                         ("one_change", "rebuild after one change")):
+            b = st[k]
+            phases = ", ".join(f"{p} {v:.1f} s" for p, v in b["phases"].items())
+            lines.append(f"  {label:<38} {_fmt_s(b['wall_s']):>9}  {b['written']:>7} files written  ({phases})")
+    if "site_page" in res:
+        sp = res["site_page"]
+        if "skipped" in sp:
+            lines += ["", f"Model page in Chromium: skipped ({sp['skipped']})"]
+        else:
+            lines += ["", f"Model page of a {sp['versions']}-version model in headless Chromium (median of {sp['runs']})",
+                      f"  script ready (interactive)  {_fmt_s(sp['ready_s']):>9}",
+                      f"  DOMContentLoaded            {_fmt_s(sp['dom_content_loaded_s']):>9}",
+                      f"  filter over all rows        {_fmt_s(sp['filter_all_rows_s']):>9}",
+                      f"  page size                   {sp['page_bytes'] / 1024:>6.0f} KiB"]
     lines += ["", "Targets"] + [f"  [{'met' if ok else 'MISSED'}] {t}" for t, ok in res["targets"]]
-    return "\n".join(lines)
+    return lines
 
 
 def targets(res: dict[str, Any]) -> list[tuple[str, bool]]:
-    sizes = res["sizes"]
-    ks = list(sizes)
     out = []
+    if "site" in res:
+        b = res["site"]["cold"]
+        if b["versions"] >= 100_000:
+            out.append((f"site build of {b['versions']} versions < 60 s ({b['wall_s']:.1f} s)", b["wall_s"] < 60))
+    if "site_page" in res and "ready_s" in res["site_page"]:
+        r = res["site_page"]["ready_s"]
+        out.append((f"model page of a 10,000-version model interactive < 1 s ({r:.3f} s)", r < 1))
+    sizes = {k: v for k, v in res["sizes"].items() if "cold" in v}
+    if not sizes:
+        return out
+    ks = list(sizes)
     worst = max(sizes[s]["resolve_over_pass"] for s in ks)
     out.append((f"cold resolve <= 2.5x python -c pass, same run (worst {worst:.2f}x)", worst <= 2.5))
     if len(ks) > 1:
@@ -696,6 +851,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse fixtures already built in --workdir")
     ap.add_argument("--runs", type=int, default=None, help="runs per cold-start median (default 15, quick 10)")
     ap.add_argument("--hash-mib", type=int, default=None, help="hash file size in MiB (default 1024, quick 128)")
+    ap.add_argument("--site-only", action="store_true",
+                    help="only the site figures (largest size and, unless --quick, the 10k-version model page)")
+    ap.add_argument("--no-site", action="store_true", help="skip the site figures")
     ap.add_argument("--tree", action="store_true",
                     help="only the directory-artifact benchmark: register, verify, fetch a large folder")
     ap.add_argument("--tree-files", type=int, default=2000, help="files in the --tree folder (default 2000)")
@@ -740,37 +898,46 @@ def main(argv: list[str] | None = None) -> int:
             bt = build_fast(path, max(1, n // VERSIONS_PER_MODEL), min(n, VERSIONS_PER_MODEL))
             marker.write_text(str(bt))
             res["sizes"][str(n)] = {"build_s": bt}
-        print("cold starts, every size interleaved...", file=sys.stderr, flush=True)
-        cold = measure_cold(paths, runs, _entry_script(workdir))
-        for n, path in paths.items():
-            print(f"fsck, log, disk of {n}...", file=sys.stderr, flush=True)
-            row = res["sizes"][n]
-            row.update(measure_size(path, runs))
-            row["cold"] = cold[n]
-            row["resolve_over_typer"] = cold[n]["resolve"] / cold[n]["python -c 'import typer'"]
-            row["resolve_over_pass"] = cold[n]["resolve (console script)"] / cold[n]["python -c pass"]
-        git_sizes = [n for n in paths if int(n) <= 100_000]
-        if not args.quick and not args.no_git and git_sizes:
-            n = max(git_sizes, key=int)
-            print(f"git at {n} versions...", file=sys.stderr, flush=True)
-            res["sizes"][n]["git"] = measure_git(paths[n], workdir)
+        if not args.site_only:
+            print("cold starts, every size interleaved...", file=sys.stderr, flush=True)
+            cold = measure_cold(paths, runs, _entry_script(workdir))
+            for n, path in paths.items():
+                print(f"fsck, log, disk of {n}...", file=sys.stderr, flush=True)
+                row = res["sizes"][n]
+                row.update(measure_size(path, runs))
+                row["cold"] = cold[n]
+                row["resolve_over_typer"] = cold[n]["resolve"] / cold[n]["python -c 'import typer'"]
+                row["resolve_over_pass"] = cold[n]["resolve (console script)"] / cold[n]["python -c pass"]
+            git_sizes = [n for n in paths if int(n) <= 100_000]
+            if not args.quick and not args.no_git and git_sizes:
+                n = max(git_sizes, key=int)
+                print(f"git at {n} versions...", file=sys.stderr, flush=True)
+                res["sizes"][n]["git"] = measure_git(paths[n], workdir)
+        wide = workdir / "wide"
         if not args.quick:
-            path = workdir / "wide"
-            marker = path / ".built"
+            marker = wide / ".built"
             if args.reuse and marker.exists():
                 bt = float(marker.read_text())
             else:
                 print(f"writing one model with {WIDE_VERSIONS} versions...", file=sys.stderr, flush=True)
-                bt = build_fast(path, 1, WIDE_VERSIONS, workers=1)
+                bt = build_fast(wide, 1, WIDE_VERSIONS, workers=1)
                 marker.write_text(str(bt))
-            res["wide"] = {"versions": WIDE_VERSIONS, "build_s": bt, "cold": measure_wide(path, runs)}
-        if not args.only_reads:
+            if not args.site_only:
+                res["wide"] = {"versions": WIDE_VERSIONS, "build_s": bt, "cold": measure_wide(wide, runs)}
+        if not args.site_only and not args.only_reads:
             print("registration throughput...", file=sys.stderr, flush=True)
             res["register"] = measure_register(workdir, 100 if args.quick else 500, runs)
             print("promotion under contention...", file=sys.stderr, flush=True)
             res["promote"] = measure_promote(workdir, [1, 4, 16], 10 if args.quick else 25)
             print("hashing...", file=sys.stderr, flush=True)
             res["hash"] = measure_hash(workdir, hash_bytes)
+        if not args.no_site:
+            biggest = str(max(sizes))
+            print(f"site build of {biggest} versions (cold, unchanged, one change)...", file=sys.stderr, flush=True)
+            res["site"] = measure_site(paths[biggest], workdir)
+            if not args.quick:
+                print("model page of the 10k-version model in Chromium...", file=sys.stderr, flush=True)
+                res["site_page"] = measure_site_page(wide, workdir)
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

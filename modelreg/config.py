@@ -44,7 +44,7 @@ class Key:
 SCHEMA: tuple[Key, ...] = (
     Key("format", FORMAT, "registry format number; required (docs/format.md)"),
     Key("stages", list(DEFAULT_STAGES), "stages a version can be promoted to, in promotion order"),
-    Key("policy", {}, "promotion rules and gates (docs/policy.md); defaults filled in by 'policy show'"),
+    Key("policy", {}, "promotion rules, gates and retention (docs/policy.md); defaults filled in by 'policy show'"),
     Key("artifact_store", None, "where 'register --upload' copies local artifacts (docs/artifacts.md)"),
     Key("storage_options", {}, "fsspec options per protocol, never credentials (docs/artifacts.md)"),
 )
@@ -95,6 +95,7 @@ stages:
 #       thresholds: {{"core-v1.score": ">= 0.85"}}
 #       not_worse_than_current: {{"core-v1.score": higher}}
 #       require_approvals: 2
+#   retention: {{keep: 10, auto: false, purge_after_days: 90}}   # prune, prune --purge
 """
 
 

@@ -11,6 +11,7 @@ registry directly, only slower.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 DIRECTIONS = ("ancestors", "descendants")
 __all__ = ["fingerprint"]  # re-exported: the params fingerprint is part of the discovery API
+_SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 
 
 # ------------------------------------------------------------------ records
@@ -52,6 +54,9 @@ class SearchRecord:
     registered_at: str | None = None
     parent_names: list[str] = field(default_factory=list)
     fingerprint: str | None = None
+    rating: dict[str, Any] = field(default_factory=lambda: {"avg": None, "count": 0})
+    bindings: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider -> {id, status, endpoint, ...}
+    model: dict[str, Any] = field(default_factory=dict)  # the model's own fields (model set)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _copy(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -83,7 +88,8 @@ def _live_records(reg: Registry, models: list[str]) -> list[dict[str, Any]]:
         for v in state.order(list(digests)):
             d = digests[v]
             part = manifest_part(reg, model, v, d)
-            r = {**part, **version_fields(state.versions.get(v), part["manifest_tags"])}
+            r = {**part, **version_fields(state.versions.get(v), part["manifest_tags"]),
+                 "model": _copy(getattr(state, "fields", {}) or {})}
             r.pop("manifest_tags", None)
             r["stages"] = by_digest.get(d, [])
             out.append(r)
@@ -113,6 +119,21 @@ def _select(reg: Registry, name_regex: re.Pattern[str] | None, filters: Any = No
         idx.close()
 
 
+def model_records(reg: Registry, name: str) -> list[dict[str, Any]]:
+    """One model's records (artifacts included), in registration order. Unlike a query, a stage
+    holding an unregistered manifest does not stop it (``stats`` still counts such a model)."""
+    try:
+        return _select(reg, re.compile(f"\\A{re.escape(name)}\\Z"))
+    except ModelregError:
+        digests = reg.refs.versions(name)
+        state = reg.model_state(name)
+        out = []
+        for v in state.order(list(digests)):
+            part = manifest_part(reg, name, v, digests[v])
+            out.append({**part, **version_fields(state.versions.get(v), part["manifest_tags"])})
+        return out
+
+
 def iter_records(reg: Registry, name_regex: re.Pattern[str] | None = None) -> list[SearchRecord]:
     """Every version's :class:`SearchRecord` (see :func:`record_dicts`)."""
     return [SearchRecord.from_dict(d) for d in record_dicts(reg, name_regex)]
@@ -130,8 +151,13 @@ def search(
     where: list[str | query.Condition] = (),  # type: ignore[assignment]
     sort: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[SearchRecord]:
-    """Versions matching every given filter (AND), sorted and limited."""
+    """Versions matching every given filter (AND), sorted, then ``offset`` skipped and at most ``limit`` kept.
+
+    The order is stable, so pages of ``offset``/``limit`` never skip or repeat a version of an
+    unchanged registry: models by name and versions in registration order, and with ``sort``
+    that order breaks ties (the sort is stable)."""
     pattern = None
     if name_regex is not None:
         try:
@@ -144,6 +170,8 @@ def search(
     key = query.sort_key(sort) if sort else None
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise UsageError("--offset must be 0 or more")
     from .index.filters import candidates
 
     out = []
@@ -161,8 +189,7 @@ def search(
         out.append(rec)
     if key is not None:
         out.sort(key=key)
-    if limit is not None:
-        out = out[:limit]
+    out = out[offset:] if limit is None else out[offset:offset + limit]
     return [SearchRecord.from_dict(d) for d in out]
 
 
@@ -294,6 +321,7 @@ class LicenseReport:
     license: str | None
     project_license: str | None
     findings: list[LicenseFinding]
+    project_license_source: dict[str, str] | None = None  # {path, how} when detected from a file
 
     @property
     def ok(self) -> bool:
@@ -304,6 +332,7 @@ class LicenseReport:
             **self.version.to_dict(),
             "license": self.license,
             "project_license": self.project_license,
+            "project_license_source": self.project_license_source,
             "ok": self.ok,
             "findings": [f.to_dict() for f in self.findings],
         }
@@ -317,7 +346,13 @@ def license_check(reg: Registry, ref: str, project_license: str | None = None) -
     """
     from . import licenses
 
+    source = None
     if project_license is not None:
+        if not licenses.is_known(project_license) and _looks_like_path(project_license):
+            from .licensefile import detect
+
+            found = detect(project_license)
+            project_license, source = found.id, {"path": found.source, "how": found.how}
         project_license = licenses.normalize(project_license)
     r = reg.resolve(ref)
     own = reg.manifest(r.digest).get("license")
@@ -339,19 +374,27 @@ def license_check(reg: Registry, ref: str, project_license: str | None = None) -
         for label, lic in [(f"{r.name}@{r.version}", own), *subjects]:
             f = licenses.check_project(lic, project_license)
             findings.append(LicenseFinding("project", label, lic, f.outcome, f.reason))
-    return LicenseReport(r, own, project_license, findings)
+    return LicenseReport(r, own, project_license, findings, source)
+
+
+def _looks_like_path(value: str) -> bool:
+    """A ``--project-license`` that names a file or directory rather than an identifier."""
+    return os.path.exists(value) or "/" in value or os.sep in value or value.lower().endswith(".toml")
 
 
 # ------------------------------------------------------- registration checks
 
 
 class FingerprintIndex:
-    """The versions whose params have a given fingerprint, from the query index (:mod:`modelreg.index`).
+    """The versions whose params have a given fingerprint, or with an artifact of a given sha256, from the
+    query index (:mod:`modelreg.index`).
 
     A lookup brings the index up to date (a stat per model; a changed model is refolded) and
     checks each version it returns against the registry (its version entry must hold that
     digest). Without a usable index, every record is computed from the registry.
     """
+
+    FORMAT = 2  # 2: artifact sha256s are indexed too; stamps of another format cover nothing
 
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
@@ -368,6 +411,27 @@ class FingerprintIndex:
                 idx.close()
         found = {(d, n, v) for d, n, v in rows if self._registered(d, n, v)}
         return sorted(found, key=lambda t: (t[1], t[2]))
+
+    def lookup_artifacts(self, shas: list[str]) -> dict[str, list[tuple[str, str, str, str]]]:
+        """sha256 -> (digest, name, version, role) of every version with an artifact of those bytes
+        (each checked against the registry as in :meth:`lookup`)."""
+        wanted = sorted({s for s in shas if isinstance(s, str) and _SHA256_RE.match(s)})
+        if not wanted:
+            return {}
+        idx = _open_index(self.reg)
+        if idx is None:
+            rows = [(a.get("sha256"), r["digest"], r["name"], r["version"], a.get("role"))
+                    for r in record_dicts(self.reg) for a in r.get("artifacts") or [] if a.get("sha256") in wanted]
+        else:
+            try:
+                rows = idx.by_artifact(wanted)
+            finally:
+                idx.close()
+        out: dict[str, list[tuple[str, str, str, str]]] = {}
+        for sha, d, n, v, role in rows:
+            if isinstance(role, str) and self._registered(d, n, v):
+                out.setdefault(sha, []).append((d, n, v, role))
+        return {sha: sorted(set(found), key=lambda t: (t[1], t[2], t[3])) for sha, found in out.items()}
 
     def _registered(self, digest: str, name: str, version: str) -> bool:
         try:
@@ -436,8 +500,51 @@ def check_registration(
         ]
         # --strict refuses a new version only: re-registering an existing one is identical (exit 0)
         # or a conflict with its own content (exit 4), decided under the lock by register_manifest.
-        if out.duplicates and strict and reg.refs.read_version(name, version) is None:
+        if out.duplicates and strict and (version is None or reg.refs.read_version(name, version) is None):
             shown = ", ".join(f"{d.name}@{d.version}" for d in out.duplicates[:5])
-            raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict); "
+            raise Conflict(f"{name}@{version or '(next)'} has the same params fingerprint as {shown} (--strict); "
                            "without --strict it is registered with a warning")
+    return out
+
+
+@dataclass(frozen=True)
+class SameArtifact:
+    """Another version of the same model whose artifact ``other_role`` has the bytes of this one's ``role``."""
+
+    version: Resolved
+    role: str
+    other_role: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.version.to_dict(), "role": self.role, "other_role": self.other_role, "sha256": self.sha256}
+
+    def message(self) -> str:
+        same = self.role if self.role == self.other_role else f"{self.role} (its {self.other_role})"
+        return (f"artifact {same} has the same bytes as {self.version.name}@{self.version.version} "
+                f"(sha256 {self.sha256[:12]})")
+
+
+def same_artifacts(reg: Registry, m: dict[str, Any], *, strict: bool = False) -> list[SameArtifact]:
+    """Other versions of ``m``'s model holding an artifact with the same sha256 as one of ``m``'s
+    (read from the :class:`FingerprintIndex`: a stat per model and a small file per sha256). With
+    ``strict``, a Conflict for a new version (re-registering an existing version identically is
+    not refused)."""
+    from .registry import Resolved
+
+    wanted = {a["sha256"]: a["role"] for a in m.get("artifacts", []) if a.get("sha256")}
+    name, version = m["name"], m.get("version")
+    if not wanted or not reg.refs.version_names(name):
+        return []
+    out = []
+    for sha, found in FingerprintIndex(reg).lookup_artifacts(sorted(wanted)).items():
+        for digest, n, v, role in found:
+            if n == name and v != version:
+                out.append(SameArtifact(Resolved(name, v, digest), wanted[sha], role, sha))
+    out.sort(key=lambda s: (query.version_key(s.version.version) is None, query.version_key(s.version.version) or (),
+                            s.version.version, s.other_role))
+    if out and strict and (version is None or reg.refs.read_version(name, version) is None):
+        shown = "; ".join(s.message() for s in out[:3])
+        raise Conflict(f"{name}@{version or '(next)'}: {shown} (--strict); without --strict it is registered "
+                       "with a warning", info={"same_artifacts": [s.to_dict() for s in out]})
     return out

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 _GLOBAL_VALUE = ("--registry", "-R")
 _GLOBAL_FLAGS = ("--quiet", "-q")
 _FILTER_FLAGS = ("--staged", "--archived", "--no-archived")
-_FILTER_VALUES = ("--name", "--stage", "--tag", "--where", "-w", "--sort", "--limit", "-n")
+_FILTER_VALUES = ("--name", "--stage", "--tag", "--where", "-w", "--sort", "--limit", "-n", "--offset")
 # command -> (positional arguments (min, max), flags, options that take one value)
 _COMMANDS: dict[str, tuple[tuple[int, int], tuple[str, ...], tuple[str, ...]]] = {
     "resolve": ((1, 1), ("--digest", "--json"), ("--artifact",)),
@@ -122,11 +122,12 @@ def parse(args: list[str]) -> tuple[str | None, str, list[str], dict[str, Any]] 
             i += 1
     if not least <= len(positional) <= most:
         raise _HandOff
-    if "--limit" in options:
-        text = options["--limit"]
-        if not text.isascii() or not text.isdigit():
-            raise _HandOff  # click's own message for a bad integer
-        options["--limit"] = int(text)
+    for key in ("--limit", "--offset"):
+        if key in options:
+            text = options[key]
+            if not text.isascii() or not text.isdigit():
+                raise _HandOff  # click's own message for a bad integer
+            options[key] = int(text)
     for a in args:
         try:
             a.encode("utf-8")
@@ -272,7 +273,7 @@ def _show(registry: str | None, ref: str, options: dict[str, Any]) -> None:
         sys.stdout.flush()
 
 
-_FILTERS = ("--name", "--stage", "--tag", "--archived", "--where", "--sort", "--limit")
+_FILTERS = ("--name", "--stage", "--tag", "--archived", "--where", "--sort", "--limit", "--offset")
 
 
 def _search(reg: Any, name_regex: str | None, options: dict[str, Any]) -> None:
@@ -283,7 +284,7 @@ def _search(reg: Any, name_regex: str | None, options: dict[str, Any]) -> None:
     records = reg.search(name_regex=name_regex if name_regex is not None else options.get("--name"),
                          stage=options.get("--stage"), staged=bool(options.get("--staged")), tag=options.get("--tag"),
                          archived=options.get("--archived"), where=conditions, sort=options.get("--sort"),
-                         limit=options.get("--limit"))
+                         limit=options.get("--limit"), offset=options.get("--offset") or 0)
     for c in conditions:
         text = c.mismatch_note()
         if text:

@@ -598,11 +598,12 @@ def lock_timeout() -> float:
 
 
 @contextmanager
-def lock(path: str | os.PathLike[str], timeout: float | None = None) -> Iterator[None]:
+def lock(path: str | os.PathLike[str], timeout: float | None = None, *, shared: bool = False) -> Iterator[None]:
     """Hold an exclusive native lock on ``path`` (created if needed); Conflict on timeout.
 
     POSIX: ``flock`` on the file opened without following a link (the kernel releases it
-    when the holder dies, so a lock file left on disk never blocks anyone).
+    when the holder dies, so a lock file left on disk never blocks anyone). ``shared``: a
+    shared lock, held by many at once and excluding an exclusive one (Windows: exclusive).
     """
     timeout = lock_timeout() if timeout is None else timeout
     if os.name == "nt":  # pragma: no cover
@@ -617,7 +618,7 @@ def lock(path: str | os.PathLike[str], timeout: float | None = None) -> Iterator
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:

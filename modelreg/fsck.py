@@ -80,6 +80,7 @@ class _Checker:
         self.repair = repair
         self.report = Report()
         self.manifests: dict[str, dict[str, Any]] = {}
+        self.states: dict[str, Any] = {}  # model -> its fold, read for purged artifacts
         self.skipped: set[str] = set()  # registry paths reported as links or not regular: not read
         self.referenced: set[str] = set()
 
@@ -537,13 +538,27 @@ class _Checker:
                     except ModelregError as exc:
                         done[key] = exc
                 res = done[key]
+                if not isinstance(res, ModelregError) and res.status == "missing":
+                    from .artifacts import as_purged
+
+                    res = as_purged(res, self._purged(m["name"], m["version"]).get(a["uri"]))
                 if isinstance(res, ModelregError):
                     self.report.problems.append(Problem("error", where, res.message))
+                elif res.status == "purged":  # deleted on purpose (prune --purge): not a problem
+                    counts["purged"] = counts.get("purged", 0) + 1
                 elif res.status == "unreachable":
                     counts["unreachable"] += 1
                     self.report.problems.append(Problem("warning", where, res.message))
                 elif not res.ok:
                     self.report.problems.append(Problem("error", where, f"{res.status}: {res.message}"))
+
+
+    def _purged(self, model: str, version: str) -> dict[str, Any]:
+        """The artifacts of a version its ``purge`` events deleted (uri -> {sha256, size, time})."""
+        if model not in self.states:
+            self.states[model] = self.reg.model_state(model)
+        st = self.states[model].versions.get(version)
+        return st.purged if st is not None else {}
 
 
 def _printable(name: str) -> str:

@@ -117,7 +117,8 @@ def _corpus(w: dict[str, str]) -> list[tuple[str, list[str], dict[str, str]]]:
                  ["--sort", "-params.lr"], ["--sort", "version", "--limit", "1"], ["-n", "0"],
                  ["--where", "params.lr >"], ["--where", "metrics.core.score >= '0.5'"],
                  ["--where", "metrics.core.score >= 0.5"], ["--where", "version == 1.1"], ["--where", "bogus ~= ("],
-                 ["--archived", "--no-archived"], ["--where"], ["--sort", ""], ["--limit", "x"]):
+                 ["--archived", "--no-archived"], ["--where"], ["--sort", ""], ["--limit", "x"],
+                 ["--offset", "1"], ["--offset", "1", "--limit", "1"], ["--offset", "-1"], ["--offset", "x"]):
         add("search", *args)
         add("search", *args, "--json")
         add("ls", *args, "--json")
@@ -161,7 +162,7 @@ def test_both_entry_points_print_the_same(world, capsys, monkeypatch):
     (["resolve", "m@production"], True), (["-R", "X", "resolve", "m@1", "--json"], True),
     (["show", "m@1"], True), (["ls", "--json"], True), (["log", "m", "-n", "3", "--json"], True),
     (["ls", "--where", "a==b"], True), (["search", "-w", "a==b", "-w", "c==d", "--json"], True),
-    (["search", "--offset", "2"], False), (["log", "--follow"], False), (["resolve", "--help"], False),
+    (["search", "--offset", "2"], True), (["search", "--next"], False), (["log", "--follow"], False), (["resolve", "--help"], False),
     (["register", "m", "1"], False), (["--version"], False), (["resolve", "m@1", "--json=1"], False),
 ])
 def test_which_vectors_take_the_short_path(args, taken):

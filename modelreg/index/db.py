@@ -22,7 +22,7 @@ from .. import cachedir
 if TYPE_CHECKING:
     from ..registry import Registry
 
-SCHEMA_VERSION = 3  # bump when a table or a derived field changes: older files are rebuilt
+SCHEMA_VERSION = 4  # bump when a table or a derived field changes: older files are rebuilt
 FILENAME = "index.sqlite"
 BUSY_MS = 10_000
 
@@ -35,6 +35,7 @@ CREATE TABLE models (
     latest TEXT,
     holders TEXT NOT NULL DEFAULT '{}',
     stage_versions TEXT NOT NULL DEFAULT '{}',
+    fields TEXT NOT NULL DEFAULT '{}',
     causal_sorted INTEGER NOT NULL DEFAULT 1,
     has_versions INTEGER NOT NULL DEFAULT 0
 );
@@ -55,6 +56,9 @@ CREATE TABLE attrs (
 CREATE INDEX attrs_num ON attrs (path, kind, num);
 CREATE INDEX attrs_txt ON attrs (path, kind, txt);
 CREATE INDEX attrs_vid ON attrs (vid, path);
+CREATE TABLE artifacts (vid INTEGER NOT NULL, sha256 TEXT NOT NULL, role TEXT);
+CREATE INDEX artifacts_sha256 ON artifacts (sha256);
+CREATE INDEX artifacts_vid ON artifacts (vid);
 CREATE TABLE events (
     model TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, time TEXT NOT NULL, event TEXT NOT NULL,
     PRIMARY KEY (model, seq)
@@ -170,10 +174,10 @@ class Index:
     # ---------------------------------------------------------------- reads
     def models(self) -> list[dict[str, Any]]:
         """Every model with versions: ``name, n_versions, latest, holders`` (stage -> digest), by name."""
-        rows = self.con.execute("SELECT name, n_versions, latest, holders, stage_versions FROM models "
+        rows = self.con.execute("SELECT name, n_versions, latest, holders, stage_versions, fields FROM models "
                                 "WHERE has_versions ORDER BY name").fetchall()
-        return [{"name": n, "n_versions": k, "latest": latest, "holders": json.loads(h), "stage_versions": json.loads(sv)}
-                for n, k, latest, h, sv in rows]
+        return [{"name": n, "n_versions": k, "latest": latest, "holders": json.loads(h), "stage_versions": json.loads(sv),
+                 "fields": json.loads(f)} for n, k, latest, h, sv, f in rows]
 
     def model_versions(self, model: str) -> list[tuple[str, str, dict[str, Any]]] | None:
         """``(version, digest, info)`` of every version of ``model`` in registration order; None if it has none."""
@@ -216,6 +220,12 @@ class Index:
     def by_fingerprint(self, fp: str) -> list[tuple[str, str, str]]:
         return self.con.execute("SELECT digest, model, version FROM versions WHERE fingerprint = ? "
                                 "ORDER BY model, version", (fp,)).fetchall()
+
+    def by_artifact(self, shas: list[str]) -> list[tuple[str, str, str, str, str]]:
+        """``(sha256, digest, model, version, role)`` of every artifact with one of ``shas``."""
+        q = (f"SELECT a.sha256, v.digest, v.model, v.version, a.role FROM artifacts a JOIN versions v ON v.vid = a.vid "
+             f"WHERE a.sha256 IN ({','.join('?' * len(shas))})")
+        return self.con.execute(q, shas).fetchall()
 
     def all_sorted(self) -> bool:
         return self.con.execute("SELECT count(*) FROM models WHERE NOT causal_sorted").fetchone()[0] == 0

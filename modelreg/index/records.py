@@ -14,7 +14,7 @@ _SAFE_INT = 1 << 53  # beyond this, SQLite's REAL comparisons may round: such va
 
 # Fields filtered through their own column of `versions` (modelreg.index.filters.COLUMNS), not attrs.
 _IN_COLUMNS = frozenset({"manifest_tags", "name", "digest", "license", "registered_at", "fingerprint", "archived",
-                         "parents"})
+                         "parents", "artifacts"})
 
 
 def leaves(record: dict[str, Any]) -> Iterator[tuple[str, int, Any, str | None, str | None]]:
@@ -86,11 +86,16 @@ def version_fields(st: Any, manifest_tags: list[str]) -> dict[str, Any]:
         tags |= set(getattr(st, "tags_added", ()) or ())
         tags -= set(getattr(st, "tags_removed", ()) or ())
     metrics = getattr(st, "metrics", None) if st is not None else None
+    bindings = getattr(st, "bindings", None) if st is not None else None
+    rating = getattr(st, "rating", None) if st is not None else None
     return {
         "archived": bool(st and st.archived),
         "registered_at": st.registered_at if st else None,
         "tags": sorted(tags),
         "metrics": _copy(metrics) if isinstance(metrics, dict) else {},
+        "rating": dict(rating) if isinstance(rating, dict) else {"avg": None, "count": 0},
+        "bindings": {p: {k: _copy(v) for k, v in b.items() if k not in ("time", "actor", "updated_by")}
+                     for p, b in bindings.items()} if isinstance(bindings, dict) else {},
     }
 
 
@@ -120,4 +125,5 @@ def manifest_part(reg: Any, model: str, version: str, digest: str) -> dict[str, 
         "parents": parents,
         "parent_names": sorted({p["name"] for p in parents if p["name"]}),
         "fingerprint": fingerprint(m.get("params")) if m.get("params") else None,
+        "artifacts": [{k: a.get(k) for k in ("role", "uri", "sha256", "size", "tree")} for a in m.get("artifacts", [])],
     }

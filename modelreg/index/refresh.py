@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 _DUMP = {"ensure_ascii": False, "separators": (",", ":")}
 _MANIFEST_KEYS = ("name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names",
-                  "fingerprint")
+                  "fingerprint", "artifacts")
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -156,6 +156,7 @@ def refresh(idx: Index, only: str | None = None) -> None:
 
 def _drop(con: Any, model: str) -> None:
     con.execute("DELETE FROM attrs WHERE vid IN (SELECT vid FROM versions WHERE model = ?)", (model,))
+    con.execute("DELETE FROM artifacts WHERE vid IN (SELECT vid FROM versions WHERE model = ?)", (model,))
     con.execute("DELETE FROM versions WHERE model = ?", (model,))
     con.execute("DELETE FROM events WHERE model = ?", (model,))
     con.execute("DELETE FROM models WHERE name = ?", (model,))
@@ -256,6 +257,7 @@ def compute(reg: Any, model: str, stamp: str, known: dict[str, Any]) -> dict[str
     missing = [d for d in digests.values() if d not in known]
     if len(missing) > 8:
         fileio.prefetch([str(reg.objects.path(d)) for d in missing])  # one wait on the disk, not one per file
+    model_fields = json.loads(json.dumps(getattr(state, "fields", {}) or {}))  # the model's own fields (a copy)
     rows = []
     for seq, v in enumerate(order):
         d = digests[v]
@@ -263,7 +265,7 @@ def compute(reg: Any, model: str, stamp: str, known: dict[str, Any]) -> dict[str
         if part is None or part.get("name") != model or part.get("version") != v:
             part = manifest_part(reg, model, v, d)
         st = state.versions.get(v)
-        record = {**part, **version_fields(st, part.get("manifest_tags", []))}
+        record = {**part, **version_fields(st, part.get("manifest_tags", [])), "model": model_fields}
         stages = stage_of.get(d, [])
         info = reg._info(Resolved(model, v, d), None, state, {}, []).to_dict()
         rows.append((v, seq, d, record, stages, json.dumps(record, **_DUMP), json.dumps(stages),
@@ -271,6 +273,7 @@ def compute(reg: Any, model: str, stamp: str, known: dict[str, Any]) -> dict[str
     times = [(e.time, e.id) for e in state.events]
     return {
         "rows": rows, "n": len(digests), "latest": latest, "holders": holders, "stage_versions": stage_versions,
+        "fields": model_fields,
         "sorted": all(a <= b for a, b in zip(times, times[1:])), "has_versions": has_versions,
         "events": [(e.id, e.time, json.dumps(e.to_dict(), **_DUMP)) for e in state.events],
     }
@@ -283,8 +286,7 @@ def _apply(con: Any, model: str, stamp: str, plan: dict[str, Any], existing: dic
         if old is not None and old[1:] == (rec_j, stg_j, seq, info_j):
             continue
         if old is not None:
-            con.execute("DELETE FROM attrs WHERE vid = ?", (old[0],))
-            con.execute("DELETE FROM versions WHERE vid = ?", (old[0],))
+            _delete(con, old[0])
         cur = con.execute(
             "INSERT INTO versions (model, version, seq, digest, archived, license, fingerprint, registered_at, "
             "stages, tags, record, info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -293,13 +295,22 @@ def _apply(con: Any, model: str, stamp: str, plan: dict[str, Any], existing: dic
         vid = cur.lastrowid
         con.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?, ?)",
                         [(vid, *leaf) for leaf in leaves({**record, "stages": stages})])
+        con.executemany("INSERT INTO artifacts VALUES (?, ?, ?)",
+                        [(vid, a["sha256"], a.get("role")) for a in record.get("artifacts") or []
+                         if isinstance(a.get("sha256"), str)])
     for vid, *_ in existing.values():  # versions no longer there (a git checkout removed them)
-        con.execute("DELETE FROM attrs WHERE vid = ?", (vid,))
-        con.execute("DELETE FROM versions WHERE vid = ?", (vid,))
-    con.execute("INSERT OR REPLACE INTO models (name, stamp, n_versions, latest, holders, stage_versions, "
-                "causal_sorted, has_versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        _delete(con, vid)
+    con.execute("INSERT OR REPLACE INTO models (name, stamp, n_versions, latest, holders, stage_versions, fields, "
+                "causal_sorted, has_versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (model, stamp, plan["n"], plan["latest"], json.dumps(plan["holders"]),
-                 json.dumps(plan["stage_versions"]), int(plan["sorted"]), int(plan["has_versions"])))
+                 json.dumps(plan["stage_versions"]), json.dumps(plan["fields"], **_DUMP), int(plan["sorted"]),
+                 int(plan["has_versions"])))
+
+
+def _delete(con: Any, vid: int) -> None:
+    con.execute("DELETE FROM attrs WHERE vid = ?", (vid,))
+    con.execute("DELETE FROM artifacts WHERE vid = ?", (vid,))
+    con.execute("DELETE FROM versions WHERE vid = ?", (vid,))
 
 
 _WORKER_REG: Any = None

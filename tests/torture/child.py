@@ -28,7 +28,8 @@ STAGES = ("staging", "production")
 TREE = "tree"  # a directory artifact in the project (tests.torture.run.make_tree)
 FETCHED = "fetched"  # where fetches go: every final-named file there must hold the right bytes
 OPS = ("register", "register", "promote", "promote", "auto-demote", "rollback", "rollback-twice",
-       "clear", "archive", "archive-with-stages", "unarchive", "register-dir", "fetch")
+       "clear", "archive", "archive-with-stages", "unarchive", "register-dir", "fetch",
+       "register-next", "model-set", "rate", "bind-observe", "purge")
 
 
 def skew_clock() -> None:
@@ -71,6 +72,31 @@ def one_op(reg: Registry, rnd: random.Random, tag: str, fd: int) -> dict | None:
         v = f"{tag}.{rnd.randrange(10**9)}"
         r = reg.register(model, v, params={"seed": rnd.randrange(1000)}, actor="torture")
         return record("register", model, [r.event] if r.event else [], r.created)
+    if op == "register-next":  # the version picked in the lock; a small artifact uploaded to the store
+        art = str(reg.root / f"art-{tag}.bin")  # in the project: the store copy is what is recorded
+        with open(art, "wb") as f:
+            f.write(os.urandom(64))
+        r = reg.register(model, next=rnd.choice(("patch", "minor")), artifacts=[f"model={art}"], upload=True,
+                         actor="torture")
+        return record("register", model, [r.event, *r.pruned_events] if r.event else [], r.created)
+    if op == "model-set":
+        ev = reg.set_model(model, {"task": rnd.choice(("qa", "ner")), "owner": f"w{rnd.randrange(3)}"},
+                           actor="torture")
+        return record("model-set", model, [ev] if ev else [], ev is not None)
+    if op == "rate":
+        ev = reg.rate(f"{model}@{rnd.choice(names)}", rnd.randint(1, 5), actor=f"rater{rnd.randrange(3)}")
+        return record("rate", model, [ev], True)
+    if op == "bind-observe":  # bind, or report figures of a binding without replacing it
+        ref = f"{model}@{rnd.choice(names)}"
+        if rnd.random() < 0.4:
+            ev = reg.bind(ref, "p", f"id-{rnd.randrange(99)}", actor="torture")
+        else:
+            ev = reg.update_binding(ref, "p", latency_ms=rnd.randrange(500), success_rate=rnd.random(),
+                                    last_used="now", actor="torture")
+        return record("bind-observe", model, [ev], True)
+    if op == "purge":  # store content of archived versions (purge_after_days: 0 in the torture config)
+        report = reg.purge(model, apply=True, actor="torture")
+        return record("purge", model, report.events, bool(report.events))
     stage = rnd.choice(STAGES)
     if op == "promote":
         move = reg.promote(f"{model}@{rnd.choice(names)}", stage, expect=expect_now(reg, model, stage),

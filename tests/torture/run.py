@@ -1,6 +1,6 @@
 """Torture the registry and print what was tried and what was lost (must be nothing).
 
-    python -m tests.torture [--quick|--long] [--seed N] [--only crash,faults,concurrency,corruption,fuzz,skew,import]
+    python -m tests.torture [--quick|--long] [--seed N] [--only crash,faults,concurrency,corruption,fuzz,skew,import,site]
 
 SIGKILL is not power loss: a killed process's writes already handed to the kernel stay in
 the page cache and reach the disk later, so the crash loop proves the *ordering* and
@@ -110,7 +110,8 @@ def init_registry(base: Path) -> Registry:
     """
     Registry.init(base)
     cfg = base / ".modelreg" / "config.yaml"
-    cfg.write_text(cfg.read_text() + "policy:\n  require_previous_stage: {}\n")
+    cfg.write_text(cfg.read_text() + "artifact_store: store\n"  # register --next --upload, prune --purge
+                   "policy:\n  require_previous_stage: {}\n  retention: {purge_after_days: 0}\n")
     return Registry.open(base)
 
 
@@ -927,13 +928,95 @@ def _first_difference(want: dict[str, Any], got: dict[str, Any]) -> str:
     return "?"
 
 
+# ------------------------------------------------------------------- site build
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def site_crash(work: Path, kills: int, rnd: random.Random, fig: Figures) -> None:
+    """SIGKILL `modelreg site build` (and its workers) at random moments, the registry changing between
+    rounds: no page is ever torn or stale-mixed, the registry is untouched, and the next build ends with
+    exactly the files a clean build writes (temp files and the previous build's stale files gone)."""
+    base = work / "site"
+    shutil.rmtree(base, ignore_errors=True)
+    reg = init_registry(base / "proj")
+    for m in ("alpha", "beta", "gamma"):
+        for i in range(60):
+            reg.register(m, f"1.0.{i}", actor="torture", params={"i": i}, new_model=True)
+        reg.set_metrics(f"{m}@1.0.59", "eval", {"score": 0.9}, actor="torture")
+        reg.promote(f"{m}@1.0.58", "production", actor="torture", reason="torture")
+    env = child_env()
+    env["MODELREG_CACHE_DIR"] = str(base / "cache")
+    out = base / "out"
+
+    def build(dest: Path, jobs: int, cache: Path) -> subprocess.Popen:
+        e = dict(env, MODELREG_CACHE_DIR=str(cache))
+        return subprocess.Popen([sys.executable, "-m", "modelreg", "-R", str(reg.path), "site", "build", "--out",
+                                 str(dest), "--jobs", str(jobs), "--json"], env=e, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+    def reference() -> dict[str, bytes]:
+        ref = base / "reference"
+        shutil.rmtree(ref, ignore_errors=True)
+        shutil.rmtree(base / "ref-cache", ignore_errors=True)
+        p = build(ref, 1, base / "ref-cache")
+        _, err = p.communicate()
+        if p.returncode != 0:
+            fig.lose(f"site: reference build exited {p.returncode}: {err.decode()[-300:]}")
+        return _tree(ref)
+
+    refs = [reference()]
+    before = snapshot_registry(reg.path)
+    for k in range(kills):
+        if k and k % 3 == 0:  # the registry moves on: new pages, changed pages, a stale file to remove
+            reg.register("alpha", f"2.0.{k}", actor="torture", new_model=True)
+            reg.promote(f"alpha@2.0.{k}", "staging", actor="torture", reason=f"round {k}")
+            refs = [refs[-1], reference()]
+            before = snapshot_registry(reg.path)
+        p = build(out, 1 + k % 2, base / "cache")
+        time.sleep(rnd.uniform(0.2, 1.2))
+        fig.ops_attempted += 1
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        _, err = p.communicate()
+        fig.kills += 1
+        if p.returncode == 0:
+            fig.ops_acknowledged += 1
+        elif p.returncode != -signal.SIGKILL:
+            fig.lose(f"site: build exited {p.returncode}: {err.decode()[-300:]}")
+        for rel, data in _tree(out).items():
+            if rel.startswith(".modelreg-tmp/") or rel == ".modelreg-site.json":
+                continue
+            if not any(r.get(rel) == data for r in refs):
+                fig.lose(f"site kill {k}: {rel} is neither the old nor the new page (torn or mixed)")
+                break
+        if snapshot_registry(reg.path) != before:
+            fig.lose(f"site kill {k}: the build changed the registry")
+    p = build(out, 2, base / "cache")
+    _, err = p.communicate()
+    if p.returncode != 0:
+        fig.lose(f"site: final build exited {p.returncode}: {err.decode()[-300:]}")
+    final = _tree(out)
+    if final != refs[-1]:
+        extra = sorted(set(final) - set(refs[-1]))[:3]
+        missing = sorted(set(refs[-1]) - set(final))[:3]
+        differ = sorted(r for r in set(final) & set(refs[-1]) if final[r] != refs[-1][r])[:3]
+        fig.lose(f"site: after the kills, the build differs from a clean one: extra {extra}, missing {missing}, "
+                 f"different {differ}")
+
+
+def snapshot_registry(reg_dir: Path) -> dict[str, bytes]:
+    return {k: v for k, v in _tree(reg_dir).items() if not k.startswith(("locks/", "cache/"))}
+
+
 # ---------------------------------------------------------------------- main
 MODES = {
-    "quick": dict(kills=30, max_delay=0.5, procs=4, ops=25, fuzz=60, skew_ops=60, import_kills=6, import_faults=3),
+    "quick": dict(kills=30, max_delay=0.5, procs=4, ops=25, fuzz=60, skew_ops=60, import_kills=6, import_faults=3,
+                  site=6),
     "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, skew_ops=150, import_kills=20,
-                    import_faults=8),
+                    import_faults=8, site=15),
     "long": dict(kills=300, max_delay=1.0, procs=16, ops=100, fuzz=1000, skew_ops=400, import_kills=60,
-                 import_faults=25),
+                 import_faults=25, site=40),
 }
 
 
@@ -943,7 +1026,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--quick", action="store_true", help="CI mode: 30 kills, 4 processes, small fuzz budget")
     g.add_argument("--long", action="store_true", help="300 kills, 16 processes, 1000 examples per fuzz target")
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--only", default="crash,faults,concurrency,corruption,fuzz,skew,import")
+    ap.add_argument("--only", default="crash,faults,concurrency,corruption,fuzz,skew,import,site")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args(argv)
     mode = MODES["quick" if args.quick else "long" if args.long else "default"]
@@ -966,6 +1049,7 @@ def main(argv: list[str] | None = None) -> int:
             ("fuzz", lambda: fuzz(work, mode["fuzz"], fig)),
             ("skew", lambda: clock_skew(work, mode["skew_ops"], rnd, fig)),
             ("import", lambda: import_torture(work, mode["import_kills"], rnd, fig, mode["import_faults"])),
+            ("site", lambda: site_crash(work, mode["site"], rnd, fig)),
         ):
             if name in only:
                 t = time.perf_counter()

@@ -15,7 +15,7 @@ from tests.torture.run import main
 SEED = os.environ.get("TORTURE_SEED")
 
 
-@pytest.mark.parametrize("section", ["crash", "faults", "concurrency", "corruption", "fuzz", "skew", "import"])
+@pytest.mark.parametrize("section", ["crash", "faults", "concurrency", "corruption", "fuzz", "skew", "import", "site"])
 def test_quick(section, capsys):
     argv = ["--quick", "--only", section] + (["--seed", SEED] if SEED else [])
     code = main(argv)
