@@ -133,11 +133,7 @@ def _traceback_wanted() -> bool:
         return False
 
 
-def os_message(exc: OSError) -> str:
-    """One line for an operating-system error: what failed and on which file."""
-    what = exc.strerror or str(exc) or type(exc).__name__
-    where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
-    return f"{what}: {where}" if where else what
+from .errors import os_message  # noqa: E402 - one wording for both entry points (modelreg.fastpath)
 
 
 def note(message: str) -> None:
@@ -172,9 +168,9 @@ def echo_styled(text: str, colour: str | None) -> None:
 
 
 def emit_json(data: Any) -> None:
-    from .printable import json_text
+    from .printable import json_dumps, json_text
 
-    typer.echo(json_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)))
+    typer.echo(json_text(json_dumps(data)))  # json.dumps(data, indent=2, ensure_ascii=False), faster
 
 
 def version_text() -> str:
@@ -812,6 +808,9 @@ def fsck_cmd(
         bool, typer.Option("--artifacts", help="Also check every artifact exists with its recorded size.")
     ] = False,
     hash_: Annotated[bool, typer.Option("--hash", help="With --artifacts: check remote artifacts by content.")] = False,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="Skip re-hashing objects unchanged since they last passed (inode, size, mtime, ctime; "
+                        "remembered in your cache directory). For CI; see docs/format.md for what it can miss.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Check every object's hash, every ref and every log line; name each problem."""
@@ -819,7 +818,14 @@ def fsck_cmd(
 
     if hash_ and not artifacts:
         raise UsageError("--hash needs --artifacts")
-    report = fsck(open_registry(), repair=repair, artifacts=artifacts, compute_hash=hash_)
+    progress = None
+    if not _state["quiet"] and sys.stderr.isatty():
+        def progress(label: str, total: int) -> Callable[[int], None] | None:
+            from .render import count_bar
+
+            return count_bar(label, total) if total >= 1000 else None
+    report = fsck(open_registry(), repair=repair, artifacts=artifacts, compute_hash=hash_, quick=quick,
+                  progress=progress)
     if as_json:
         code = 6 if not report.ok else 7 if report.counts.get("unreachable") else 0
         emit_json(with_error(report.to_dict(), code, f"{len(report.errors)} error(s)" if code == 6
@@ -1435,7 +1441,7 @@ def trust_cmd(
 
 @command("reindex")
 def reindex_cmd(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
-    """Rebuild the search cache (kept in your cache directory, never in .modelreg/) from the objects, refs and logs."""
+    """Rebuild the query index (SQLite in your cache directory, never in .modelreg/) from the objects, refs and logs."""
     counts = open_registry().reindex()
     if as_json:
         emit_json({"models": len(counts), "versions": sum(counts.values())})

@@ -1,17 +1,11 @@
-"""Finding models: search records and their cache, lineage trees, params fingerprints, registration checks.
+"""Finding models: search over the query index, lineage trees, params fingerprints, registration checks.
 
-Everything here is derived. The search cache lives in the user's cache directory
-(:func:`modelreg.cachedir.cache_dir`, never under ``.modelreg/`` where git could deliver a
-forged one) and holds one JSON file per model with a record for each version; it is keyed
-by the ``(inode, size, mtime_ns)`` of the model's event log and versions directory,
-validated on every read, rebuilt transparently when stale, unreadable or malformed, and
-``modelreg reindex`` rebuilds it all. It is never the only copy of anything, and a cache
-that cannot be read or written only makes queries slower.
-
-A rebuild re-reads the model's version refs and event log but parses only the manifests
-it has not seen before (manifests are immutable, so a cached digest's fields never go
-stale). Stage holders are read live from the refs on every query: they are a handful of
-small files per model and can change under a ``git checkout``.
+Everything here is derived. Queries read the SQLite index in the user's cache directory
+(:mod:`modelreg.index`, never under ``.modelreg/`` where git could deliver a forged one),
+which is brought up to date from the registry's stamps on every call and rebuilt by
+``modelreg reindex``. It is never the only copy of anything: when it cannot be used (an
+unwritable cache directory, SQLite busy for too long) the same records are computed from the
+registry directly, only slower.
 """
 
 from __future__ import annotations
@@ -20,27 +14,20 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cachedir, canonical, fileio, log, query
+from . import query
 from .errors import Conflict, ModelregError, NotFound, UsageError
-from .hashing import sha256_bytes
+from .index.records import _copy, fingerprint, manifest_part, version_fields
 from .lookalike import find_lookalike
 from .names import check_model, check_version, is_full_digest
-from .state import VersionState
 
 if TYPE_CHECKING:
     from .registry import Registry, Resolved
 
-CACHE_FORMAT = 2  # 2: in the user's cache directory, records validated on read
 DIRECTIONS = ("ancestors", "descendants")
+__all__ = ["fingerprint"]  # re-exported: the params fingerprint is part of the discovery API
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
-
-
-def fingerprint(params: dict[str, Any] | None) -> str:
-    """The training-config fingerprint: ``sha256:`` of the canonical YAML of ``{"params": params}``."""
-    return "sha256:" + sha256_bytes(canonical.dump({"params": params or {}}))
 
 
 # ------------------------------------------------------------------ records
@@ -80,204 +67,71 @@ class SearchRecord:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _copy(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _copy(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_copy(x) for x in v]
-    return v
+def _open_index(reg: Registry) -> Any:
+    from .index.db import open_index
+
+    return open_index(reg)
 
 
-def _fold_signature() -> list[str]:
-    # When the log fold learns new fields (metrics, tags, ...), old caches become stale.
-    return sorted(f.name for f in dataclasses.fields(VersionState))
+def _live_records(reg: Registry, models: list[str]) -> list[dict[str, Any]]:
+    """The records of ``models`` computed from the registry itself (no index), as the index holds them."""
+    from .registry import Resolved
 
-
-def _version_fields(st: VersionState | None, manifest_tags: list[str]) -> dict[str, Any]:
-    """What the log says about a version, read defensively: the fold gains fields over time."""
-    tags = set(manifest_tags)
-    if st is not None:
-        current = getattr(st, "tags", None)
-        if isinstance(current, (set, frozenset, list, tuple)):
-            tags |= set(current)
-        tags |= set(getattr(st, "tags_added", ()) or ())
-        tags -= set(getattr(st, "tags_removed", ()) or ())
-    metrics = getattr(st, "metrics", None) if st is not None else None
-    bindings = getattr(st, "bindings", None) if st is not None else None
-    rating = getattr(st, "rating", None) if st is not None else None
-    return {
-        "archived": bool(st and st.archived),
-        "registered_at": st.registered_at if st else None,
-        "tags": sorted(tags),
-        "metrics": _copy(metrics) if isinstance(metrics, dict) else {},
-        "rating": dict(rating) if isinstance(rating, dict) else {"avg": None, "count": 0},
-        "bindings": {p: {k: _copy(v) for k, v in b.items() if k not in ("time", "actor", "updated_by")}
-                     for p, b in bindings.items()} if isinstance(bindings, dict) else {},
-    }
-
-
-# -------------------------------------------------------------------- cache
-class SearchIndex:
-    """The per-model search cache of one registry."""
-
-    def __init__(self, reg: Registry) -> None:
-        self.reg = reg
-        self.dir = cachedir.cache_dir(reg.path) / "search"
-
-    def _file(self, model: str) -> Path:
-        return self.dir / f"{check_model(model)}.json"
-
-    def _stamp(self, model: str) -> list[Any]:
-        out: list[Any] = [CACHE_FORMAT, _fold_signature()]
-        for p in (log.path_for(self.reg.logs_dir, model), self.reg.refs.versions_dir / model):
-            s = fileio.lstat(p)
-            out.append(None if s is None else [s.st_ino, s.st_size, s.st_mtime_ns])
-        return out
-
-    def _load(self, model: str) -> dict[str, Any] | None:
-        data = cachedir.read_json(self._file(model))
-        if not isinstance(data, dict) or not isinstance(data.get("records"), list) or data.get("model") != model:
-            return None
-        return data
-
-    def records(self, model: str) -> list[dict[str, Any]]:
-        """The cached records of one model (without stages), rebuilt first if stale, unreadable or malformed."""
-        stamp = self._stamp(model)
-        cached = self._load(model)
-        if cached is not None and cached.get("stamp") == stamp and all(
-            _valid_record(r, model) for r in cached["records"]
-        ):
-            return cached["records"]
-        return self._build(model, stamp, cached)
-
-    def rebuild(self, model: str) -> int:
-        """Rebuild one model's cache from scratch; the number of versions."""
-        return len(self._build(model, self._stamp(model), None))
-
-    def _build(self, model: str, stamp: list[Any], old: dict[str, Any] | None) -> list[dict[str, Any]]:
-        known: dict[str, dict[str, Any]] = {}
-        if old is not None:
-            for r in old["records"]:
-                if _valid_record(r, model):
-                    known[r["digest"]] = r
-        digests = self.reg.refs.versions(model)
-        state = self.reg.model_state(model)
-        records = []
+    out = []
+    for model in models:
+        digests = reg.refs.versions(model)
+        state = reg.model_state(model)
+        holders = reg.checked_holders(model, digests)
+        by_digest: dict[str, list[str]] = {}
+        for s in reg._stage_order(holders):
+            by_digest.setdefault(holders[s], []).append(s)
         for v in state.order(list(digests)):
             d = digests[v]
-            part = known.get(d)
-            if part is None or part.get("version") != v or part.get("name") != model or not all(
-                k in part for k in _MANIFEST_KEYS
-            ):
-                part = self._manifest_part(model, v, d)
-            else:
-                part = {k: part[k] for k in _MANIFEST_KEYS}
-            st = state.versions.get(v)
-            records.append({**part, **_version_fields(st, part.get("manifest_tags", [])), "model": _copy(state.fields)})
-        self._write(model, {"format": CACHE_FORMAT, "model": model, "stamp": stamp, "records": records})
-        return records
-
-    def _manifest_part(self, model: str, version: str, digest: str) -> dict[str, Any]:
-        from .registry import Resolved
-
-        m = self.reg._manifest_of(Resolved(model, version, digest))
-        parents = []
-        for p in m.get("parents", []):
-            entry = {"digest": p["digest"], "relation": p.get("relation"), "name": None, "version": None}
-            try:
-                ident = self.reg._identity(p["digest"])
-                entry["name"], entry["version"] = ident.name, ident.version
-            except ModelregError:
-                pass
-            parents.append(entry)
-        return {
-            "name": model,
-            "version": version,
-            "digest": digest,
-            "manifest_tags": list(m.get("tags", [])),
-            "meta": m.get("meta", {}),
-            "params": m.get("params", {}),
-            "license": m.get("license"),
-            "parents": parents,
-            "parent_names": sorted({p["name"] for p in parents if p["name"]}),
-            "fingerprint": fingerprint(m.get("params")) if m.get("params") else None,
-            "artifacts": [{k: a.get(k) for k in ("role", "uri", "sha256", "size", "tree")}
-                          for a in m.get("artifacts", [])],
-        }
-
-    def _write(self, model: str, data: dict[str, Any]) -> None:
-        cachedir.write_json(self._file(model), data)  # a cache that cannot be written is only slower
-
-    def reindex(self) -> dict[str, int]:
-        """Drop this registry's whole cache directory (never anything under ``.modelreg/``) and
-        rebuild each model's search records; model -> version count."""
-        cachedir.clear(self.dir.parent)
-        return {m: self.rebuild(m) for m in self.reg.refs.models()}
-
-
-_RECORD_KEYS = frozenset({
-    "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names",
-    "fingerprint", "archived", "registered_at", "tags", "metrics", "artifacts", "rating", "bindings", "model",
-})
-_MANIFEST_KEYS = (
-    "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names", "fingerprint",
-    "artifacts",
-)
-
-
-def _strs(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(x, str) for x in value)
-
-
-def _opt_str(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def _valid_record(r: Any, model: str) -> bool:
-    """True if a cached record has every field with the type a rebuild gives it (else: rebuild)."""
-    if not isinstance(r, dict) or not _RECORD_KEYS <= r.keys() or r["name"] != model:
-        return False
-    if not isinstance(r["version"], str) or not isinstance(r["digest"], str) or not is_full_digest(r["digest"]):
-        return False
-    try:
-        check_version(r["version"])
-    except UsageError:
-        return False
-    return (
-        isinstance(r["meta"], dict) and isinstance(r["params"], dict) and isinstance(r["metrics"], dict)
-        and _strs(r["tags"]) and _strs(r["manifest_tags"]) and _strs(r["parent_names"])
-        and isinstance(r["parents"], list)
-        and all(isinstance(p, dict) and isinstance(p.get("digest"), str) for p in r["parents"])
-        and _opt_str(r["license"]) and _opt_str(r["registered_at"]) and _opt_str(r["fingerprint"])
-        and isinstance(r["archived"], bool)
-        and isinstance(r["artifacts"], list) and all(
-            isinstance(a, dict) and isinstance(a.get("role"), str) and isinstance(a.get("uri"), str)
-            and _opt_str(a.get("sha256")) and (a.get("size") is None or type(a["size"]) is int)
-            for a in r["artifacts"])
-        and isinstance(r["rating"], dict) and isinstance(r["model"], dict)
-        and isinstance(r["bindings"], dict) and all(isinstance(b, dict) for b in r["bindings"].values())
-    )
+            part = manifest_part(reg, model, v, d)
+            r = {**part, **version_fields(state.versions.get(v), part["manifest_tags"]),
+                 "model": _copy(getattr(state, "fields", {}) or {})}
+            r.pop("manifest_tags", None)
+            r["stages"] = by_digest.get(d, [])
+            out.append(r)
+    _ = Resolved
+    return out
 
 
 def record_dicts(reg: Registry, name_regex: re.Pattern[str] | None = None, stages: bool = True) -> list[dict[str, Any]]:
-    """Every version's record as a plain dict (fresh from the cache: callers may keep it), models in
-    name order, versions in registration order; stages read live from the refs."""
-    index = SearchIndex(reg)
-    out = []
-    for model in reg.refs.models():
-        if name_regex is not None and not name_regex.search(model):
-            continue
-        records = index.records(model)
-        by_digest: dict[str, list[str]] = {}
-        if stages:
-            holders = reg.checked_holders(model, {r["version"]: r["digest"] for r in records})
-            for s in reg._stage_order(holders):
-                by_digest.setdefault(holders[s], []).append(s)
-        for r in records:
-            r.pop("manifest_tags", None)
-            r["stages"] = by_digest.get(r["digest"], [])
-            out.append(r)
-    return out
+    """Every version's record as a plain dict (fresh: callers may keep it), models in name order,
+    versions in registration order, with the stages each holds (``stages=False``: kept for callers
+    of the old cache, stages are always filled in)."""
+    return _select(reg, name_regex)
+
+
+def _select(reg: Registry, name_regex: re.Pattern[str] | None, filters: Any = None) -> list[dict[str, Any]]:
+    """Records of the models matching ``name_regex``; ``filters(con)`` gives the SQL narrowing them
+    (see :func:`modelreg.index.filters.candidates`), a superset the caller checks again."""
+    idx = _open_index(reg)
+    if idx is None:
+        models = [m for m in reg.refs.models() if name_regex is None or name_regex.search(m)]
+        return _live_records(reg, models)
+    try:
+        models = None if name_regex is None else [m["name"] for m in idx.models() if name_regex.search(m["name"])]
+        vids, vid_params, sql, params = filters(idx.con) if filters is not None else ("", (), "", ())
+        return idx.records(models, sql, params, vids, vid_params)
+    finally:
+        idx.close()
+
+
+def model_records(reg: Registry, name: str) -> list[dict[str, Any]]:
+    """One model's records (artifacts included), in registration order. Unlike a query, a stage
+    holding an unregistered manifest does not stop it (``stats`` still counts such a model)."""
+    try:
+        return _select(reg, re.compile(f"\\A{re.escape(name)}\\Z"))
+    except ModelregError:
+        digests = reg.refs.versions(name)
+        state = reg.model_state(name)
+        out = []
+        for v in state.order(list(digests)):
+            part = manifest_part(reg, name, v, digests[v])
+            out.append({**part, **version_fields(state.versions.get(v), part["manifest_tags"])})
+        return out
 
 
 def iter_records(reg: Registry, name_regex: re.Pattern[str] | None = None) -> list[SearchRecord]:
@@ -318,8 +172,10 @@ def search(
         raise UsageError("--limit must be 0 or more")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise UsageError("--offset must be 0 or more")
+    from .index.filters import candidates
+
     out = []
-    for rec in record_dicts(reg, pattern):
+    for rec in _select(reg, pattern, lambda con: candidates(con, stage, staged, tag, archived, conditions)):
         if stage is not None and stage not in rec["stages"]:
             continue
         if staged and not rec["stages"]:
@@ -530,117 +386,52 @@ def _looks_like_path(value: str) -> bool:
 
 
 class FingerprintIndex:
-    """``fingerprints/ab/cdef...`` in the cache directory: the versions whose params have that fingerprint,
-    and ``fingerprints/artifacts/ab/cdef...``: the versions with an artifact of that sha256.
+    """The versions whose params have a given fingerprint, or with an artifact of a given sha256, from the
+    query index (:mod:`modelreg.index`).
 
-    Derivable like the search cache: ``stamps.json`` remembers which state of each model's
-    log and versions it covers; a model whose stamp changed (a git pull, another clone's
-    registration) is re-read from its search records before a lookup. So a lookup costs one
-    stat per model and one small file read, not a scan of every record.
+    A lookup brings the index up to date (a stat per model; a changed model is refolded) and
+    checks each version it returns against the registry (its version entry must hold that
+    digest). Without a usable index, every record is computed from the registry.
     """
 
     FORMAT = 2  # 2: artifact sha256s are indexed too; stamps of another format cover nothing
 
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
-        self.index = SearchIndex(reg)
-        self.dir = self.index.dir.parent / "fingerprints"
-
-    def _file(self, fp: str) -> Path:
-        hexd = fp.removeprefix("sha256:")  # no ':' in file names (Windows), sharded like objects/
-        return self.dir / hexd[:2] / hexd[2:]
-
-    def _artifact_file(self, sha: str) -> Path:
-        return self.dir / "artifacts" / sha[:2] / sha[2:]
-
-    def _stamps(self) -> dict[str, Any]:
-        data = cachedir.read_json(self.dir / "stamps.json")
-        if not isinstance(data, dict) or data.get("_format") != self.FORMAT:
-            return {}
-        return data
-
-    def _save_stamps(self, stamps: dict[str, Any]) -> None:
-        stamps["_format"] = self.FORMAT  # not a model name: those start with a letter or digit
-        cachedir.write_json(self.dir / "stamps.json", stamps)  # renamed into place, not fsynced: a cache
-
-    def _add(self, fp: str, digest: str, name: str, version: str, path: Path | None = None,
-             role: str | None = None) -> None:
-        path = self._file(fp) if path is None else path
-        line = f"{digest} {name} {version}" + (f" {role}" if role else "") + "\n"
-        current = cachedir.read_bytes(path)
-        if current is not None and (b"\n" + current).find(b"\n" + line.encode()) >= 0:
-            return
-        fence = b"\n" if current and not current.endswith(b"\n") else b""  # never glue onto a torn line
-        cachedir.append_line(path, fence + line.encode())
-
-    def _add_artifacts(self, artifacts: list[dict[str, Any]], digest: str, name: str, version: str) -> None:
-        for a in artifacts:
-            sha = a.get("sha256")
-            if isinstance(sha, str) and _SHA256_RE.match(sha):  # a path: only 64 lower-case hex digits
-                self._add(sha, digest, name, version, self._artifact_file(sha), a["role"])
-
-    def refresh(self) -> None:
-        """Bring the index up to date with every model whose log or versions changed."""
-        stamps = self._stamps()
-        changed = False
-        for model in self.reg.refs.models():
-            stamp = self.index._stamp(model)
-            if stamps.get(model) == stamp:
-                continue
-            for d in self.index.records(model):
-                if d.get("fingerprint"):
-                    self._add(d["fingerprint"], d["digest"], d["name"], d["version"])
-                self._add_artifacts(d.get("artifacts") or [], d["digest"], d["name"], d["version"])
-            stamps[model] = self.index._stamp(model)
-            changed = True
-        if changed:
-            self._save_stamps(stamps)
 
     def lookup(self, fp: str) -> list[tuple[str, str, str]]:
-        """(digest, name, version) of every version whose params have fingerprint ``fp``.
-
-        Each line read from the index is checked against the registry (a well-formed line
-        whose version entry holds that digest); anything else is ignored.
-        """
-        self.refresh()
-        found = self._read(self._file(fp), 3)
-        if found is None:  # garbage in the index: it cannot be trusted to be complete, rebuild it
-            cachedir.clear(self.dir)
-            self.refresh()
-            found = self._read(self._file(fp), 3) or set()
-        return sorted(found, key=lambda t: (t[1], t[2]))  # type: ignore[return-value]
+        """(digest, name, version) of every version whose params have fingerprint ``fp``."""
+        idx = _open_index(self.reg)
+        if idx is None:
+            rows = [(r["digest"], r["name"], r["version"]) for r in record_dicts(self.reg) if r["fingerprint"] == fp]
+        else:
+            try:
+                rows = idx.by_fingerprint(fp)
+            finally:
+                idx.close()
+        found = {(d, n, v) for d, n, v in rows if self._registered(d, n, v)}
+        return sorted(found, key=lambda t: (t[1], t[2]))
 
     def lookup_artifacts(self, shas: list[str]) -> dict[str, list[tuple[str, str, str, str]]]:
         """sha256 -> (digest, name, version, role) of every version with an artifact of those bytes
-        (lines checked against the registry as in :meth:`lookup`)."""
-        self.refresh()
+        (each checked against the registry as in :meth:`lookup`)."""
+        wanted = sorted({s for s in shas if isinstance(s, str) and _SHA256_RE.match(s)})
+        if not wanted:
+            return {}
+        idx = _open_index(self.reg)
+        if idx is None:
+            rows = [(a.get("sha256"), r["digest"], r["name"], r["version"], a.get("role"))
+                    for r in record_dicts(self.reg) for a in r.get("artifacts") or [] if a.get("sha256") in wanted]
+        else:
+            try:
+                rows = idx.by_artifact(wanted)
+            finally:
+                idx.close()
         out: dict[str, list[tuple[str, str, str, str]]] = {}
-        for sha in shas:
-            if not _SHA256_RE.match(sha):
-                continue
-            found = self._read(self._artifact_file(sha), 4)
-            if found is None:
-                cachedir.clear(self.dir)
-                self.refresh()
-                found = self._read(self._artifact_file(sha), 4) or set()
-            if found:
-                out[sha] = sorted(found, key=lambda t: (t[1], t[2], t[3]))  # type: ignore[misc]
-        return out
-
-    def _read(self, path: Path, fields: int) -> set[tuple[str, ...]] | None:
-        """The registered versions listed in an index file (lines of ``fields`` words: digest, name,
-        version[, role]); None if the file holds a malformed line."""
-        data = cachedir.read_bytes(path)
-        found: set[tuple[str, ...]] = set()
-        for line in (data or b"").decode("utf-8", "replace").splitlines():
-            parts = line.split(" ")
-            if len(parts) != fields or not is_full_digest(parts[0]):
-                if line:
-                    return None
-                continue
-            if self._registered(*parts[:3]):  # a stale line (a version since removed by git) is skipped
-                found.add(tuple(parts))
-        return found
+        for sha, d, n, v, role in rows:
+            if isinstance(role, str) and self._registered(d, n, v):
+                out.setdefault(sha, []).append((d, n, v, role))
+        return {sha: sorted(set(found), key=lambda t: (t[1], t[2], t[3])) for sha, found in out.items()}
 
     def _registered(self, digest: str, name: str, version: str) -> bool:
         try:
@@ -649,18 +440,11 @@ class FingerprintIndex:
             return False
 
     def covers(self, model: str) -> bool:
-        """True if the index is current for ``model`` (call inside the model's lock, before writing)."""
-        return self._stamps().get(model) == self.index._stamp(model)
+        """Kept for the write path: the index follows the registry's stamps by itself."""
+        return True
 
     def registered(self, m: dict[str, Any], digest: str, was_current: bool) -> None:
-        """Record a registration just made (inside the model's lock); best effort, it is a cache."""
-        if m.get("params"):
-            self._add(fingerprint(m["params"]), digest, m["name"], m["version"])
-        self._add_artifacts(m.get("artifacts") or [], digest, m["name"], m["version"])
-        if was_current:
-            stamps = self._stamps()
-            stamps[m["name"]] = self.index._stamp(m["name"])
-            self._save_stamps(stamps)
+        """Kept for the write path: the next query picks the registration up from the stamps."""
 
 
 @dataclass

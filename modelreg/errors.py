@@ -9,7 +9,9 @@ Exit codes (documented in README.md):
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the start-up path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ModelregError(Exception):
@@ -76,6 +78,13 @@ class Unreachable(ModelregError):
     exit_code = 7
 
 
+def os_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed and on which file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{what}: {where}" if where else what
+
+
 class WorkTreeBlocked(ModelregError):
     """The git work tree holding the registry is mid-rebase/merge/cherry-pick, mid-sync, or has a stale git lock."""
 
@@ -90,9 +99,7 @@ class PushContention(ModelregError):
 
 def storage_error(exc: OSError) -> StorageError:
     """An operating-system error (disk full, EIO, permission denied...) as a StorageError naming the file."""
-    what = exc.strerror or str(exc) or type(exc).__name__
-    where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
-    err = StorageError(f"registry I/O failed: {what}" + (f" ({where})" if where else ""))
+    err = StorageError(f"registry I/O failed: {os_message(exc)}")
     err.__cause__ = exc
     return err
 

@@ -17,6 +17,8 @@ links (each symlink is reported, never entered), and ``--repair`` writes only th
 
 from __future__ import annotations
 
+import contextlib
+import os
 import stat
 import time
 from collections import Counter
@@ -84,8 +86,12 @@ class Report:
 
 
 class _Checker:
-    def __init__(self, reg: Any, repair: bool, artifacts: bool = False, compute_hash: bool = False) -> None:
+    def __init__(self, reg: Any, repair: bool, artifacts: bool = False, compute_hash: bool = False,
+                 quick: bool = False, progress: Any = None) -> None:
         self.reg = reg
+        self.quick = quick
+        self.progress = progress
+        self.stats: dict[str, os.stat_result] = {}  # lstat of every object file, from the tree walk
         self.artifacts = artifacts
         self.compute_hash = compute_hash
         self.root: Path = reg.path
@@ -175,6 +181,7 @@ class _Checker:
                     self.check_locks(d / "locks")
                 for name, st in entries:
                     p = d / name
+                    self.stats[dirpath + os.sep + name] = st
                     if stat.S_ISLNK(st.st_mode):
                         self.skipped.add(self.rel(p))
                         self.error(p, "is a symlink; a registry never contains symlinks (a committed one can point "
@@ -256,21 +263,48 @@ class _Checker:
                        "deliver it; remove it (fsck --repair, or git rm -r .modelreg/cache)", REPAIR_CACHE)
 
     def check_objects(self) -> None:
+        """Every object hashed and parsed (in a process pool; ``--quick``: only files whose stat changed
+        since they last passed), see :mod:`modelreg.fsckobjects`."""
+        from .fsckobjects import QuickState, check_all
+
         objects = self.root / "objects"
         if self._skip(objects):
             return
-        for digest in self._objects():
-            p = self.reg.objects.path(digest) if _valid_name(digest) else objects / digest[7:9] / digest[9:]
-            self.report.counts["objects"] += 1
-            if not _valid_name(digest):
-                self.error(p, "file name is not a SHA-256 digest")
-                continue
-            if self._skip(p):
-                continue  # reported by check_tree
+        state = QuickState(self.reg.path)
+        try:
+            todo: list[str] = []
+            paths: dict[str, Path] = {}
+            for digest in self._objects():
+                p = self.reg.objects.path(digest) if _valid_name(digest) else objects / digest[7:9] / digest[9:]
+                self.report.counts["objects"] += 1
+                if not _valid_name(digest):
+                    self.error(p, "file name is not a SHA-256 digest")
+                    continue
+                if self._skip(p):
+                    continue  # reported by check_tree
+                paths[digest] = p
+                if self.quick:
+                    known = state.unchanged(digest, self.stats.get(str(p)), self.artifacts)
+                    if known is not None:
+                        self.manifests[digest] = known
+                        continue
+                todo.append(digest)
+            advance = self.progress("checking objects", len(todo)) if self.progress and todo else None
+            passed = []
             try:
-                self.manifests[digest] = manifest.from_object(self.reg.objects.get(digest), what="manifest")
-            except ModelregError as exc:
-                self.error(p, exc.message)
+                for digest, status, value in check_all(str(self.root), self.reg.objects, todo, self.artifacts, advance):
+                    if status == "ok":
+                        self.manifests[digest] = value
+                        st = self.stats.get(str(paths[digest]))
+                        if st is not None:
+                            passed.append((digest, st, value, self.artifacts))
+                    else:
+                        self.error(paths[digest], value)
+            finally:
+                getattr(advance, "close", lambda: None)()
+            state.remember(passed)
+        finally:
+            state.close()
 
     def _objects(self) -> list[str]:
         """The digests in objects/, skipping shards the tree walk reported."""
@@ -289,11 +323,12 @@ class _Checker:
             return None
         return m
 
-    def _read_ref(self, p: Path) -> str | None:
+    def _read_ref(self, p: Path, d: Any = None) -> str | None:
         if self._skip(p):
             return None
         try:
-            return parse_ref_bytes(fileio.read_file(p, REF_MAX), self.rel(p))
+            data = d.read(p.name, REF_MAX) if d is not None else fileio.read_file(p, REF_MAX)
+            return parse_ref_bytes(data, self.rel(p))
         except ModelregError as exc:
             self.error(p, exc.message)
         except OSError as exc:
@@ -316,19 +351,25 @@ class _Checker:
             if not _ok(check_model, model):
                 self.error(base / _printable(model), "is not a valid model name")
                 continue
-            for version in self._names(base / model):
-                p = base / model / version
-                self.report.counts["versions"] += 1
-                if not _ok(check_version, version):
-                    self.error(base / model / _printable(version), "is not a valid version name")
-                    continue
-                digest = self._read_ref(p)
-                if digest is None:
-                    continue
-                found[model][version] = digest
-                m = self._manifest(digest, p, "version entry")
-                if m is not None and (m["name"], m["version"]) != (model, version):
-                    self.error(p, f"points at a manifest of {m['name']}@{m['version']}")
+            names = self._names(base / model)
+            with contextlib.ExitStack() as stack:
+                try:  # one walk to the directory for all its entries
+                    d = stack.enter_context(fileio.opendir(base / model)) if names else None
+                except (ModelregError, OSError):
+                    d = None
+                for version in names:
+                    p = base / model / version
+                    self.report.counts["versions"] += 1
+                    if not _ok(check_version, version):
+                        self.error(base / model / _printable(version), "is not a valid version name")
+                        continue
+                    digest = self._read_ref(p, d)
+                    if digest is None:
+                        continue
+                    found[model][version] = digest
+                    m = self._manifest(digest, p, "version entry")
+                    if m is not None and (m["name"], m["version"]) != (model, version):
+                        self.error(p, f"points at a manifest of {m['name']}@{m['version']}")
         return found
 
     def check_refs(self, versions: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -627,9 +668,13 @@ def _ok(check: Any, name: str) -> bool:
 
 
 @os_errors
-def fsck(reg: Any, repair: bool = False, *, artifacts: bool = False, compute_hash: bool = False) -> Report:
+def fsck(reg: Any, repair: bool = False, *, artifacts: bool = False, compute_hash: bool = False,
+         quick: bool = False, progress: Any = None) -> Report:
     """Check the whole registry; with ``repair``, settle what interrupted writes left behind.
 
     With ``artifacts``, also check every artifact against its store (``compute_hash``: by content).
+    With ``quick``, objects whose file is unchanged (inode, size, mtime, ctime) since they last passed
+    are not read again (:mod:`modelreg.fsckobjects` says what that can miss). ``progress(label, total)``
+    may return a callback advanced as objects are checked (the CLI's bar on a terminal).
     """
-    return _Checker(reg, repair, artifacts, compute_hash).run()
+    return _Checker(reg, repair, artifacts, compute_hash, quick, progress).run()

@@ -576,6 +576,18 @@ class Registry:
 
     def models(self) -> list[ModelSummary]:
         """Every model with its version count, stages (as version names) and latest version."""
+        from .index.db import open_index
+
+        idx = open_index(self)  # the query index: current with the registry's stamps, or None
+        if idx is not None:
+            try:
+                rows = idx.models()
+            finally:
+                idx.close()
+            return [ModelSummary(m["name"], m["n_versions"],
+                                 {s: m["stage_versions"][s] for s in self._stage_order(m["holders"])}, m["latest"],
+                                 m["fields"])
+                    for m in rows]
         out = []
         for name in self.refs.models():
             names = self.refs.version_names(name)
@@ -591,6 +603,22 @@ class Registry:
 
     def versions(self, name: str) -> list[VersionInfo]:
         """Every version of a model in registration order, with stages and archived state."""
+        from .index.db import open_index
+
+        idx = open_index(self, only=check_model(name))
+        if idx is not None:
+            try:
+                rows, holders = idx.model_versions(name), idx.holders(name)
+            finally:
+                idx.close()
+            if rows:
+                import dataclasses
+
+                order = self._stage_order(holders)
+                keep = {f.name for f in dataclasses.fields(VersionInfo)}  # to_dict() also shows properties
+                return [VersionInfo(**{**{k: x for k, x in info.items() if k in keep},
+                                       "stages": [s for s in order if holders[s] == d], "manifest": None,
+                                       "tags": None}) for _v, d, info in rows]
         digests = self.refs.versions(name)
         if not digests:
             raise self._no_model(name)
@@ -620,6 +648,21 @@ class Registry:
         import heapq
 
         names = self._log_names(name, stage)
+        if name is None and stage is None and since is None and limit is not None:
+            from .index.db import open_index
+
+            idx = open_index(self)  # the newest events of every model without reading every log
+            if idx is not None:
+                try:
+                    lines = idx.latest_events(limit, None)
+                finally:
+                    idx.close()
+                if lines is not None:
+                    import json
+
+                    selected = [Event.from_dict(json.loads(x)) for x in lines]
+                    self._check_events(selected)
+                    return selected
         per_model = []
         for n in names:
             per_model.append(log.read(self.logs_dir, n)[0])
@@ -1852,10 +1895,10 @@ class Registry:
         return discovery.license_check(self, ref, project_license)
 
     def reindex(self) -> dict[str, int]:
-        """Rebuild the search cache of every model; model -> number of versions."""
-        from . import discovery
+        """Rebuild the query index (:mod:`modelreg.index`) from scratch; model -> number of versions."""
+        from .index.build import reindex
 
-        return discovery.SearchIndex(self).reindex()
+        return reindex(self)
 
     # ------------------------------------------------------------------ site
     def build_site(

@@ -16,7 +16,7 @@ def _key(a: dict[str, Any]) -> str:
 
 def model_stats(reg: Registry, name: str, keep: int | None) -> tuple[dict[str, Any], dict[str, int], dict[str, int]]:
     """One model's figures, and its distinct artifacts (key -> size) stored and live, for the totals."""
-    from ..discovery import SearchIndex
+    from ..discovery import model_records
     from .rules import plan
 
     digests = reg.refs.versions(name)
@@ -31,7 +31,7 @@ def model_stats(reg: Registry, name: str, keep: int | None) -> tuple[dict[str, A
     stored: dict[str, int] = {}
     live: dict[str, int] = {}
     purged_bytes: dict[str, int] = {}
-    for rec in SearchIndex(reg).records(name):
+    for rec in model_records(reg, name):
         st = state.versions.get(rec["version"])
         for a in rec.get("artifacts") or []:
             size = a.get("size") or 0
