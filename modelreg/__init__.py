@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 
 __version__ = "0.1.0"
 __all__ = ["EMPTY", "Registry", "__version__"]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .lifecycle.expect import EMPTY
     from .registry import Registry
 

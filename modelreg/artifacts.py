@@ -26,6 +26,7 @@ StorageOptions = dict[str, dict]
 # Statuses of a VerifyResult that mean the recorded bytes are not there (exit 6).
 FAILED = frozenset({"missing", "added", "size-mismatch", "hash-mismatch", "not-a-file"})
 UNREACHABLE = "unreachable"
+PURGED = "purged"  # deleted on purpose by prune --purge, as the version's purge event says (exit 3)
 
 _EXT_RE = re.compile(r"^\.[A-Za-z0-9_-]{1,16}$")
 DEFAULT_ROLE = "model"
@@ -334,13 +335,26 @@ def verify_entries(
     return [verify_entry(e, root, **kw) for e in entries]
 
 
+def as_purged(result: ArtifactResult, purged: dict[str, Any] | None) -> ArtifactResult:
+    """A ``missing`` result for an artifact its version's ``purge`` event deleted becomes ``purged``."""
+    if purged is None or result.status != "missing":
+        return result
+    from dataclasses import replace
+
+    return replace(result, status=PURGED, message=f"deleted from the artifact store by prune --purge at "
+                                                   f"{purged.get('time') or '?'} (the version is archived)")
+
+
 def exit_code(results: Iterable[VerifyResult]) -> int:
-    """6 if any artifact is missing or different, else 7 if any store was unreachable, else 1/0."""
+    """6 if any artifact is missing or different, else 7 if any store was unreachable, else 3 if any
+    was purged on purpose, else 1/0."""
     statuses = {r.status for r in results if not r.ok}
     if statuses & FAILED:
         return IntegrityError.exit_code
     if UNREACHABLE in statuses:
         return 7
+    if PURGED in statuses:
+        return 3
     return 1 if statuses else 0
 
 

@@ -40,6 +40,11 @@ SignOpt = Annotated[
     bool,
     typer.Option("--sign", help="Sign the event with your SSH key (MODELREG_SIGNING_KEY or git's user.signingkey)."),
 ]
+RecordNoopOpt = Annotated[
+    bool,
+    typer.Option("--record-noop", help="When the stage already holds the result, record a 'noop' event (else nothing "
+                                       "is written)."),
+]
 
 _state: dict[str, Any] = {"registry": None, "json": False, "quiet": False}
 
@@ -48,13 +53,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 metrics_app = typer.Typer(name="metrics", help="Record and show evaluation metrics by suite.", no_args_is_help=True)
 policy_app = typer.Typer(name="policy", help="Inspect the promotion policy of config.yaml.", no_args_is_help=True)
+model_app = typer.Typer(name="model", help="Fields of a model itself: description, task, subject, owner...",
+                        no_args_is_help=True)
 import_app = typer.Typer(
     name="import", help="Bring another registry's versions and history into modelreg (GTO, MLflow).",
     no_args_is_help=True,
 )
+site_app = typer.Typer(name="site", help="Build and preview the team's static registry site.", no_args_is_help=True)
 app.add_typer(metrics_app)
 app.add_typer(policy_app)
+app.add_typer(model_app)
 app.add_typer(import_app)
+app.add_typer(site_app)
 
 
 def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Callable[[F], F]:
@@ -107,6 +117,9 @@ def error_object(exc: ModelregError) -> dict[str, Any]:
     gate_report = getattr(exc, "report", None)
     if gate_report is not None:
         out.update(gate_report.to_dict())
+    partial = getattr(exc, "result", None)  # sync: status, conflict or contention, the commit kept locally
+    if isinstance(partial, dict):
+        out.update(partial)
     out["error"] = {"code": exc.exit_code, "message": exc.message, **exc.info}
     return out
 
@@ -120,11 +133,7 @@ def _traceback_wanted() -> bool:
         return False
 
 
-def os_message(exc: OSError) -> str:
-    """One line for an operating-system error: what failed and on which file."""
-    what = exc.strerror or str(exc) or type(exc).__name__
-    where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
-    return f"{what}: {where}" if where else what
+from .errors import os_message  # noqa: E402 - one wording for both entry points (modelreg.fastpath)
 
 
 def note(message: str) -> None:
@@ -159,9 +168,9 @@ def echo_styled(text: str, colour: str | None) -> None:
 
 
 def emit_json(data: Any) -> None:
-    from .printable import json_text
+    from .printable import json_dumps, json_text
 
-    typer.echo(json_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)))
+    typer.echo(json_text(json_dumps(data)))  # json.dumps(data, indent=2, ensure_ascii=False), faster
 
 
 def version_text() -> str:
@@ -213,10 +222,10 @@ def _main(
                            install_completion or show_completion or None)
 
 
-def open_registry() -> Any:
+def open_registry(allow_git: tuple[str, ...] = ()) -> Any:
     from .registry import Registry
 
-    return Registry.open(_state["registry"])
+    return Registry.open(_state["registry"], allow_git=allow_git)
 
 
 def _progress_factory() -> Any:
@@ -332,13 +341,17 @@ def register_cmd(
     upload: Annotated[
         bool, typer.Option("--upload", help="Copy local artifacts into config.yaml's artifact_store; record its URIs.")
     ] = False,
+    next_: Annotated[
+        str | None, typer.Option("--next", help="patch, minor or major: the next semantic version after the highest "
+                                                "(instead of VERSION); printed.")
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Register a model version (idempotent for identical content)."""
     reg = open_registry()
     checks = {
         "check": not no_check, "compute_hash": hash_, "upload": upload,
-        "strict": strict, "new_model": new_model, "allow_unknown_license": allow_unknown_license,
+        "strict": strict, "new_model": new_model, "allow_unknown_license": allow_unknown_license, "next": next_,
     }
     if from_file:
         if any([name, version, artifact, param, meta, tag, parent, description, license]):
@@ -362,8 +375,10 @@ def register_cmd(
             raise UsageError(f"{from_file}: a manifest must be a mapping")
         result = reg.register_manifest(raw, actor=actor, progress=_progress_factory(), **checks)
     else:
-        if not name or not version:
-            raise UsageError("register needs NAME and VERSION (or --from-file)")
+        if not name or (not version and not next_):
+            raise UsageError("register needs NAME and VERSION, NAME --next patch|minor|major, or --from-file")
+        if version and next_:
+            raise UsageError("give VERSION or --next, not both")
         result = reg.register(
             name, version,
             artifacts=artifact or [],
@@ -382,13 +397,18 @@ def register_cmd(
         warn(f"same params fingerprint as {d.name}@{d.version} ({d.digest[:19]})")
     if result.more_duplicates:
         warn("more versions have the same params fingerprint (of each model the five most recently registered are named)")
+    for same in result.same_artifacts:
+        warn(same.message())
     if as_json:
         emit_json(result.to_dict())
         return
     v = result.version
     note(f"Registered {v.name}@{v.version}" if result.created
          else f"Already registered {v.name}@{v.version} with this content; nothing changed")
-    typer.echo(v.digest)
+    for ev in result.pruned_events:
+        if ev.action == "archive":
+            note(f"Archived {ev.model}@{ev.version} ({ev.reason})")
+    typer.echo(v.version if next_ else v.digest)
 
 
 ExpectOpt = Annotated[
@@ -419,6 +439,7 @@ def promote_cmd(
         str | None,
         typer.Option("--expect-staging", help="Demote only if the demotion stage now holds VERSION (or none)."),
     ] = None,
+    record_noop: RecordNoopOpt = False,
     actor: ActorOpt = None,
     sign: SignOpt = False,
     as_json: JsonOpt = False,
@@ -427,10 +448,11 @@ def promote_cmd(
     """Point STAGE of the model at a version (compare-and-swap with --expect), if the policy's gates pass."""
     from .errors import PolicyRefused
 
-    reg = open_registry()
+    reg = open_registry(allow_git=("merge",) if force else ())  # --force may pick a side of a merge conflict
     try:
         move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor, force=force, demote=not no_demote,
-                           replace_staging=replace_staging, expect_staging=expect_staging, sign=sign)
+                           replace_staging=replace_staging, expect_staging=expect_staging, sign=sign,
+                           record_noop=record_noop)
     except PolicyRefused as exc:
         if exc.report is not None and not as_json:  # with --json the error object carries the report
             from .render import gate_table
@@ -454,6 +476,7 @@ def rollback_cmd(
     ] = None,
     expect: ExpectOpt = None,
     reason: ReasonOpt = None,
+    record_noop: RecordNoopOpt = False,
     actor: ActorOpt = None,
     sign: SignOpt = False,
     as_json: JsonOpt = False,
@@ -461,7 +484,8 @@ def rollback_cmd(
 ) -> None:
     """Undo the latest move of STAGE not undone yet (again: the one before it), or go back --to VERSION."""
     reg = open_registry()
-    move = reg.rollback(name, stage, to=to, expect=expect, reason=reason, actor=actor, sign=sign)
+    move = reg.rollback(name, stage, to=to, expect=expect, reason=reason, actor=actor, sign=sign,
+                        record_noop=record_noop)
     _print_move(move, as_json, "Rolled back")
 
 
@@ -471,12 +495,15 @@ def clear_cmd(
     stage: Annotated[str, typer.Argument(help="Stage to empty.")],
     reason: Annotated[str, typer.Option("--reason", help="Why the stage is emptied (required; recorded).")],
     expect: ExpectOpt = None,
+    record_noop: RecordNoopOpt = False,
     actor: ActorOpt = None,
     sign: SignOpt = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Empty STAGE (resolve NAME@STAGE then exits 3); rollback undoes it."""
-    move = open_registry().clear(name, stage, reason=reason, expect=expect, actor=actor, sign=sign)
+    move = open_registry().clear(name, stage, reason=reason, expect=expect, actor=actor, sign=sign,
+                                 record_noop=record_noop)
     _print_move(move, as_json, "Cleared")
 
 
@@ -487,8 +514,9 @@ def _print_move(move: Any, as_json: bool, verb: str) -> None:
         return
     label = move.to.version if move.to else "(empty)"
     if not move.changed:
-        note(f"{move.name}@{move.stage} already holds {label}; nothing changed"
-             if move.to else f"{move.name}@{move.stage} is already empty; nothing changed")
+        recorded = " (recorded a noop event)" if move.events else ""
+        note(f"{move.name}@{move.stage} already holds {label}; nothing changed{recorded}"
+             if move.to else f"{move.name}@{move.stage} is already empty; nothing changed{recorded}")
     else:
         before = move.from_.version if move.from_ else "(empty)"
         note(f"{verb} {move.name}@{move.stage}: {before} -> {label}")
@@ -595,18 +623,21 @@ WhereOpt = Annotated[
     list[str] | None,
     typer.Option("--where", "-w", help="FIELD OP VALUE, OP one of == != < <= > >= ~= (regex); repeatable, AND."),
 ]
-SortOpt = Annotated[str | None, typer.Option("--sort", help="Sort by FIELD (-FIELD: descending).")]
+SortOpt = Annotated[str | None, typer.Option("--sort", help="Sort by FIELD (-FIELD: descending); ties keep model "
+                                                          "name and registration order.")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At most N versions.")]
+OffsetOpt = Annotated[int | None, typer.Option("--offset", min=0, help="Skip the first N (paging: with --limit).")]
 
 
 def _search_and_print(name_regex: str | None, stage: str | None, staged: bool, tag: str | None,
                       archived: bool | None, where: list[str] | None, sort: str | None, limit: int | None,
-                      as_json: bool) -> None:
+                      as_json: bool, offset: int | None = None) -> None:
     from .query import parse_where
 
     conditions = [parse_where(w) for w in where or []]
     records = open_registry().search(name_regex=name_regex, stage=stage, staged=staged, tag=tag,
-                                     archived=archived, where=conditions, sort=sort, limit=limit)
+                                     archived=archived, where=conditions, sort=sort, limit=limit,
+                                     offset=offset or 0)
     for c in conditions:
         text = c.mismatch_note()
         if text:
@@ -629,10 +660,11 @@ def search_cmd(
     where: WhereOpt = None,
     sort: SortOpt = None,
     limit: LimitOpt = None,
+    offset: OffsetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Find versions across models: filters combine with AND (see docs/discovery.md)."""
-    _search_and_print(name, stage, staged, tag, archived, where, sort, limit, as_json)
+    _search_and_print(name, stage, staged, tag, archived, where, sort, limit, as_json, offset)
 
 
 @command("ls")
@@ -646,13 +678,14 @@ def ls_cmd(
     where: WhereOpt = None,
     sort: SortOpt = None,
     limit: LimitOpt = None,
+    offset: OffsetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List models with their stages, or the versions of one model; with a filter, matching versions."""
     reg = open_registry()
     from . import render
 
-    if any(x is not None for x in (name_regex, stage, tag, archived, where, sort, limit)) or staged:
+    if any(x is not None for x in (name_regex, stage, tag, archived, where, sort, limit, offset)) or staged:
         if name is not None:
             import re
 
@@ -660,7 +693,7 @@ def ls_cmd(
             if name_regex is not None:
                 raise UsageError("give either a model NAME or --name REGEX, not both")
             name_regex = f"^{re.escape(name)}$"
-        _search_and_print(name_regex, stage, staged, tag, archived, where, sort, limit, as_json)
+        _search_and_print(name_regex, stage, staged, tag, archived, where, sort, limit, as_json, offset)
         return
     if name is None:
         models = reg.models()
@@ -777,6 +810,9 @@ def fsck_cmd(
         bool, typer.Option("--artifacts", help="Also check every artifact exists with its recorded size.")
     ] = False,
     hash_: Annotated[bool, typer.Option("--hash", help="With --artifacts: check remote artifacts by content.")] = False,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="Skip re-hashing objects unchanged since they last passed (inode, size, mtime, ctime; "
+                        "remembered in your cache directory). For CI; see docs/format.md for what it can miss.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Check every object's hash, every ref and every log line; name each problem."""
@@ -784,7 +820,14 @@ def fsck_cmd(
 
     if hash_ and not artifacts:
         raise UsageError("--hash needs --artifacts")
-    report = fsck(open_registry(), repair=repair, artifacts=artifacts, compute_hash=hash_)
+    progress = None
+    if not _state["quiet"] and sys.stderr.isatty():
+        def progress(label: str, total: int) -> Callable[[int], None] | None:
+            from .render import count_bar
+
+            return count_bar(label, total) if total >= 1000 else None
+    report = fsck(open_registry(), repair=repair, artifacts=artifacts, compute_hash=hash_, quick=quick,
+                  progress=progress)
     if as_json:
         code = 6 if not report.ok else 7 if report.counts.get("unreachable") else 0
         emit_json(with_error(report.to_dict(), code, f"{len(report.errors)} error(s)" if code == 6
@@ -793,11 +836,12 @@ def fsck_cmd(
         from .printable import line
 
         for p in report.problems:
-            typer.echo(line(f"{p.severity}: {p.path}: {p.message}"))
+            typer.echo(line(f"{p.severity}: {p.path}: {p.message}" + (f" [repair: {p.repair}]" if p.repair else "")))
         c = report.counts
         note(
             f"Checked {c['objects']} objects, {c['versions']} versions, {c['refs']} refs, {c['events']} events"
-            + (f", {c['artifacts']} artifacts" if "artifacts" in c else "") + ": "
+            + (f", {c['artifacts']} artifacts" if "artifacts" in c else "")
+            + (f" ({c['purged']} purged by prune --purge)" if c.get("purged") else "") + ": "
             + ("ok" if report.ok else f"{len(report.errors)} error(s)")
             + (f", {len(report.warnings)} warning(s)" if report.warnings else "")
             + (f"; repaired {len(report.repaired)}" if report.repaired else "")
@@ -1031,19 +1075,132 @@ def approve_cmd(
 def bind_cmd(
     ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     provider: Annotated[str, typer.Option("--provider", help="Serving provider name.")],
-    id: Annotated[str, typer.Option("--id", help="The provider's model id.")],
+    id: Annotated[str | None, typer.Option(
+        "--id", help="The provider's model id (binds; without it, only the fields given change).")] = None,
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="Endpoint URL.")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="active, inactive or deprecated (a new binding is active).")] = None,
+    latency_ms: Annotated[float | None, typer.Option(
+        "--latency-ms", min=0, help="Observed latency in milliseconds (a serving job reports it).")] = None,
+    success_rate: Annotated[float | None, typer.Option(
+        "--success-rate", min=0, max=1, help="Observed share of successful requests, 0 to 1.")] = None,
+    last_used: Annotated[str | None, typer.Option(
+        "--last-used", help="When it last served: 'now' or an ISO 8601 time.")] = None,
+    observe: Annotated[list[str] | None, typer.Option(
+        "--observe", help="The same figures as KEY=VALUE: latency_ms=120, success_rate=0.99, last_used=now.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Provider parameter K=V, typed like register -p.")] = None,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Record where a version is served (one binding per provider; binding again replaces it)."""
-    ev = open_registry().bind(ref, provider, id, endpoint, parse_pairs(param or [], "--param"), actor=actor)
+    """Record where a version is served (--id: one binding per provider; binding again replaces it), or,
+    without --id, update only the given fields of its binding (--status, --endpoint, --latency-ms,
+    --success-rate, --last-used)."""
+    reg = open_registry()
+    figures = {"latency_ms": _whole(latency_ms), "success_rate": _whole(success_rate), "last_used": last_used}
+    for key, value in parse_pairs(observe or [], "--observe").items():
+        if key not in figures:
+            raise UsageError(f"--observe {key}: expected one of {', '.join(figures)}")
+        if figures[key] is not None:
+            raise UsageError(f"{key} is given twice (--{key.replace('_', '-')} and --observe)")
+        figures[key] = value
+    if id is None:
+        if param:
+            raise UsageError("--param needs --id: parameters are part of the binding (bind again to change them)")
+        ev = reg.update_binding(ref, provider, status=status, endpoint=endpoint, actor=actor, **figures)
+    else:
+        ev = reg.bind(ref, provider, id, endpoint, parse_pairs(param or [], "--param"), actor=actor,
+                      status=status or "active", **figures)
     if as_json:
         emit_json(ev.to_dict())
+    elif ev.action == "bind":
+        note(f"Bound {ev.model}@{ev.version} to {provider} {id} ({ev.data['status']})")
     else:
-        note(f"Bound {ev.model}@{ev.version} to {provider} {id}")
+        from .values import display
+
+        changed = ", ".join(f"{k}={display(v)}" for k, v in ev.data.items() if k != "provider")
+        note(f"Updated the {provider} binding of {ev.model}@{ev.version}: {changed}")
+
+
+def _whole(value: float | None) -> float | int | None:
+    """A number typed on the command line as it was meant: 120 stays the integer 120."""
+    return int(value) if value is not None and value.is_integer() else value
+
+
+@command("bindings")
+def bindings_cmd(
+    name: Annotated[str | None, typer.Argument(autocompletion=_complete_models, help="Model (default: every model).")] = None,
+    provider: Annotated[str | None, typer.Option("--provider", help="Only bindings to this provider.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only bindings with this status.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List where versions are served: provider, id, status, endpoint and observed figures."""
+    rows = open_registry().bindings(name, provider=provider, status=status)
+    if as_json:
+        emit_json([b.to_dict() for b in rows])
+        return
+    from .render import bindings_table
+
+    bindings_table(rows)
+
+
+@command("rate")
+def rate_cmd(
+    ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
+    score: Annotated[int, typer.Argument(min=1, max=5, help="1 (worst) to 5 (best).")],
+    comment: Annotated[str | None, typer.Option("--comment", help="Why (recorded with the rating).")] = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Rate a version from 1 to 5 (one rating per actor: rating again replaces yours)."""
+    reg = open_registry()
+    ev = reg.rate(ref, score, comment, actor=actor)
+    rating = reg.show(f"{ev.model}@{ev.version}").rating
+    if as_json:
+        emit_json({**ev.to_dict(), "rating": rating})
+    else:
+        note(f"Rated {ev.model}@{ev.version} {score}/5 (as {ev.actor}); average {rating['avg']:.2f} "
+             f"from {rating['count']} rating(s)")
+
+
+@command("set", group=model_app)
+def model_set_cmd(
+    name: Annotated[str, typer.Argument(autocompletion=_complete_models, help="Model name.")],
+    pairs: Annotated[list[str], typer.Argument(metavar="KEY=VALUE...", help=(
+        "description, task, subject, owner (text) or any key (typed like -p); KEY=null removes it."))],
+    reason: ReasonOpt = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Set fields of a model itself (recorded as an event of the model)."""
+    from .records import parse_pairs as model_pairs
+
+    reg = open_registry()
+    ev = reg.set_model(name, model_pairs(pairs), reason=reason, actor=actor)
+    info = reg.model_info(name)
+    if as_json:
+        emit_json({**info.to_dict(), "changed": ev is not None, "event": ev and ev.to_dict()})
+    elif ev is None:
+        note(f"{name} already has these fields; nothing changed")
+    else:
+        note(f"Set {', '.join(sorted(ev.data['fields']))} of {name}")
+
+
+@command("show", group=model_app)
+def model_show_cmd(
+    name: Annotated[str, typer.Argument(autocompletion=_complete_models, help="Model name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a model: its fields, version count, stages, first and last registration."""
+    info = open_registry().model_info(name)
+    if as_json:
+        emit_json(info.to_dict())
+        return
+    typer.echo(info.name)
+    for label, text in info.lines():
+        typer.echo(f"{label + ':':<12} {text}")
 
 
 @command("unbind")
@@ -1088,28 +1245,58 @@ def check_cmd(
 
 @command("prune")
 def prune_cmd(
-    name: Annotated[str, typer.Argument(autocompletion=_complete_models, help="Model name.")],
-    keep: Annotated[int, typer.Option("--keep", min=0, help="Keep the newest N unarchived versions.")],
-    apply: Annotated[bool, typer.Option("--apply", help="Archive them (default: dry run).")] = False,
+    name: Annotated[str | None, typer.Argument(autocompletion=_complete_models,
+                                               help="Model name (default: every model).")] = None,
+    keep: Annotated[int | None, typer.Option(
+        "--keep", min=0, help="Keep the newest N unarchived versions (default: policy.retention.keep).")] = None,
+    purge: Annotated[bool, typer.Option(
+        "--purge", help="Instead: delete from the artifact store the content of versions archived longer than "
+                        "policy.retention.purge_after_days that no kept version shares.")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="Do it (default: dry run).")] = False,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Archive all but the newest N versions, never one that holds a stage (dry run unless --apply)."""
-    chosen = open_registry().prune(name, keep, apply, actor=actor)
+    """Archive all but the newest N versions, never one that holds a stage; or --purge archived content (dry run unless --apply)."""
+    reg = open_registry()
+    if purge:
+        if keep is not None:
+            raise UsageError("--purge deletes archived content; --keep archives versions: give one of them")
+        report = reg.purge(name, apply, actor=actor)
+        if as_json:
+            emit_json(report.to_dict())
+            return
+        for v in report.versions:
+            for a in v.artifacts:
+                typer.echo(f"{v.name}@{v.version}  {a['role']}  {a['uri']}  {a.get('size') or 0} bytes")
+        verb = "deleted" if apply else "would delete"
+        note(f"{verb.capitalize()} {report.objects} object(s), {report.bytes} bytes, of {len(report.versions)} "
+             f"version(s) archived at least {report.purge_after_days:g} day(s)"
+             + ("" if apply or not report.versions else "; run with --apply to do it"))
+        return
+    chosen = reg.prune(name, keep, apply, actor=actor)
+    if keep is None:
+        from .retention.rules import from_config
+
+        keep = from_config(reg.config.raw).keep
     if as_json:
         emit_json({"name": name, "keep": keep, "applied": apply, "archived": [r.to_dict() for r in chosen]})
         return
     for r in chosen:
-        typer.echo(r.version)
+        typer.echo(r.version if name is not None else f"{r.name}@{r.version}")
     verb = "archived" if apply else "would archive"
-    note(f"{name}: {verb} {len(chosen)} version(s)" + ("" if apply or not chosen else "; run with --apply to do it"))
+    note(f"{name or 'every model'}: {verb} {len(chosen)} version(s)"
+         + ("" if apply or not chosen else "; run with --apply to do it"))
 
 
 @command("stats")
-def stats_cmd(as_json: JsonOpt = False) -> None:
-    """Models, versions, archived versions, versions per stage, and registry size on disk."""
-    data = open_registry().stats()
+def stats_cmd(
+    name: Annotated[str | None, typer.Argument(autocompletion=_complete_models,
+                                               help="Model (default: every model and the totals).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Versions, archived, purged, stage holders, artifact bytes and what retention would archive next."""
+    data = open_registry().stats(name)
     if as_json:
         emit_json(data)
         return
@@ -1121,32 +1308,46 @@ def stats_cmd(as_json: JsonOpt = False) -> None:
 
 @command("sync")
 def sync_cmd(
-    push: Annotated[bool, typer.Option("--push", help="Push; on rejection fetch + rebase and retry.")] = False,
+    push: Annotated[bool, typer.Option("--push", help="Push; on rejection fetch, rebase and retry until --timeout.")] = False,
     remote: Annotated[str, typer.Option("--remote", help="Remote to push to.")] = "origin",
     branch: Annotated[str | None, typer.Option("--branch", help="Remote branch (default: the current one).")] = None,
-    attempts: Annotated[int, typer.Option("--attempts", min=1, help="Push attempts in all.")] = 5,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, help="Seconds to keep retrying while other clones push first "
+                                                     "(then exit 9).")
+    ] = 300.0,
+    attempts: Annotated[
+        int | None, typer.Option("--attempts", min=1, help="Deprecated (use --timeout): also stop after N pushes.")
+    ] = None,
     message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Commit the changes under .modelreg/ (only there); with --push, push with fetch-rebase-retry.
 
-    Without --push nothing touches the network. A stage moved on both sides conflicts:
-    the rebase is aborted and the command exits 4 naming the stage.
+    Without --push nothing touches the network. Exit 4: a stage (or version) moved both here
+    and on the remote, nothing pushed. Exit 9: the remote kept moving until --timeout ran out,
+    nothing in conflict, the commit is kept locally. Exit 8: a rebase/merge is in progress or
+    a stale git lock blocks the work tree.
     """
     from .gitops import sync
 
-    result = sync(open_registry(), push=push, remote=remote, branch=branch, attempts=attempts, message=message)
+    if attempts is not None:
+        note("modelreg: warning: --attempts is deprecated: sync --push now retries until --timeout "
+             "(default 300 s); --attempts still caps the number of pushes")
+    result = sync(open_registry(allow_git=("merge", "sync")), push=push, remote=remote, branch=branch,
+                  timeout=timeout, attempts=attempts, message=message)
     if as_json:
         emit_json(result.to_dict())
         return
+    if result.resumed:
+        note("Finished moving the work tree for an interrupted sync")
     if result.committed:
         note(f"Committed {result.committed[:12]}: {result.message}")
     else:
         note("Nothing to commit in the registry")
     if result.pushed:
         extra = f" after {result.rebases} rebase(s)" if result.rebases else ""
-        note(f"Pushed to {result.remote}/{result.branch}{extra}")
+        note(f"Pushed {result.pushed_commit[:12]} to {result.remote}/{result.branch}{extra}")
 
 
 @command("git-setup")
@@ -1242,7 +1443,7 @@ def trust_cmd(
 
 @command("reindex")
 def reindex_cmd(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
-    """Rebuild the search cache (kept in your cache directory, never in .modelreg/) from the objects, refs and logs."""
+    """Rebuild the query index (SQLite in your cache directory, never in .modelreg/) from the objects, refs and logs."""
     counts = open_registry().reindex()
     if as_json:
         emit_json({"models": len(counts), "versions": sum(counts.values())})
@@ -1275,7 +1476,9 @@ def lineage_cmd(
 def license_check_cmd(
     ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     project_license: Annotated[
-        str | None, typer.Option("--project-license", help="Also check use in a project under this license.")
+        str | None, typer.Option("--project-license", help=(
+            "Also check use in a project under this license: an identifier, or a LICENSE file, a directory "
+            "holding one, or a pyproject.toml (detected offline)."))
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -1302,6 +1505,54 @@ def licenses_cmd(as_json: JsonOpt = False) -> None:
         return
     for lic in LICENSES.values():
         typer.echo(f"{lic.id:<22} {lic.category:<16} {lic.name}")
+
+
+SiteOutOpt = Annotated[str, typer.Option("--out", "-o", help="Directory the site is written to.")]
+
+
+@command("build", group=site_app)
+def site_build_cmd(
+    out: SiteOutOpt = "site",
+    title: Annotated[str | None, typer.Option("--title", help="Site title (default: Model registry).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Public URL of the site, for canonical links (https://...).")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: by size).")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write a static site (pages + JSON API) of the registry; only files whose bytes changed are rewritten."""
+    report = open_registry().build_site(out, title=title, base_url=base_url, jobs=jobs)
+    _site_warnings(report.problems)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    note(f"Built {report.out}: {report.files} files, {report.written} written, {report.removed} removed "
+         f"({report.models} models, {report.versions} versions) in {report.seconds:.1f} s")
+
+
+def _site_warnings(problems: list[str]) -> None:
+    for p in problems[:10]:
+        warn(p)
+    if len(problems) > 10:
+        warn(f"... and {len(problems) - 10} more (run 'modelreg fsck')")
+
+
+@command("serve", group=site_app)
+def site_serve_cmd(
+    port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1 (0 picks a free one).")] = 8000,
+    out: SiteOutOpt = "site",
+    no_build: Annotated[bool, typer.Option("--no-build", help="Serve DIR as it is, without building first.")] = False,
+    title: Annotated[str | None, typer.Option("--title", help="Site title when building.")] = None,
+) -> None:
+    """Build the site (unless --no-build) and serve it on 127.0.0.1 for a preview; Ctrl-C stops."""
+    from .site.serve import serve
+
+    if not no_build:
+        report = open_registry().build_site(out, title=title)
+        _site_warnings(report.problems)
+        note(f"Built {report.out}: {report.files} files, {report.written} written")
+    serve(out, port, ready=lambda url: note(f"Serving {out} at {url} (Ctrl-C to stop)"))
 
 
 @command("version")

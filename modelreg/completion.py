@@ -1,8 +1,8 @@
 """Shell completion for bash, zsh and fish: the scripts, their installation, and candidate words
 (model names, ``NAME@`` versions and stages) read from the registry. Imported only when completing.
 
-The scripts and the completion protocol are typer's (``_MODELREG_COMPLETE=complete_bash``...);
-this module adds the registry's words. Completion never fails loudly: a missing or broken
+The scripts and the completion protocol are typer's (``_MODELREG_COMPLETE=complete_bash``...) when
+its private completion modules are there, else click's public ones; this module adds the registry's words. Completion never fails loudly: a missing or broken
 registry completes nothing.
 """
 
@@ -44,24 +44,79 @@ def _shell(shell: str | None) -> str:
 
 def script(shell: str | None = None) -> str:
     """The completion script for ``shell`` (detected when None)."""
-    from typer._completion_shared import get_completion_script
-
-    return get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=_shell(shell))
+    chosen = _shell(shell)
+    shared = _typer_private("_completion_shared", "get_completion_script")
+    if shared is not None:
+        return shared.get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=chosen)
+    return _click_script(chosen)
 
 
 def install(shell: str | None = None) -> tuple[str, Path]:
     """Write the completion script where ``shell`` loads it from (in ``$HOME``); (shell, path)."""
-    from typer._completion_shared import install as typer_install
-
     chosen = _shell(shell)
-    return typer_install(shell=chosen, prog_name=PROG, complete_var=COMPLETE_VAR)
+    shared = _typer_private("_completion_shared", "install")
+    if shared is not None:
+        return shared.install(shell=chosen, prog_name=PROG, complete_var=COMPLETE_VAR)
+    return chosen, _install_script(chosen, _click_script(chosen))
 
 
 def prepare() -> None:
-    """Register typer's completion classes (its bash/zsh/fish protocol) before a completion request runs."""
-    from typer._completion_classes import completion_init
+    """Register typer's completion classes (its bash/zsh/fish protocol) before a completion request runs.
 
-    completion_init()
+    Without them (a typer that moved its private modules) click's own classes answer, and
+    :func:`script` hands out click's scripts, which speak their protocol."""
+    classes = _typer_private("_completion_classes", "completion_init")
+    if classes is not None:
+        classes.completion_init()
+
+
+# typer's completion scripts and protocol live in private modules (typer 0.26-0.29 at least). They
+# are used when present; otherwise click's public shell_completion API gives equivalent scripts.
+def _typer_private(module: str, attribute: str):  # -> module | None
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"typer.{module}")
+    except ImportError:
+        return None
+    return mod if callable(getattr(mod, attribute, None)) else None
+
+
+def _click_script(shell: str) -> str:
+    """click's script for ``shell`` (its protocol, ``_MODELREG_COMPLETE=bash_complete``, which
+    :func:`modelreg.cli.main` accepts too), from the public click package when it is installed."""
+    try:
+        from click import shell_completion
+    except ImportError:
+        shell_completion = None
+    cls = getattr(shell_completion, {"bash": "BashComplete", "zsh": "ZshComplete", "fish": "FishComplete"}[shell], None)
+    if cls is None:
+        from .errors import UsageError
+
+        raise UsageError("shell completion needs typer's completion support (typer >= 0.26) or the click package")
+    return cls(None, {}, PROG, COMPLETE_VAR).source()
+
+
+def _install_script(shell: str, text: str) -> Path:
+    """Where typer installs its scripts: the file the shell loads, plus one line in its rc file."""
+    home = Path.home()
+    if shell == "fish":
+        path = home / ".config" / "fish" / "completions" / f"{PROG}.fish"
+        rc, line = None, ""
+    elif shell == "zsh":
+        path = home / ".zfunc" / f"_{PROG}"
+        rc, line = home / ".zshrc", "fpath+=~/.zfunc; autoload -Uz compinit; compinit"
+    else:
+        path = home / ".bash_completions" / f"{PROG}.sh"
+        rc, line = home / ".bashrc", f"source {path}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if rc is not None:
+        current = rc.read_text() if rc.is_file() else ""
+        if line not in current:
+            with rc.open("a") as f:
+                f.write(("" if not current or current.endswith("\n") else "\n") + line + "\n")
+    return path
 
 
 # ------------------------------------------------------------------ words

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing and dataclasses are not imported at run time (start-up path)
+if TYPE_CHECKING:
+    from typing import Any
 
 from . import canonical, fileio
 from .errors import IntegrityError, UsageError
@@ -27,19 +29,22 @@ _TOP_KEY = re.compile(
     rb"^(?:\"([^\"\n]*)\"|'([^'\n]*)'|([^\s#'\"?:,\[\]{}&*!|>%@`-][^:#\n]*?))[ \t]*:(?=[ \t\r]|$)", re.M)
 
 
-@dataclass(frozen=True)
 class Key:
     """One top-level key of config.yaml: its default and where its rules are specified."""
 
-    name: str
-    default: Any
-    doc: str
+    __slots__ = ("name", "default", "doc")
+
+    def __init__(self, name: str, default: Any, doc: str) -> None:
+        self.name, self.default, self.doc = name, default, doc
+
+    def __repr__(self) -> str:
+        return f"Key(name={self.name!r}, default={self.default!r}, doc={self.doc!r})"
 
 
 SCHEMA: tuple[Key, ...] = (
     Key("format", FORMAT, "registry format number; required (docs/format.md)"),
     Key("stages", list(DEFAULT_STAGES), "stages a version can be promoted to, in promotion order"),
-    Key("policy", {}, "promotion rules and gates (docs/policy.md); defaults filled in by 'policy show'"),
+    Key("policy", {}, "promotion rules, gates and retention (docs/policy.md); defaults filled in by 'policy show'"),
     Key("artifact_store", None, "where 'register --upload' copies local artifacts (docs/artifacts.md)"),
     Key("storage_options", {}, "fsspec options per protocol, never credentials (docs/artifacts.md)"),
 )
@@ -90,6 +95,7 @@ stages:
 #       thresholds: {{"core-v1.score": ">= 0.85"}}
 #       not_worse_than_current: {{"core-v1.score": higher}}
 #       require_approvals: 2
+#   retention: {{keep: 10, auto: false, purge_after_days: 90}}   # prune, prune --purge
 """
 
 
@@ -115,13 +121,24 @@ def check_format(version: int, path: Path) -> None:
         raise IntegrityError(f"{path} declares an invalid format {version}")
 
 
-@dataclass
 class Config:
     """Parsed settings. ``raw`` keeps every section so later features read their own."""
 
-    format: int = FORMAT
-    stages: tuple[str, ...] = DEFAULT_STAGES
-    raw: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, format: int = FORMAT, stages: tuple[str, ...] = DEFAULT_STAGES,
+                 raw: dict[str, Any] | None = None) -> None:
+        self.format = format
+        self.stages = stages
+        self.raw = raw if raw is not None else {}
+
+    def __repr__(self) -> str:
+        return f"Config(format={self.format!r}, stages={self.stages!r}, raw={self.raw!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Config):
+            return NotImplemented
+        return (self.format, self.stages, self.raw) == (other.format, other.stages, other.raw)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
 
     @functools.cached_property
     def policy(self) -> "policy_mod.Policy":  # noqa: F821 - imported on use

@@ -1,17 +1,11 @@
-"""Finding models: search records and their cache, lineage trees, params fingerprints, registration checks.
+"""Finding models: search over the query index, lineage trees, params fingerprints, registration checks.
 
-Everything here is derived. The search cache lives in the user's cache directory
-(:func:`modelreg.cachedir.cache_dir`, never under ``.modelreg/`` where git could deliver a
-forged one) and holds one JSON file per model with a record for each version; it is keyed
-by the ``(inode, size, mtime_ns)`` of the model's event log and versions directory,
-validated on every read, rebuilt transparently when stale, unreadable or malformed, and
-``modelreg reindex`` rebuilds it all. It is never the only copy of anything, and a cache
-that cannot be read or written only makes queries slower.
-
-A rebuild re-reads the model's version refs and event log but parses only the manifests
-it has not seen before (manifests are immutable, so a cached digest's fields never go
-stale). Stage holders are read live from the refs on every query: they are a handful of
-small files per model and can change under a ``git checkout``.
+Everything here is derived. Queries read the SQLite index in the user's cache directory
+(:mod:`modelreg.index`, never under ``.modelreg/`` where git could deliver a forged one),
+which is brought up to date from the registry's stamps on every call and rebuilt by
+``modelreg reindex``. It is never the only copy of anything: when it cannot be used (an
+unwritable cache directory, SQLite busy for too long) the same records are computed from the
+registry directly, only slower.
 """
 
 from __future__ import annotations
@@ -23,23 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cachedir, canonical, fileio, log, query
+from . import cachedir, fileio, log, query
 from .errors import Conflict, ModelregError, NotFound, UsageError
-from .hashing import sha256_bytes
+from .index.records import _copy, fingerprint, manifest_part, version_fields
 from .lookalike import find_lookalike
 from .names import check_model, check_version, is_full_digest
-from .state import VersionState
 
 if TYPE_CHECKING:
     from .registry import Registry, Resolved
 
-CACHE_FORMAT = 2  # 2: in the user's cache directory, records validated on read
 DIRECTIONS = ("ancestors", "descendants")
-
-
-def fingerprint(params: dict[str, Any] | None) -> str:
-    """The training-config fingerprint: ``sha256:`` of the canonical YAML of ``{"params": params}``."""
-    return "sha256:" + sha256_bytes(canonical.dump({"params": params or {}}))
+__all__ = ["fingerprint"]  # re-exported: the params fingerprint is part of the discovery API
+_SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 
 
 # ------------------------------------------------------------------ records
@@ -66,6 +55,9 @@ class SearchRecord:
     registered_at: str | None = None
     parent_names: list[str] = field(default_factory=list)
     fingerprint: str | None = None
+    rating: dict[str, Any] = field(default_factory=lambda: {"avg": None, "count": 0})
+    bindings: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider -> {id, status, endpoint, ...}
+    model: dict[str, Any] = field(default_factory=dict)  # the model's own fields (model set)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _copy(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -76,190 +68,71 @@ class SearchRecord:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _copy(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _copy(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_copy(x) for x in v]
-    return v
+def _open_index(reg: Registry) -> Any:
+    from .index.db import open_index
+
+    return open_index(reg)
 
 
-def _fold_signature() -> list[str]:
-    # When the log fold learns new fields (metrics, tags, ...), old caches become stale.
-    return sorted(f.name for f in dataclasses.fields(VersionState))
+def _live_records(reg: Registry, models: list[str]) -> list[dict[str, Any]]:
+    """The records of ``models`` computed from the registry itself (no index), as the index holds them."""
+    from .registry import Resolved
 
-
-def _version_fields(st: VersionState | None, manifest_tags: list[str]) -> dict[str, Any]:
-    """What the log says about a version, read defensively: the fold gains fields over time."""
-    tags = set(manifest_tags)
-    if st is not None:
-        current = getattr(st, "tags", None)
-        if isinstance(current, (set, frozenset, list, tuple)):
-            tags |= set(current)
-        tags |= set(getattr(st, "tags_added", ()) or ())
-        tags -= set(getattr(st, "tags_removed", ()) or ())
-    metrics = getattr(st, "metrics", None) if st is not None else None
-    return {
-        "archived": bool(st and st.archived),
-        "registered_at": st.registered_at if st else None,
-        "tags": sorted(tags),
-        "metrics": _copy(metrics) if isinstance(metrics, dict) else {},
-    }
-
-
-# -------------------------------------------------------------------- cache
-class SearchIndex:
-    """The per-model search cache of one registry."""
-
-    def __init__(self, reg: Registry) -> None:
-        self.reg = reg
-        self.dir = cachedir.cache_dir(reg.path) / "search"
-
-    def _file(self, model: str) -> Path:
-        return self.dir / f"{check_model(model)}.json"
-
-    def _stamp(self, model: str) -> list[Any]:
-        out: list[Any] = [CACHE_FORMAT, _fold_signature()]
-        for p in (log.path_for(self.reg.logs_dir, model), self.reg.refs.versions_dir / model):
-            s = fileio.lstat(p)
-            out.append(None if s is None else [s.st_ino, s.st_size, s.st_mtime_ns])
-        return out
-
-    def _load(self, model: str) -> dict[str, Any] | None:
-        data = cachedir.read_json(self._file(model))
-        if not isinstance(data, dict) or not isinstance(data.get("records"), list) or data.get("model") != model:
-            return None
-        return data
-
-    def records(self, model: str) -> list[dict[str, Any]]:
-        """The cached records of one model (without stages), rebuilt first if stale, unreadable or malformed."""
-        stamp = self._stamp(model)
-        cached = self._load(model)
-        if cached is not None and cached.get("stamp") == stamp and all(
-            _valid_record(r, model) for r in cached["records"]
-        ):
-            return cached["records"]
-        return self._build(model, stamp, cached)
-
-    def rebuild(self, model: str) -> int:
-        """Rebuild one model's cache from scratch; the number of versions."""
-        return len(self._build(model, self._stamp(model), None))
-
-    def _build(self, model: str, stamp: list[Any], old: dict[str, Any] | None) -> list[dict[str, Any]]:
-        known: dict[str, dict[str, Any]] = {}
-        if old is not None:
-            for r in old["records"]:
-                if _valid_record(r, model):
-                    known[r["digest"]] = r
-        digests = self.reg.refs.versions(model)
-        state = self.reg.model_state(model)
-        records = []
+    out = []
+    for model in models:
+        digests = reg.refs.versions(model)
+        state = reg.model_state(model)
+        holders = reg.checked_holders(model, digests)
+        by_digest: dict[str, list[str]] = {}
+        for s in reg._stage_order(holders):
+            by_digest.setdefault(holders[s], []).append(s)
         for v in state.order(list(digests)):
             d = digests[v]
-            part = known.get(d)
-            if part is None or part.get("version") != v or part.get("name") != model or not all(
-                k in part for k in _MANIFEST_KEYS
-            ):
-                part = self._manifest_part(model, v, d)
-            else:
-                part = {k: part[k] for k in _MANIFEST_KEYS}
-            st = state.versions.get(v)
-            records.append({**part, **_version_fields(st, part.get("manifest_tags", []))})
-        self._write(model, {"format": CACHE_FORMAT, "model": model, "stamp": stamp, "records": records})
-        return records
-
-    def _manifest_part(self, model: str, version: str, digest: str) -> dict[str, Any]:
-        from .registry import Resolved
-
-        m = self.reg._manifest_of(Resolved(model, version, digest))
-        parents = []
-        for p in m.get("parents", []):
-            entry = {"digest": p["digest"], "relation": p.get("relation"), "name": None, "version": None}
-            try:
-                ident = self.reg._identity(p["digest"])
-                entry["name"], entry["version"] = ident.name, ident.version
-            except ModelregError:
-                pass
-            parents.append(entry)
-        return {
-            "name": model,
-            "version": version,
-            "digest": digest,
-            "manifest_tags": list(m.get("tags", [])),
-            "meta": m.get("meta", {}),
-            "params": m.get("params", {}),
-            "license": m.get("license"),
-            "parents": parents,
-            "parent_names": sorted({p["name"] for p in parents if p["name"]}),
-            "fingerprint": fingerprint(m.get("params")) if m.get("params") else None,
-        }
-
-    def _write(self, model: str, data: dict[str, Any]) -> None:
-        cachedir.write_json(self._file(model), data)  # a cache that cannot be written is only slower
-
-    def reindex(self) -> dict[str, int]:
-        """Drop this registry's whole cache directory (never anything under ``.modelreg/``) and
-        rebuild each model's search records; model -> version count."""
-        cachedir.clear(self.dir.parent)
-        return {m: self.rebuild(m) for m in self.reg.refs.models()}
-
-
-_RECORD_KEYS = frozenset({
-    "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names",
-    "fingerprint", "archived", "registered_at", "tags", "metrics",
-})
-_MANIFEST_KEYS = (
-    "name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names", "fingerprint",
-)
-
-
-def _strs(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(x, str) for x in value)
-
-
-def _opt_str(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def _valid_record(r: Any, model: str) -> bool:
-    """True if a cached record has every field with the type a rebuild gives it (else: rebuild)."""
-    if not isinstance(r, dict) or not _RECORD_KEYS <= r.keys() or r["name"] != model:
-        return False
-    if not isinstance(r["version"], str) or not isinstance(r["digest"], str) or not is_full_digest(r["digest"]):
-        return False
-    try:
-        check_version(r["version"])
-    except UsageError:
-        return False
-    return (
-        isinstance(r["meta"], dict) and isinstance(r["params"], dict) and isinstance(r["metrics"], dict)
-        and _strs(r["tags"]) and _strs(r["manifest_tags"]) and _strs(r["parent_names"])
-        and isinstance(r["parents"], list)
-        and all(isinstance(p, dict) and isinstance(p.get("digest"), str) for p in r["parents"])
-        and _opt_str(r["license"]) and _opt_str(r["registered_at"]) and _opt_str(r["fingerprint"])
-        and isinstance(r["archived"], bool)
-    )
+            part = manifest_part(reg, model, v, d)
+            r = {**part, **version_fields(state.versions.get(v), part["manifest_tags"]),
+                 "model": _copy(getattr(state, "fields", {}) or {})}
+            r.pop("manifest_tags", None)
+            r["stages"] = by_digest.get(d, [])
+            out.append(r)
+    _ = Resolved
+    return out
 
 
 def record_dicts(reg: Registry, name_regex: re.Pattern[str] | None = None, stages: bool = True) -> list[dict[str, Any]]:
-    """Every version's record as a plain dict (fresh from the cache: callers may keep it), models in
-    name order, versions in registration order; stages read live from the refs."""
-    index = SearchIndex(reg)
-    out = []
-    for model in reg.refs.models():
-        if name_regex is not None and not name_regex.search(model):
-            continue
-        records = index.records(model)
-        by_digest: dict[str, list[str]] = {}
-        if stages:
-            holders = reg.checked_holders(model, {r["version"]: r["digest"] for r in records})
-            for s in reg._stage_order(holders):
-                by_digest.setdefault(holders[s], []).append(s)
-        for r in records:
-            r.pop("manifest_tags", None)
-            r["stages"] = by_digest.get(r["digest"], [])
-            out.append(r)
-    return out
+    """Every version's record as a plain dict (fresh: callers may keep it), models in name order,
+    versions in registration order, with the stages each holds (``stages=False``: kept for callers
+    of the old cache, stages are always filled in)."""
+    return _select(reg, name_regex)
+
+
+def _select(reg: Registry, name_regex: re.Pattern[str] | None, filters: Any = None) -> list[dict[str, Any]]:
+    """Records of the models matching ``name_regex``; ``filters(con)`` gives the SQL narrowing them
+    (see :func:`modelreg.index.filters.candidates`), a superset the caller checks again."""
+    idx = _open_index(reg)
+    if idx is None:
+        models = [m for m in reg.refs.models() if name_regex is None or name_regex.search(m)]
+        return _live_records(reg, models)
+    try:
+        models = None if name_regex is None else [m["name"] for m in idx.models() if name_regex.search(m["name"])]
+        vids, vid_params, sql, params = filters(idx.con) if filters is not None else ("", (), "", ())
+        return idx.records(models, sql, params, vids, vid_params)
+    finally:
+        idx.close()
+
+
+def model_records(reg: Registry, name: str) -> list[dict[str, Any]]:
+    """One model's records (artifacts included), in registration order. Unlike a query, a stage
+    holding an unregistered manifest does not stop it (``stats`` still counts such a model)."""
+    try:
+        return _select(reg, re.compile(f"\\A{re.escape(name)}\\Z"))
+    except ModelregError:
+        digests = reg.refs.versions(name)
+        state = reg.model_state(name)
+        out = []
+        for v in state.order(list(digests)):
+            part = manifest_part(reg, name, v, digests[v])
+            out.append({**part, **version_fields(state.versions.get(v), part["manifest_tags"])})
+        return out
 
 
 def iter_records(reg: Registry, name_regex: re.Pattern[str] | None = None) -> list[SearchRecord]:
@@ -279,8 +152,13 @@ def search(
     where: list[str | query.Condition] = (),  # type: ignore[assignment]
     sort: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[SearchRecord]:
-    """Versions matching every given filter (AND), sorted and limited."""
+    """Versions matching every given filter (AND), sorted, then ``offset`` skipped and at most ``limit`` kept.
+
+    The order is stable, so pages of ``offset``/``limit`` never skip or repeat a version of an
+    unchanged registry: models by name and versions in registration order, and with ``sort``
+    that order breaks ties (the sort is stable)."""
     pattern = None
     if name_regex is not None:
         try:
@@ -293,8 +171,12 @@ def search(
     key = query.sort_key(sort) if sort else None
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise UsageError("--offset must be 0 or more")
+    from .index.filters import candidates
+
     out = []
-    for rec in record_dicts(reg, pattern):
+    for rec in _select(reg, pattern, lambda con: candidates(con, stage, staged, tag, archived, conditions)):
         if stage is not None and stage not in rec["stages"]:
             continue
         if staged and not rec["stages"]:
@@ -308,8 +190,7 @@ def search(
         out.append(rec)
     if key is not None:
         out.sort(key=key)
-    if limit is not None:
-        out = out[:limit]
+    out = out[offset:] if limit is None else out[offset:offset + limit]
     return [SearchRecord.from_dict(d) for d in out]
 
 
@@ -441,6 +322,7 @@ class LicenseReport:
     license: str | None
     project_license: str | None
     findings: list[LicenseFinding]
+    project_license_source: dict[str, str] | None = None  # {path, how} when detected from a file
 
     @property
     def ok(self) -> bool:
@@ -451,6 +333,7 @@ class LicenseReport:
             **self.version.to_dict(),
             "license": self.license,
             "project_license": self.project_license,
+            "project_license_source": self.project_license_source,
             "ok": self.ok,
             "findings": [f.to_dict() for f in self.findings],
         }
@@ -464,7 +347,13 @@ def license_check(reg: Registry, ref: str, project_license: str | None = None) -
     """
     from . import licenses
 
+    source = None
     if project_license is not None:
+        if not licenses.is_known(project_license) and _looks_like_path(project_license):
+            from .licensefile import detect
+
+            found = detect(project_license)
+            project_license, source = found.id, {"path": found.source, "how": found.how}
         project_license = licenses.normalize(project_license)
     r = reg.resolve(ref)
     own = reg.manifest(r.digest).get("license")
@@ -486,18 +375,25 @@ def license_check(reg: Registry, ref: str, project_license: str | None = None) -
         for label, lic in [(f"{r.name}@{r.version}", own), *subjects]:
             f = licenses.check_project(lic, project_license)
             findings.append(LicenseFinding("project", label, lic, f.outcome, f.reason))
-    return LicenseReport(r, own, project_license, findings)
+    return LicenseReport(r, own, project_license, findings, source)
+
+
+def _looks_like_path(value: str) -> bool:
+    """A ``--project-license`` that names a file or directory rather than an identifier."""
+    return os.path.exists(value) or "/" in value or os.sep in value or value.lower().endswith(".toml")
 
 
 # ------------------------------------------------------- registration checks
 
 
 class FingerprintIndex:
-    """``fingerprints/`` in the cache directory: for each model, the versions whose params have a fingerprint.
+    """``fingerprints/`` in the cache directory: for each model, the versions whose params have a
+    fingerprint, and those with an artifact of given bytes (sha256).
 
-    ``by-model/<model>/ab/cdef...`` lists ``digest model version`` lines for fingerprint
-    ``sha256:abcdef...``, appended as versions are registered. ``stamps.json`` remembers, per
-    model, the ``lstat`` of its log and how far the index has read it (a
+    ``by-model/<model>/fp/ab/cdef...`` lists ``digest model version`` lines for fingerprint
+    ``sha256:abcdef...``, and ``by-model/<model>/sha256/ab/cdef...`` lists ``digest model version
+    role`` lines for artifacts whose sha256 is ``abcdef...``, appended as versions are registered.
+    ``stamps.json`` remembers, per model, the ``lstat`` of its log and how far the index has read it (a
     :class:`modelreg.derived.logtail.Mark`). A log that only grew since is read from that mark:
     the versions its new ``register`` events name are added (one manifest read each). A log
     changed otherwise (a git merge inserts lines, a checkout replaces it) makes that model's
@@ -506,16 +402,16 @@ class FingerprintIndex:
     small file per model. Derivable like the search cache: garbage makes it rebuilt.
     """
 
-    FORMAT = 3
+    FORMAT = 4  # 4: artifact sha256s too; stamps of another format cover nothing
     SHOWN = 5  # duplicates a lookup returns per model: the most recently registered
 
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
         self.dir = cachedir.cache_dir(reg.path) / "fingerprints"
 
-    def _file(self, model: str, fp: str) -> Path:
+    def _file(self, model: str, fp: str, kind: str = "fp") -> Path:
         hexd = fp.removeprefix("sha256:")  # no ':' in file names (Windows), sharded like objects/
-        return self.dir / "by-model" / check_model(model) / hexd[:2] / hexd[2:]
+        return self.dir / "by-model" / check_model(model) / kind / hexd[:2] / hexd[2:]
 
     def _stamps(self) -> dict[str, Any]:
         data = cachedir.read_json(self.dir / "stamps.json")
@@ -528,11 +424,21 @@ class FingerprintIndex:
         # renamed into place, not fsynced: a cache
         cachedir.write_json(self.dir / "stamps.json", {"format": self.FORMAT, "models": stamps})
 
-    def _add(self, fp: str, digest: str, name: str, version: str) -> None:
-        path = self._file(name, fp)
+    def _append(self, path: Path, line: str) -> None:
         last = cachedir.read_bytes_at_end(path, 1)
         fence = b"\n" if last and not last.endswith(b"\n") else b""  # never glue onto a torn line
-        cachedir.append_line(path, fence + f"{digest} {name} {version}\n".encode())
+        cachedir.append_line(path, fence + line.encode() + b"\n")
+
+    def _add(self, m: dict[str, Any], digest: str) -> None:
+        """Index one version's manifest ``m`` (its params' fingerprint, its artifacts' sha256s)."""
+        name, version = m["name"], m["version"]
+        if m.get("params"):
+            self._append(self._file(name, fingerprint(m["params"])), f"{digest} {name} {version}")
+        for a in m.get("artifacts") or []:
+            sha, role = a.get("sha256"), a.get("role")
+            if isinstance(sha, str) and _SHA256_RE.match(sha) and isinstance(role, str) and role \
+                    and not any(c in role for c in "\r\n"):
+                self._append(self._file(name, sha, "sha256"), f"{digest} {name} {version} {role}")
 
     def _log_stat(self, model: str) -> list[int] | None:
         s = fileio.lstat(log.path_for(self.reg.logs_dir, model))
@@ -569,16 +475,15 @@ class FingerprintIndex:
         try:
             if self.reg.refs.read_version(model, version) != digest:
                 return
-            params = self.reg._manifest_of(Resolved(model, version, digest)).get("params")
+            m = self.reg._manifest_of(Resolved(model, version, digest))
         except ModelregError:
             return  # an unreadable version is for fsck to report; the index only skips it
-        if params:
-            self._add(fingerprint(params), digest, model, version)
+        self._add(m, digest)
 
-    def refresh(self) -> list[str]:
-        """Bring the index up to date with every model whose log changed; the models."""
+    def refresh(self, only: str | None = None) -> list[str]:
+        """Bring the index up to date with every model whose log changed (or just ``only``); the models."""
         stamps = self._stamps()
-        models = self.reg.refs.models()
+        models = self.reg.refs.models() if only is None else ([only] if self.reg.refs.has_versions(only) else [])
         changed = False
         for model in models:
             if not self._current(model, stamps.get(model)):
@@ -603,6 +508,29 @@ class FingerprintIndex:
             found = self._read(models, fp) or []
         return found
 
+    def lookup_artifacts(self, shas: list[str], model: str | None = None) -> dict[str, list[tuple[str, str, str, str]]]:
+        """sha256 -> (digest, name, version, role) of versions with an artifact of those bytes (of ``model``
+        only, if given): of each model the most recently registered, at most SHOWN + 2 per sha256 and model.
+        Each line is checked against the registry as in :meth:`lookup`."""
+        wanted = sorted({s for s in shas if isinstance(s, str) and _SHA256_RE.match(s)})
+        if not wanted:
+            return {}
+        for attempt in (1, 2):
+            models = self.refresh(model)
+            out: dict[str, list[tuple[str, str, str, str]]] = {}
+            bad = False
+            for sha in wanted:
+                for m in models:
+                    found = self._read_model(m, sha, "sha256")
+                    if found is None:
+                        bad = True
+                        break
+                    out.setdefault(sha, []).extend(found)  # type: ignore[arg-type]
+            if not bad:
+                return {sha: found for sha, found in out.items() if found}
+            cachedir.clear(self.dir)  # garbage in the index: rebuild it
+        return {}
+
     def _read(self, models: list[str], fp: str) -> list[tuple[str, str, str]] | None:
         out: list[tuple[str, str, str]] = []
         for model in models:
@@ -612,24 +540,25 @@ class FingerprintIndex:
             out += found
         return out
 
-    def _read_model(self, model: str, fp: str) -> list[tuple[str, str, str]] | None:
-        """The registered versions of ``model`` listed for ``fp``, newest line first, from the file's last
+    def _read_model(self, model: str, fp: str, kind: str = "fp") -> list[tuple[str, ...]] | None:
+        """The registered versions of ``model`` listed for ``fp`` (a fingerprint, or with ``kind`` "sha256"
+        an artifact's sha256: then with the artifact's role), newest line first, from the file's last
         64 KiB (at most SHOWN + 2); None if a line read is malformed."""
-        data = cachedir.read_bytes_at_end(self._file(model, fp), 64 << 10)
+        data = cachedir.read_bytes_at_end(self._file(model, fp, kind), 64 << 10)
         if not data:
             return []
         lines = data.decode("utf-8", "replace").split("\n")
         if len(data) == 64 << 10:
             lines = lines[1:]  # the first line read may be cut: the window starts inside it
-        found: dict[tuple[str, str, str], None] = {}
+        found: dict[tuple[str, ...], None] = {}
         for line in reversed(lines):
             if not line:
                 continue
-            parts = line.split(" ")
-            if len(parts) != 3 or not is_full_digest(parts[0]) or parts[1] != model:
+            parts = line.split(" ", 3)
+            if len(parts) != (3 if kind == "fp" else 4) or not is_full_digest(parts[0]) or parts[1] != model:
                 return None
-            key = (parts[0], parts[1], parts[2])
-            if key not in found and self._registered(*parts):  # a stale line (a version removed by git) is skipped
+            key = tuple(parts)
+            if key not in found and self._registered(*parts[:3]):  # a stale line (a version removed by git) is skipped
                 found[key] = None
                 if len(found) >= self.SHOWN + 2:  # one more than shown even when one is the version itself
                     break
@@ -647,10 +576,7 @@ class FingerprintIndex:
 
     def registered(self, m: dict[str, Any], digest: str, was_current: bool) -> None:
         """Record a registration just made (inside the model's lock); best effort, it is a cache."""
-        from .derived import logtail
-
-        if m.get("params"):
-            self._add(fingerprint(m["params"]), digest, m["name"], m["version"])
+        self._add(m, digest)
         if was_current:
             self.mark_current(m["name"])
 
@@ -732,8 +658,51 @@ def check_registration(
         out.more = len(shown) < len(found)
         # --strict refuses a new version only: re-registering an existing one is identical (exit 0)
         # or a conflict with its own content (exit 4), decided under the lock by register_manifest.
-        if out.duplicates and strict and reg.refs.read_version(name, version) is None:
+        if out.duplicates and strict and (version is None or reg.refs.read_version(name, version) is None):
             shown = ", ".join(f"{d.name}@{d.version}" for d in out.duplicates[:5])
-            raise Conflict(f"{name}@{version} has the same params fingerprint as {shown} (--strict); "
+            raise Conflict(f"{name}@{version or '(next)'} has the same params fingerprint as {shown} (--strict); "
                            "without --strict it is registered with a warning")
+    return out
+
+
+@dataclass(frozen=True)
+class SameArtifact:
+    """Another version of the same model whose artifact ``other_role`` has the bytes of this one's ``role``."""
+
+    version: Resolved
+    role: str
+    other_role: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.version.to_dict(), "role": self.role, "other_role": self.other_role, "sha256": self.sha256}
+
+    def message(self) -> str:
+        same = self.role if self.role == self.other_role else f"{self.role} (its {self.other_role})"
+        return (f"artifact {same} has the same bytes as {self.version.name}@{self.version.version} "
+                f"(sha256 {self.sha256[:12]})")
+
+
+def same_artifacts(reg: Registry, m: dict[str, Any], *, strict: bool = False) -> list[SameArtifact]:
+    """Other versions of ``m``'s model holding an artifact with the same sha256 as one of ``m``'s
+    (read from the :class:`FingerprintIndex`: a stat per model and a small file per sha256). With
+    ``strict``, a Conflict for a new version (re-registering an existing version identically is
+    not refused)."""
+    from .registry import Resolved
+
+    wanted = {a["sha256"]: a["role"] for a in m.get("artifacts", []) if a.get("sha256")}
+    name, version = m["name"], m.get("version")
+    if not wanted or not reg.refs.has_versions(name):
+        return []
+    out = []
+    for sha, found in FingerprintIndex(reg).lookup_artifacts(sorted(wanted), name).items():
+        for digest, n, v, role in found:
+            if n == name and v != version:
+                out.append(SameArtifact(Resolved(name, v, digest), wanted[sha], role, sha))
+    out.sort(key=lambda s: (query.version_key(s.version.version) is None, query.version_key(s.version.version) or (),
+                            s.version.version, s.other_role))
+    if out and strict and (version is None or reg.refs.read_version(name, version) is None):
+        shown = "; ".join(s.message() for s in out[:3])
+        raise Conflict(f"{name}@{version or '(next)'}: {shown} (--strict); without --strict it is registered "
+                       "with a warning", info={"same_artifacts": [s.to_dict() for s in out]})
     return out

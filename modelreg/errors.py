@@ -2,12 +2,16 @@
 
 Exit codes (documented in README.md):
   0 success, 1 other error, 2 usage error, 3 not found, 4 conflict,
-  5 refused by policy, 6 integrity failure, 7 storage unreachable.
+  5 refused by policy, 6 integrity failure, 7 storage unreachable,
+  8 the git work tree blocks the command (rebase/merge in progress, stale git lock,
+  interrupted sync), 9 push contention (the remote kept moving until the time budget ran out).
 """
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the start-up path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ModelregError(Exception):
@@ -72,3 +76,43 @@ class Unreachable(ModelregError):
     """A storage backend could not be reached (connection refused, TLS failure, timeout)."""
 
     exit_code = 7
+
+
+def os_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed and on which file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{what}: {where}" if where else what
+
+
+class WorkTreeBlocked(ModelregError):
+    """The git work tree holding the registry is mid-rebase/merge/cherry-pick, mid-sync, or has a stale git lock."""
+
+    exit_code = 8
+
+
+class PushContention(ModelregError):
+    """``sync --push`` ran out of time (or attempts) while other clones kept moving the remote branch."""
+
+    exit_code = 9
+
+
+def storage_error(exc: OSError) -> StorageError:
+    """An operating-system error (disk full, EIO, permission denied...) as a StorageError naming the file."""
+    err = StorageError(f"registry I/O failed: {os_message(exc)}")
+    err.__cause__ = exc
+    return err
+
+
+def os_errors(fn: Any) -> Any:
+    """Decorate a library entry point so that an OSError leaves it as a StorageError (exit 1), never raw."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            raise storage_error(exc) from exc
+
+    return wrapper

@@ -282,6 +282,8 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
+        if n <= 0:  # a full device may accept nothing without saying why
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         view = view[n:]
 
 
@@ -299,18 +301,24 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             finally:
                 os.close(fd)
             os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
+        except BaseException as exc:
             try:
                 os.unlink(tmp, dir_fd=dfd)
             except OSError:
                 pass
+            if isinstance(exc, OSError) and exc.filename is None:  # os.write/fsync name no file: say which
+                raise OSError(exc.errno, exc.strerror or str(exc), shown) from exc
             raise
         if dfd is not None:
             _fsync(dfd)
 
 
 def append_line(path: str | os.PathLike[str], line: bytes) -> None:
-    """Append one newline-terminated record to ``path`` in a single write, then fsync."""
+    """Append one newline-terminated record to ``path`` in a single write, then fsync.
+
+    If the write or the fsync fails (ENOSPC, a short write, EIO), the file is truncated back
+    to its size before the call, so it is exactly as it was, and the OSError names the file.
+    """
     if not line.endswith(b"\n") or b"\n" in line[:-1]:
         raise ValueError("append_line takes exactly one line ending in a newline")
     with _parent(path) as (dfd, name, shown):
@@ -324,8 +332,18 @@ def append_line(path: str | os.PathLike[str], line: bytes) -> None:
             size = _regular(fd, shown).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 line = b"\n" + line  # fence off a torn last line left by a crash
-            _write_all(fd, line)
-            _fsync(fd)
+            try:
+                _write_all(fd, line)
+                _fsync(fd)
+            except BaseException as exc:  # ENOSPC, a short write, EIO: leave the file exactly as it was
+                try:
+                    os.ftruncate(fd, size)
+                    _fsync(fd)
+                except OSError:
+                    pass  # the torn tail is fenced off by the next append and reported by fsck
+                if isinstance(exc, OSError) and exc.filename is None:
+                    raise OSError(exc.errno, exc.strerror or str(exc), shown) from exc
+                raise
         finally:
             os.close(fd)
         if created and dfd is not None:
@@ -609,11 +627,12 @@ def lock_timeout() -> float:
 
 
 @contextmanager
-def lock(path: str | os.PathLike[str], timeout: float | None = None) -> Iterator[None]:
+def lock(path: str | os.PathLike[str], timeout: float | None = None, *, shared: bool = False) -> Iterator[None]:
     """Hold an exclusive native lock on ``path`` (created if needed); Conflict on timeout.
 
     POSIX: ``flock`` on the file opened without following a link (the kernel releases it
-    when the holder dies, so a lock file left on disk never blocks anyone).
+    when the holder dies, so a lock file left on disk never blocks anyone). ``shared``: a
+    shared lock, held by many at once and excluding an exclusive one (Windows: exclusive).
     """
     timeout = lock_timeout() if timeout is None else timeout
     if os.name == "nt":  # pragma: no cover
@@ -628,7 +647,7 @@ def lock(path: str | os.PathLike[str], timeout: float | None = None) -> Iterator
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -656,3 +675,30 @@ def _filelock(path: str | os.PathLike[str], timeout: float) -> Iterator[None]:  
         yield
     finally:
         fl.release()
+
+
+def prefetch(paths: list[str], threads: int = 16) -> None:
+    """Ask the kernel to start reading many small files (``posix_fadvise(WILLNEED)``), from a few
+    threads, so a pass that then reads them one by one (fsck, an index build) waits on the disk
+    once instead of once per file. A hint only: nothing is read into Python, a failure is ignored,
+    and the last component is opened without following a link."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None or not paths:
+        return
+
+    def one(p: str) -> None:
+        try:
+            fd = os.open(p, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one, paths))

@@ -2,7 +2,13 @@
 
 Errors make ``modelreg fsck`` exit 6. Warnings name states an interrupted write can leave
 (a ref move or registration whose event line was not written, a stale temp file); they do
-not make the registry invalid, and ``--repair`` settles them.
+not make the registry invalid, and ``--repair`` settles them. Every problem that ``--repair``
+can settle names the repair (``Problem.repair``).
+
+Repairs race nothing: each takes the model's lock, re-reads what it judged under it, and
+acts only if the problem is still there. A log is rewritten only to set aside the lines
+judged unreadable (to ``lost-found/``); every other line is kept byte for byte, including
+lines appended after the check.
 
 fsck reads the registry as the untrusted input it is: the tree is walked without following
 links (each symlink is reported, never entered), and ``--repair`` writes only through
@@ -11,15 +17,20 @@ links (each symlink is reported, never entered), and ``--repair`` writes only th
 
 from __future__ import annotations
 
+import contextlib
+import os
 import stat
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import config as config_mod
 from . import fileio, log, manifest
-from .errors import ModelregError, UsageError
+from .errors import ModelregError, UsageError, os_errors
 from .log import Event
 from .names import check_model, check_stage, check_version
 from .refs import REF_MAX, parse_ref_bytes
@@ -28,14 +39,23 @@ from .state import ANNOTATIONS, MOVES, fold
 STALE_TMP_SECONDS = 60.0
 
 
+# What --repair does about each kind of problem it can settle (Problem.repair).
+REPAIR_TMP = "fsck --repair deletes it once it is older than 60 s"
+REPAIR_LINES = "fsck --repair moves the line to lost-found/ and keeps every other line"
+REPAIR_REGISTER = "fsck --repair logs a register event for it (actor modelreg-fsck)"
+REPAIR_RECONCILE = "fsck --repair logs a reconcile event recording what the stage holds (actor modelreg-fsck)"
+REPAIR_CACHE = "fsck --repair removes cache/ (without following links)"
+
+
 @dataclass(frozen=True)
 class Problem:
     severity: str  # "error" | "warning"
     path: str
     message: str
+    repair: str | None = None  # what fsck --repair does about it; None: nothing automatic
 
-    def to_dict(self) -> dict[str, str]:
-        return {"severity": self.severity, "path": self.path, "message": self.message}
+    def to_dict(self) -> dict[str, str | None]:
+        return {"severity": self.severity, "path": self.path, "message": self.message, "repair": self.repair}
 
 
 @dataclass
@@ -66,14 +86,19 @@ class Report:
 
 
 class _Checker:
-    def __init__(self, reg: Any, repair: bool, artifacts: bool = False, compute_hash: bool = False) -> None:
+    def __init__(self, reg: Any, repair: bool, artifacts: bool = False, compute_hash: bool = False,
+                 quick: bool = False, progress: Any = None) -> None:
         self.reg = reg
+        self.quick = quick
+        self.progress = progress
+        self.stats: dict[str, os.stat_result] = {}  # lstat of every object file, from the tree walk
         self.artifacts = artifacts
         self.compute_hash = compute_hash
         self.root: Path = reg.path
         self.repair = repair
         self.report = Report()
         self.manifests: dict[str, dict[str, Any]] = {}
+        self.states: dict[str, Any] = {}  # model -> its fold, read for purged artifacts
         self.skipped: set[str] = set()  # registry paths reported as links or not regular: not read
         self.referenced: set[str] = set()
 
@@ -83,11 +108,11 @@ class _Checker:
         except ValueError:
             return str(p)
 
-    def error(self, p: Path, msg: str) -> None:
-        self.report.problems.append(Problem("error", self.rel(p), msg))
+    def error(self, p: Path, msg: str, repair: str | None = None) -> None:
+        self.report.problems.append(Problem("error", self.rel(p), msg, repair))
 
-    def warn(self, p: Path, msg: str) -> None:
-        self.report.problems.append(Problem("warning", self.rel(p), msg))
+    def warn(self, p: Path, msg: str, repair: str | None = None) -> None:
+        self.report.problems.append(Problem("warning", self.rel(p), msg, repair))
 
     # ------------------------------------------------------------------
     def run(self) -> Report:
@@ -156,6 +181,7 @@ class _Checker:
                     self.check_locks(d / "locks")
                 for name, st in entries:
                     p = d / name
+                    self.stats[dirpath + os.sep + name] = st
                     if stat.S_ISLNK(st.st_mode):
                         self.skipped.add(self.rel(p))
                         self.error(p, "is a symlink; a registry never contains symlinks (a committed one can point "
@@ -164,15 +190,33 @@ class _Checker:
                         self.skipped.add(self.rel(p))
                         self.error(p, "is not a regular file (a registry holds only files and directories)")
                     elif name.startswith(fileio.TMP_PREFIX):
-                        age = now - st.st_mtime
-                        if self.repair and age > STALE_TMP_SECONDS:
-                            fileio.unlink(p, missing_ok=True)
-                            self.report.repaired.append(f"removed stale temp file {self.rel(p)}")
-                        else:
-                            self.warn(p, "temporary file left by an interrupted write (safe to delete)")
+                        if not (self.repair and self._remove_tmp(p, now)):
+                            self.warn(p, "temporary file left by an interrupted write (safe to delete)", REPAIR_TMP)
         except ModelregError as exc:  # a tree nested absurdly deep, or a directory swapped for a link
             self.error(self.root, exc.message)
         self.check_old_cache()
+
+    def _remove_tmp(self, p: Path, now: float) -> bool:
+        """Delete a stale temp file, under the lock of the model it belongs to when that is known."""
+        model = self._model_of(p)
+        with self.reg._locked(model) if model else _nothing():
+            st = fileio.lstat(p)
+            if st is None:
+                return True
+            if now - st.st_mtime <= STALE_TMP_SECONDS:
+                return False
+            fileio.unlink(p, missing_ok=True)
+        self.report.repaired.append(f"removed stale temp file {self.rel(p)}")
+        return True
+
+    def _model_of(self, p: Path) -> str | None:
+        parts = self.rel(p).split("/")
+        if len(parts) == 3 and parts[0] in ("refs", "versions") and _ok(check_model, parts[1]):
+            return parts[1]
+        if len(parts) == 2 and parts[0] == "logs":
+            name = parts[1][len(fileio.TMP_PREFIX):].split("-", 1)[-1].removesuffix(log.LOG_SUFFIX)
+            return name if _ok(check_model, name) else None
+        return None
 
     def check_locks(self, locks: Path) -> None:
         """``locks/`` holds only ``<model>.lock`` and registry-wide ``_<word>.lock`` files (never committed;
@@ -216,24 +260,51 @@ class _Checker:
                 self.error(old, f"could not remove it: {getattr(exc, 'message', None) or exc}")
                 return
         self.warn(old, "is ignored: derived data now lives in the user's cache directory, never where git can "
-                       "deliver it; remove it (fsck --repair, or git rm -r .modelreg/cache)")
+                       "deliver it; remove it (fsck --repair, or git rm -r .modelreg/cache)", REPAIR_CACHE)
 
     def check_objects(self) -> None:
+        """Every object hashed and parsed (in a process pool; ``--quick``: only files whose stat changed
+        since they last passed), see :mod:`modelreg.fsckobjects`."""
+        from .fsckobjects import QuickState, check_all
+
         objects = self.root / "objects"
         if self._skip(objects):
             return
-        for digest in self._objects():
-            p = self.reg.objects.path(digest) if _valid_name(digest) else objects / digest[7:9] / digest[9:]
-            self.report.counts["objects"] += 1
-            if not _valid_name(digest):
-                self.error(p, "file name is not a SHA-256 digest")
-                continue
-            if self._skip(p):
-                continue  # reported by check_tree
+        state = QuickState(self.reg.path)
+        try:
+            todo: list[str] = []
+            paths: dict[str, Path] = {}
+            for digest in self._objects():
+                p = self.reg.objects.path(digest) if _valid_name(digest) else objects / digest[7:9] / digest[9:]
+                self.report.counts["objects"] += 1
+                if not _valid_name(digest):
+                    self.error(p, "file name is not a SHA-256 digest")
+                    continue
+                if self._skip(p):
+                    continue  # reported by check_tree
+                paths[digest] = p
+                if self.quick:
+                    known = state.unchanged(digest, self.stats.get(str(p)), self.artifacts)
+                    if known is not None:
+                        self.manifests[digest] = known
+                        continue
+                todo.append(digest)
+            advance = self.progress("checking objects", len(todo)) if self.progress and todo else None
+            passed = []
             try:
-                self.manifests[digest] = manifest.from_object(self.reg.objects.get(digest), what="manifest")
-            except ModelregError as exc:
-                self.error(p, exc.message)
+                for digest, status, value in check_all(str(self.root), self.reg.objects, todo, self.artifacts, advance):
+                    if status == "ok":
+                        self.manifests[digest] = value
+                        st = self.stats.get(str(paths[digest]))
+                        if st is not None:
+                            passed.append((digest, st, value, self.artifacts))
+                    else:
+                        self.error(paths[digest], value)
+            finally:
+                getattr(advance, "close", lambda: None)()
+            state.remember(passed)
+        finally:
+            state.close()
 
     def _objects(self) -> list[str]:
         """The digests in objects/, skipping shards the tree walk reported."""
@@ -252,11 +323,12 @@ class _Checker:
             return None
         return m
 
-    def _read_ref(self, p: Path) -> str | None:
+    def _read_ref(self, p: Path, d: Any = None) -> str | None:
         if self._skip(p):
             return None
         try:
-            return parse_ref_bytes(fileio.read_file(p, REF_MAX), self.rel(p))
+            data = d.read(p.name, REF_MAX) if d is not None else fileio.read_file(p, REF_MAX)
+            return parse_ref_bytes(data, self.rel(p))
         except ModelregError as exc:
             self.error(p, exc.message)
         except OSError as exc:
@@ -279,19 +351,25 @@ class _Checker:
             if not _ok(check_model, model):
                 self.error(base / _printable(model), "is not a valid model name")
                 continue
-            for version in self._names(base / model):
-                p = base / model / version
-                self.report.counts["versions"] += 1
-                if not _ok(check_version, version):
-                    self.error(base / model / _printable(version), "is not a valid version name")
-                    continue
-                digest = self._read_ref(p)
-                if digest is None:
-                    continue
-                found[model][version] = digest
-                m = self._manifest(digest, p, "version entry")
-                if m is not None and (m["name"], m["version"]) != (model, version):
-                    self.error(p, f"points at a manifest of {m['name']}@{m['version']}")
+            names = self._names(base / model)
+            with contextlib.ExitStack() as stack:
+                try:  # one walk to the directory for all its entries
+                    d = stack.enter_context(fileio.opendir(base / model)) if names else None
+                except (ModelregError, OSError):
+                    d = None
+                for version in names:
+                    p = base / model / version
+                    self.report.counts["versions"] += 1
+                    if not _ok(check_version, version):
+                        self.error(base / model / _printable(version), "is not a valid version name")
+                        continue
+                    digest = self._read_ref(p, d)
+                    if digest is None:
+                        continue
+                    found[model][version] = digest
+                    m = self._manifest(digest, p, "version entry")
+                    if m is not None and (m["name"], m["version"]) != (model, version):
+                        self.error(p, f"points at a manifest of {m['name']}@{m['version']}")
             folded: dict[str, str] = {}
             for version in sorted(found[model]):  # registered on two clones, or without a register event
                 other = folded.setdefault(version.lower(), version)
@@ -347,18 +425,20 @@ class _Checker:
             self.report.counts["events"] += len(events)
             for b in bad:
                 kind = "torn last line (interrupted append)" if b.last else "unreadable line"
-                self.error(path, f"line {b.lineno}: {kind}: {b.problem}")
+                self.error(path, f"line {b.lineno}: {kind}: {b.problem}", REPAIR_LINES)
             for e in events:
                 self.referenced.update(d for d in (e.from_, e.to) if d)
                 if e.model != model:
                     self.error(path, f"event {e.id} is about model {e.model!r}")
             if bad and self.repair:
-                self._drop_bad_lines(model, path)
+                self._drop_bad_lines(model, path, bad)
             self._consistency(model, path, events, versions.get(model, {}), refs.get(model, {}))
 
-    def _drop_bad_lines(self, model: str, path: Path) -> None:
-        """Move the unreadable lines of a log to ``lost-found/`` (under the model's lock, re-read there),
-        keeping every readable line byte for byte. Nothing is written through a link."""
+    def _drop_bad_lines(self, model: str, path: Path, bad: list[Any]) -> None:
+        """Under the model's lock, re-read the log and move to ``lost-found/`` the unreadable lines
+        this check judged (and reported); every other line is kept byte for byte, including lines
+        appended since. Nothing is written through a link."""
+        judged = Counter(b.text for b in bad)
         try:
             with self.reg._locked(model):
                 kept: list[bytes] = []
@@ -366,11 +446,12 @@ class _Checker:
                 for _lineno, raw, _last in fileio.read_lines(path, log.MAX_LINE):
                     if not raw.strip():
                         continue
-                    try:
-                        log.parse_line(raw)
-                        kept.append(raw)
-                    except ValueError:
+                    text = raw[:200].decode("utf-8", "replace")
+                    if judged[text] and _unreadable(raw):
+                        judged[text] -= 1
                         moved.append(raw)
+                    else:
+                        kept.append(raw)
                 if not moved:
                     return
                 lost = self.root / "lost-found"
@@ -382,7 +463,9 @@ class _Checker:
                              + (getattr(exc, "message", None) or fileio_message(exc)))
             return
         self.report.repaired.append(f"moved {len(moved)} unreadable line(s) of {self.rel(path)} to lost-found/")
-        self.report.problems = [p for p in self.report.problems if p.path != self.rel(path)]
+        if not sum(judged.values()):
+            rel = self.rel(path)
+            self.report.problems = [p for p in self.report.problems if not (p.path == rel and p.repair == REPAIR_LINES)]
 
     def _consistency(
         self, model: str, path: Path, events: list[Event], versions: dict[str, str], refs: dict[str, str]
@@ -391,22 +474,25 @@ class _Checker:
         for version, digest in versions.items():
             st = state.versions.get(version)
             if st is None or st.registered_at is None:
-                if self.repair:
-                    self._append(Event("register", model, "modelreg-fsck", version=version, to=digest,
-                                       reason="recorded by fsck --repair after an interrupted registration"))
-                else:
-                    self.warn(path, f"{model}@{version} has no register event (interrupted registration?)")
+                if not (self.repair and self._repair_register(model, version)):
+                    self.warn(path, f"{model}@{version} has no register event (interrupted registration?)",
+                              REPAIR_REGISTER)
         for e in events:
+            mismatch = bool(e.version and e.to and e.version in versions and e.to != versions[e.version])
             if e.action == "register" and e.version and e.version not in versions:
                 self.error(path, f"event {e.id} registers {model}@{e.version}, which has no version entry")
-            elif (e.action == "register" or e.action in MOVES) and e.version and e.to and e.version in versions \
-                    and e.to != versions[e.version]:
+            elif mismatch and (e.action == "register" or e.action in ANNOTATIONS) and self._other_side(e):
+                self.warn(path, f"{e.action} event {e.id} recorded {model}@{e.version} as {e.to[:19]}, but the "
+                                f"version entry holds {versions[e.version][:19]}: no version entry has that digest "
+                                "(the other side of a merge conflict was kept); register that content again under a "
+                                "new version if it is still wanted")
+            elif mismatch and (e.action == "register" or e.action in MOVES):
                 self.error(path, f"{e.action} event {e.id} says {model}@{e.version} is {e.to[:19]}, but "
                                  f"versions/{model}/{e.version} is {versions[e.version][:19]} (a forged or edited line)")
             elif e.action in ANNOTATIONS:
                 if not e.version or e.version not in versions:
                     self.error(path, f"{e.action} event {e.id} is about {model}@{e.version}, which does not exist")
-                elif e.to and e.to != versions[e.version]:
+                elif mismatch:
                     self.error(path, f"{e.action} event {e.id} names digest {e.to[:19]} for {model}@{e.version}, "
                                      f"which is {versions[e.version][:19]}")
         # the log's last move of each stage (causal order: a skewed clock cannot fake an interruption)
@@ -416,26 +502,52 @@ class _Checker:
             head = state.head(stage)
             last = head.to if head else None
             if last != digest:
-                if self.repair and (digest is None or digest in versions.values()):  # never legitimize a forged ref
-                    self._append(Event("reconcile", model, "modelreg-fsck", stage=stage, from_=last, to=digest,
-                                       version=self._version_of(digest or last or ""), prev=head and head.id,
-                                       reason="recorded by fsck --repair: the ref moved without a logged event"))
-                else:
+                registered = digest is None or digest in versions.values()  # never legitimize a forged ref
+                if not (self.repair and registered and self._repair_reconcile(model, stage)):
                     self.warn(path, f"{model}@{stage} holds {(digest or 'nothing')[:19]} but the log last moved it "
-                                    f"to {(last or 'nothing')[:19]} (interrupted write or hand-resolved merge)")
+                                    f"to {(last or 'nothing')[:19]} (interrupted write or hand-resolved merge)",
+                              REPAIR_RECONCILE if registered else None)
             holder = self._version_of(digest) if digest else None
             if holder and state.versions.get(holder) and state.versions[holder].archived:
                 self.warn(path, f"{model}@{stage} holds {holder}, which is archived (a merge of two branches?): "
                                 f"'modelreg promote {model}@{holder} archived' clears it")
 
+    def _other_side(self, e: Event) -> bool:
+        """True if ``e.to`` is a stored manifest of that very name and version: a registration that lost a
+        merge conflict on its version entry (not a forged line, which names no such object)."""
+        m = self.manifests.get(e.to or "")
+        return m is not None and (m["name"], m["version"]) == (e.model, e.version)
+
+    def _repair_register(self, model: str, version: str) -> bool:
+        """Log a register event for a version entry without one, if that is still so under the lock."""
+        with self.reg._locked(model):
+            digest = self.reg.refs.read_version(model, version)
+            state = fold(log.read(self.reg.logs_dir, model)[0])
+            st = state.versions.get(version)
+            if digest is not None and (st is None or st.registered_at is None):
+                self.reg._record(Event(  # like every written event, delivered to the user's hooks
+                    "register", model, "modelreg-fsck", version=version, to=digest,
+                    reason="recorded by fsck --repair after an interrupted registration"))
+                self.report.repaired.append(f"logged register of {model} {version}")
+        return True
+
+    def _repair_reconcile(self, model: str, stage: str) -> bool:
+        """Log a reconcile event for a stage whose ref and log disagree, if they still do under the lock."""
+        with self.reg._locked(model):
+            digest = self.reg.refs.read_stage(model, stage)
+            head = fold(log.read(self.reg.logs_dir, model)[0]).head(stage)
+            last = head.to if head else None
+            if last != digest:
+                self.reg._record(Event(  # like every written event, delivered to the user's hooks
+                    "reconcile", model, "modelreg-fsck", stage=stage, from_=last, to=digest,
+                    version=self._version_of(digest or last or ""), prev=head and head.id,
+                    reason="recorded by fsck --repair: the ref moved without a logged event"))
+                self.report.repaired.append(f"logged reconcile of {model} {stage}")
+        return True
+
     def _version_of(self, digest: str) -> str | None:
         m = self.manifests.get(digest)
         return m["version"] if m else None
-
-    def _append(self, event: Event) -> None:
-        with self.reg._locked(event.model):
-            self.reg._record(event)  # like every written event, delivered to the user's hooks
-        self.report.repaired.append(f"logged {event.action} of {event.model} {event.version or event.stage}")
 
     def check_unreferenced(self) -> None:
         """Objects nothing names (no version entry, ref, parent or event): left by an interrupted
@@ -502,13 +614,40 @@ class _Checker:
                     except ModelregError as exc:
                         done[key] = exc
                 res = done[key]
+                if not isinstance(res, ModelregError) and res.status == "missing":
+                    from .artifacts import as_purged
+
+                    res = as_purged(res, self._purged(m["name"], m["version"]).get(a["uri"]))
                 if isinstance(res, ModelregError):
                     self.report.problems.append(Problem("error", where, res.message))
+                elif res.status == "purged":  # deleted on purpose (prune --purge): not a problem
+                    counts["purged"] = counts.get("purged", 0) + 1
                 elif res.status == "unreachable":
                     counts["unreachable"] += 1
                     self.report.problems.append(Problem("warning", where, res.message))
                 elif not res.ok:
                     self.report.problems.append(Problem("error", where, f"{res.status}: {res.message}"))
+
+
+    def _purged(self, model: str, version: str) -> dict[str, Any]:
+        """The artifacts of a version its ``purge`` events deleted (uri -> {sha256, size, time})."""
+        if model not in self.states:
+            self.states[model] = self.reg.model_state(model)
+        st = self.states[model].versions.get(version)
+        return st.purged if st is not None else {}
+
+
+def _unreadable(raw: bytes) -> bool:
+    try:
+        log.parse_line(raw)
+    except ValueError:
+        return True
+    return False
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def _printable(name: str) -> str:
@@ -534,9 +673,14 @@ def _ok(check: Any, name: str) -> bool:
         return False
 
 
-def fsck(reg: Any, repair: bool = False, *, artifacts: bool = False, compute_hash: bool = False) -> Report:
+@os_errors
+def fsck(reg: Any, repair: bool = False, *, artifacts: bool = False, compute_hash: bool = False,
+         quick: bool = False, progress: Any = None) -> Report:
     """Check the whole registry; with ``repair``, settle what interrupted writes left behind.
 
     With ``artifacts``, also check every artifact against its store (``compute_hash``: by content).
+    With ``quick``, objects whose file is unchanged (inode, size, mtime, ctime) since they last passed
+    are not read again (:mod:`modelreg.fsckobjects` says what that can miss). ``progress(label, total)``
+    may return a callback advanced as objects are checked (the CLI's bar on a terminal).
     """
-    return _Checker(reg, repair, artifacts, compute_hash).run()
+    return _Checker(reg, repair, artifacts, compute_hash, quick, progress).run()

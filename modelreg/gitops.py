@@ -1,107 +1,60 @@
 """Git integration: commit and push the registry, compare stages across revisions, textconv.
 
-Every call to the ``git`` binary lives in this module and goes through :func:`_git`, which
-raises :class:`GitError` (exit 1) carrying the first line git printed on stderr. Functions
-return dataclasses and never print. Nothing here touches the network unless asked to push.
+Every call to the ``git`` binary goes through :func:`modelreg.gitrun._git`, which raises
+:class:`GitError` (exit 1) carrying the first line git printed on stderr. Functions return
+dataclasses and never print. Nothing here touches the network unless asked to push.
 
 The many-writers recipe (see docs/git.md)::
 
     modelreg promote NAME@NEW STAGE --expect OLD     # compare-and-swap in this clone
-    modelreg sync --push --attempts 5                # commit .modelreg/, push; on rejection
-                                                     # fetch + rebase (logs union-merge), re-check, retry
+    modelreg sync --push                             # commit .modelreg/, push; on rejection fetch,
+                                                     # replay (logs union-merge), re-check, back off, retry
 
-A ref that both sides moved makes the rebase conflict: the rebase is aborted and
-:class:`~modelreg.errors.Conflict` (exit 4) names the stage. Nothing is ever merged silently.
+A ref that both sides moved makes the replay conflict: nothing changes and
+:class:`SyncConflict` (exit 4) names the stage. A remote that keeps moving until the time
+budget runs out is :class:`SyncContention` (exit 9). Nothing is ever merged silently.
+The replay and the move of the work tree live in :mod:`modelreg.gitmove`.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from . import log, manifest
-from .errors import Conflict, IntegrityError, ModelregError, NotFound, Unreachable, UsageError
+from .errors import (
+    Conflict, IntegrityError, ModelregError, NotFound, PushContention, Unreachable, UsageError, WorkTreeBlocked,
+    os_errors,
+)
+from .gitrun import GitError, Location, _first_line, _git, _out, locate
 from .hashing import sha256_bytes
 from .names import check_stage, is_full_digest, parse_ref
 
 DRIVER = "modelreg-ref"
 TEXTCONV_ATTRIBUTES = ("refs/** diff=modelreg-ref", "versions/** diff=modelreg-ref")
-DEFAULT_ATTEMPTS = 5
+DEFAULT_TIMEOUT = 300.0  # seconds sync --push keeps trying while the remote moves (see docs/git.md)
 
 
-class GitError(ModelregError):
-    """A git command failed; the message is git's own first line of complaint."""
-
-    exit_code = 1
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["GIT_TERMINAL_PROMPT"] = "0"  # never hang waiting for credentials in CI
-    env["LC_ALL"] = "C"  # stable messages for the parsing below
-    env.pop("GIT_DIR", None)
-    env.pop("GIT_WORK_TREE", None)
-    return env
-
-
-def _git(
-    args: list[str], cwd: str | os.PathLike[str], *, check: bool = True, error: type[ModelregError] = GitError
-) -> subprocess.CompletedProcess[bytes]:
-    """Run ``git ARGS`` in ``cwd``; on failure (with ``check``) raise ``error`` with git's first stderr line."""
-    try:
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=_env(), check=False)
-    except FileNotFoundError:
-        raise GitError("git is not installed or not on PATH") from None
-    if check and proc.returncode != 0:
-        raise error(f"git {args[0]}: {_first_line(proc.stderr) or f'exited with status {proc.returncode}'}")
-    return proc
-
-
-def _first_line(data: bytes) -> str:
-    for line in data.decode("utf-8", "replace").splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
-def _out(args: list[str], cwd: str | os.PathLike[str]) -> str:
-    return _git(args, cwd).stdout.decode("utf-8", "replace").strip()
-
-
-# ------------------------------------------------------------------ where things are
-@dataclass(frozen=True)
-class Location:
-    """The git work tree holding a registry and the registry's path inside it (posix, relative)."""
-
-    top: Path
-    rel: str  # e.g. ".modelreg" or "ml/.modelreg"
-
-    def path(self, *parts: str) -> str:
-        return str(PurePosixPath(self.rel, *parts))
-
-
-def locate(reg: Any) -> Location:
-    """Where ``reg`` sits in its git work tree; NotFound if it is not inside one."""
-    proc = _git(["rev-parse", "--show-toplevel"], reg.path, check=False)
-    if proc.returncode != 0:
-        raise NotFound(f"{reg.path} is not inside a git work tree (git: {_first_line(proc.stderr)})")
-    top = Path(proc.stdout.decode().strip()).resolve()
-    rel = Path(reg.path).resolve().relative_to(top).as_posix()
-    return Location(top, rel)
+def _git_dir(loc: Location) -> str:
+    return _out(["rev-parse", "--absolute-git-dir"], loc.top)
 
 
 def _in_progress(loc: Location) -> str | None:
-    git_dir = Path(_out(["rev-parse", "--absolute-git-dir"], loc.top))
-    if (git_dir / "rebase-merge").exists() or (git_dir / "rebase-apply").exists():
-        return "rebase"
-    if (git_dir / "MERGE_HEAD").exists():
-        return "merge"
-    return None
+    from . import gitguard
+
+    return gitguard.in_progress(gitguard.GitDir(str(loc.top), _git_dir(loc)))
+
+
+def _blocked(loc: Location, state: str) -> WorkTreeBlocked:
+    from . import gitguard
+
+    return WorkTreeBlocked(gitguard.blocked_message(gitguard.GitDir(str(loc.top), _git_dir(loc)), state))
 
 
 def _unmerged(loc: Location) -> list[str]:
@@ -124,7 +77,11 @@ def describe_path(loc: Location, path: str) -> str:
 # ------------------------------------------------------------------------ sync
 @dataclass(frozen=True)
 class SyncResult:
-    """What ``sync`` did: the commit it made (if any), and whether and how it pushed."""
+    """What ``sync`` did: the commit it made (if any), and whether and how it pushed.
+
+    ``committed`` is the commit sync made, as it reached the remote when it pushed (after
+    any rebase); ``pushed_commit`` is the commit the remote branch points at after the push.
+    """
 
     committed: str | None
     pushed: bool
@@ -134,18 +91,54 @@ class SyncResult:
     rebases: int
     message: str | None = None
     checked: dict[str, str] = field(default_factory=dict)
+    pushed_commit: str | None = None
+    elapsed: float = 0.0
+    resumed: bool = False  # it first finished a move that a killed sync had left half-way
+
+    @property
+    def status(self) -> str:
+        return "pushed" if self.pushed else "committed" if self.committed else "up-to-date"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "status": self.status,
             "committed": self.committed,
             "message": self.message,
             "pushed": self.pushed,
+            "pushed_commit": self.pushed_commit,
             "remote": self.remote,
             "branch": self.branch,
             "attempts": self.attempts,
             "rebases": self.rebases,
+            "elapsed": round(self.elapsed, 3),
             "checked": dict(self.checked),
+            "resumed": self.resumed,
+            "contention": None,
+            "conflict": None,
         }
+
+
+class SyncConflict(Conflict):
+    """Replaying this clone's commits onto the remote conflicts (a stage or version moved on both sides): exit 4.
+
+    ``result`` is the ``--json`` object: ``status: "conflict"`` and ``conflict: {paths, stages, versions}``.
+    """
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class SyncContention(PushContention):
+    """The remote kept moving until the time budget (or ``--attempts``) ran out: exit 9, nothing in conflict.
+
+    ``result`` is the ``--json`` object: ``status: "contention"`` and ``contention: {attempts, rebases,
+    elapsed, timeout}``.
+    """
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def _summary(loc: Location) -> str:
@@ -166,32 +159,67 @@ def _summary(loc: Location) -> str:
     return f"modelreg: {shown}"
 
 
+def _changed_models(loc: Location) -> list[str]:
+    """Models whose files under the registry differ from HEAD (modified, new or deleted)."""
+    from .names import check_model
+
+    out = _git(["status", "--porcelain", "-z", "--untracked-files=all", "--no-renames", "--", loc.rel],
+               loc.top).stdout
+    models = set()
+    prefix = loc.rel + "/"
+    for rec in out.split(b"\0"):
+        path = rec[3:].decode("utf-8", "surrogateescape")
+        if not path.startswith(prefix):
+            continue
+        parts = path[len(prefix):].split("/")
+        name = None
+        if len(parts) == 2 and parts[0] == "logs" and parts[1].endswith(".jsonl"):
+            name = parts[1][:-6]
+        elif len(parts) == 3 and parts[0] in ("refs", "versions"):
+            name = parts[1]
+        try:
+            models.add(check_model(name)) if name else None
+        except ModelregError:
+            pass
+    return sorted(models)
+
+
+@os_errors
 def commit(reg: Any, message: str | None = None, *, loc: Location | None = None) -> tuple[str | None, str | None]:
     """Stage and commit the changes under the registry directory only; (sha, message) or (None, None).
 
-    During a merge whose conflicts are all resolved (e.g. by ``promote --force``), this
-    concludes the merge. Files outside the registry are never staged.
+    The files are staged under the locks of the models that changed, so a commit never holds
+    half of a write (a version entry without its event). During a merge whose conflicts are
+    all resolved (e.g. by ``promote --force``), this concludes the merge. Files outside the
+    registry are never staged. A rebase, cherry-pick or revert in progress, or a merge with
+    unresolved files, is WorkTreeBlocked (exit 8).
     """
+    from contextlib import ExitStack
+
+    from . import fileio
+
     loc = loc or locate(reg)
     state = _in_progress(loc)
-    if state == "rebase":
-        raise UsageError("a git rebase is in progress: finish it (git rebase --continue) or abort it first")
-    _git(["add", "-A", "--", loc.rel], loc.top)
-    if state == "merge":
-        left = _unmerged(loc)
-        if left:
-            raise Conflict(
-                f"the merge still has unresolved files: {', '.join(describe_path(loc, p) for p in left[:5])}; "
-                "resolve them (for a stage: modelreg promote NAME@VERSION STAGE --force --reason ...) and sync again"
-            )
-        msg = message or None
-        _git(["commit", "--no-edit", *(["-m", msg] if msg else [])], loc.top)
-        return _out(["rev-parse", "HEAD"], loc.top), msg or "merge"
-    if _git(["diff", "--cached", "--quiet", "--", loc.rel], loc.top, check=False).returncode == 0:
-        return None, None
-    msg = message or _summary(loc)
-    _git(["commit", "-q", "-m", msg, "--", loc.rel], loc.top)
-    return _out(["rev-parse", "HEAD"], loc.top), msg
+    if state not in (None, "merge"):
+        raise _blocked(loc, state)
+    with ExitStack() as stack:
+        models = _changed_models(loc)
+        if models:
+            fileio.makedirs(reg.locks_dir)
+        for m in models:
+            stack.enter_context(fileio.lock(reg.locks_dir / f"{m}.lock"))
+        _git(["add", "-A", "--", loc.rel], loc.top)
+        if state == "merge":
+            if _unmerged(loc):
+                raise _blocked(loc, "merge")
+            msg = message or None
+            _git(["commit", "--no-edit", *(["-m", msg] if msg else [])], loc.top)
+            return _out(["rev-parse", "HEAD"], loc.top), msg or "merge"
+        if _git(["diff", "--cached", "--quiet", "--", loc.rel], loc.top, check=False).returncode == 0:
+            return None, None
+        msg = message or _summary(loc)
+        _git(["commit", "-q", "-m", msg, "--", loc.rel], loc.top)
+        return _out(["rev-parse", "HEAD"], loc.top), msg
 
 
 def current_branch(reg: Any, *, loc: Location | None = None) -> str:
@@ -199,23 +227,35 @@ def current_branch(reg: Any, *, loc: Location | None = None) -> str:
     proc = _git(["symbolic-ref", "-q", "--short", "HEAD"], loc.top, check=False)
     name = proc.stdout.decode().strip()
     if proc.returncode != 0 or not name:
-        raise UsageError("HEAD is detached: pass --branch to say which remote branch to push to")
+        raise UsageError("HEAD is detached: pass --branch to say which remote branch to push to "
+                         "(nothing was committed)")
     return name
 
 
+_CONTENTION = ("[rejected]", "fetch first", "non-fast-forward", "stale info", "cannot lock ref", "failed to lock",
+               "failed to update ref", "but expected", "incorrect old value", "reference already exists")
+
+
 def _push(loc: Location, remote: str, branch: str) -> bool:
-    """True if pushed, False if the remote rejected it (someone pushed first); other failures raise."""
+    """True if pushed, False if the remote moved first (contention); any other refusal or failure raises."""
     proc = _git(["push", "--porcelain", remote, f"HEAD:refs/heads/{branch}"], loc.top, check=False)
     lines = proc.stdout.decode("utf-8", "replace").splitlines()
-    if any(line.startswith("!") for line in lines):
-        return False
+    refused = [line for line in lines if line.startswith("!")]
+    if refused:
+        if any(word in refused[0] for word in _CONTENTION):
+            return False
+        why = refused[0].split("\t")[-1].strip()
+        said = [ln[7:].strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines()
+                if ln.startswith("remote:") and ln[7:].strip()]
+        raise GitError(f"the remote refused the push to {remote}/{branch}: {why}"
+                       + (f" ({said[0]})" if said else "") + "; the commit is kept locally")
     if proc.returncode != 0:
         raise Unreachable(f"git push to {remote}: {_first_line(proc.stderr) or f'exit status {proc.returncode}'}")
     return True
 
 
-def _stage_paths_changed(loc: Location, base: str) -> list[str]:
-    out = _out(["diff", "--name-only", "--no-renames", base, "HEAD", "--", loc.path("refs")], loc.top)
+def _stage_paths_changed(loc: Location, base: str, head: str) -> list[str]:
+    out = _out(["diff", "--name-only", "--no-renames", base, head, "--", loc.path("refs")], loc.top)
     return [p for p in out.splitlines() if p]
 
 
@@ -224,93 +264,190 @@ def _blob(loc: Location, rev: str, path: str) -> bytes | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
-def _rebase_onto_remote(loc: Location, remote: str, branch: str) -> dict[str, str]:
-    """``git pull --rebase`` in two steps; Conflict (rebase aborted) if a stage or version conflicts.
-
-    Returns the stages this clone moved in its unpushed commits, re-checked after the rebase:
-    each still holds what this clone set (else Conflict).
-    """
-    _git(["fetch", "-q", remote, f"refs/heads/{branch}"], loc.top, error=Unreachable)
-    upstream = _out(["rev-parse", "FETCH_HEAD"], loc.top)
-    base_proc = _git(["merge-base", "HEAD", upstream], loc.top, check=False)
-    base = base_proc.stdout.decode().strip() if base_proc.returncode == 0 else None
-    ours: dict[str, bytes | None] = {}
-    if base:
-        for p in _stage_paths_changed(loc, base):
-            ours[p] = _blob(loc, "HEAD", p)
-    proc = _git(["rebase", "-q", "--autostash", upstream], loc.top, check=False)
-    if proc.returncode != 0:
-        conflicted = _unmerged(loc) if _in_progress(loc) == "rebase" else []
-        if _in_progress(loc) == "rebase":
-            _git(["rebase", "--abort"], loc.top, check=False)
-        if conflicted:
-            named = ", ".join(describe_path(loc, p) for p in conflicted[:5])
-            raise Conflict(
-                f"push rejected and rebasing onto {remote}/{branch} conflicts at {named}: someone else moved it; "
-                f"the rebase was aborted and nothing was pushed (git reset --hard {remote}/{branch}, "
-                "then promote again with a fresh --expect)"
-            )
-        raise GitError(f"git rebase onto {remote}/{branch}: {_first_line(proc.stderr) or 'failed'}")
-    checked: dict[str, str] = {}
-    for p, wanted in ours.items():
-        now = _blob(loc, "HEAD", p)
-        label = describe_path(loc, p).removeprefix("stage ")
-        if now != wanted:
-            raise Conflict(
-                f"{label} no longer holds what this clone set after rebasing onto {remote}/{branch} "
-                f"(now {_digest_text(now)}): someone else moved it; nothing was pushed"
-            )
-        checked[label] = _digest_text(now)
-    return checked
-
-
 def _digest_text(data: bytes | None) -> str:
     return "nothing" if data is None else data.decode("ascii", "replace").strip()[:71]
 
 
-def _backoff(attempt: int) -> None:
-    time.sleep(min(2.0, 0.05 * (2 ** attempt)) * random.uniform(0.5, 1.5))
+def backoff(cycle: float, streak: int, remaining: float, rnd: random.Random | None = None) -> float:
+    """Seconds to wait before the next push: full jitter over ``cycle * 2**streak``, at most 30 s and ``remaining``.
+
+    ``cycle`` is how long the last push-fetch-rebase round took (what one more clone's push
+    costs the remote), so the wait scales with the remote, not with a constant.
+    """
+    ceiling = min(max(cycle, 0.05) * (2 ** min(streak, 8)), 30.0)
+    return max(0.0, min((rnd or random).uniform(0, ceiling), remaining))
 
 
+def _wait_for_git_locks(loc: Location, git_dir: str, deadline: float) -> None:
+    """Return when no git lock is held; WorkTreeBlocked at once for a stale lock, or when one stays held."""
+    from . import gitguard
+
+    gd = gitguard.GitDir(str(loc.top), git_dir)
+    give_up = min(deadline, time.monotonic() + 30)
+    while True:
+        locks = gitguard.git_locks(gd)
+        if not locks:
+            return
+        stale = [lk for lk in locks if lk.stale]
+        if stale:
+            raise WorkTreeBlocked(gitguard.describe_lock(gd, stale[0]))
+        if time.monotonic() >= give_up:
+            raise WorkTreeBlocked(gitguard.describe_lock(gd, locks[0]))
+        time.sleep(0.2)
+
+
+@os_errors
 def sync(
     reg: Any,
     *,
     push: bool = False,
     remote: str = "origin",
     branch: str | None = None,
-    attempts: int = DEFAULT_ATTEMPTS,
+    timeout: float = DEFAULT_TIMEOUT,
+    attempts: int | None = None,
     message: str | None = None,
 ) -> SyncResult:
-    """Commit the registry's changes (that directory only); with ``push``, push with fetch-rebase-retry.
+    """Commit the registry's changes (that directory only); with ``push``, push until it lands or time runs out.
 
-    A rejected push is followed by fetch + rebase onto the remote branch (logs union-merge,
-    objects never conflict), a re-check that every stage this clone moved still holds what
-    it set, a short randomized backoff, and another push, ``attempts`` pushes in all.
-    A stage moved on both sides is a Conflict (exit 4); the rebase is aborted first.
+    A push the remote rejects because another clone pushed first is followed by a fetch, a
+    replay of this clone's commits onto the remote branch in git's object database (logs
+    merge by union; the work tree is not touched, see :mod:`modelreg.gitmove`), a move of
+    the work tree to the result, a re-check that every stage this clone moved still holds
+    what it set, a jittered exponential backoff sized to the round's duration, and another
+    push, until ``timeout`` seconds have passed (``attempts``, if given, also caps the pushes).
+
+    SyncConflict (exit 4): a stage or version moved both here and on the remote; nothing was
+    pushed and the clone is as it was. SyncContention (exit 9): the remote kept moving until
+    the budget ran out; nothing is in conflict and the commit is kept locally.
+    WorkTreeBlocked (exit 8): a rebase/merge is in progress, or a stale git lock.
+    A sync killed while moving the work tree is finished by the next one.
     """
-    if attempts < 1:
+    import math
+
+    from . import gitmove
+
+    if attempts is not None and (isinstance(attempts, bool) or attempts < 1):
         raise UsageError("--attempts must be at least 1")
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not math.isfinite(timeout) or timeout < 0:
+        raise UsageError(f"--timeout must be a number of seconds >= 0, not {timeout!r}")
+    started = time.monotonic()
+    deadline = started + timeout
     loc = locate(reg)
-    sha, msg = commit(reg, message, loc=loc)
-    if not push:
-        return SyncResult(sha, False, None, None, 0, 0, msg)
-    branch = branch or current_branch(reg, loc=loc)
-    rebases = 0
-    checked: dict[str, str] = {}
-    for attempt in range(1, attempts + 1):
-        if _push(loc, remote, branch):
-            return SyncResult(sha, True, remote, branch, attempt, rebases, msg, checked)
-        if attempt == attempts:
-            break
-        checked.update(_rebase_onto_remote(loc, remote, branch))
-        rebases += 1
-        _backoff(attempt)
-    raise Conflict(
-        f"push to {remote}/{branch} was still rejected after {attempts} attempt(s): the remote keeps moving; "
-        "run modelreg sync --push again (your commit is kept locally)"
+    git_dir = _git_dir(loc)
+    if push:
+        branch = branch or current_branch(reg, loc=loc)  # before anything is committed
+    with _sync_lock(loc, git_dir, timeout):
+        state = _in_progress(loc)
+        if state not in (None, "merge", "sync"):
+            raise _blocked(loc, state)
+        _wait_for_git_locks(loc, git_dir, deadline)
+        resumed = gitmove.resume(reg, loc, git_dir)
+        sha, msg = commit(reg, message, loc=loc)
+        if not push:
+            return SyncResult(sha, False, None, None, 0, 0, msg, elapsed=time.monotonic() - started, resumed=resumed)
+        assert branch is not None
+        mine = sha  # the newest commit this sync made, followed through rebases
+        rebases = streak = pushes = 0
+        checked: dict[str, str] = {}
+
+        def partial(status: str) -> dict[str, Any]:
+            d = SyncResult(mine, False, remote, branch, pushes, rebases, msg, checked,
+                           elapsed=time.monotonic() - started, resumed=resumed).to_dict()
+            d["status"] = status
+            return d
+
+        cycle = 0.0
+        while True:
+            pushes += 1
+            t0 = time.monotonic()
+            head = _out(["rev-parse", "HEAD"], loc.top)
+            if _push(loc, remote, branch):
+                return SyncResult(mine, True, remote, branch, pushes, rebases, msg, checked, pushed_commit=head,
+                                  elapsed=time.monotonic() - started, resumed=resumed)
+            now = time.monotonic()
+            cycle += now - t0
+            if (attempts is not None and pushes >= attempts) or now >= deadline:
+                limit = f"{attempts} attempt(s)" if attempts is not None and pushes >= attempts else \
+                    f"the --timeout of {timeout:g} s"
+                result = partial("contention")
+                result["contention"] = {"attempts": pushes, "rebases": rebases, "elapsed": round(now - started, 3),
+                                        "timeout": timeout}
+                raise SyncContention(
+                    f"push to {remote}/{branch} was rejected {pushes} time(s) in {now - started:.0f} s because other "
+                    f"clones kept pushing first, until {limit} ran out (push contention: nothing is in conflict); "
+                    f"the commit is kept locally: run modelreg sync --push again, or give a longer --timeout",
+                    result)
+            streak += 1
+            # Wait before fetching, not after: the replay then starts from the newest remote state
+            # and the push follows it at once.
+            time.sleep(backoff(cycle, streak, deadline - now))
+            t0 = time.monotonic()
+            _git(["fetch", "-q", remote, f"refs/heads/{branch}"], loc.top, error=Unreachable)
+            upstream = _out(["rev-parse", "FETCH_HEAD"], loc.top)
+            replayed = gitmove.replay(loc, git_dir, head, upstream, f"{remote}/{branch}")
+            if replayed.conflicts:
+                raise _conflict(loc, remote, branch, replayed.conflicts, partial("conflict"))
+            checked.update(_recheck(loc, replayed.base, head, replayed.head, remote, branch, partial))
+            if not gitmove.move(reg, loc, git_dir, head, replayed.head,
+                                lock_timeout=max(1.0, deadline - time.monotonic())):
+                again, again_msg = commit(reg, message, loc=loc)  # a writer changed a file meanwhile
+                mine, msg = (again, again_msg) if again else (mine, msg)
+                cycle = 0.0
+                continue
+            if mine is not None and mine in replayed.mapping:
+                mine = replayed.mapping[mine]
+            rebases += 1
+            cycle = time.monotonic() - t0
+
+
+@contextmanager
+def _sync_lock(loc: Location, git_dir: str, timeout: float) -> Iterator[None]:
+    """One sync at a time per clone (a native lock in the git dir; the kernel drops it if sync is killed)."""
+    from . import fileio
+    from .gitguard import SYNC_LOCK
+
+    try:
+        lock = fileio.lock(os.path.join(git_dir, SYNC_LOCK), timeout=max(timeout, 1.0))
+        lock.__enter__()
+    except Conflict:
+        raise WorkTreeBlocked(f"another modelreg sync is running in {loc.top} and did not finish within "
+                              f"{max(timeout, 1.0):g} s: wait for it, then run this one again") from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _conflict(loc: Location, remote: str, branch: str, paths: list[str], result: dict[str, Any]) -> SyncConflict:
+    named = ", ".join(describe_path(loc, p) for p in paths[:5]) + (f" (+{len(paths) - 5} more)" if len(paths) > 5 else "")
+    prefix = loc.rel + "/"
+    rel = [p[len(prefix):].split("/") for p in paths if p.startswith(prefix)]
+    result["conflict"] = {
+        "paths": paths,
+        "stages": [f"{r[1]}@{r[2]}" for r in rel if len(r) == 3 and r[0] == "refs"],
+        "versions": [f"{r[1]}@{r[2]}" for r in rel if len(r) == 3 and r[0] == "versions"],
+    }
+    return SyncConflict(
+        f"push rejected, and this clone's commits conflict with {remote}/{branch} at {named}: someone else moved it; "
+        f"nothing was pushed and the clone is as it was (to decide again from the remote's state: "
+        f"git fetch {remote} && git reset --hard {remote}/{branch}, then promote with a fresh --expect)",
+        result,
     )
 
 
+def _recheck(loc: Location, base: str, head: str, new: str, remote: str, branch: str, partial: Any) -> dict[str, str]:
+    """Every stage this clone moved (base..head) still holds, in ``new``, what it set; SyncConflict otherwise."""
+    checked: dict[str, str] = {}
+    for p in _stage_paths_changed(loc, base, head):
+        wanted, now = _blob(loc, head, p), _blob(loc, new, p)
+        label = describe_path(loc, p).removeprefix("stage ")
+        if now != wanted:
+            raise _conflict(loc, remote, branch, [p], partial("conflict"))
+        checked[label] = _digest_text(now)
+    return checked
+
+
+@os_errors
 def promote_and_push(
     reg: Any,
     ref: str,
@@ -321,17 +458,19 @@ def promote_and_push(
     actor: str | None = None,
     remote: str = "origin",
     branch: str | None = None,
-    attempts: int = DEFAULT_ATTEMPTS,
+    timeout: float = DEFAULT_TIMEOUT,
+    attempts: int | None = None,
     message: str | None = None,
 ) -> tuple[Any, SyncResult]:
-    """The CI recipe as one call: promote with ``--expect``, commit, push with fetch-rebase-retry.
+    """The CI recipe as one call: promote with ``--expect``, commit, push (time budget ``timeout``).
 
     ``expect`` is as in :meth:`Registry.promote` (None checks nothing; ``modelreg.EMPTY`` or
-    ``"none"``: the stage must be empty). Conflict (exit 4) if the stage does not hold it here, or if, after rebasing onto
-    the remote, the stage no longer holds what this clone set (someone else moved it).
+    ``"none"``: the stage must be empty). Conflict (exit 4) if the stage does not hold it here, or if,
+    after rebasing onto the remote, the stage no longer holds what this clone set (someone else
+    moved it); PushContention (exit 9) if the remote kept moving for the whole budget.
     """
     move = reg.promote(ref, stage, expect=expect, reason=reason, actor=actor)  # as Registry.promote: EMPTY/"none" = empty
-    result = sync(reg, push=True, remote=remote, branch=branch, attempts=attempts, message=message)
+    result = sync(reg, push=True, remote=remote, branch=branch, timeout=timeout, attempts=attempts, message=message)
     now = reg.refs.read_stage(move.name, stage)
     if now != move.to.digest:
         raise Conflict(f"{move.name}@{stage} holds {now or 'nothing'} after sync, not {move.to.digest}")
@@ -371,6 +510,7 @@ def _object_at(reg: Any, loc: Location, rev: str, digest: str) -> bytes:
     return data
 
 
+@os_errors
 def stage_diff(reg: Any, ref: str, rev: str) -> StageDiff:
     """Compare ``NAME@STAGE`` as it was at git revision ``rev`` with the work tree now."""
     from .registry import Resolved
@@ -426,6 +566,7 @@ class SetupResult:
         }
 
 
+@os_errors
 def setup(reg: Any, command: str = "modelreg") -> SetupResult:
     """Install the textconv driver in this clone's ``.git/config`` and its attributes in the registry.
 

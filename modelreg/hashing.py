@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import BinaryIO
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the start-up path
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 CHUNK = 1 << 20  # 1 MiB: large enough to keep hashlib at full speed, small enough to stay flat in memory
 

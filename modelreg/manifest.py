@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+TYPE_CHECKING = False  # typing and dataclasses are not imported at run time: identity() is on the start-up path
+if TYPE_CHECKING:
+    from typing import Any
 
 from . import canonical
 from .errors import IntegrityError, UsageError
@@ -192,6 +193,14 @@ def from_object(data: bytes, what: str) -> dict[str, Any]:
     digests) describe the same content and no reader can see a field another reader misses.
     Anything else is an IntegrityError (exit 6).
     """
+    fast = canonical.load_canonical(data)  # no YAML parser for what modelreg wrote; checked below
+    if fast is not None:
+        try:
+            m = validate(fast)
+            if to_bytes(m) == data:
+                return m
+        except (UsageError, ValueError, RecursionError):
+            pass  # the full path below says what is wrong
     try:
         m = from_bytes(data, what)
         again = to_bytes(m)
@@ -241,13 +250,32 @@ def _header(line: bytes, key: str, check: Callable[[str], str], what: str) -> st
     return value
 
 
-@dataclass(frozen=True)
 class Change:
-    """One difference between two manifests: a dotted path and its old and new value."""
+    """One difference between two manifests: a dotted path and its old and new value (immutable)."""
 
+    __slots__ = ("path", "old", "new")
     path: str
     old: Any
     new: Any
+
+    def __init__(self, path: str, old: Any, new: Any) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "old", old)
+        object.__setattr__(self, "new", new)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"Change is immutable: cannot set {key!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Change:
+            return NotImplemented
+        return (self.path, self.old, self.new) == (other.path, other.old, other.new)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.path, repr(self.old), repr(self.new)))
+
+    def __repr__(self) -> str:
+        return f"Change(path={self.path!r}, old={self.old!r}, new={self.new!r})"
 
     @property
     def kind(self) -> str:

@@ -14,8 +14,6 @@ References:  ``NAME@VERSION``, ``NAME@STAGE``, ``NAME@latest``, ``NAME@sha256:HE
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
 from .errors import UsageError
 
 MODEL_MAX = 64
@@ -32,7 +30,12 @@ _WINDOWS_DEVICES = frozenset(
 RESERVED_VERSIONS = frozenset(["latest"])
 
 
+_PLAIN_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")  # no dot: none of the rules below can apply
+
+
 def _common(kind: str, name: str, limit: int, pattern: re.Pattern[str]) -> str:
+    if pattern is _MODEL_RE and type(name) is str and _PLAIN_NAME_RE.match(name) and name not in _WINDOWS_DEVICES:
+        return name  # the usual case, checked at C speed (listings validate every name they read)
     if not isinstance(name, str) or not name:
         raise UsageError(f"invalid {kind} name: it is empty")
     shown = name if len(name) <= 40 else name[:37] + "..."
@@ -89,17 +92,37 @@ def check_digest(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
 class Ref:
     """A parsed reference. ``kind`` is one of version, stage, latest, digest, word.
 
     ``word`` means ``NAME@X`` where X is a valid stage *and* version name: whether it
     names a stage or a version is decided against the registry (see Registry.resolve).
+    Immutable; a plain class rather than a dataclass because it is on the start-up path.
     """
 
+    __slots__ = ("name", "kind", "value")
     name: str | None
     kind: str
     value: str
+
+    def __init__(self, name: str | None, kind: str, value: str) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "value", value)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"Ref is immutable: cannot set {key!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Ref:
+            return NotImplemented
+        return (self.name, self.kind, self.value) == (other.name, other.kind, other.value)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.kind, self.value))
+
+    def __repr__(self) -> str:
+        return f"Ref(name={self.name!r}, kind={self.kind!r}, value={self.value!r})"
 
     def __str__(self) -> str:
         if self.name is None:

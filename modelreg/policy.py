@@ -16,8 +16,10 @@ from typing import Any
 
 from .errors import UsageError
 from .names import check_key
+from .retention.rules import Retention
+from .retention.rules import parse as parse_retention
 
-POLICY_KEYS = ("require_previous_stage", "demote_to", "gates")
+POLICY_KEYS = ("require_previous_stage", "demote_to", "gates", "retention")
 GATE_KEYS = ("require_suites", "thresholds", "not_worse_than_current", "require_approvals", "require_signatures")
 DIRECTIONS = ("higher", "lower")
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -68,12 +70,14 @@ class Policy:
     require_previous_stage: dict[str, tuple[str, ...]] = field(default_factory=dict)
     demote_to: dict[str, str] = field(default_factory=dict)
     gates: dict[str, Gates] = field(default_factory=dict)
+    retention: Retention = field(default_factory=Retention)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "require_previous_stage": {s: list(v) for s, v in self.require_previous_stage.items()},
             "demote_to": dict(self.demote_to),
             "gates": {s: g.to_dict() for s, g in self.gates.items()},
+            "retention": self.retention.to_dict(),
         }
 
 
@@ -192,7 +196,7 @@ def parse(raw: Any, stages: tuple[str, ...]) -> Policy:
         w = f"policy.gates.{stage}"
         _stage(stage, w, stages)
         gates[stage] = _gates(g, w)
-    return Policy(previous, demote, gates)
+    return Policy(previous, demote, gates, parse_retention(raw.get("retention")))
 
 
 # --------------------------------------------------------------- evaluation

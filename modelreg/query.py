@@ -19,7 +19,8 @@ Expressions are ``FIELD OP VALUE``:
   one rule of :mod:`modelreg.values` (``0.9`` and ``3e-4`` are numbers, ``true``,
   ``false``, ``null`` JSON's); a quoted VALUE is a string. On the name fields
   (``name``, ``version``, ``digest``, ``license``, ``stages``, ``tags``,
-  ``parent_names``, ...) VALUE is always the text, never a number.
+  ``parent_names``, ``model.task``, ``bindings.P.id``, ...) VALUE is always the text,
+  never a number.
 
 Comparison sees the record's typed value, as gates and ``show --json`` do:
 
@@ -60,6 +61,9 @@ _FIELD_RE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\Z")
 TEXT_FIELDS = frozenset({
     "name", "version", "digest", "license", "registered_at", "stages", "tags", "parent_names", "fingerprint",
 })
+# Text fields of the model record and of bindings (``model.task``, ``bindings.openai.id``).
+MODEL_TEXT_FIELDS = frozenset({"description", "task", "subject", "owner"})
+BINDING_TEXT_FIELDS = frozenset({"id", "status", "endpoint", "last_used"})
 _MISSING: Any = object()
 
 # --------------------------------------------------------------------------- versions
@@ -254,7 +258,10 @@ class Condition:
             object.__setattr__(self, "literal", literal)
 
     def _text_field(self) -> bool:
-        return self.field in TEXT_FIELDS or self.field.split(".")[0] == "parents"
+        parts = self.field.split(".")
+        return (self.field in TEXT_FIELDS or parts[0] == "parents"
+                or (parts[0] == "model" and len(parts) == 2 and parts[1] in MODEL_TEXT_FIELDS)
+                or (parts[0] == "bindings" and len(parts) >= 3 and parts[-1] in BINDING_TEXT_FIELDS))
 
     def __str__(self) -> str:
         return f"{self.field} {self.op} {self.value!r}"

@@ -25,9 +25,18 @@ CONFLICT_MARKERS = (b"<<<<<<<", b"=======", b">>>>>>>")
 def parse_ref_bytes(data: bytes, path: Path | str) -> str:
     """The digest held in a ref file's bytes; IntegrityError if they are not exactly one digest line."""
     if any(m in data for m in CONFLICT_MARKERS):
+        parts = str(path).replace("\\", "/").split("/")
+        if len(parts) >= 3 and parts[-3] == "versions":  # a version registered on both sides: no promote fixes it
+            raise IntegrityError(
+                f"{path} has unresolved git merge conflict markers (the version was registered on both sides with "
+                f"different content): keep one side with 'git checkout --ours -- {path}' (or --theirs) while the "
+                "merge is in progress, or write one of its two sha256 lines back to it; modelreg fsck then names "
+                "the other side's registration"
+            )
         raise IntegrityError(
             f"{path} has unresolved git merge conflict markers: pick a side with "
-            "'modelreg promote NAME@VERSION STAGE --force --reason ...' (or check out one side of the file)"
+            "'modelreg promote NAME@VERSION STAGE --force --reason ...' (or check out one side of the file: "
+            f"git checkout --ours -- {path}, or --theirs)"
         )
     text = data.decode("ascii", "replace")
     if not text.endswith("\n") or not is_full_digest(text[:-1]):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config as config_mod
-from . import fileio, log, manifest
+from . import fileio, gitguard, log, manifest
 from .errors import StorageError, Conflict, IntegrityError, ModelregError, NotFound, PolicyRefused, UsageError
 from .lifecycle.expect import Empty, Expect, wants_empty
 from .log import Event
@@ -80,6 +80,14 @@ class VersionInfo:
     tags: list[str] | None = None  # current tags; None when the manifest was not read (listings)
     approvals: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     bindings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ratings: dict[str, dict[str, Any]] = field(default_factory=dict)  # actor -> {score, comment, time}
+    purged: dict[str, dict[str, Any]] = field(default_factory=dict)  # artifact uri -> {sha256, size, time}
+
+    @property
+    def rating(self) -> dict[str, Any]:
+        """``{"avg", "count"}`` of the ratings (one per actor, the latest)."""
+        scores = [r["score"] for r in self.ratings.values()]
+        return {"avg": sum(scores) / len(scores) if scores else None, "count": len(scores)}
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -97,6 +105,9 @@ class VersionInfo:
             d["tags"] = list(self.tags)
         d["approvals"] = self.approvals
         d["bindings"] = self.bindings
+        d["rating"] = self.rating
+        d["ratings"] = self.ratings
+        d["purged"] = self.purged
         if self.manifest is not None:
             d["manifest"] = self.manifest
         return d
@@ -115,7 +126,15 @@ class VersionInfo:
             lines.append(("approvals", f"{stage}: {', '.join(sorted(self.approvals[stage]))}"))
         for provider in sorted(self.bindings):
             b = self.bindings[provider]
-            lines.append(("binding", f"{provider}: {b['id']}" + (f" at {b['endpoint']}" if b.get("endpoint") else "")))
+            figures = "".join(f", {k}={display(b[k])}" for k in ("latency_ms", "success_rate", "last_used")
+                              if b.get(k) is not None)
+            lines.append(("binding", f"{provider}: {b['id']}" + (f" at {b['endpoint']}" if b.get("endpoint") else "")
+                          + f" ({b.get('status') or 'active'}{figures})"))
+        if self.ratings:
+            r = self.rating
+            lines.append(("rating", f"{r['avg']:.2f} from {r['count']} rating(s)"))
+        if self.purged:
+            lines.append(("purged", f"{len(self.purged)} artifact(s) deleted from the store by prune --purge"))
         return lines
 
 
@@ -130,10 +149,15 @@ class RegisterResult:
     # and whether there are more
     duplicates: list[Resolved] = field(default_factory=list)
     more_duplicates: bool = False
+    same_artifacts: list[Any] = field(default_factory=list)  # discovery.SameArtifact: same bytes, other version
+    pruned: list[Resolved] = field(default_factory=list)  # archived by policy.retention (auto) in the same lock
+    pruned_events: list[Event] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.version.to_dict(), "created": self.created, "event": self.event and self.event.to_dict(),
-                "duplicates": [d.to_dict() for d in self.duplicates], "more_duplicates": self.more_duplicates}
+                "duplicates": [d.to_dict() for d in self.duplicates], "more_duplicates": self.more_duplicates,
+                "same_artifacts": [s.to_dict() for s in self.same_artifacts],
+                "pruned": [r.to_dict() for r in self.pruned]}
 
 
 @dataclass(frozen=True)
@@ -172,9 +196,13 @@ class ModelSummary:
     versions: int
     stages: dict[str, str]
     latest: str | None
+    fields: dict[str, Any] = field(default_factory=dict)  # the model's own fields (model set)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "versions": self.versions, "stages": self.stages, "latest": self.latest}
+        from .records import TEXT_FIELDS
+
+        return {"name": self.name, "versions": self.versions, "stages": self.stages, "latest": self.latest,
+                **{k: self.fields.get(k) for k in TEXT_FIELDS}, "fields": self.fields}
 
 
 @dataclass(frozen=True)
@@ -231,9 +259,16 @@ def missing_registry(where: Path, source: str | None = None) -> NotFound:
 class Registry:
     """A model registry stored in a ``.modelreg`` directory."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, allow_git: tuple[str, ...] = ()) -> None:
+        """Open the registry at ``path``.
+
+        Refuses (WorkTreeBlocked, exit 8) while the git work tree holding it is stopped in a
+        rebase, merge, cherry-pick or revert, or a ``modelreg sync`` was interrupted; ``allow_git``
+        names states the caller handles itself (``"merge"`` for the commands that conclude one).
+        """
         self.path = Path(path)
         fileio.confine(self.path)  # from here on nothing below it is reached through a symlink
+        self.git_state = gitguard.check(self.path, allow_git)
         cfg = self.path / "config.yaml"
         try:
             data = fileio.read_file(cfg, 1 << 20)
@@ -271,9 +306,9 @@ class Registry:
         return cls(path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None) -> Registry:
+    def open(cls, path: str | os.PathLike[str] | None = None, *, allow_git: tuple[str, ...] = ()) -> Registry:
         """Open the registry at ``path`` or the one found from the environment and cwd."""
-        return cls(find_registry(path))
+        return cls(find_registry(path), allow_git=allow_git)
 
     @property
     def config(self) -> config_mod.Config:
@@ -516,9 +551,9 @@ class Registry:
             raise NotFound(f"{r.value} is a version of {found.name}, not {r.name}")
         return found
 
-    def _resolve_latest(self, name: str) -> Resolved:
+    def _resolve_latest(self, name: str, state: ModelState | None = None) -> Resolved:
         self._require_model(name)
-        state = self.model_state(name)
+        state = self.model_state(name) if state is None else state
         found = state.latest(lambda v: self.refs.read_version(name, v))
         if found is not None:
             return Resolved(name, *found)
@@ -560,6 +595,8 @@ class Registry:
             tags=st.tags(m.get("tags", [])) if m is not None else None,
             approvals=st.approvals,
             bindings=st.bindings,
+            ratings=st.ratings,
+            purged=st.purged,
         )
 
     def _stage_order(self, holders: dict[str, str]) -> list[str]:
@@ -568,20 +605,49 @@ class Registry:
 
     def models(self) -> list[ModelSummary]:
         """Every model with its version count, stages (as version names) and latest version."""
+        from .index.db import open_index
+
+        idx = open_index(self)  # the query index: current with the registry's stamps, or None
+        if idx is not None:
+            try:
+                rows = idx.models()
+            finally:
+                idx.close()
+            return [ModelSummary(m["name"], m["n_versions"],
+                                 {s: m["stage_versions"][s] for s in self._stage_order(m["holders"])}, m["latest"],
+                                 m["fields"])
+                    for m in rows]
         out = []
         for name in self.refs.models():
             names = self.refs.version_names(name)
             holders = self.stage_holders(name)
             stages = {s: self._stage_identity(name, s, holders[s]).version for s in self._stage_order(holders)}
+            state = self.model_state(name)
             try:
-                latest: str | None = self._resolve_latest(name).version
+                latest: str | None = self._resolve_latest(name, state).version
             except NotFound:
                 latest = None
-            out.append(ModelSummary(name, len(names), stages, latest))
+            out.append(ModelSummary(name, len(names), stages, latest, state.fields))
         return out
 
     def versions(self, name: str) -> list[VersionInfo]:
         """Every version of a model in registration order, with stages and archived state."""
+        from .index.db import open_index
+
+        idx = open_index(self, only=check_model(name))
+        if idx is not None:
+            try:
+                rows, holders = idx.model_versions(name), idx.holders(name)
+            finally:
+                idx.close()
+            if rows:
+                import dataclasses
+
+                order = self._stage_order(holders)
+                keep = {f.name for f in dataclasses.fields(VersionInfo)}  # to_dict() also shows properties
+                return [VersionInfo(**{**{k: x for k, x in info.items() if k in keep},
+                                       "stages": [s for s in order if holders[s] == d], "manifest": None,
+                                       "tags": None}) for _v, d, info in rows]
         digests = self.refs.versions(name)
         if not digests:
             raise self._no_model(name)
@@ -611,6 +677,21 @@ class Registry:
         import heapq
 
         names = self._log_names(name, stage)
+        if name is None and stage is None and since is None and limit is not None:
+            from .index.db import open_index
+
+            idx = open_index(self)  # the newest events of every model without reading every log
+            if idx is not None:
+                try:
+                    lines = idx.latest_events(limit, None)
+                finally:
+                    idx.close()
+                if lines is not None:
+                    import json
+
+                    selected = [Event.from_dict(json.loads(x)) for x in lines]
+                    self._check_events(selected)
+                    return selected
         per_model = []
         for n in names:
             per_model.append(log.read(self.logs_dir, n)[0])
@@ -729,7 +810,7 @@ class Registry:
     def register(
         self,
         name: str,
-        version: str,
+        version: str | None = None,
         *,
         artifacts: list[str] | list[dict[str, Any]] = (),  # type: ignore[assignment]
         params: dict[str, Any] | None = None,
@@ -747,8 +828,12 @@ class Registry:
         strict: bool = False,
         new_model: bool = False,
         allow_unknown_license: bool = False,
+        next: str | None = None,
     ) -> RegisterResult:
         """Register ``name@version``; identical content again is a no-op, other content a Conflict.
+
+        ``next`` (``"patch"``, ``"minor"`` or ``"major"``, no ``version``) picks the next semantic
+        version after the model's highest inside the model's lock (:mod:`modelreg.semver`).
 
         ``artifacts`` are ``[ROLE=]URI`` strings or mappings with role/uri (and optionally
         sha256/size). Local files are hashed; remote URIs are checked (exists, is a file, size)
@@ -760,7 +845,10 @@ class Registry:
         check_model(name)
         from .names import check_version
 
-        check_version(version, set(self.stages))
+        if (version is None) == (next is None):
+            raise UsageError("register needs VERSION or --next patch|minor|major (not both)")
+        if version is not None:
+            check_version(version, set(self.stages))
         specs = [parse_artifact_spec(a) if isinstance(a, str) else dict(a) for a in artifacts]
         for s in specs:  # paths typed by a user are relative to where they stand
             if _is_local(s["uri"]) and not s["uri"].startswith("file://"):
@@ -788,7 +876,7 @@ class Registry:
         }
         return self.register_manifest(
             raw, actor=actor, progress=progress, check=check, compute_hash=compute_hash, upload=upload,
-            strict=strict, new_model=new_model, allow_unknown_license=allow_unknown_license,
+            strict=strict, new_model=new_model, allow_unknown_license=allow_unknown_license, next=next,
         )
 
     def register_manifest(
@@ -803,20 +891,53 @@ class Registry:
         strict: bool = False,
         new_model: bool = False,
         allow_unknown_license: bool = False,
+        next: str | None = None,
     ) -> RegisterResult:
         """Register a manifest mapping (validated, local artifacts hashed, made canonical).
 
         Relative local artifact paths in ``raw`` are relative to the project root. Before
         anything is written: the license is normalised (unknown ids refused unless
         ``allow_unknown_license``), a new model named like an existing one is a Conflict
-        unless ``new_model``, and other versions with the same params fingerprint are
-        returned in ``duplicates`` (a Conflict if ``strict``).
-        """
-        from .discovery import FingerprintIndex, check_registration
+        unless ``new_model``, other versions with the same params fingerprint are returned in
+        ``duplicates`` and other versions of the model with an artifact of the same bytes in
+        ``same_artifacts`` (either is a Conflict if ``strict``).
 
-        m = manifest.validate(raw, set(self.stages))
+        ``next`` (the manifest then has no ``version``): the next semantic version, picked in
+        the lock. With ``policy.retention.auto``, the versions the keep-N rule names are archived
+        in the same lock after the registration (``pruned``; never one holding a stage).
+        """
+        if next is not None:
+            from .semver import check_part
+
+            check_part(next)
+            if not isinstance(raw, dict) or raw.get("version") is not None:
+                raise UsageError("--next picks the version: give no VERSION")
+            raw = {**raw, "version": "0.0.0"}  # a placeholder for validation; replaced in the lock
+        from contextlib import ExitStack
+
+        with ExitStack() as stack:
+            m = manifest.validate(raw, set(self.stages))
+            if m.get("artifacts"):  # a purge never deletes what this registration is about to reference
+                from .retention.storelock import held
+
+                stack.enter_context(held(self.locks_dir, shared=True))
+            return self._register_manifest(
+                m, actor=actor, progress=progress, check=check, compute_hash=compute_hash, upload=upload,
+                strict=strict, new_model=new_model, allow_unknown_license=allow_unknown_license, next=next)
+
+    def _register_manifest(
+        self, m: dict[str, Any], *, actor: str | None, progress: ProgressFactory | None, check: bool,
+        compute_hash: bool, upload: bool, strict: bool, new_model: bool, allow_unknown_license: bool,
+        next: str | None,
+    ) -> RegisterResult:
+        from .discovery import FingerprintIndex, check_registration, same_artifacts
+
+        if next is not None:
+            m = {**m, "version": None}  # no version yet: nothing to compare with an existing one
         checks = check_registration(self, m, strict=strict, new_model=new_model,
                                     allow_unknown_license=allow_unknown_license)
+        if next is not None:
+            m["version"] = "0.0.0"
         if m.get("artifacts"):
             store, options = None, None
             self._committed_storage()  # credentials in config.yaml are refused whatever is registered
@@ -827,7 +948,7 @@ class Registry:
                 raise UsageError("--upload needs 'artifact_store: URL' in config.yaml or your user config")
             if upload and _is_local(store) and eff.sources.get("artifact_store") == "committed":
                 check_local_store(store, self.root)
-            existing = self.refs.read_version(m["name"], m["version"])
+            existing = self.refs.read_version(m["name"], m["version"]) if next is None else None
             if existing is not None:  # refuse other content before hashing (maybe gigabytes) again
                 from .artifacts import cheap_changes
 
@@ -847,20 +968,32 @@ class Registry:
             if uploaded:
                 from . import hooks
 
-                name_, version_ = m["name"], m["version"]
+                name_, version_ = m["name"], None if next else m["version"]  # --next: picked later
                 hooks.emit(lambda: [Event("upload", name_, resolve_actor(actor), version=version_,
                                           data={"store": store, "artifacts": uploaded})], self.path)
         for p in m.get("parents", []):
             if not self.objects.exists(p["digest"]):
                 raise NotFound(f"parent {p['digest']} does not exist in this registry")
-        data = manifest.to_bytes(m)
-        name, version = m["name"], m["version"]
-        existing = self.refs.read_version(name, version)
-        if existing is not None:  # version entries never change: no lock needed (a read-only clone works)
-            return self._same_or_conflict(m, existing, data)
+        name = m["name"]
+        if next is None:
+            data = manifest.to_bytes(m)
+            existing = self.refs.read_version(name, m["version"])
+            if existing is not None:  # version entries never change: no lock needed (a read-only clone works)
+                return self._same_or_conflict(m, existing, data)
+        same = same_artifacts(self, {**m, "version": None if next else m["version"]}, strict=strict)
+        from .retention.rules import from_config
+
+        rule = from_config(self.config.raw)  # a bad retention rule refuses before anything is written
         who = resolve_actor(actor)
         self._warm(name)
         with self._locked(name):
+            if next is not None:
+                from .names import check_version
+                from .semver import next_version
+
+                m["version"] = check_version(next_version(self.refs.version_names(name), next), set(self.stages))
+            version = m["version"]
+            data = manifest.to_bytes(m)
             existing = self.refs.read_version(name, version)
             if existing is not None:
                 return self._same_or_conflict(m, existing, data)
@@ -872,7 +1005,17 @@ class Registry:
             self.refs.add_version(name, version, digest, variants)
             event = self._record(Event("register", name, who, version=version, to=digest))
             fingerprints.registered(m, digest, was_current)
-        return RegisterResult(Resolved(name, version, digest), True, event, checks.duplicates, checks.more)
+            pruned: list[Resolved] = []
+            pruned_events: list[Event] = []
+            if rule.auto and rule.keep is not None:
+                from .retention.rules import plan
+
+                for r in plan(self, name, rule.keep):
+                    pruned_events += self._archive_locked(r, who, rule.reason(True), False, False,
+                                                          {"retention": rule.to_dict()})
+                    pruned.append(r)
+        return RegisterResult(Resolved(name, version, digest), True, event, checks.duplicates, checks.more, same, pruned,
+                              pruned_events)
 
     def _same_or_conflict(self, m: dict[str, Any], existing: str, data: bytes) -> RegisterResult:
         from .hashing import sha256_bytes
@@ -949,6 +1092,7 @@ class Registry:
         replace_staging: bool = False,
         expect_staging: str | Empty | None = None,
         sign: bool = False,
+        record_noop: bool = False,
     ) -> Move:
         """Point ``stage`` of the model at the version ``ref``, if the policy's rules and gates pass.
 
@@ -975,6 +1119,9 @@ class Registry:
         ``"archived"``.
 
         ``sign`` signs every event written with the user's SSH key (see :mod:`trust.signing`).
+
+        A promotion to the version the stage already holds changes and writes nothing
+        (``changed`` False); with ``record_noop`` it writes a ``noop`` event saying so.
         """
         from .config import ARCHIVED
 
@@ -984,6 +1131,8 @@ class Registry:
         if stage == ARCHIVED:
             if expect is not None or expect_staging is not None:
                 raise UsageError(f"--expect does not apply to {ARCHIVED!r}: it is not a stage")
+            if self.git_state is not None:  # only picking a side of a conflicted ref runs during a merge
+                gitguard.check(self.path)
             return self._promote_archived(target, reason, resolve_actor(actor), self._signer(sign))
         self._check_stage(stage)
         if not demote and (replace_staging or expect_staging is not None):
@@ -1002,6 +1151,8 @@ class Registry:
             sides = self.refs.conflict_sides(target.name, stage) if force else None
             if sides is not None:
                 return self._resolve_conflict(target, stage, sides, want, reason, who, signer)
+            if self.git_state is not None:  # opened during a merge only to pick a side of a conflicted ref
+                gitguard.check(self.path)
             current = self.refs.read_stage(target.name, stage)
             self._expect_holds(target.name, stage, current, want)
             held = self.refs.read_stage(target.name, demote_stage) if demote_stage else None
@@ -1014,7 +1165,7 @@ class Registry:
                                     f"unarchive it first: modelreg archive {target.name}@{target.version} --undo",
                                     info={"name": target.name, "version": target.version})
             if current == target.digest:
-                return Move(target.name, stage, target, target, False, [])
+                return self._noop(target.name, stage, target, "promote", reason, who, signer, record_noop)
             holder = self._holder(target.name, stage, current, force)
             report = self._evaluate(target, stage, state, holder and holder.digest)
             if not report.passed and not force:
@@ -1036,6 +1187,19 @@ class Registry:
                     state, "demote", target.name, who, demote_stage, held, replaced,
                     f"replaced in {stage} by {target.version}", {"replaced_in": stage, "by": ev.id}), signer))
         return Move(target.name, stage, replaced, target, True, events, notes)
+
+    def _noop(self, name: str, stage: str, holds: Resolved | None, command: str, reason: str | None, who: str,
+              signer: Any, record: bool) -> Move:
+        """A transition to what ``stage`` already holds (lock held): nothing changes; with ``record``
+        (``--record-noop``) a ``noop`` event says who asked for what. It is not a move: rollback and
+        the stage's history ignore it."""
+        events = []
+        if record:
+            digest = holds.digest if holds else None
+            events.append(self._record(Event(
+                "noop", name, who, version=holds.version if holds else None, stage=stage, from_=digest, to=digest,
+                reason=reason, data={"command": command}), signer))
+        return Move(name, stage, holds, holds, False, events)
 
     def _plan_demotion(
         self, target: Resolved, stage: str, replaced: Resolved | None, demote_stage: str | None, held: str | None,
@@ -1190,6 +1354,7 @@ class Registry:
         reason: str | None = None,
         actor: str | None = None,
         sign: bool = False,
+        record_noop: bool = False,
     ) -> Move:
         """Undo the most recent move of ``stage`` not undone yet, or go back to version ``to``.
 
@@ -1200,7 +1365,8 @@ class Registry:
         never held it there). Nothing to undo, or a move that would empty the stage (rollback
         never empties one: use :meth:`clear`), is NotFound. ``expect`` is a compare-and-swap on
         what the stage holds now, as in :meth:`promote`. No gates run and nothing is demoted;
-        an archived target is refused.
+        an archived target is refused. ``record_noop``: a rollback to what the stage already
+        holds writes a ``noop`` event (else nothing).
         """
         check_model(name)
         self._check_stage(stage)
@@ -1228,7 +1394,7 @@ class Registry:
                     f"{name}@{target.version} is archived; unarchive it before rolling back to it "
                     "(or roll back with --to VERSION)", info={"name": name, "version": target.version})
             if current == target.digest:
-                return Move(name, stage, target, target, False, [])
+                return self._noop(name, stage, target, "rollback", reason, who, signer, record_noop)
             self.refs.set_stage_if_equals(name, stage, current, target.digest)
             ev = self._record(self._move(state, "rollback", name, who, stage, current, target, reason,
                                          {"undoes": [e.id for e in undone]}), signer)
@@ -1255,12 +1421,13 @@ class Registry:
 
     def clear(
         self, name: str, stage: str, *, reason: str, expect: str | Empty | None = None, actor: str | None = None,
-        sign: bool = False,
+        sign: bool = False, record_noop: bool = False,
     ) -> Move:
         """Empty ``stage`` of model ``name``: the ref file is removed under the lock and a ``clear``
         event records what it held, who and why (``reason`` is required). ``expect`` is a
-        compare-and-swap as in :meth:`promote`. An empty stage stays empty (``changed`` False).
-        ``rollback`` undoes a clear. ``sign`` signs the event with the user's SSH key."""
+        compare-and-swap as in :meth:`promote`. An empty stage stays empty (``changed`` False; with
+        ``record_noop`` a ``noop`` event says so). ``rollback`` undoes a clear. ``sign`` signs the
+        event with the user's SSH key."""
         check_model(name)
         self._check_stage(stage)
         if not isinstance(reason, str) or not reason.strip():
@@ -1274,7 +1441,7 @@ class Registry:
             current = self.refs.read_stage(name, stage)
             self._expect_holds(name, stage, current, want)
             if current is None:
-                return Move(name, stage, None, None, False, [])
+                return self._noop(name, stage, None, "clear", reason, who, signer, record_noop)
             was = self._identity(current)
             state = self.model_state(name)
             self.refs.set_stage_if_equals(name, stage, current, None)
@@ -1289,13 +1456,29 @@ class Registry:
 
         A version that holds stages is refused (PolicyRefused) unless ``force``, which first
         clears each of them (one ``clear`` event per stage, listed in the archive event's
-        ``data.cleared``): an archived version never holds a stage. Unarchiving restores none.
+        ``data.cleared``): an archived version never holds a stage. Unarchiving restores none,
+        and is refused for a version whose content was purged unless ``force``.
         """
         target = self.resolve(ref)
         who = resolve_actor(actor)
+        from contextlib import ExitStack
+
         self._warm(target.name)
-        with self._locked(target.name):
-            events = self._archive_locked(target, who, reason, force, undo)
+        with ExitStack() as stack:
+            if undo:  # a version made live again: never while a purge deletes (retention.storelock)
+                from .retention.storelock import held
+
+                stack.enter_context(held(self.locks_dir, shared=True))
+            with self._locked(target.name):
+                if undo and not force:
+                    st = self.model_state(target.name).versions.get(target.version)
+                    if st is not None and st.archived and st.purged:
+                        raise PolicyRefused(
+                            f"{target.name}@{target.version} had {len(st.purged)} artifact(s) deleted from the store by "
+                            "prune --purge: unarchived, it could be promoted without its bytes; register the content "
+                            "again as a new version, or use --force (after restoring the bytes)",
+                            info={"name": target.name, "version": target.version, "purged": sorted(st.purged)})
+                events = self._archive_locked(target, who, reason, force, undo)
         return events[-1] if events and events[-1].action in ("archive", "unarchive") else None
 
     def _promote_archived(self, target: Resolved, reason: str | None, who: str, signer: Any = None) -> Move:
@@ -1409,12 +1592,19 @@ class Registry:
 
     def bind(
         self, ref: str, provider: str, id: str, endpoint: str | None = None,
-        params: dict[str, Any] | None = None, actor: str | None = None,
+        params: dict[str, Any] | None = None, actor: str | None = None, *, status: str = "active",
+        latency_ms: float | None = None, success_rate: float | None = None, last_used: str | None = None,
     ) -> Event:
-        """Record where a version is served: ``provider``'s model ``id`` (one binding per provider)."""
+        """Record where a version is served: ``provider``'s model ``id`` (one binding per provider;
+        binding again replaces it), its ``status`` (active, inactive, deprecated) and optionally
+        figures observed already (see :meth:`update_binding` to report them later)."""
+        from .bindings import check_figures, check_status
+
         check_key("provider", provider)
         if not isinstance(id, str) or not id.strip():
             raise UsageError("bind needs a non-empty --id")
+        check_status(status)
+        figures = check_figures(latency_ms, success_rate, last_used)
         params = params or {}
         if not isinstance(params, dict):
             raise UsageError("bind params must be a mapping")
@@ -1425,8 +1615,100 @@ class Registry:
         if endpoint is not None:
             check_uri_safe(endpoint)  # the log is committed: no user info, tokens or signed queries
         check_no_credentials(params, "bind --param", "the event log")
-        data = {"provider": provider, "id": id, "endpoint": endpoint, "params": params}
+        data = {"provider": provider, "id": id, "endpoint": endpoint, "params": params, "status": status, **figures}
         return self._annotate(ref, "bind", data, actor)
+
+    def update_binding(
+        self, ref: str, provider: str, *, status: str | None = None, endpoint: str | None = None,
+        latency_ms: float | None = None, success_rate: float | None = None, last_used: str | None = None,
+        actor: str | None = None,
+    ) -> Event:
+        """Change only the given fields of a version's binding to ``provider`` (a ``bind-update`` event):
+        its status or endpoint, or what a serving job observed (``latency_ms``, ``success_rate`` from 0
+        to 1, ``last_used`` as ``now`` or an ISO 8601 time). NotFound if there is no such binding."""
+        from .bindings import check_figures, check_status
+
+        check_key("provider", provider)
+        data: dict[str, Any] = {"provider": provider}
+        if status is not None:
+            data["status"] = check_status(status)
+        if endpoint is not None:
+            from .uris import check_uri_safe
+
+            check_uri_safe(endpoint)
+            data["endpoint"] = endpoint
+        data.update(check_figures(latency_ms, success_rate, last_used))
+        if len(data) == 1:
+            raise UsageError("bind without --id updates a binding: give --status, --endpoint, --latency-ms, "
+                             "--success-rate or --last-used (or --id to bind)")
+        target = self.resolve(ref)
+        who = resolve_actor(actor)
+        with self._locked(target.name):
+            st = self.model_state(target.name).versions.get(target.version)
+            if st is None or provider not in st.bindings:
+                has = ", ".join(sorted(st.bindings)) if st and st.bindings else "none"
+                raise NotFound(f"{target.name}@{target.version} has no binding to {provider} (has: {has}); "
+                               f"bind it first: modelreg bind {target.name}@{target.version} --provider {provider} "
+                               "--id ID", info={"name": target.name, "version": target.version, "provider": provider})
+            return self._record(Event("bind-update", target.name, who, version=target.version, to=target.digest,
+                                      data=data))
+
+    def bindings(self, name: str | None = None, provider: str | None = None, status: str | None = None) -> list[Any]:
+        """Every binding (of model ``name``, to ``provider``, with ``status``): :class:`bindings.BindingInfo`."""
+        from .bindings import list_bindings
+
+        return list_bindings(self, name, provider, status)
+
+    def rate(self, ref: str, score: int, comment: str | None = None, actor: str | None = None) -> Event:
+        """Record the actor's rating of a version, an integer from 1 to 5 (one per actor: the latest counts)."""
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+            raise UsageError(f"a rating is a whole number from 1 to 5, not {score!r}", info={"score": score})
+        if comment is not None and (not isinstance(comment, str) or len(comment) > manifest.MAX_TEXT):
+            raise UsageError(f"--comment must be text of at most {manifest.MAX_TEXT} characters")
+        return self._annotate(ref, "rate", {"score": score, "comment": comment}, actor)
+
+    # ----------------------------------------------------------- model records
+    def set_model(
+        self, name: str, fields: dict[str, Any], reason: str | None = None, actor: str | None = None
+    ) -> Event | None:
+        """Set fields of the model itself (``description``, ``task``, ``subject``, ``owner``, any other
+        key; a null value removes a key) as a ``model`` event; None when nothing would change."""
+        from .records import check_fields
+        from .state import _merge
+
+        check_model(name)
+        check_fields(fields)
+        _check_json(fields, "model fields")
+        self._require_model(name)
+        who = resolve_actor(actor)
+        with self._locked(name):
+            current = self.model_state(name).fields
+            after = dict(current)
+            _merge(after, fields)
+            if after == current:
+                return None
+            return self._record(Event("model", name, who, reason=reason, data={"fields": fields}))
+
+    def model_info(self, name: str) -> Any:
+        """A :class:`records.ModelInfo`: the model's fields, version count, stages, first/last registration."""
+        from .records import ModelInfo
+
+        check_model(name)
+        digests = self.refs.versions(name)
+        if not digests:
+            raise self._no_model(name)
+        state = self.model_state(name)
+        holders = self.stage_holders(name)
+        order = state.order(list(digests))
+        times = sorted(t for t in (state.versions[v].registered_at for v in digests if v in state.versions) if t)
+        latest = next((v for v in reversed(order) if not (state.versions.get(v) and state.versions[v].archived)), None)
+        updated = state.fields_updated or {}
+        return ModelInfo(
+            name, state.fields, len(digests),
+            sum(1 for v in digests if state.versions.get(v) and state.versions[v].archived),
+            {s: self._identity(holders[s]).version for s in self._stage_order(holders)}, latest,
+            times[0] if times else None, times[-1] if times else None, updated.get("time"), updated.get("actor"),
+        )
 
     def unbind(self, ref: str, provider: str, actor: str | None = None) -> Event | None:
         """Remove a version's binding to ``provider``; None if it had none."""
@@ -1438,56 +1720,54 @@ class Registry:
         return self._annotate(ref, "unbind", {"provider": provider}, actor)
 
     # -------------------------------------------------------------- retention
-    def prune(self, name: str, keep: int, apply: bool = False, *, actor: str | None = None) -> list[Resolved]:
+    def prune(self, name: str | None, keep: int | None = None, apply: bool = False, *,
+              actor: str | None = None) -> list[Resolved]:
         """The versions archived (or, without ``apply``, that would be): all but the newest ``keep``
         unarchived versions, in registration order, never one that holds a stage.
 
+        ``name`` None: every model, each under its own lock, in name order.
+        ``keep`` None: ``policy.retention.keep`` of config.yaml (UsageError if it has none).
         Already archived versions neither count toward ``keep`` nor appear in the result.
         Staged versions count toward ``keep`` when they are among the newest, and are
-        simply skipped when they are not. Without ``apply`` nothing changes.
+        simply skipped when they are not. Without ``apply`` nothing changes. The archive
+        events' reason names the rule (``pruned: keep N``, or the config's retention rule).
         """
-        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
-            raise UsageError(f"--keep must be a non-negative integer, not {keep!r}")
-        check_model(name)
-        self._require_model(name)
+        from .retention import rules
+
+        if keep is None:
+            rule = rules.from_config(self.config.raw)
+            if rule.keep is None:
+                raise UsageError("prune needs --keep N, or policy.retention.keep in config.yaml")
+            keep, reason, data = rule.keep, rule.reason(), {"retention": rule.to_dict()}
+        else:
+            rules.check_keep(keep)
+            reason, data = f"pruned: keep {keep}", {"prune": {"keep": keep}}
+        if name is not None:
+            check_model(name)
+            self._require_model(name)
         who = resolve_actor(actor)
-        with self._locked(name):
-            digests = self.refs.versions(name)
-            state = self.model_state(name)
-            live = [v for v in state.order(list(digests)) if not (state.versions.get(v) and state.versions[v].archived)]
-            staged = set(self.stage_holders(name).values())
-            old = live[: max(len(live) - keep, 0)]
-            chosen = [Resolved(name, v, digests[v]) for v in old if digests[v] not in staged]
-            if apply:
-                for r in chosen:
-                    self._archive_locked(r, who, f"pruned: keep {keep}", False, False, {"prune": {"keep": keep}})
+        chosen: list[Resolved] = []
+        for model in [name] if name is not None else self.refs.models():
+            with self._locked(model):
+                chosen += (rules.archive_locked(self, model, keep, who, reason, data) if apply
+                           else rules.plan(self, model, keep))
         return chosen
 
-    def stats(self) -> dict[str, Any]:
-        """Counts of models, versions, archived versions, versions per stage, and bytes on disk."""
-        models = self.refs.models()
-        versions = archived = 0
-        per_stage: dict[str, int] = {s: 0 for s in self.stages}
-        for name in models:
-            names = self.refs.version_names(name)
-            versions += len(names)
-            state = self.model_state(name)
-            archived += sum(1 for v in names if state.versions.get(v) and state.versions[v].archived)
-            for stage in self.stage_holders(name):
-                per_stage[stage] = per_stage.get(stage, 0) + 1
-        size = files = 0
-        import stat as stat_mod
+    def purge(self, name: str | None = None, apply: bool = False, *, actor: str | None = None,
+              now: Any = None) -> Any:
+        """``prune --purge``: delete from the artifact store the content of versions archived at least
+        ``policy.retention.purge_after_days`` days that no kept version shares (a dry run unless
+        ``apply``); a ``purge`` event per version. A :class:`retention.purge.PurgeReport`."""
+        from .retention.purge import purge
 
-        for dirpath, dirnames, entries in fileio.walk(self.path):
-            if dirpath == str(self.path):
-                dirnames[:] = [d for d in dirnames if d != "locks"]
-            for f, st in entries:
-                if stat_mod.S_ISLNK(st.st_mode):
-                    raise fileio.SymlinkError(os.path.join(dirpath, f))
-                size += st.st_size
-                files += 1
-        return {"models": len(models), "versions": versions, "archived": archived,
-                "stages": per_stage, "size_bytes": size, "files": files}
+        return purge(self, name, apply=apply, actor=actor, now=now)
+
+    def stats(self, name: str | None = None) -> dict[str, Any]:
+        """Versions, archived, purged, stage holders, artifact bytes and what retention would archive
+        next, per model and in total (or for model ``name`` only); see docs/policy.md, "Statistics"."""
+        from .retention.stats import stats
+
+        return stats(self, name)
 
     # --------------------------------------------------------------- artifacts
     def artifact_settings(self) -> tuple[str | None, dict[str, dict[str, Any]] | None]:
@@ -1546,6 +1826,11 @@ class Registry:
             self._manifest_of(r).get("artifacts", []), self.root,
             compute_hash=compute_hash, progress=progress, storage_options=options, egress=self.egress(),
         )
+        st = self.model_state(r.name).versions.get(r.version)
+        if st is not None and st.purged:
+            from .artifacts import as_purged
+
+            results = [as_purged(res, st.purged.get(res.uri)) for res in results]
         return VerifyReport(r, list(results))
 
     def verify_all(
@@ -1626,12 +1911,14 @@ class Registry:
         where: list[Any] = (),  # type: ignore[assignment]
         sort: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[Any]:
-        """Versions across models matching every filter (AND): list of :class:`discovery.SearchRecord`."""
+        """Versions across models matching every filter (AND): list of :class:`discovery.SearchRecord`,
+        in a stable order (``sort``, ties by model name and registration order), ``offset`` skipped."""
         from . import discovery
 
         return discovery.search(self, name_regex=name_regex, stage=stage, staged=staged, tag=tag,
-                                archived=archived, where=where, sort=sort, limit=limit)
+                                archived=archived, where=where, sort=sort, limit=limit, offset=offset)
 
     def lineage(self, ref: str, direction: str = "ancestors", depth: int | None = None) -> Any:
         """The ancestors or descendants of a version as a :class:`discovery.LineageNode` tree."""
@@ -1640,16 +1927,33 @@ class Registry:
         return discovery.lineage(self, ref, direction, depth)
 
     def license_check(self, ref: str, project_license: str | None = None) -> Any:
-        """A :class:`discovery.LicenseReport`: the version's license against all ancestors and a project."""
+        """A :class:`discovery.LicenseReport`: the version's license against all ancestors and a project.
+
+        ``project_license`` is an identifier, or the path of a LICENSE file, of a directory holding
+        one, or of a ``pyproject.toml``, whose license is detected offline (:mod:`licensefile`)."""
         from . import discovery
 
         return discovery.license_check(self, ref, project_license)
 
     def reindex(self) -> dict[str, int]:
-        """Rebuild the search cache of every model; model -> number of versions."""
-        from . import discovery
+        """Rebuild the query index (:mod:`modelreg.index`) from scratch; model -> number of versions."""
+        from .index.build import reindex
 
-        return discovery.SearchIndex(self).reindex()
+        return reindex(self)
+
+    # ------------------------------------------------------------------ site
+    def build_site(
+        self, out: str | os.PathLike[str] = "site", *, title: str | None = None, base_url: str | None = None,
+        jobs: int | None = None,
+    ) -> Any:
+        """Write the team's static site (HTML pages and a JSON API) into ``out``; a :class:`site.build.BuildReport`.
+
+        Only files whose bytes changed are written. Needs Jinja2 (``pip install 'modelreg[site]'``).
+        See docs/site.md.
+        """
+        from .site import build_site
+
+        return build_site(self, out, title=title, base_url=base_url, jobs=jobs)
 
 
 def unknown_stage(stage: str, stages: tuple[str, ...] | list[str]) -> str:
@@ -1657,6 +1961,24 @@ def unknown_stage(stage: str, stages: tuple[str, ...] | list[str]) -> str:
     from .suggest import did_you_mean
 
     return f"unknown stage {stage!r}{did_you_mean(stage, stages)}; configured stages: {', '.join(stages)}"
+
+
+def _wrap_os_errors(cls: type) -> None:
+    """Every public method (and construction) of ``cls`` raises StorageError instead of a raw OSError."""
+    from .errors import os_errors
+
+    for name, attr in list(vars(cls).items()):
+        if name.startswith("_") and name != "__init__":
+            continue
+        if isinstance(attr, classmethod):
+            setattr(cls, name, classmethod(os_errors(attr.__func__)))
+        elif isinstance(attr, property):
+            setattr(cls, name, property(os_errors(attr.fget), attr.fset, attr.fdel, attr.__doc__))
+        elif callable(attr) and not isinstance(attr, (staticmethod, type)):
+            setattr(cls, name, os_errors(attr))
+
+
+_wrap_os_errors(Registry)
 
 
 @dataclass(frozen=True)

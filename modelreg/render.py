@@ -148,7 +148,18 @@ def _annotation(e: Any) -> str:
     if e.action == "approve":
         return f" for {d.get('stage')}" + (f": {d['comment']}" if d.get("comment") else "")
     if e.action in ("bind", "unbind"):
-        return f" {d.get('provider')}" + (f" {d['id']}" if d.get("id") else "")
+        return f" {d.get('provider')}" + (f" {d['id']}" if d.get("id") else "") + (
+            f" ({d['status']})" if d.get("status") else "")
+    if e.action == "bind-update":
+        return f" {d.get('provider')}" + "".join(f" {k}={_fmt(v)}" for k, v in d.items() if k != "provider")
+    if e.action == "rate":
+        return f" {d.get('score')}/5" + (f": {d['comment']}" if d.get("comment") else "")
+    if e.action == "model" and isinstance(d.get("fields"), dict):
+        return "".join(f" {k}={_fmt(v)}" for k, v in d["fields"].items())
+    if e.action == "purge":
+        return f" {len(d.get('artifacts') or [])} object(s), {d.get('bytes') or 0} bytes"
+    if e.action == "noop":
+        return f" ({d.get('command')}: already {'held' if e.to else 'empty'})"
     return ""
 
 
@@ -236,12 +247,55 @@ def metrics_lines(metrics: dict[str, dict[str, Any]]) -> Iterator[str]:
 
 
 def stats_lines(stats: dict[str, Any]) -> Iterator[str]:
-    """The registry statistics as ``name: value`` lines."""
+    """The statistics of ``stats [NAME]`` as ``name: value`` lines, then a table of models."""
+    if "per_model" not in stats:  # one model
+        yield f"model:     {stats['name']}"
+        yield (f"versions:  {stats['versions']} ({stats['archived']} archived, {stats['purged']} purged)")
+        yield "stages:    " + ("  ".join(f"{s}={v}" for s, v in stats["stages"].items()) or "-")
+        yield f"bytes:     {stats['bytes']} ({stats['live_bytes']} in unarchived versions, {stats['purged_bytes']} purged)"
+        yield "retention: " + _retention_text(stats, stats["would_archive"])
+        return
     yield f"models:    {stats['models']}"
-    yield f"versions:  {stats['versions']} ({stats['archived']} archived)"
+    yield f"versions:  {stats['versions']} ({stats['archived']} archived, {stats['purged']} purged)"
     for stage, n in stats["stages"].items():
         yield f"  {stage}: {n}"
+    yield f"bytes:     {stats['bytes']} in artifacts ({stats['live_bytes']} in unarchived versions, " \
+          f"{stats['purged_bytes']} purged)"
     yield f"size:      {stats['size_bytes']} bytes in {stats['files']} files"
+    yield "retention: " + _retention_text(stats, stats["would_archive"])
+    if stats["per_model"]:
+        yield ""
+        rows = []
+        for name, m in stats["per_model"].items():
+            rows.append((name, str(m["versions"]), str(m["archived"]), str(m["purged"]), str(m["bytes"]),
+                         "  ".join(f"{s}={v}" for s, v in m["stages"].items()) or "-",
+                         ", ".join(m["would_archive"]) or "-"))
+        widths = [max(len(r[i]) for r in [_STATS_HEAD, *rows]) for i in range(len(_STATS_HEAD))]
+        for r in [_STATS_HEAD, *rows]:
+            yield "  ".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)).rstrip()
+
+
+_STATS_HEAD = ("MODEL", "VERSIONS", "ARCHIVED", "PURGED", "BYTES", "STAGES", "WOULD ARCHIVE")
+
+
+def _retention_text(stats: dict[str, Any], would: list[str]) -> str:
+    rule = stats.get("retention") or {}
+    if rule.get("keep") is None:
+        return "no policy.retention.keep (prune needs --keep)"
+    auto = ", applied by register" if rule.get("auto") else ""
+    return f"keep {rule['keep']}{auto}; would archive next: {', '.join(would) or 'nothing'}"
+
+
+def bindings_table(rows: list[Any]) -> None:
+    """Print bindings: where each version is served, its status and observed figures."""
+    def fig(v: Any) -> str:
+        return "-" if v is None else _fmt(v)
+
+    _table(
+        ("MODEL", "VERSION", "PROVIDER", "ID", "STATUS", "STAGES", "LATENCY_MS", "SUCCESS", "LAST_USED", "ENDPOINT"),
+        [(b.name, b.version, b.provider, b.id or "-", b.status, ", ".join(b.stages) or "-", fig(b.latency_ms),
+          fig(b.success_rate), when(b.last_used) if b.last_used else "-", b.endpoint or "-") for b in rows],
+    )
 
 
 def _fmt(value: Any) -> str:

@@ -99,7 +99,7 @@ SETTINGS: dict[str, tuple[Callable[[str, str], object], str]] = {
     "MODELREG_TRUSTED_SETTINGS": (_digest, "approves committed network settings with this digest"),
     "MODELREG_LOCAL_ROOTS": (_paths, "absolute paths registry URIs may read besides the project"),
     "MODELREG_ALLOW_PRIVATE_NETWORK": (_printable, "1/0, or host[:port],... that registry URIs may reach"),
-    "MODELREG_CACHE_DIR": (_path, "where derived data (search cache, fingerprint index) is kept"),
+    "MODELREG_CACHE_DIR": (_path, "where derived data (the query index, fsck --quick memory) is kept"),
 }
 
 

@@ -1,5 +1,6 @@
-"""What a model's event log says about its versions: registration order, archived state, stage history,
-and the annotations recorded after registration (metrics, tag changes, approvals, bindings).
+"""What a model's event log says about it and its versions: registration order, archived and purged
+state, stage history, the annotations recorded after registration (metrics, tag changes, approvals,
+bindings and their observed figures, ratings) and the model's own fields (``model set``).
 
 Pure functions over events; the log itself stays the only copy. Events are folded in the
 log's causal order (:mod:`modelreg.lifecycle.order`): stage moves along their ``prev``
@@ -37,6 +38,15 @@ class VersionState:
     approvals: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     bindings: dict[str, dict[str, Any]] = field(default_factory=dict)
     stages_held: set[str] = field(default_factory=set)
+    archived_at: str | None = None
+    ratings: dict[str, dict[str, Any]] = field(default_factory=dict)  # actor -> {score, comment, time}
+    purged: dict[str, dict[str, Any]] = field(default_factory=dict)  # artifact uri -> {sha256, size, time}
+
+    @property
+    def rating(self) -> dict[str, Any]:
+        """``{"avg": mean score or None, "count": number of actors who rated}`` (one rating per actor)."""
+        scores = [r["score"] for r in self.ratings.values()]
+        return {"avg": sum(scores) / len(scores) if scores else None, "count": len(scores)}
 
     def tags(self, manifest_tags: list[str] | tuple[str, ...] = ()) -> list[str]:
         """Current tags: the manifest's, plus those added, minus those removed since."""
@@ -49,6 +59,8 @@ class ModelState:
 
     versions: dict[str, VersionState] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)  # the model's own fields (``model set``)
+    fields_updated: dict[str, Any] | None = None  # {time, actor} of the last ``model`` event
 
     def get(self, version: str) -> VersionState:
         return self.versions.setdefault(version, VersionState(version))
@@ -105,7 +117,11 @@ class ModelState:
         """The events that fold into ``version``'s annotations and archived state, in order."""
         return [e for e in self.events if e.version == version and e.action in ANNOTATIONS]
 
-ANNOTATIONS = frozenset({"metrics", "tag", "approve", "bind", "unbind", "archive", "unarchive"})
+
+ANNOTATIONS = frozenset({"metrics", "tag", "approve", "bind", "bind-update", "unbind", "archive", "unarchive",
+                         "rate", "purge"})
+MODEL_FIELDS = "model"  # the action of a model-level event (``version`` null): data {"fields": {K: V}}
+BINDING_FIGURES = ("latency_ms", "success_rate", "last_used")  # observed later, updated without rebinding
 
 
 def _apply(st: VersionState, e: Event) -> None:
@@ -130,10 +146,56 @@ def _apply(st: VersionState, e: Event) -> None:
         if isinstance(provider, str):
             st.bindings[provider] = {
                 "id": d.get("id"), "endpoint": d.get("endpoint"), "params": d.get("params") or {},
-                "time": e.time, "actor": e.actor,
+                "status": d.get("status") or "active",  # bindings recorded before statuses existed are active
+                **{k: d.get(k) for k in BINDING_FIGURES},
+                "time": e.time, "actor": e.actor, "updated_at": e.time, "updated_by": e.actor,
             }
+    elif e.action == "bind-update":  # status, endpoint or observed figures of an existing binding
+        b = st.bindings.get(d.get("provider"))  # type: ignore[arg-type]
+        if b is not None:
+            for key in ("status", "endpoint", *BINDING_FIGURES):
+                if key in d:
+                    b[key] = d[key]
+            b["updated_at"], b["updated_by"] = e.time, e.actor
     elif e.action == "unbind":
         st.bindings.pop(d.get("provider"), None)  # type: ignore[arg-type]
+    elif e.action == "rate":
+        score = d.get("score")
+        if isinstance(score, int) and not isinstance(score, bool):
+            st.ratings[e.actor] = {"score": score, "comment": d.get("comment"), "time": e.time}
+    elif e.action == "purge":
+        for a in d.get("artifacts") or []:
+            if isinstance(a, dict) and isinstance(a.get("uri"), str):
+                st.purged[a["uri"]] = {"sha256": a.get("sha256"), "size": a.get("size"), "time": e.time}
+
+
+def _apply_model(state: ModelState, e: Event) -> None:
+    """A ``model`` event: its fields are merged into the model's (mappings key by key, a null removes a key)."""
+    fields = e.data.get("fields")
+    if isinstance(fields, dict):
+        _merge(state.fields, fields)
+        state.fields_updated = {"time": e.time, "actor": e.actor}
+
+
+def _merge(into: dict[str, Any], fields: dict[str, Any]) -> None:
+    for key, value in fields.items():
+        if value is None:
+            into.pop(key, None)
+        elif isinstance(value, dict) and isinstance(into.get(key), dict):
+            into[key] = dict(into[key])  # never share a mapping with an event's data
+            _merge(into[key], value)
+        elif isinstance(value, dict) and value and all(v is None for v in value.values()):
+            continue  # removing keys of a mapping the model does not have
+        else:
+            into[key] = _copy(value)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def apply_version_event(st: VersionState, e: Event) -> None:
@@ -149,9 +211,11 @@ def apply_version_event(st: VersionState, e: Event) -> None:
         if st.registered_at is None:
             st.registered_at, st.registered_by, st.digest = e.time, e.actor, e.to
     elif e.action == "archive":
+        if not st.archived:  # archived since the first of consecutive archive events
+            st.archived_at = e.time
         st.archived, st.archived_reason = True, e.reason
     elif e.action == "unarchive":
-        st.archived, st.archived_reason = False, None
+        st.archived, st.archived_reason, st.archived_at = False, None, None
     elif e.action in ANNOTATIONS:
         _apply(st, e)
 
@@ -160,6 +224,9 @@ def fold(events: list[Event]) -> ModelState:
     """Build the state of one model from its ordered events."""
     state = ModelState(events=events)
     for e in events:
+        if e.action == MODEL_FIELDS and e.version is None:
+            _apply_model(state, e)
+            continue
         if e.version is None:
             continue
         if e.action in MOVES:

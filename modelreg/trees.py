@@ -559,7 +559,7 @@ class _Writer:
         self.created_dirs: list[Path] = []
         self.written: list[Path] = []
 
-    def _dir_fd(self, parts: list[str]) -> int:
+    def _dir_fd(self, parts: list[str], create: bool = True) -> int:
         flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
         nofollow = getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(self.base, flags)
@@ -570,6 +570,8 @@ class _Writer:
                 try:
                     nfd = os.open(part, flags | nofollow, dir_fd=fd)
                 except FileNotFoundError:
+                    if not create:
+                        raise
                     try:
                         os.mkdir(part, 0o777, dir_fd=fd)
                         self.created_dirs.append(here)
@@ -595,7 +597,7 @@ class _Writer:
 
         *parents, name = rel.split("/")
         try:
-            dfd = self._dir_fd(parents)
+            dfd = self._dir_fd(parents, create=False)  # looking never creates a directory
         except (UsageError, OSError):
             return False
         try:
@@ -666,7 +668,8 @@ class _Writer:
                 p.unlink()
             except OSError:
                 pass
-        for d in reversed(self.created_dirs):
+        # threads append in the order they finish, not the order of depth: remove the deepest first
+        for d in sorted(self.created_dirs, key=lambda d: len(d.parts), reverse=True):
             try:
                 d.rmdir()
             except OSError:

@@ -106,7 +106,8 @@ class VerifyResult:
     uri: str
     ok: bool
     status: str
-    """One of "ok", "missing", "size-mismatch", "hash-mismatch", "unreachable", "not-a-file"."""
+    """One of "ok", "missing", "size-mismatch", "hash-mismatch", "unreachable", "not-a-file" (and "purged",
+    set by the registry for an artifact its version's purge event deleted)."""
     expected_size: int | None
     actual_size: int | None
     expected_sha256: str | None
@@ -974,3 +975,47 @@ def sign_url(uri: str, expires: int, *, storage_options: StorageOptions | None =
         if isinstance(exc.__cause__, NotImplementedError):
             raise UsageError(f"{proto}:// cannot sign links (only s3:// and gs:// stores can): {uri}") from None
         raise
+
+
+def delete_artifact(
+    uri: str, *, root: str | os.PathLike[str], storage_options: StorageOptions | None = None
+) -> bool:
+    """Delete one stored object (``prune --purge``); True if it was deleted, False if it was not there.
+
+    A local path is removed only if it is a regular file (never a symlink, never a directory, never
+    through a symlinked ``sha256/`` or ``ab/`` directory of the store); the directory is fsynced after. A remote object is removed
+    through fsspec. The caller decides that ``uri`` is a content-addressed object of the artifact
+    store that nothing live uses (see modelreg.retention.purge).
+    """
+    check_uri_safe(uri)
+    if is_local(uri):
+        path = _file_uri_to_path(uri) if _protocol(uri) == "file" else Path(uri)
+        if not path.is_absolute():
+            path = Path(root) / path
+        for d in (path.parent, path.parent.parent):  # STORE/sha256/ab/: the store's own directories, never links
+            if d.is_symlink():
+                raise UsageError(f"will not delete {uri}: {d} is a symlink")
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise UsageError(f"will not delete {uri}: not a regular file")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ModelregError(f"cannot delete {uri}: {exc.strerror or exc}") from None
+        _fsync_dir(path.parent)
+        return True
+    fs = _filesystem(uri, storage_options)
+    try:
+        _remote_info(fs, uri)  # object stores delete a missing key without a word: ask first
+        with _errors(uri):
+            fs.rm_file(uri)
+    except NotFound:
+        return False
+    with _errors(uri):
+        fs.invalidate_cache(uri)
+    return True

@@ -74,7 +74,8 @@ def test_schema_is_in_one_place_and_policy_show_prints_it_whole(cli, project):
     assert code == 0, err
     data = json.loads(out)
     assert list(data) == list(TOP_LEVEL_KEYS)
-    assert data["policy"] == {"require_previous_stage": {}, "demote_to": {}, "gates": {}}  # relaxed by conftest
+    assert data["policy"] == {"require_previous_stage": {}, "demote_to": {}, "gates": {},  # relaxed by conftest
+                              "retention": {"keep": None, "auto": False, "purge_after_days": None}}
     assert data["artifact_store"] is None and data["storage_options"] == {} and data["format"] == 1
     code, text, _ = cli("policy", "show")
     assert canonical.load(text.encode(), what="policy show") == data  # the text is that same config as YAML

@@ -63,7 +63,11 @@ FAILING = {  # command -> an invocation that fails, and its exit code
     "licenses": (["licenses", "--bogus", "--json"], 2),
     "audit": (["audit", "--base", "HEAD", "--json"], 3),  # not a git work tree
     "trust": (["trust", "--show", "--revoke", "--json"], 2),
+    "model": (["model", "show", "nosuch", "--json"], 3),
+    "bindings": (["bindings", "--status", "bogus", "--json"], 2),
+    "rate": (["rate", f"{MODEL}@1.0.0", "6", "--json"], 2),
     "import": (["import", "gto", "--repo", "nosuch-dir", "--json"], 3),
+    "site": (["site", "build", "--out", "site", "--base-url", "ftp://x", "--json"], 2),
 }
 
 

@@ -166,11 +166,32 @@ def _conflicted_repo(git_env: Path, capsys) -> Path:  # type: ignore[no-untyped-
     ["show", "faq-bot@1.1.0"],
     ["ls"],
     ["ls", "faq-bot"],
+    ["fsck"],
+    ["register", "faq-bot", "2.0.0"],
     ["promote", "faq-bot@1.1.0", "production"],
     ["promote", "faq-bot@1.1.0", "production", "--expect", "1.0.0"],
 ])
-def test_conflicting_stage_moves_are_detected_by_every_reader(git_env: Path, capsys, args) -> None:  # type: ignore[no-untyped-def]
+def test_conflicting_stage_moves_block_every_command_during_the_merge(git_env: Path, capsys, args) -> None:  # type: ignore[no-untyped-def]
     repo = _conflicted_repo(git_env, capsys)
+    before = (repo / ".modelreg/logs/faq-bot.jsonl").read_bytes()
+    run = cli(capsys, repo, *args)
+    assert run.code == 8, run.err
+    assert run.err.count("\n") == 1 and run.err.startswith("modelreg: error: a git merge is in progress")
+    assert ".modelreg/refs/faq-bot/production" in run.err and "promote faq-bot@VERSION production --force" in run.err
+    assert "git checkout --ours/--theirs -- .modelreg/refs/faq-bot/production" in run.err
+    assert "modelreg sync" in run.err and "git merge --abort" in run.err
+    assert (repo / ".modelreg/logs/faq-bot.jsonl").read_bytes() == before  # nothing written
+
+
+@pytest.mark.parametrize("args", [
+    ["resolve", "faq-bot@production"],
+    ["show", "faq-bot@production"],
+    ["ls", "faq-bot"],
+    ["promote", "faq-bot@1.1.0", "production", "--expect", "1.0.0"],
+])
+def test_committed_conflict_markers_are_detected_by_every_reader(git_env: Path, capsys, args) -> None:  # type: ignore[no-untyped-def]
+    repo = _conflicted_repo(git_env, capsys)
+    git(repo, "commit", "-q", "-a", "--no-edit")  # someone committed the markers
     run = cli(capsys, repo, *args)
     assert run.code == 6, run.err
     assert run.err.count("\n") == 1 and run.err.startswith("modelreg: error: ")
@@ -181,18 +202,11 @@ def test_conflicting_stage_moves_are_detected_by_every_reader(git_env: Path, cap
 
 def test_fsck_names_the_conflicted_file_then_promote_force_resolves_it(git_env: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     repo = _conflicted_repo(git_env, capsys)
-    fsck = cli(capsys, repo, "fsck", "--json")
-    assert fsck.code == 6
-    errors = [p for p in fsck.json()["problems"] if p["severity"] == "error"]
-    assert [p["path"] for p in errors] == ["refs/faq-bot/production"]
-    assert "conflict markers" in errors[0]["message"]
-    text = cli(capsys, repo, "fsck")
-    assert text.code == 6 and "error: refs/faq-bot/production:" in text.out
-
+    assert cli(capsys, repo, "fsck").code == 8  # the merge is in progress
     # --expect must name one of the two sides
     assert cli(capsys, repo, "promote", "faq-bot@1.1.0", "production", "--force", "--expect", "1.0.0", "--reason", "pick a side").code == 4
-    digests = {v: _ok(cli(capsys, repo, "resolve", f"faq-bot@{v}", "--digest")).out.strip()
-               for v in ("1.1.0", "1.2.0")}
+    digests = {v: git(repo, "show", f"{b}:.modelreg/refs/faq-bot/production").stdout.strip()
+               for v, b in (("1.1.0", "a"), ("1.2.0", "b"))}
     move = _ok(cli(capsys, repo, "promote", "faq-bot@1.1.0", "production", "--force", "--expect", "1.2.0",
                    "--reason", "pick a", "--json")).json()
     assert move["changed"] and move["from"] is None and move["to"]["version"] == "1.1.0"
@@ -200,10 +214,10 @@ def test_fsck_names_the_conflicted_file_then_promote_force_resolves_it(git_env: 
     assert data["resolved_conflict"] is True and data["forced"] is True
     assert sorted(data["conflict_sides"]) == sorted(digests.values())
     assert (repo / ".modelreg/refs/faq-bot/production").read_text() == digests["1.1.0"] + "\n"
+    # --force is for picking a side of a conflicted ref only: anything else waits for the merge to end
+    again = cli(capsys, repo, "promote", "faq-bot@1.2.0", "staging", "--force", "--reason", "x")
+    assert again.code == 8 and "git merge is in progress" in again.err
 
-    assert _ok(cli(capsys, repo, "resolve", "faq-bot@production")).out.strip() == "1.1.0"
-    fsck = cli(capsys, repo, "fsck", "--json")
-    assert fsck.code == 0 and not fsck.json()["problems"], fsck.out
     # sync concludes the merge: only the registry is staged, the merge commit has two parents
     sync = _ok(cli(capsys, repo, "sync", "--json")).json()
     assert sync["committed"] and not sync["pushed"]
@@ -211,16 +225,66 @@ def test_fsck_names_the_conflicted_file_then_promote_force_resolves_it(git_env: 
     assert len(git(repo, "rev-list", "--parents", "-n1", "HEAD").stdout.split()) == 3
     last = log_lines(repo, "faq-bot")[-1]
     assert last["data"]["resolved_conflict"] is True
+    assert _ok(cli(capsys, repo, "resolve", "faq-bot@production")).out.strip() == "1.1.0"
+    fsck = cli(capsys, repo, "fsck", "--json")
+    assert fsck.code == 0 and not fsck.json()["problems"], fsck.out
+    text = cli(capsys, repo, "fsck")
+    assert text.code == 0
 
 
 def test_promote_without_force_keeps_refusing_and_checkout_one_side_also_resolves(git_env: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     repo = _conflicted_repo(git_env, capsys)
     before = (repo / ".modelreg/refs/faq-bot/production").read_bytes()
-    assert cli(capsys, repo, "promote", "faq-bot@1.2.0", "production").code == 6
+    assert cli(capsys, repo, "promote", "faq-bot@1.2.0", "production").code == 8
     assert (repo / ".modelreg/refs/faq-bot/production").read_bytes() == before
     git(repo, "checkout", "--theirs", "--", ".modelreg/refs/faq-bot/production")
+    assert cli(capsys, repo, "resolve", "faq-bot@production").code == 8  # still merging
+    _ok(cli(capsys, repo, "sync"))
+    assert git(repo, "status", "--porcelain").stdout == ""
     assert _ok(cli(capsys, repo, "resolve", "faq-bot@production")).out.strip() == "1.1.0"
     fsck = cli(capsys, repo, "fsck", "--json")
     assert fsck.code == 0  # the union log's last production move is one of the two; a warning at most
-    _ok(cli(capsys, repo, "sync"))
-    assert git(repo, "status", "--porcelain").stdout == ""
+    problems = fsck.json()["problems"]
+    assert all(p["severity"] == "warning" and p["repair"] for p in problems), problems
+
+
+def test_version_registered_on_both_sides_gets_a_working_hint_and_fsck_names_the_lost_side(git_env: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    repo = new_repo(git_env / "repo")
+    _ok(cli(capsys, repo, "register", "faq-bot", "1.0.0"))
+    _commit(repo, "base")
+    git(repo, "checkout", "-q", "-b", "a")
+    _ok(cli(capsys, repo, "register", "faq-bot", "2.0.0", "-p", "lr=0.1"))
+    _commit(repo, "a registers 2.0.0")
+    git(repo, "checkout", "-q", "-b", "b", "main")
+    _ok(cli(capsys, repo, "register", "faq-bot", "2.0.0", "-p", "lr=0.2"))
+    _commit(repo, "b registers 2.0.0 differently")
+    ours = (repo / ".modelreg/versions/faq-bot/2.0.0").read_text().strip()
+    assert git(repo, "merge", "--no-edit", "a", check=False).returncode != 0
+    path = ".modelreg/versions/faq-bot/2.0.0"
+
+    run = cli(capsys, repo, "resolve", "faq-bot@2.0.0")
+    assert run.code == 8 and f"git checkout --ours -- {path}" in run.err, run.err
+    git(repo, "checkout", "--ours", "--", path)  # the hint, as written, works
+    _ok(cli(capsys, repo, "sync"))  # concludes the merge
+    assert _ok(cli(capsys, repo, "resolve", "faq-bot@2.0.0", "--digest")).out.strip() == ours
+    fsck = cli(capsys, repo, "fsck", "--json")
+    assert fsck.code == 0, fsck.out
+    warned = [p for p in fsck.json()["problems"] if "no version entry has that digest" in p["message"]]
+    assert len(warned) == 1 and warned[0]["severity"] == "warning" and warned[0]["repair"] is None
+    assert "faq-bot@2.0.0" in warned[0]["message"]
+
+
+def test_committed_version_conflict_markers_name_checkout_not_promote(git_env: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    repo = new_repo(git_env / "repo")
+    _ok(cli(capsys, repo, "register", "faq-bot", "1.0.0"))
+    _commit(repo, "base")
+    git(repo, "checkout", "-q", "-b", "a")
+    _ok(cli(capsys, repo, "register", "faq-bot", "2.0.0", "-p", "lr=0.1"))
+    _commit(repo, "a")
+    git(repo, "checkout", "-q", "-b", "b", "main")
+    _ok(cli(capsys, repo, "register", "faq-bot", "2.0.0", "-p", "lr=0.2"))
+    _commit(repo, "b")
+    git(repo, "merge", "--no-edit", "a", check=False)
+    git(repo, "commit", "-q", "-a", "--no-edit")
+    run = cli(capsys, repo, "show", "faq-bot@2.0.0")
+    assert run.code == 6 and "git checkout --ours --" in run.err and "promote" not in run.err

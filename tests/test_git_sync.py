@@ -96,15 +96,21 @@ def test_stale_expect_conflicts_on_push_and_names_the_stage(git_env: Path, capsy
     _ok(cli(capsys, two, "promote", "faq-bot@1.2.0", "production", "--expect", "1.0.0"))  # stale, locally fine
     head = git(two, "rev-parse", "HEAD").stdout
 
-    run = cli(capsys, two, "sync", "--push", "--attempts", "3")
+    run = cli(capsys, two, "sync", "--push")
     assert run.code == 4, run.err
-    assert run.err.count("\n") == 1 and "stage faq-bot@production" in run.err and "rebase was aborted" in run.err
+    assert run.err.count("\n") == 1 and "stage faq-bot@production" in run.err and "nothing was pushed" in run.err
     git_dir = two / ".git"
     assert not (git_dir / "rebase-merge").exists() and not (git_dir / "rebase-apply").exists()
-    assert git(two, "rev-parse", "HEAD").stdout != head  # its commit was made, and kept
+    made = git(two, "rev-parse", "HEAD").stdout
+    assert made != head  # its commit was made, and kept
     assert git(two, "status", "--porcelain").stdout == ""
     one_digest = (one / ".modelreg/refs/faq-bot/production").read_text()
     assert _remote_file(bare, ".modelreg/refs/faq-bot/production") == one_digest  # not overwritten
+    again = cli(capsys, two, "sync", "--push", "--json")
+    assert again.code == 4 and git(two, "rev-parse", "HEAD").stdout == made  # the clone is as it was
+    data = again.json()
+    assert data["error"]["code"] == 4 and data["status"] == "conflict" and data["pushed"] is False
+    assert data["conflict"]["stages"] == ["faq-bot@production"] and data["contention"] is None
 
     # the documented way on: reset to the remote, and the stale --expect is now refused locally
     git(two, "reset", "-q", "--hard", "origin/main")
@@ -112,17 +118,17 @@ def test_stale_expect_conflicts_on_push_and_names_the_stage(git_env: Path, capsy
     assert again.code == 4 and "expected 1.0.0" in again.err
 
 
-def test_attempts_are_bounded_and_unreachable_remote_exits_7(git_env: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_hook_refusal_is_not_contention_and_unreachable_remote_exits_7(git_env: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     bare = _remote(git_env, capsys)
     clone = _clone(bare, git_env / "one")
     hook = bare / "hooks" / "pre-receive"
-    hook.write_text("#!/bin/sh\necho busy >&2\nexit 1\n")
+    hook.write_text("#!/bin/sh\necho registry is frozen >&2\nexit 1\n")
     hook.chmod(0o755)
     _ok(cli(capsys, clone, "register", "faq-bot", "1.1.0"))
     start = time.monotonic()
-    run = cli(capsys, clone, "sync", "--push", "--attempts", "3")
-    assert run.code == 4 and "still rejected after 3 attempt(s)" in run.err
-    assert time.monotonic() - start < 10
+    run = cli(capsys, clone, "sync", "--push")
+    assert run.code == 1 and "refused the push" in run.err and "registry is frozen" in run.err, run.err
+    assert time.monotonic() - start < 10  # not retried for the whole time budget
     hook.unlink()
     assert _ok(cli(capsys, clone, "sync", "--push", "--json")).json()["pushed"]  # commit was kept; now it goes
 
@@ -130,6 +136,7 @@ def test_attempts_are_bounded_and_unreachable_remote_exits_7(git_env: Path, caps
     run = cli(capsys, clone, "sync", "--push", "--remote", str(git_env / "nowhere.git"))
     assert run.code == 7 and run.err.count("\n") == 1 and "nowhere.git" in run.err
     assert cli(capsys, clone, "sync", "--push", "--attempts", "0").code == 2
+    assert cli(capsys, clone, "sync", "--push", "--timeout", "-1").code == 2
 
 
 def test_promote_and_push_library_recipe(git_env: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -149,7 +156,7 @@ def test_promote_and_push_library_recipe(git_env: Path, capsys) -> None:  # type
     # a staging promotion does not touch what clone one set: it rebases and pushes
     git(two, "reset", "-q", "--hard", "origin/main")
     reg2.register("faq-bot", "1.2.0")
-    move, result = promote_and_push(reg2, "faq-bot@1.2.0", "staging", expect="none", attempts=3)
+    move, result = promote_and_push(reg2, "faq-bot@1.2.0", "staging", expect="none", timeout=60)
     assert result.pushed and move.to.version == "1.2.0"
     assert _remote_file(bare, ".modelreg/refs/faq-bot/production") == (one / ".modelreg/refs/faq-bot/production").read_text()
 
@@ -179,7 +186,7 @@ def test_three_clones_register_and_promote_concurrently(git_env: Path, capsys) -
                 version = f"{r + 1}.{i}.1"
                 reg = Registry(repo / ".modelreg")  # library in-thread: no cwd involved
                 registered = reg.register("faq-bot", version, params={"round": r}, actor=f"ci{i}")
-                sync = cli_proc(repo, "sync", "--push", "--attempts", "30", "--json")
+                sync = cli_proc(repo, "sync", "--push", "--json")
                 assert sync.code == 0, sync.err  # registrations never conflict
                 pushed_ids[i].append(registered.event.id)
                 barrier.wait()  # everyone's registration is on the remote
@@ -189,7 +196,7 @@ def test_three_clones_register_and_promote_concurrently(git_env: Path, capsys) -
                 move = cli_proc(repo, "promote", f"faq-bot@{version}", "production", "--expect", seen,
                                 "--actor", f"ci{i}", "--json")
                 assert move.code == 0, move.err
-                sync = cli_proc(repo, "sync", "--push", "--attempts", "30", "--json")
+                sync = cli_proc(repo, "sync", "--push", "--json")
                 outcomes[i].append((r, version, sync.code))
                 if sync.code == 0:
                     pushed_ids[i].append(move.json()["events"][0]["id"])

@@ -240,7 +240,8 @@ def test_ls(cli, two_versions):
     assert code == 0, err
     assert MODEL in out and "staging=2.0.0" in out and "production" not in out
     code, out, _ = cli("ls", "--json")
-    assert json.loads(out) == [{"name": MODEL, "versions": 2, "stages": {"staging": "2.0.0"}, "latest": "2.0.0"}]
+    assert json.loads(out) == [{"name": MODEL, "versions": 2, "stages": {"staging": "2.0.0"}, "latest": "2.0.0",
+                                "description": None, "task": None, "subject": None, "owner": None, "fields": {}}]
     code, out, _ = cli("ls", MODEL, "--json")
     rows = json.loads(out)
     assert [r["version"] for r in rows] == ["1.0.0", "2.0.0"]

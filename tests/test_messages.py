@@ -45,6 +45,9 @@ TEXT_COMMANDS = [
     ["diff", "faq-bot@1.0.0", "faq-bot@1.1.0"], ["check", "faq-bot@1.1.0", "production"], ["verify", "faq-bot@1.0.0"],
     ["lineage", "faq-bot@1.1.0"], ["metrics", "show", "faq-bot@1.0.0"], ["stats"], ["policy", "show"], ["fsck"],
     ["promote", "faq-bot@1.1.0", "staging"], ["tag", "faq-bot@1.1.0", "add", "nlp"], ["archive", "faq-bot@1.1.0"],
+    ["model", "set", "faq-bot", "task=qa"], ["model", "show", "faq-bot"], ["rate", "faq-bot@1.0.0", "4"],
+    ["bind", "faq-bot@1.0.0", "--provider", "openai", "--id", "gpt-4"], ["bindings"], ["stats", "faq-bot"],
+    ["prune", "--keep", "1"], ["register", "faq-bot", "--next", "patch", "-a", "w.bin"],
 ]
 
 

@@ -70,7 +70,8 @@ def test_defaults_and_policy_show(tmp_path, capsys):
     data = Cli(reg, capsys).json("policy", "show")
     assert data == {"format": 1, "stages": ["staging", "production"],
                     "policy": {"require_previous_stage": {"production": ["staging"]},
-                               "demote_to": {"production": "staging"}, "gates": {}},
+                               "demote_to": {"production": "staging"}, "gates": {},
+                               "retention": {"keep": None, "auto": False, "purge_after_days": None}},
                     "artifact_store": None, "storage_options": {}}
     # a custom stage list without staging/production drops the defaults instead of failing
     assert parse(None, ("dev", "prod")).require_previous_stage == {}
@@ -349,4 +350,4 @@ def test_stats(tmp_path, capsys):
     assert data["stages"] == {"staging": 1, "production": 0}
     assert data["size_bytes"] > 0
     code, out, _ = Cli(reg, capsys)("stats")
-    assert code == 0 and "versions:  4 (1 archived)" in out
+    assert code == 0 and "versions:  4 (1 archived, 0 purged)" in out

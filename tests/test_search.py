@@ -178,11 +178,11 @@ def test_metrics_from_the_log_fold_are_searchable(project, capsys):
     assert found(capsys, "--sort", "-metrics.core-v1.2.score") == ["m@2.0", "m@1.0"]
 
 
-# ------------------------------------------------------------------ cache
-def cache_file(reg, model):
-    from modelreg.cachedir import cache_dir
+# ------------------------------------------------------------------ the index
+def index_file(reg):
+    from modelreg.index.db import path_of
 
-    return cache_dir(reg.path) / "search" / f"{model}.json"
+    return path_of(reg)
 
 
 def count_manifest_reads(monkeypatch):
@@ -197,9 +197,30 @@ def count_manifest_reads(monkeypatch):
     return calls
 
 
-def test_cache_answers_without_parsing_manifests(reg, monkeypatch):
+def sql(reg, q, *args):
+    import sqlite3
+
+    con = sqlite3.connect(index_file(reg))
+    try:
+        return con.execute(q, args).fetchall()
+    finally:
+        con.close()
+
+
+def test_index_is_sqlite_wal_with_a_schema_version(reg):
+    from modelreg.index.db import SCHEMA_VERSION
+
     reg.search()
-    assert cache_file(reg, "faq-bot").is_file()
+    path = index_file(reg)
+    assert path.is_file() and path.read_bytes()[:16] == b"SQLite format 3\x00"
+    assert sql(reg, "PRAGMA journal_mode") == [("wal",)]
+    assert sql(reg, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert not path.is_relative_to(reg.path)  # never inside .modelreg/
+    assert sorted(m for (m,) in sql(reg, "SELECT name FROM models")) == ["faq-bot", "vision"]
+
+
+def test_index_answers_without_parsing_manifests(reg, monkeypatch):
+    reg.search()
     calls = count_manifest_reads(monkeypatch)
     assert len(reg.search(where=["params.lr > 0"])) == 5
     assert calls == []
@@ -211,7 +232,7 @@ def test_register_after_a_query_shows_up_and_parses_only_the_new_manifest(reg, c
     reg.register("faq-bot", "3.0.0", params={"lr": 0.5})
     calls.clear()
     assert found(capsys, "--where", "params.lr == 0.5") == ["faq-bot@3.0.0"]
-    assert len(calls) == 1  # incremental rebuild: only the new version's manifest
+    assert len(calls) == 1  # incremental: only the new version's manifest
 
 
 def test_promote_and_archive_after_a_query_show_up(reg, capsys):
@@ -222,46 +243,93 @@ def test_promote_and_archive_after_a_query_show_up(reg, capsys):
     assert found(capsys, "--archived") == ["faq-bot@1.0.0", "faq-bot@1.2.0"]
 
 
-@pytest.mark.parametrize("garbage", [b"", b"{not json", b"[]", b'{"model": "other", "records": []}',
-                                     b'{"model": "faq-bot", "records": [1, 2], "stamp": null}'])
-def test_corrupt_cache_is_rebuilt_silently(reg, capsys, garbage):
+@pytest.mark.parametrize("garbage", [b"", b"not a database at all", b"SQLite format 3\x00" + b"\xff" * 4000])
+def test_corrupt_index_is_rebuilt_silently(reg, capsys, garbage):
     reg.search()
-    path = cache_file(reg, "faq-bot")
+    path = index_file(reg)
+    for suffix in ("-wal", "-shm"):
+        if path.with_name(path.name + suffix).exists():
+            path.with_name(path.name + suffix).unlink()
     path.write_bytes(garbage)
     code, out, err = run(capsys, "search", "--json", "--name", "faq")
     assert code == 0 and err == ""
     assert [r["version"] for r in json.loads(out)] == ["1.0.0", "1.2.0", "1.10.0", "2.0.0-rc.1"]
-    assert json.loads(path.read_bytes())["model"] == "faq-bot"
+    assert path.read_bytes()[:16] == b"SQLite format 3\x00"
 
 
-def test_malformed_records_under_a_valid_stamp_are_rebuilt(reg, capsys):
+def test_other_schema_version_is_rebuilt(reg, capsys):
+    import sqlite3
+
     reg.search()
-    path = cache_file(reg, "vision")
-    data = json.loads(path.read_bytes())
-    del data["records"][0]["params"]
-    path.write_text(json.dumps(data))
-    assert found(capsys, "--where", "params.lr == 0.01") == ["vision@0.9"]
+    con = sqlite3.connect(index_file(reg))
+    con.execute("PRAGMA user_version = 999")
+    con.execute("DELETE FROM versions")
+    con.commit()
+    con.close()
+    assert found(capsys) == ALL
 
 
-def test_stale_record_under_a_valid_stamp_is_fixed_by_reindex(reg, capsys):
+def test_stale_rows_under_valid_stamps_are_fixed_by_reindex(reg, capsys):
     reg.search()
-    path = cache_file(reg, "vision")
-    data = json.loads(path.read_bytes())
-    data["records"][0]["license"] = "WRONG"
-    path.write_text(json.dumps(data))
-    assert found(capsys, "--where", "license == WRONG") == ["vision@0.9"]  # the cache is trusted while fresh
+    import sqlite3
+
+    con = sqlite3.connect(index_file(reg))
+    con.execute("UPDATE versions SET license = 'WRONG' WHERE model = 'vision'")
+    con.commit()
+    con.close()
+    assert found(capsys, "--where", "license == WRONG") == []  # rows are re-checked in Python: no match
     code, _, err = run(capsys, "reindex")
     assert code == 0 and "Reindexed 2 model(s), 5 version(s)" in err
-    assert found(capsys, "--where", "license == WRONG") == []
+    assert sql(reg, "SELECT count(*) FROM versions WHERE license = 'WRONG'") == [(0,)]
 
 
-def test_cache_is_never_the_only_copy(reg, capsys):
+def test_a_changed_stamp_refolds_the_model(reg, capsys):
+    reg.search()
+    import sqlite3
+
+    con = sqlite3.connect(index_file(reg))
+    con.execute("UPDATE models SET stamp = 'forged' WHERE name = 'vision'")
+    con.execute("UPDATE versions SET record = replace(record, '\"archived\":false', '\"archived\":true') "
+                "WHERE model = 'vision'")
+    con.commit()
+    con.close()
+    assert found(capsys, "--where", "archived == true") == ["faq-bot@1.0.0"]  # vision refolded from its log
+
+
+def test_index_is_never_the_only_copy(reg, capsys):
     import shutil
 
     reg.search()
-    shutil.rmtree(cache_file(reg, "faq-bot").parent.parent)
+    shutil.rmtree(index_file(reg).parent)
     assert found(capsys) == ALL
     assert not (reg.path / "cache").exists()  # derived data never lives where git can deliver it
+
+
+def test_unusable_cache_dir_falls_back_to_the_registry(reg, capsys, monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(blocker))
+    assert found(capsys) == ALL
+    assert found(capsys, "--where", "params.lr < 0.001") == ["faq-bot@1.10.0", "faq-bot@2.0.0-rc.1"]
+
+
+def test_index_deleted_while_open_still_answers(reg, capsys, monkeypatch):
+    from modelreg.index import db
+
+    real = db.Index.records
+
+    def delete_then_read(self, *a, **k):
+        for suffix in ("", "-wal", "-shm"):
+            p = db.path_of(self.reg)
+            q = p.with_name(p.name + suffix)
+            if q.exists():
+                q.unlink()
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(db.Index, "records", delete_then_read)
+    assert found(capsys) == ALL
+    monkeypatch.setattr(db.Index, "records", real)
+    assert found(capsys) == ALL
 
 
 def test_reindex_json_and_empty_registry(project, capsys):
@@ -272,11 +340,9 @@ def test_reindex_json_and_empty_registry(project, capsys):
     assert found(capsys) == []
 
 
-def test_fold_signature_change_invalidates(reg, monkeypatch):
-    reg.search()
-    calls = count_manifest_reads(monkeypatch)
-    monkeypatch.setattr(discovery, "_fold_signature", lambda: ["something", "new"])
-    reg.search()
-    assert calls == []  # log-derived fields refolded, manifests reused by digest
-    stamp = json.loads(cache_file(reg, "faq-bot").read_bytes())["stamp"]
-    assert ["something", "new"] in stamp
+def test_mismatch_note_counts_like_a_full_scan(reg, capsys):
+    reg.set_metrics("faq-bot@1.0.0", "core", {"score": "0.90"})
+    reg.set_metrics("faq-bot@1.2.0", "core", {"score": 0.95})
+    code, out, err = run(capsys, "search", "--json", "--where", "metrics.core.score >= 0.9")
+    assert code == 0 and [r["version"] for r in json.loads(out)] == ["1.2.0"]
+    assert "1 value(s) of metrics.core.score could not be compared" in err

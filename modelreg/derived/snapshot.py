@@ -4,7 +4,7 @@
 each answer one indexed lookup: every version's registration (first ``register`` by
 ``(time, id)``), its other events (archive, annotations: few per version, refolded on
 read with :func:`modelreg.state.apply_version_event`), the stages it ever held, each
-stage's last move and undo stack, the versions whose names have upper-case letters (for
+stage's last move and undo stack, the model's own ``model`` events (its fields), the versions whose names have upper-case letters (for
 the case-collision check) and the id of every event folded (a repeated id is dropped,
 as readers of the log do).
 
@@ -42,10 +42,10 @@ from pathlib import Path
 
 from ..lifecycle.order import MOVES, causal_order
 from ..log import Event
-from ..state import ANNOTATIONS, VersionState, apply_version_event
+from ..state import ANNOTATIONS, MODEL_FIELDS, VersionState, apply_version_event
 from . import logtail
 
-SCHEMA = 2  # PRAGMA user_version; a file with another value is emptied and folded again
+SCHEMA = 3  # PRAGMA user_version (3: model fields, ratings, purges, binding updates); a file with another value is emptied and folded again
 BUSY_SECONDS = 30.0  # waiting for another process folding the same model
 BATCH = 5000  # rows per executemany while folding a whole log
 
@@ -65,8 +65,9 @@ CREATE TABLE IF NOT EXISTS heads(stage TEXT PRIMARY KEY, line TEXT NOT NULL) WIT
 CREATE TABLE IF NOT EXISTS stack(stage TEXT, seq INTEGER, id TEXT, frm TEXT, line TEXT NOT NULL,
   PRIMARY KEY (stage, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS stack_id ON stack(id);
+CREATE TABLE IF NOT EXISTS mevents(time TEXT, id TEXT, line TEXT, PRIMARY KEY (time, id)) WITHOUT ROWID;
 """
-_DATA_TABLES = ("ids", "dangling", "versions", "vevents", "held", "folded", "heads", "stack")
+_DATA_TABLES = ("ids", "dangling", "versions", "vevents", "held", "folded", "heads", "stack", "mevents")
 
 
 class Refold(Exception):
@@ -360,6 +361,10 @@ class Snapshot:
                                     "ORDER BY reg_time DESC, version DESC"):
             yield v
 
+    def model_events(self) -> list[Event]:
+        """The model's own ``model`` events (``model set``), in ``(time, id)`` order."""
+        return [_event(line) for (line,) in self.db.execute("SELECT line FROM mevents ORDER BY time, id")]
+
     def case_variants(self, folded: str) -> list[str]:
         return [v for (v,) in self.db.execute("SELECT version FROM folded WHERE folded = ?", (folded,))]
 
@@ -393,12 +398,13 @@ class _Fold:
             old.update(r[0] for r in self.db.execute(f"SELECT id FROM ids WHERE id IN ({','.join('?' * len(part))})", part))
         fresh = [e for k, e in first.items() if k not in old]
         self.db.executemany("INSERT INTO ids VALUES (?)", ((_key(e.id),) for e in fresh))
-        registers, vevents, folded = [], [], []
+        registers, vevents, folded, mevents = [], [], [], []
         for e in fresh:
             if e.action in MOVES:
                 self.moves.append(e)
             elif e.version is None:
-                continue
+                if e.action == MODEL_FIELDS:
+                    mevents.append((e.time, e.id, _line(e)))
             elif e.action == "register":
                 registers.append((e.version, e.time, e.id, e.actor, _blob(e.to)))
                 if e.version != e.version.lower():
@@ -413,6 +419,8 @@ class _Fold:
                 "ON CONFLICT(version) DO UPDATE SET reg_time = excluded.reg_time, reg_id = excluded.reg_id, "
                 "reg_actor = excluded.reg_actor, reg_to = excluded.reg_to "
                 "WHERE reg_time IS NULL OR (excluded.reg_time, excluded.reg_id) < (reg_time, reg_id)", registers)
+        if mevents:
+            self.db.executemany("INSERT OR IGNORE INTO mevents VALUES (?, ?, ?)", mevents)
         if folded:
             self.db.executemany("INSERT OR IGNORE INTO folded VALUES (?, ?)", folded)
         if vevents:

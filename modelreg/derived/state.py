@@ -2,7 +2,7 @@
 
 Both answers have the interface of :class:`modelreg.state.ModelState` (``versions``,
 ``head``, ``undo_stack``, ``undo_top``, ``rewind``, ``latest``, ``order``,
-``case_variants``, ``version_events``, ``events``) and give the same results; the
+``case_variants``, ``version_events``, ``events``, ``fields``) and give the same results; the
 snapshot answers each question with a lookup, so a write costs the same at 10 and at a
 million versions. Reads that need every version (``ls``, search) take ``versions`` whole.
 """
@@ -170,6 +170,7 @@ class SnapshotState:
         self._snap, self._reg, self._model = snap, reg, model
         self.versions = _Versions(snap)
         self._events: list[Event] | None = None
+        self._fields: ModelState | None = None
 
     @property
     def events(self) -> list[Event]:
@@ -180,6 +181,20 @@ class SnapshotState:
 
     def get(self, version: str) -> VersionState:
         return self.versions.get(version) or VersionState(version)
+
+    def _model_fields(self) -> ModelState:
+        if self._fields is None:
+            self._fields = fold(self._snap.model_events())  # a few ``model set`` events, folded as the log's are
+        return self._fields
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The model's own fields (``model set``)."""
+        return self._model_fields().fields
+
+    @property
+    def fields_updated(self) -> dict[str, Any] | None:
+        return self._model_fields().fields_updated
 
     def order(self, names: list[str]) -> list[str]:
         """``names`` ordered by registration time; versions the log does not know come first, by name."""

@@ -64,7 +64,7 @@ def test_the_cache_lives_in_the_users_cache_directory(flow: Flow, monkeypatch: p
     monkeypatch.setenv("MODELREG_CACHE_DIR", str(explicit))
     assert cache_dir(flow.registry) == explicit / key
     _search(flow)
-    assert (explicit / key / "search" / "m.json").is_file()
+    assert (explicit / key / "index.sqlite").is_file()
     monkeypatch.delenv("MODELREG_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(flow.base / "xdg"))
     assert cache_dir(flow.registry) == flow.base / "xdg" / "modelreg" / key
@@ -74,6 +74,8 @@ def test_the_cache_lives_in_the_users_cache_directory(flow: Flow, monkeypatch: p
     assert flow.cli("register", "m", "2.0.0", "-p", "lr=0.5").code == 0
     assert (flow.home / ".cache" / "modelreg" / key / "state" / "m.sqlite").is_file()
     assert (flow.home / ".cache" / "modelreg" / key / "fingerprints" / "stamps.json").is_file()
+    assert flow.cli("search").code == 0
+    assert (flow.home / ".cache" / "modelreg" / key / "index.sqlite").is_file()
     assert not (flow.registry / "cache").exists()
     # the same registry reached through a symlinked parent directory shares its cache
     alias = flow.base / "alias"
@@ -81,15 +83,17 @@ def test_the_cache_lives_in_the_users_cache_directory(flow: Flow, monkeypatch: p
     assert cache_dir(alias / ".modelreg") == cache_dir(flow.registry)
 
 
-def test_fingerprint_files_are_sharded_without_colons(flow: Flow) -> None:
+def test_fingerprint_lookups_read_the_index(flow: Flow) -> None:
     from modelreg.discovery import fingerprint
 
     assert flow.cli("register", "m", "2.0.0", "-p", "lr=0.5").code == 0
     base = cache_dir(flow.registry) / "fingerprints"
     names = [p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file() and p.name != "stamps.json"]
-    assert names and not any(":" in n for n in names)
     hexd = fingerprint({"lr": 0.5})[7:]
-    assert f"by-model/m/{hexd[:2]}/{hexd[2:]}" in names
+    assert f"by-model/m/fp/{hexd[:2]}/{hexd[2:]}" in names
+    assert flow.cli("search").code == 0
+    names = [p.name for p in cache_dir(flow.registry).rglob("*") if p.is_file()]
+    assert "index.sqlite" in names and not any(":" in n for n in names)
     dup = flow.cli("register", "m", "2.0.1", "-p", "lr=0.5")
     assert dup.code == 0 and "same params fingerprint as m@2.0.0" in dup.err
 
@@ -99,8 +103,8 @@ def test_fingerprint_files_are_sharded_without_colons(flow: Flow) -> None:
 def test_a_garbage_cache_only_costs_time(flow: Flow, garbage: bytes) -> None:
     honest = _search(flow)
     d = cache_dir(flow.registry)
-    for f in [d / "search" / "m.json", d / "fingerprints" / "stamps.json", *(d / "fingerprints").rglob("*")]:
-        if not f.is_dir():
+    for f in [d / "index.sqlite", d / "index.sqlite-wal", d / "index.sqlite-shm"]:
+        if f.exists():
             f.write_bytes(garbage)
     assert _search(flow) == honest
     r = flow.cli("register", "m", "2.0.0", "-p", "lr=0.1")

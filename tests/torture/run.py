@@ -1,6 +1,13 @@
 """Torture the registry and print what was tried and what was lost (must be nothing).
 
-    python -m tests.torture [--quick|--long] [--seed N] [--only crash,faults,concurrency,corruption,fuzz,skew,import,snapshot]
+    python -m tests.torture [--quick|--long] [--seed N] [--only SECTION,...] [--workdir DIR]
+
+Sections: crash (SIGKILLs spread over every write command, sync to a contended remote
+included), faults (an os call fails), disk (full disk: short writes, then ENOSPC), repair
+(fsck --repair against live writers), concurrency (N writers on one registry), skew (a
+writer whose clock is an hour behind), clones (N clones pushing to one remote at once),
+corruption, fuzz, import (the GTO/MLflow importers killed and faulted), site (site build
+killed), snapshot (state snapshots deleted, stale, or made stale by merged-in lines during writes). Progress goes to stderr; the figures to stdout.
 
 SIGKILL is not power loss: a killed process's writes already handed to the kernel stay in
 the page cache and reach the disk later, so the crash loop proves the *ordering* and
@@ -16,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import io
 import json
 import os
@@ -42,6 +48,10 @@ from modelreg.fsck import fsck  # noqa: E402
 from modelreg.registry import Registry  # noqa: E402
 from modelreg.state import MOVES  # noqa: E402
 
+from . import faults, gitfarm, races  # noqa: E402
+from .child import GIT_OPS, OPS  # noqa: E402
+from .faults import FAULT_FUNCS, Faults  # noqa: E402
+
 POWER_NOTE = (
     "note: SIGKILL does not simulate power loss (the page cache survives the process); the crash loop\n"
     "proves write ordering and atomicity. fsync (file before rename, directory after, log line before\n"
@@ -54,17 +64,42 @@ class Figures:
     ops_attempted: int = 0
     ops_acknowledged: int = 0
     kills: int = 0
+    kills_by_op: Counter = field(default_factory=Counter)
+    group_kills: int = 0  # the child's git subprocesses killed with it
+    recoveries: dict = field(default_factory=dict)
     faults_injected: int = 0
     fault_escapes: Counter = field(default_factory=Counter)
+    disk_rounds: int = 0
+    disk_short_writes: int = 0
+    disk_enospc: int = 0
+    disk_failures: Counter = field(default_factory=Counter)
+    repairs: int = 0
+    torn_lines: int = 0
+    clone_rounds: list = field(default_factory=list)
     corruptions_injected: int = 0
     corruptions_detected: int = 0
     inputs_fuzzed: int = 0
     fuzz_exits: Counter = field(default_factory=Counter)
     snapshot_mutations: Counter = field(default_factory=Counter)
     losses: list[str] = field(default_factory=list)
+    on_loss: Any = None  # called with each loss as it is found (progress output)
 
     def lose(self, what: str) -> None:
         self.losses.append(what)
+        if self.on_loss is not None:
+            self.on_loss(what)
+
+
+class Progress:
+    """One line per phase, and every so often within one, on stderr."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.t0 = time.perf_counter()
+        self.quiet = quiet
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            print(f"[torture {time.perf_counter() - self.t0:7.1f} s] {text}", file=sys.stderr, flush=True)
 
 
 def child_env() -> dict[str, str]:
@@ -94,13 +129,16 @@ def raw_event_ids(reg_dir: Path) -> Counter:
 
 
 def read_acks(path: Path) -> list[dict[str, Any]]:
+    """Acknowledgements (``begin`` markers left out); a line torn by the kill was never acknowledged."""
     out = []
     if path.exists():
         for line in path.read_text().splitlines():
             try:
-                out.append(json.loads(line))
+                rec = json.loads(line)
             except ValueError:
-                pass  # an ack line torn by the kill was never acknowledged
+                continue
+            if "begin" not in rec:
+                out.append(rec)
     return out
 
 
@@ -111,7 +149,8 @@ def init_registry(base: Path) -> Registry:
     """
     Registry.init(base)
     cfg = base / ".modelreg" / "config.yaml"
-    cfg.write_text(cfg.read_text() + "policy:\n  require_previous_stage: {}\n")
+    cfg.write_text(cfg.read_text() + "artifact_store: store\n"  # register --next --upload, prune --purge
+                   "policy:\n  require_previous_stage: {}\n  retention: {purge_after_days: 0}\n")
     return Registry.open(base)
 
 
@@ -142,68 +181,34 @@ def fetched_losses(base: Path) -> list[str]:
     return out
 
 
-def new_registry(base: Path) -> Path:
-    shutil.rmtree(base, ignore_errors=True)
+def seed_registry(base: Path) -> Registry:
     reg = init_registry(base)
     make_tree(base)
     reg.register("alpha", "0.1", actor="torture")
     reg.register("beta", "0.1", actor="torture")
-    return reg.path
+    return reg
 
 
-# ------------------------------------------------------------------ crash loop
-def crash_loop(work: Path, kills: int, rnd: random.Random, fig: Figures, max_delay: float) -> None:
-    reg_dir = new_registry(work / "crash")
-    acks = work / "crash-acks.jsonl"
-    acks.unlink(missing_ok=True)
-    env = child_env()
-    env["MODELREG_LOCK_TIMEOUT"] = "5"
-    for k in range(kills):
-        before = len(read_acks(acks))
-        p = subprocess.Popen([sys.executable, "-m", "tests.torture.child", str(reg_dir), str(acks), str(rnd.randrange(10**9))],
-                             env=env, cwd=ROOT, stderr=subprocess.PIPE)
-        time.sleep(rnd.uniform(0.12, max_delay))  # after interpreter start-up, somewhere inside the op loop
-        p.send_signal(signal.SIGKILL)
-        _, err = p.communicate()
-        fig.kills += 1
-        if p.returncode != -signal.SIGKILL:
-            fig.lose(f"crash loop: child exited {p.returncode} before the kill: {err.decode()[-300:]}")
-        done = read_acks(acks)
-        fig.ops_acknowledged += len(done) - before
-        fig.ops_attempted += len(done) - before + 1  # + the op cut short
-        for rec in done[before:]:
-            if rec["op"] == "error":
-                fig.lose(f"crash loop: child op failed after a previous kill: {rec['error']}")
-        errs = fsck_errors(reg_dir)
-        if errs:
-            fig.lose(f"crash loop kill {k}: fsck errors: {errs[:3]}")
-        for bad in fetched_losses(reg_dir.parent):
-            fig.lose(f"crash loop kill {k}: {bad}")
-        for rec in done[before:]:  # an acknowledged fetch left every file of the version in place
-            if rec["op"] == "fetch" and sum(1 for p in Path(rec["dest"]).rglob("*") if p.is_file()) < rec["files"]:
-                fig.lose(f"crash loop kill {k}: acknowledged fetch into {rec['dest']} is incomplete")
-        ids = raw_event_ids(reg_dir)
-        for rec in done[before:]:
-            for ev in rec.get("events") or [rec.get("event")] * bool(rec.get("event")):
-                if ids[ev] != 1:
-                    fig.lose(f"crash loop kill {k}: acknowledged {rec['op']} event {ev} occurs {ids[ev]} times")
-        # the next writer is not blocked by anything the killed child left behind
-        t0 = time.perf_counter()
+def new_registry(base: Path) -> Path:
+    shutil.rmtree(base, ignore_errors=True)
+    return seed_registry(base).path
+
+
+def run_cli(argv: list[str]) -> tuple[int | None, str, str, BaseException | None]:
+    """Run modelreg.cli.main in-process; (exit code, stdout, stderr, exception that escaped main)."""
+    out, err = io.StringIO(), io.StringIO()
+    code: int | None = None
+    escaped: BaseException | None = None
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            with _env("MODELREG_LOCK_TIMEOUT", "2"):
-                reg = Registry(reg_dir)
-                reg.register("alpha", f"probe.{k}", actor="torture-parent")
-                reg.promote(f"alpha@probe.{k}", "staging", actor="torture-parent")
-        except (ModelregError, OSError) as exc:
-            fig.lose(f"crash loop kill {k}: next writer failed: {exc!r}")
-        if time.perf_counter() - t0 > 2:
-            fig.lose(f"crash loop kill {k}: next writer took {time.perf_counter() - t0:.1f} s")
-    # every acknowledged event, from every round, is still there at the end
-    ids = raw_event_ids(reg_dir)
-    missing = [e for r in read_acks(acks) for e in r.get("events") or [r.get("event")] * bool(r.get("event"))
-               if ids[e] != 1]
-    if missing:
-        fig.lose(f"crash loop: {len(missing)} acknowledged events missing or duplicated at the end")
+            cli_main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except KeyboardInterrupt:
+            raise  # the person running the torture, not a modelreg outcome
+        except BaseException as exc:  # noqa: BLE001 - anything here would be a traceback for a user
+            escaped = exc
+    return code, out.getvalue(), err.getvalue(), escaped
 
 
 @contextlib.contextmanager
@@ -219,176 +224,178 @@ def _env(key: str, value: str):
             os.environ[key] = old
 
 
-# -------------------------------------------------------------- fault injection
-FAULT_FUNCS = ("write", "fsync", "replace", "mkdir", "open")
+# ------------------------------------------------------------------ crash loop
+def _drain(pgid: int, limit: float = 10.0) -> None:
+    """Wait for what a killed child left running (its git commands) to finish."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
 
 
-class Faults:
-    """Wrap os.<name>: count calls, and fail the Nth (once, or from then on) with EIO."""
+def crash_loop(work: Path, kills: int, rnd: random.Random, fig: Figures, max_delay: float, ops: list[str],
+               progress: Progress) -> None:
+    """SIGKILL a child running write commands, ``kills`` times, spread round-robin over ``ops``.
 
-    def __init__(self, name: str | None = None, nth: int = 0, persistent: bool = False) -> None:
-        self.name, self.nth, self.persistent = name, nth, persistent
-        self.counts: Counter = Counter()
-        self.fired = 0
-        self.saved: dict[str, Any] = {}
+    The registry is a git clone; when ``sync`` is among the ops, a contender process keeps
+    pushing to the same remote so that syncs rebase. After each kill: the clone is made usable
+    by following exactly what modelreg's exit-8 messages say (finish the sync, remove a stale
+    lock), fsck has no error, every acknowledged event is in the log exactly once, every
+    acknowledged push is on the remote, and the next writer succeeds at once. At the end
+    one more sync pushes everything: the remote holds every acknowledged event exactly once.
+    """
+    base = work / "crash"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    bare = gitfarm.make_remote(base, seed_registry)
+    repo = gitfarm.clone(bare, base / "clone", "crash")
+    reg_dir = repo / ".modelreg"
+    acks = work / "crash-acks.jsonl"
+    acks.unlink(missing_ok=True)
+    contender_acks = work / "contender-acks.jsonl"
+    contender_acks.unlink(missing_ok=True)
+    env = child_env()
+    env["MODELREG_LOCK_TIMEOUT"] = "5"
+    uses_git = any(op in GIT_OPS for op in ops)
+    contender = gitfarm.start_contender(bare, base, contender_acks, rnd.randrange(10**9), env) if uses_git else None
+    every = max(1, kills // 10)
+    progress.note(f"crash: {kills} kills over {', '.join(ops)}" + ("; a contender keeps pushing" if uses_git else ""))
+    try:
+        for k in range(kills):
+            focus = ops[k % len(ops)]
+            before = len(read_acks(acks))
+            lines_before = len(acks.read_text().splitlines()) if acks.exists() else 0
+            # a git operation only when it is the focus: the kills of other ops need no git recovery
+            mix = [o for o in ops if o == focus or o not in GIT_OPS]
+            p = subprocess.Popen([sys.executable, "-m", "tests.torture.child", str(reg_dir), str(acks),
+                                  str(rnd.randrange(10**9)), "--focus", focus, "--ops", ",".join(mix)],
+                                 env=env, cwd=ROOT, stderr=subprocess.PIPE, start_new_session=True)
+            slow = 3.0 if focus in GIT_OPS else 1.0
+            if rnd.random() < 0.1:  # now and then during start-up (opening the registry)
+                time.sleep(rnd.uniform(0.05, 0.5))
+            else:  # else somewhere inside the op loop, timed from the first operation
+                _wait_for_begin(acks, lines_before, p)
+                time.sleep(rnd.uniform(0.0, max_delay * slow))
+            group = focus in GIT_OPS and rnd.random() < 0.5
+            if group:
+                os.killpg(p.pid, signal.SIGKILL)  # git commands die too: they may leave git's locks behind
+                fig.group_kills += 1
+            else:
+                p.send_signal(signal.SIGKILL)
+            _, err = p.communicate()
+            _drain(p.pid)
+            fig.kills += 1
+            fig.kills_by_op[_interrupted(acks, lines_before)] += 1
+            if p.returncode != -signal.SIGKILL:
+                fig.lose(f"crash loop: child exited {p.returncode} before the kill: {err.decode()[-300:]}")
+            done = read_acks(acks)
+            fig.ops_acknowledged += len(done) - before
+            fig.ops_attempted += len(done) - before + 1  # + the op cut short
+            for rec in done[before:]:
+                if rec["op"] == "error":
+                    fig.lose(f"crash loop: child op {rec.get('of')} failed after a previous kill: {rec['error']}")
+            if focus in GIT_OPS:
+                why = gitfarm.recover(repo, run_cli, fig.recoveries)
+                if why:
+                    fig.lose(f"crash loop kill {k} ({focus}): recovery failed: {why}")
+                    break
+            errs = fsck_errors(reg_dir)
+            if errs:
+                fig.lose(f"crash loop kill {k} ({focus}): fsck errors: {errs[:3]}")
+            for bad in fetched_losses(repo):
+                fig.lose(f"crash loop kill {k}: {bad}")
+            for rec in done[before:]:  # an acknowledged fetch left every file of the version in place
+                if rec["op"] == "fetch" and sum(1 for p in Path(rec["dest"]).rglob("*") if p.is_file()) < rec["files"]:
+                    fig.lose(f"crash loop kill {k}: acknowledged fetch into {rec['dest']} is incomplete")
+            ids = raw_event_ids(reg_dir)
+            for rec in done[before:]:
+                for e in rec.get("events", []):
+                    if ids[e] != 1:
+                        fig.lose(f"crash loop kill {k}: acknowledged {rec['op']} event {e} occurs {ids[e]} times")
+                if rec.get("pushed_commit") and not gitfarm.on_remote(bare, rec["pushed_commit"]):
+                    fig.lose(f"crash loop kill {k}: acknowledged push {rec['pushed_commit'][:12]} is not on the remote")
+                if rec["op"] == "prune":  # (a later unarchive may have undone it: look for the event)
+                    pruned = {e.version for e in Registry(reg_dir).events(rec["model"])
+                              if e.action == "archive" and "prune" in e.data}
+                    if set(rec["archived"]) - pruned:
+                        fig.lose(f"crash loop kill {k}: a version prune acknowledged archiving has no archive event")
+            # the next writer is not blocked by anything the killed child left behind
+            t0 = time.perf_counter()
+            try:
+                with _env("MODELREG_LOCK_TIMEOUT", "2"):
+                    reg = Registry(reg_dir)
+                    reg.register("alpha", f"probe.{k}", actor="torture-parent")
+                    reg.promote(f"alpha@probe.{k}", "staging", actor="torture-parent")
+            except (ModelregError, OSError) as exc:
+                fig.lose(f"crash loop kill {k}: next writer failed: {exc!r}")
+            if time.perf_counter() - t0 > 10:  # a lock left behind would have made it fail after 2 s
+                fig.lose(f"crash loop kill {k}: next writer took {time.perf_counter() - t0:.1f} s")
+            if (k + 1) % every == 0 or k + 1 == kills:
+                progress.note(f"crash: {k + 1}/{kills} kills, {len(fig.losses)} losses "
+                              f"({', '.join(f'{o} {n}' for o, n in sorted(fig.kills_by_op.items()))})")
+    finally:
+        said = gitfarm.stop(contender) if contender else ""
+    if contender and contender.returncode not in (-signal.SIGKILL, None):
+        fig.lose(f"crash loop: the contender died by itself ({contender.returncode}): {said}")
+    # every acknowledged event, from every round, is still there at the end, locally and on the remote
+    ids = raw_event_ids(reg_dir)
+    mine = [e for r in read_acks(acks) for e in r.get("events", [])]
+    missing = [e for e in mine if ids[e] != 1]
+    if missing:
+        fig.lose(f"crash loop: {len(missing)} acknowledged events missing or duplicated at the end")
+    if uses_git:
+        code, _out, err, esc = run_cli(["-R", str(reg_dir), "sync", "--push"])
+        if code != 0:
+            fig.lose(f"crash loop: the final sync --push exited {code}: {err.strip()[-300:]}")
+        remote = gitfarm.remote_event_ids(bare)
+        theirs = [e for r in read_acks(contender_acks) for e in r.get("events", [])]
+        gone = [e for e in mine + theirs if remote.get(e) != 1]
+        if gone:
+            fig.lose(f"crash loop: {len(gone)} of {len(mine) + len(theirs)} acknowledged events are not on the "
+                     "remote exactly once")
+        fresh = gitfarm.clone(bare, base / "fresh", "checker")
+        errs = fsck_errors(fresh / ".modelreg")
+        if errs:
+            fig.lose(f"crash loop: fsck of a fresh clone: {errs[:3]}")
+        progress.note(f"crash: remote holds {len(mine)} acknowledged events of the crash clone and {len(theirs)} "
+                      "of the contender")
 
-    def __enter__(self) -> Faults:
-        for fn in FAULT_FUNCS:
-            real = getattr(os, fn)
-            self.saved[fn] = real
 
-            def wrapper(*a: Any, __fn: str = fn, __real: Any = real, **kw: Any) -> Any:
-                self.counts[__fn] += 1
-                if __fn == self.name and (self.counts[__fn] == self.nth or (self.persistent and self.counts[__fn] > self.nth)):
-                    self.fired += 1
-                    raise OSError(errno.EIO, f"injected EIO in os.{__fn}")
-                return __real(*a, **kw)
+def _wait_for_begin(acks: Path, lines_before: int, p: subprocess.Popen, limit: float = 15.0) -> None:
+    """Wait until the child began its first operation (or died, or ``limit`` passed)."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end and p.poll() is None:
+        if acks.exists() and len(acks.read_text().splitlines()) > lines_before:
+            return
+        time.sleep(0.01)
 
-            setattr(os, fn, wrapper)
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        for fn, real in self.saved.items():
-            setattr(os, fn, real)
+def _interrupted(acks: Path, lines_before: int) -> str:
+    """Which op the kill cut short: the last one this child began and did not acknowledge."""
+    last_begin, acked = None, False
+    lines = acks.read_text().splitlines()[lines_before:] if acks.exists() else []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if "begin" in rec:
+            last_begin, acked = rec["begin"], False
+        else:
+            acked = True
+    if last_begin is None:
+        return "start-up"
+    return "between ops" if acked else last_begin
+
+
+DERIVED = ("locks", "cache")  # registry subdirectories that are derived data: never compared
 
 
 def _fault_template(work: Path) -> Path:
-    base = work / "fault-template"
-    shutil.rmtree(base, ignore_errors=True)
-    reg = init_registry(base)
-    make_tree(base)
-    reg.register("m", "1.0", params={"lr": 0.1}, actor="t")
-    reg.register("m", "1.1", params={"lr": 0.2}, actor="t")
-    reg.register("m", "1.2", artifacts=[f"model={base / 'tree'}"], actor="t")
-    reg.promote("m@1.0", "production", actor="t")
-    return base
-
-
-def _fetch_state(root: Path) -> str | None:
-    out = root / "out"
-    files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} if out.exists() else {}
-    if not files:
-        return "old"
-    return "new" if files == {f"model/{k}": v for k, v in TREE_FILES.items()} else f"partial fetch: {sorted(files)[:3]}"
-
-
-OPS = {
-    # name: (library call, CLI argv, check(reg) -> "old" | "new" | None)
-    "register": (
-        lambda reg: reg.register("m", "2.0", params={"lr": 0.3}, actor="t"),
-        ["register", "m", "2.0", "-p", "lr=0.3", "--actor", "t"],
-        lambda reg: "new" if reg.refs.read_version("m", "2.0") else "old",
-    ),
-    "promote": (
-        lambda reg: reg.promote("m@1.1", "production", expect="1.0", actor="t"),
-        ["promote", "m@1.1", "production", "--expect", "1.0", "--actor", "t"],
-        lambda reg: {"1.0": "old", "1.1": "new"}.get(reg.resolve("m@production").version),
-    ),
-    "clear": (
-        lambda reg: reg.clear("m", "production", reason="t", expect="1.0", actor="t"),
-        ["clear", "m", "production", "--reason", "t", "--expect", "1.0", "--actor", "t"],
-        lambda reg: "old" if reg.refs.read_stage("m", "production") else "new",
-    ),
-    "archive-with-stages": (
-        lambda reg: reg.promote("m@1.0", "archived", reason="t", actor="t"),
-        ["promote", "m@1.0", "archived", "--reason", "t", "--actor", "t"],
-        lambda reg: _archived_state(reg),
-    ),
-    "register a directory": (
-        lambda reg: reg.register("m", "2.1", artifacts=[f"model={reg.root / 'tree'}"], actor="t"),
-        ["register", "m", "2.1", "-a", "model={root}/tree/", "--actor", "t"],
-        lambda reg: "new" if reg.refs.read_version("m", "2.1") else "old",
-    ),
-    "fetch a directory": (
-        lambda reg: reg.fetch("m@1.2", reg.root / "out"),
-        ["fetch", "m@1.2", "{root}/out"],
-        lambda reg: _fetch_state(reg.root),
-    ),
-}
-
-
-def _archived_state(reg: Registry) -> str:
-    """old: 1.0 serves production; new: archived and holding no stage; prefix: cleared, the archive
-    event not written yet (a valid state a failed command may leave: running it again finishes it)."""
-    archived = reg.show("m@1.0").archived
-    held = reg.refs.read_stage("m", "production")
-    if held is None:
-        return "new" if archived else "prefix"
-    return "old" if not archived else "archived but still in production"
-
-
-def run_cli(argv: list[str]) -> tuple[int | None, str, str, BaseException | None]:
-    """Run modelreg.cli.main in-process; (exit code, stdout, stderr, exception that escaped main)."""
-    out, err = io.StringIO(), io.StringIO()
-    code: int | None = None
-    escaped: BaseException | None = None
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            cli_main(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException as exc:  # noqa: BLE001 - anything here would be a traceback for a user
-            escaped = exc
-    return code, out.getvalue(), err.getvalue(), escaped
-
-
-def fault_injection(work: Path, fig: Figures) -> None:
-    template = _fault_template(work)
-    case = work / "fault-case"
-    for op_name, (lib_call, argv, check) in OPS.items():
-        for via in ("library", "cli"):
-            shutil.rmtree(case, ignore_errors=True)
-            shutil.copytree(template, case)
-            with Faults() as counter:
-                if via == "library":
-                    lib_call(Registry(case / ".modelreg"))
-                else:
-                    code, _, err, esc = run_cli(["-R", str(case / ".modelreg"), *(a.replace("{root}", str(case)) for a in argv)])
-                    assert code == 0 and esc is None, (code, err, esc)
-            for fn in FAULT_FUNCS:
-                for nth in range(1, counter.counts[fn] + 1):
-                    for persistent in (False, True):
-                        shutil.rmtree(case, ignore_errors=True)
-                        shutil.copytree(template, case)
-                        label = f"{op_name} via {via}: os.{fn} call {nth} fails {'persistently' if persistent else 'once'}"
-                        reg_dir = case / ".modelreg"
-                        outcome = "ok"
-                        with Faults(fn, nth, persistent) as f:
-                            if via == "library":
-                                try:
-                                    lib_call(Registry(reg_dir))
-                                except ModelregError:
-                                    outcome = "ModelregError"
-                                except OSError:
-                                    outcome = "raw OSError (library)"
-                                except BaseException as exc:  # noqa: BLE001
-                                    outcome = f"other {type(exc).__name__}"
-                            else:
-                                code, _, err, esc = run_cli(["-R", str(reg_dir), *(a.replace("{root}", str(case)) for a in argv)])
-                                if esc is not None:
-                                    outcome = f"CLI: {type(esc).__name__} escaped main() (a traceback)"
-                                elif "Traceback" in err or code is None or not 0 <= code <= 7:
-                                    outcome = f"CLI: exit {code}, traceback in stderr"
-                                elif code != 0:
-                                    lines = [x for x in err.splitlines() if x.strip()]
-                                    outcome = f"CLI exit {code}" if len(lines) == 1 else f"CLI: {len(lines)}-line error"
-                        if not f.fired:
-                            continue
-                        fig.faults_injected += 1
-                        fig.fault_escapes[outcome] += 1
-                        if outcome.startswith(("CLI:", "other")):
-                            fig.lose(f"{label}: {outcome}")
-                        errs = fsck_errors(reg_dir)
-                        if errs:
-                            fig.lose(f"{label}: fsck errors {errs[:3]}")
-                        try:
-                            state = check(Registry(reg_dir))
-                        except ModelregError as exc:
-                            state = f"unreadable ({exc.message})"
-                        if state not in ("old", "new", "prefix"):
-                            fig.lose(f"{label}: registry is in neither the old nor the new state: {state}")
-                        elif outcome == "ok" and state != "new":
-                            fig.lose(f"{label}: reported success but the registry holds the old state")
+    return faults.fault_template(work, init_registry, make_tree)
 
 
 # ----------------------------------------------------------------- concurrency
@@ -418,9 +425,9 @@ def concurrency(work: Path, procs: int, ops: int, rnd: random.Random, fig: Figur
         fig.lose(f"concurrency: fsck errors {errs[:3]}")
     ids = raw_event_ids(reg_dir)
     for r in acks:
-        for ev in r.get("events") or [r.get("event")] * bool(r.get("event")):
-            if ids[ev] != 1:
-                fig.lose(f"concurrency: acknowledged {r['op']} event {ev} occurs {ids[ev]} times")
+        for e in r.get("events", []):
+            if ids[e] != 1:
+                fig.lose(f"concurrency: acknowledged {r['op']} event {e} occurs {ids[e]} times")
     reg = Registry(reg_dir)
     for model in ("alpha", "beta"):
         events = reg.events(model)
@@ -783,11 +790,12 @@ def fuzz(work: Path, examples: int, fig: Figures) -> None:
     reg_dir = project / ".modelreg"
     manifest_file = work / "fuzz-manifest.yaml"
 
-    def snapshot(root: Path, skip_locks: bool = True) -> dict[str, bytes]:
+    def snapshot(root: Path, skip_derived: bool = True) -> dict[str, bytes]:
+        """Every file's bytes; ``skip_derived`` leaves out locks/ and cache/ (derived, never committed)."""
         out = {}
         for dirpath, dirnames, filenames in os.walk(root):
             rel = os.path.relpath(dirpath, root)
-            if skip_locks and rel.split(os.sep)[0] == "locks":
+            if skip_derived and rel.split(os.sep)[0] in DERIVED:
                 continue
             for n in filenames:
                 p = os.path.join(dirpath, n)
@@ -805,7 +813,7 @@ def fuzz(work: Path, examples: int, fig: Figures) -> None:
         if esc is not None:
             fig.lose(f"{label}: {type(esc).__name__} escaped main(): {esc!r:.200}")
             return
-        if code is None or not 0 <= code <= 7 or "Traceback" in err:
+        if code is None or not 0 <= code <= 9 or "Traceback" in err:
             fig.lose(f"{label}: exit {code}, stderr {err[-300:]!r}")
         if code != 0 and snapshot(reg_dir) != before:
             fig.lose(f"{label}: refused (exit {code}) but .modelreg changed")
@@ -894,7 +902,7 @@ def fuzz(work: Path, examples: int, fig: Figures) -> None:
             code, out, err, esc = run_cli(["-R", str(reg_dir), *argv])
             fig.fuzz_exits[code] += 1
             label = f"fuzz hostile tree {spot} -> {target}, {' '.join(argv)}"
-            if esc is not None or code is None or not 0 <= code <= 7 or "Traceback" in err:
+            if esc is not None or code is None or not 0 <= code <= 9 or "Traceback" in err:
                 fig.lose(f"{label}: exit {code}, {esc!r:.200} {err[-300:]!r}")
             outside = {k for k in snapshot(work, False) if not k.startswith(("fuzz" + os.sep + ".modelreg", "saved-registry"))}
             changed = [k for k in outside_before if k.startswith("planted")
@@ -1064,67 +1072,205 @@ def _first_difference(want: dict[str, Any], got: dict[str, Any]) -> str:
     return "?"
 
 
+# ------------------------------------------------------------------- site build
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def site_crash(work: Path, kills: int, rnd: random.Random, fig: Figures) -> None:
+    """SIGKILL `modelreg site build` (and its workers) at random moments, the registry changing between
+    rounds: no page is ever torn or stale-mixed, the registry is untouched, and the next build ends with
+    exactly the files a clean build writes (temp files and the previous build's stale files gone)."""
+    base = work / "site"
+    shutil.rmtree(base, ignore_errors=True)
+    reg = init_registry(base / "proj")
+    for m in ("alpha", "beta", "gamma"):
+        for i in range(60):
+            reg.register(m, f"1.0.{i}", actor="torture", params={"i": i}, new_model=True)
+        reg.set_metrics(f"{m}@1.0.59", "eval", {"score": 0.9}, actor="torture")
+        reg.promote(f"{m}@1.0.58", "production", actor="torture", reason="torture")
+    env = child_env()
+    env["MODELREG_CACHE_DIR"] = str(base / "cache")
+    out = base / "out"
+
+    def build(dest: Path, jobs: int, cache: Path) -> subprocess.Popen:
+        e = dict(env, MODELREG_CACHE_DIR=str(cache))
+        return subprocess.Popen([sys.executable, "-m", "modelreg", "-R", str(reg.path), "site", "build", "--out",
+                                 str(dest), "--jobs", str(jobs), "--json"], env=e, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+    def reference() -> dict[str, bytes]:
+        ref = base / "reference"
+        shutil.rmtree(ref, ignore_errors=True)
+        shutil.rmtree(base / "ref-cache", ignore_errors=True)
+        p = build(ref, 1, base / "ref-cache")
+        _, err = p.communicate()
+        if p.returncode != 0:
+            fig.lose(f"site: reference build exited {p.returncode}: {err.decode()[-300:]}")
+        return _tree(ref)
+
+    refs = [reference()]
+    before = snapshot_registry(reg.path)
+    for k in range(kills):
+        if k and k % 3 == 0:  # the registry moves on: new pages, changed pages, a stale file to remove
+            reg.register("alpha", f"2.0.{k}", actor="torture", new_model=True)
+            reg.promote(f"alpha@2.0.{k}", "staging", actor="torture", reason=f"round {k}")
+            refs = [refs[-1], reference()]
+            before = snapshot_registry(reg.path)
+        p = build(out, 1 + k % 2, base / "cache")
+        time.sleep(rnd.uniform(0.2, 1.2))
+        fig.ops_attempted += 1
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        _, err = p.communicate()
+        fig.kills += 1
+        if p.returncode == 0:
+            fig.ops_acknowledged += 1
+        elif p.returncode != -signal.SIGKILL:
+            fig.lose(f"site: build exited {p.returncode}: {err.decode()[-300:]}")
+        for rel, data in _tree(out).items():
+            if rel.startswith(".modelreg-tmp/") or rel == ".modelreg-site.json":
+                continue
+            if not any(r.get(rel) == data for r in refs):
+                fig.lose(f"site kill {k}: {rel} is neither the old nor the new page (torn or mixed)")
+                break
+        if snapshot_registry(reg.path) != before:
+            fig.lose(f"site kill {k}: the build changed the registry")
+    p = build(out, 2, base / "cache")
+    _, err = p.communicate()
+    if p.returncode != 0:
+        fig.lose(f"site: final build exited {p.returncode}: {err.decode()[-300:]}")
+    final = _tree(out)
+    if final != refs[-1]:
+        extra = sorted(set(final) - set(refs[-1]))[:3]
+        missing = sorted(set(refs[-1]) - set(final))[:3]
+        differ = sorted(r for r in set(final) & set(refs[-1]) if final[r] != refs[-1][r])[:3]
+        fig.lose(f"site: after the kills, the build differs from a clean one: extra {extra}, missing {missing}, "
+                 f"different {differ}")
+
+
+def snapshot_registry(reg_dir: Path) -> dict[str, bytes]:
+    return {k: v for k, v in _tree(reg_dir).items() if not k.startswith(("locks/", "cache/"))}
+
+
 # ---------------------------------------------------------------------- main
 MODES = {
-    "quick": dict(kills=30, max_delay=0.5, procs=4, ops=25, fuzz=60, skew_ops=60, import_kills=6, import_faults=3,
-                  snapshot_ops=60),
-    "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, skew_ops=150, import_kills=20,
-                    import_faults=8, snapshot_ops=150),
-    "long": dict(kills=300, max_delay=1.0, procs=16, ops=100, fuzz=1000, skew_ops=400, import_kills=60,
-                 import_faults=25, snapshot_ops=400),
+    "quick": dict(kills=None, max_delay=0.4, procs=4, ops=25, fuzz=40, faults="quick", disk=25, repair=(2, 30),
+                  clones=(3, 2), skew_ops=60, import_kills=6, import_faults=3, per_call=6,
+                  site=6, snapshot_ops=40),
+    "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, faults="all", disk=150, repair=(2, 150),
+                    clones=(8, 2), skew_ops=150, import_kills=20, import_faults=8, per_call=None,
+                    site=15, snapshot_ops=150),
+    "long": dict(kills=500, max_delay=1.0, procs=16, ops=100, fuzz=1000, faults="all", disk=400, repair=(3, 300),
+                 clones=(16, 3), skew_ops=400, import_kills=60, import_faults=25, per_call=None,
+                 site=40, snapshot_ops=400),
 }
+SECTIONS = ("crash", "faults", "disk", "repair", "concurrency", "skew", "clones", "corruption", "fuzz", "import",
+            "site", "snapshot")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.torture", description=__doc__.split("\n\n")[0])
     g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="CI mode: 30 kills, 4 processes, small fuzz budget")
-    g.add_argument("--long", action="store_true", help="300 kills, 16 processes, 1000 examples per fuzz target")
+    g.add_argument("--quick", action="store_true", help="CI mode: one kill per write command, 4 processes, 3 clones, small budgets")
+    g.add_argument("--long", action="store_true", help="500 kills, 16 processes, 16 clones x 3 pushes, 1000 examples")
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--only", default="crash,faults,concurrency,corruption,fuzz,skew,import,snapshot")
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    ap.add_argument("--ops", default=",".join(OPS), help="write commands the crash loop kills (default: all)")
+    ap.add_argument("--kills", type=int, default=None, help="override the number of kills")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = ap.parse_args(argv)
-    mode = MODES["quick" if args.quick else "long" if args.long else "default"]
+    mode_name = "quick" if args.quick else "long" if args.long else "default"
+    mode = MODES[mode_name]
     seed = args.seed if args.seed is not None else random.randrange(10**6)
     rnd = random.Random(seed)
     only = set(args.only.split(","))
+    unknown = only - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    crash_ops = [o for o in args.ops.split(",") if o]
+    if set(crash_ops) - set(OPS):
+        ap.error(f"unknown op(s): {', '.join(sorted(set(crash_ops) - set(OPS)))}")
+    kills = args.kills if args.kills is not None else mode["kills"] or len(crash_ops)  # quick: one per command
     work = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-torture-"))
     work.mkdir(parents=True, exist_ok=True)
-    old_cache = os.environ.get("MODELREG_CACHE_DIR")
-    os.environ["MODELREG_CACHE_DIR"] = str(work / "cache")  # derived data stays in the run's directory
-    fig = Figures()
+    progress = Progress(args.quiet)
+    fig = Figures(on_loss=lambda what: progress.note(f"LOSS: {what}"))
     t0 = time.perf_counter()
     timings = {}
+    saved_env = {k: os.environ.get(k) for k in ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_NOSYSTEM",
+                                                 "MODELREG_CACHE_DIR")}
+    for k, sub in (("HOME", "home"), ("XDG_CACHE_HOME", "xdg-cache"), ("XDG_CONFIG_HOME", "xdg-config"),
+                   ("MODELREG_CACHE_DIR", "cache")):  # derived data and user files stay in the run's directory
+        (work / sub).mkdir(exist_ok=True)
+        os.environ[k] = str(work / sub)  # nothing user-level outside the work directory
+    os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+    env = child_env()
+    fault_ops = [n for n, op in faults.FAULT_OPS.items() if mode["faults"] == "all" or op.quick]
+    progress.note(f"start: {mode_name} mode, seed {seed}, sections {', '.join(s for s in SECTIONS if s in only)}")
     try:
         for name, fn in (
-            ("crash", lambda: crash_loop(work, mode["kills"], rnd, fig, mode["max_delay"])),
-            ("faults", lambda: fault_injection(work, fig)),
+            ("crash", lambda: crash_loop(work, kills, rnd, fig, mode["max_delay"], crash_ops, progress)),
+            ("faults", lambda: faults.fault_matrix(work, fig, fault_ops, init_registry, run_cli, fsck_errors,
+                                                   progress, make_tree, mode["per_call"])),
+            ("disk", lambda: faults.full_disk(work, mode["disk"], rnd, fig, init_registry, run_cli, fsck_errors, OPS,
+                                              progress)),
+            ("repair", lambda: races.repair_race(work, *mode["repair"], rnd, fig, init_registry, env, read_acks,
+                                                 raw_event_ids, fsck_errors, progress)),
             ("concurrency", lambda: concurrency(work, mode["procs"], mode["ops"], rnd, fig)),
+            ("skew", lambda: clock_skew(work, mode["skew_ops"], rnd, fig)),
+            ("clones", lambda: races.clones_round(work, *mode["clones"], fig, seed_registry, env, run_cli, progress)),
             ("corruption", lambda: corruption(work, fig)),
             ("fuzz", lambda: fuzz(work, mode["fuzz"], fig)),
-            ("skew", lambda: clock_skew(work, mode["skew_ops"], rnd, fig)),
             ("import", lambda: import_torture(work, mode["import_kills"], rnd, fig, mode["import_faults"])),
+            ("site", lambda: site_crash(work, mode["site"], rnd, fig)),
             ("snapshot", lambda: snapshot_torture(work, mode["snapshot_ops"], rnd, fig)),
         ):
             if name in only:
+                progress.note(f"{name}: starting")
                 t = time.perf_counter()
+                losses = len(fig.losses)
                 fn()
                 timings[name] = time.perf_counter() - t
+                progress.note(f"{name}: done in {timings[name]:.1f} s, {len(fig.losses) - losses} losses")
     finally:
-        if old_cache is None:
-            os.environ.pop("MODELREG_CACHE_DIR", None)
-        else:
-            os.environ["MODELREG_CACHE_DIR"] = old_cache
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"modelreg torture ({'quick' if args.quick else 'long' if args.long else 'default'}, seed {seed}, "
-          f"{time.perf_counter() - t0:.1f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ")")
+    report(fig, mode_name, seed, time.perf_counter() - t0, timings)
+    return 1 if fig.losses else 0
+
+
+def report(fig: Figures, mode_name: str, seed: int, seconds: float, timings: dict[str, float]) -> None:
+    print(f"modelreg torture ({mode_name}, seed {seed}, {seconds:.1f} s: "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ")")
     print(f"  operations attempted      {fig.ops_attempted}")
     print(f"  operations acknowledged   {fig.ops_acknowledged}")
-    print(f"  kills (SIGKILL)           {fig.kills}")
+    print(f"  kills (SIGKILL)           {fig.kills}" + (f"  ({fig.group_kills} with their git commands)"
+                                                        if fig.group_kills else ""))
+    for op, n in sorted(fig.kills_by_op.items()):
+        print(f"    during {op:<21} {n}")
+    for what, n in sorted(fig.recoveries.items()):
+        print(f"    recovery: {what:<40} {n}")
     print(f"  faults injected           {fig.faults_injected}")
     for outcome, n in sorted(fig.fault_escapes.items()):
         print(f"    surfaced as {outcome:<28} {n}")
+    if fig.disk_rounds:
+        print(f"  full-disk rounds          {fig.disk_rounds} ({fig.disk_short_writes} short writes, "
+              f"{fig.disk_enospc} ENOSPC)")
+        for outcome, n in sorted(fig.disk_failures.items()):
+            print(f"    failed as {outcome:<30} {n}")
+    if fig.torn_lines:
+        print(f"  repair race               {fig.torn_lines} torn lines, {fig.repairs} repairs")
+    for r in fig.clone_rounds:
+        print(f"  clones pushing at once    {r['clones']} clones, {r['landed']}/{r['pushes']} pushes landed in "
+              f"{r['seconds']} s (slowest sync {r['max_sync_seconds']} s, {r['max_attempts']} attempts; "
+              f"{r['rebases']} rebases)")
     print(f"  corruptions injected      {fig.corruptions_injected}")
     print(f"  corruptions detected      {fig.corruptions_detected}")
     print(f"  inputs fuzzed             {fig.inputs_fuzzed}"
@@ -1137,7 +1283,6 @@ def main(argv: list[str] | None = None) -> int:
     for loss in fig.losses[:50]:
         print(f"    LOSS: {loss}")
     print(POWER_NOTE)
-    return 1 if fig.losses else 0
 
 
 if __name__ == "__main__":

@@ -10,14 +10,14 @@ import os
 
 import pytest
 
-from tests.torture.run import main
+from tests.torture.run import SECTIONS, main
 
 SEED = os.environ.get("TORTURE_SEED")
 
 
-@pytest.mark.parametrize("section", ["crash", "faults", "concurrency", "corruption", "fuzz", "skew", "import", "snapshot"])
+@pytest.mark.parametrize("section", SECTIONS)
 def test_quick(section, capsys):
-    argv = ["--quick", "--only", section] + (["--seed", SEED] if SEED else [])
+    argv = ["--quick", "--quiet", "--only", section] + (["--seed", SEED] if SEED else [])
     code = main(argv)
     out = capsys.readouterr().out
     print(out)
