@@ -98,6 +98,8 @@ WRITES = [
     ("approve", "m@2.0.0", "--stage", "production"),
     ("metrics", "set", "m@2.0.0", "--suite", "eval", "score=0.9"),
     ("bind", "m@2.0.0", "--provider", "sagemaker", "--id", "ep-1"),
+    ("bind", "m@2.0.0", "--provider", "sagemaker", "--status", "inactive"),
+    ("rate", "m@2.0.0", "4"),
     ("unbind", "m@2.0.0", "--provider", "sagemaker"),
     ("archive", "m@2.0.1"),
     ("archive", "m@2.0.1", "--undo"),
@@ -120,7 +122,7 @@ def test_no_write_reads_the_history(big: Registry, project: Path, cli, monkeypat
         assert reads.listed == [], (argv, reads.listed)
         # only what was appended since: the snapshot's last command, or the fingerprint index's last registration
         assert all(size - 8192 <= start and start > 0 for start in reads.tails), (argv, size, reads.tails)
-    assert codes == [0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4], codes
+    assert codes == [0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4], codes
 
 
 def test_writes_after_the_snapshot_is_deleted_or_made_stale(big: Registry, project: Path, cli) -> None:  # type: ignore[no-untyped-def]
