@@ -915,10 +915,10 @@ def main(argv: list[str] | None = None) -> int:
                 n = max(git_sizes, key=int)
                 print(f"git at {n} versions...", file=sys.stderr, flush=True)
                 try:
-                res["sizes"][n]["git"] = measure_git(paths[n], workdir)
-            except (subprocess.CalledProcessError, OSError) as exc:  # report it, keep the other figures
-                err = getattr(exc, "stderr", b"") or b""
-                print(f"git at scale failed: {exc} {err.decode(errors='replace')[-300:]}", file=sys.stderr)
+                    res["sizes"][n]["git"] = measure_git(paths[n], workdir)
+                except (subprocess.CalledProcessError, OSError) as exc:  # report it, keep the other figures
+                    err = getattr(exc, "stderr", b"") or b""
+                    print(f"git at scale failed: {exc} {err.decode(errors='replace')[-300:]}", file=sys.stderr)
         wide = workdir / "wide"
         if not args.quick:
             marker = wide / ".built"
