@@ -158,3 +158,21 @@ def test_no_hook_configured_means_no_entry_point_lookup(populated_dir, argv):
     )
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     assert report == {"code": 0, "metadata": False}, proc.stderr
+
+
+def test_every_module_compiles():
+    """Modules no test imports (the benchmark, importers' helpers) still parse: a syntax error is caught here."""
+    pkg = Path(__file__).resolve().parent.parent / "modelreg"
+    bad = []
+    for src in sorted(pkg.rglob("*.py")):
+        try:
+            compile(src.read_bytes(), str(src), "exec")
+        except SyntaxError as exc:
+            bad.append(f"{src.relative_to(pkg)}:{exc.lineno}: {exc.msg}")
+    assert bad == []
+
+
+def test_bench_help_runs(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "modelreg.bench", "--help"], cwd=tmp_path, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--sizes" in proc.stdout, proc.stderr
