@@ -243,6 +243,19 @@ def _progress_factory() -> Any:
     return factory
 
 
+def in_range(lo: float | None = None, hi: float | None = None) -> Callable[[Any], Any]:
+    """An option callback that refuses a number outside ``[lo, hi]`` in click's words, whatever typer's
+    version (typer 0.29+ validates ``min``/``max`` through pydantic, whose message drops the value)."""
+    bounds = f"{lo}<=x<={hi}" if lo is not None and hi is not None else f"x>={lo}" if lo is not None else f"x<={hi}"
+
+    def check(value: Any) -> Any:
+        if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+            raise typer.BadParameter(f"{value} is not in the range {bounds}.")
+        return value
+
+    return check
+
+
 def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
     """``K=V`` pairs typed by the one rule of :mod:`modelreg.values`."""
     from .values import parse_pairs as parse
@@ -625,8 +638,8 @@ WhereOpt = Annotated[
 ]
 SortOpt = Annotated[str | None, typer.Option("--sort", help="Sort by FIELD (-FIELD: descending); ties keep model "
                                                           "name and registration order.")]
-LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At most N versions.")]
-OffsetOpt = Annotated[int | None, typer.Option("--offset", min=0, help="Skip the first N (paging: with --limit).")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", callback=in_range(0), help="At most N versions.")]
+OffsetOpt = Annotated[int | None, typer.Option("--offset", callback=in_range(0), help="Skip the first N (paging: with --limit).")]
 
 
 def _search_and_print(name_regex: str | None, stage: str | None, staged: bool, tag: str | None,
@@ -713,7 +726,7 @@ def ls_cmd(
 def log_cmd(
     name: Annotated[str | None, typer.Argument(autocompletion=_complete_models, help="Model name (default: every model).")] = None,
     stage: Annotated[str | None, typer.Option("--stage", autocompletion=_complete_stages, help="Only events of this stage.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Only the newest N events.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", callback=in_range(0), help="Only the newest N events.")] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Only events after this event id (resume where you left off).")
     ] = None,
@@ -1081,9 +1094,9 @@ def bind_cmd(
     status: Annotated[str | None, typer.Option(
         "--status", help="active, inactive or deprecated (a new binding is active).")] = None,
     latency_ms: Annotated[float | None, typer.Option(
-        "--latency-ms", min=0, help="Observed latency in milliseconds (a serving job reports it).")] = None,
+        "--latency-ms", callback=in_range(0), help="Observed latency in milliseconds (a serving job reports it).")] = None,
     success_rate: Annotated[float | None, typer.Option(
-        "--success-rate", min=0, max=1, help="Observed share of successful requests, 0 to 1.")] = None,
+        "--success-rate", callback=in_range(0, 1), help="Observed share of successful requests, 0 to 1.")] = None,
     last_used: Annotated[str | None, typer.Option(
         "--last-used", help="When it last served: 'now' or an ISO 8601 time.")] = None,
     observe: Annotated[list[str] | None, typer.Option(
@@ -1147,7 +1160,7 @@ def bindings_cmd(
 @command("rate")
 def rate_cmd(
     ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
-    score: Annotated[int, typer.Argument(min=1, max=5, help="1 (worst) to 5 (best).")],
+    score: Annotated[int, typer.Argument(callback=in_range(1, 5), help="1 (worst) to 5 (best).")],
     comment: Annotated[str | None, typer.Option("--comment", help="Why (recorded with the rating).")] = None,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
@@ -1248,7 +1261,7 @@ def prune_cmd(
     name: Annotated[str | None, typer.Argument(autocompletion=_complete_models,
                                                help="Model name (default: every model).")] = None,
     keep: Annotated[int | None, typer.Option(
-        "--keep", min=0, help="Keep the newest N unarchived versions (default: policy.retention.keep).")] = None,
+        "--keep", callback=in_range(0), help="Keep the newest N unarchived versions (default: policy.retention.keep).")] = None,
     purge: Annotated[bool, typer.Option(
         "--purge", help="Instead: delete from the artifact store the content of versions archived longer than "
                         "policy.retention.purge_after_days that no kept version shares.")] = False,
@@ -1312,11 +1325,11 @@ def sync_cmd(
     remote: Annotated[str, typer.Option("--remote", help="Remote to push to.")] = "origin",
     branch: Annotated[str | None, typer.Option("--branch", help="Remote branch (default: the current one).")] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0, help="Seconds to keep retrying while other clones push first "
+        float, typer.Option("--timeout", callback=in_range(0), help="Seconds to keep retrying while other clones push first "
                                                      "(then exit 9).")
     ] = 300.0,
     attempts: Annotated[
-        int | None, typer.Option("--attempts", min=1, help="Deprecated (use --timeout): also stop after N pushes.")
+        int | None, typer.Option("--attempts", callback=in_range(1), help="Deprecated (use --timeout): also stop after N pushes.")
     ] = None,
     message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
     as_json: JsonOpt = False,
@@ -1389,7 +1402,7 @@ def git_textconv_cmd(
 def audit_cmd(
     base: Annotated[str, typer.Option("--base", help="Git revision to compare with (the pull request's base).")],
     max_skew: Annotated[
-        float, typer.Option("--max-skew", min=0, help="Seconds of clock difference tolerated in event times.")
+        float, typer.Option("--max-skew", callback=in_range(0), help="Seconds of clock difference tolerated in event times.")
     ] = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -1456,7 +1469,7 @@ def lineage_cmd(
     ref: Annotated[str, typer.Argument(autocompletion=_complete_refs, help="Version reference.")],
     ancestors: Annotated[bool, typer.Option("--ancestors", help="Parents, their parents, ... (default).")] = False,
     descendants: Annotated[bool, typer.Option("--descendants", help="Versions derived from REF.")] = False,
-    depth: Annotated[int | None, typer.Option("--depth", min=0, help="At most N generations.")] = None,
+    depth: Annotated[int | None, typer.Option("--depth", callback=in_range(0), help="At most N generations.")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -1517,7 +1530,7 @@ def site_build_cmd(
     base_url: Annotated[
         str | None, typer.Option("--base-url", help="Public URL of the site, for canonical links (https://...).")
     ] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: by size).")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", callback=in_range(1), help="Worker processes (default: by size).")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
