@@ -501,6 +501,219 @@ def measure_wide(path: Path, runs: int) -> dict[str, Any]:
     return med
 
 
+# ---------------------------------------------------------------- write scaling
+WRITE_BASE = 10  # the baseline: the same commands on a 10-version model
+WRITE_SIZES = (1000, 100_000)  # --sizes can add 1000000
+WRITES = ("register", "promote staging", "promote production", "rollback", "clear", "tag add", "approve",
+          "metrics set", "bind", "archive")
+
+
+def _bulk_worker(path: str, model: str, n: int) -> None:
+    """One model with ``n`` versions (and a metrics event every 100), through the library's write
+    protocol (object, version entry, event line) under the model's lock, 10,000 versions per lock,
+    no fsync; the fingerprint index and state snapshot are kept current as ``register`` keeps them."""
+    os.environ["MODELREG_UNSAFE_NO_FSYNC"] = "1"
+    from . import fileio, manifest
+    from .discovery import FingerprintIndex
+    from .log import Event
+    from .registry import Registry
+
+    fileio.UNSAFE_NO_FSYNC = True
+    reg = Registry(path)
+    fps = FingerprintIndex(reg)
+    stages = set(reg.stages)
+    for lo in range(0, n, 10_000):
+        with reg._locked(model):
+            for i in range(lo, min(n, lo + 10_000)):
+                m = manifest.validate(_manifest(model, f"1.0.{i}", i), stages)
+                data = manifest.to_bytes(m)
+                digest = reg.objects.put(data)
+                reg.refs.add_version(model, m["version"], digest, variants=[])  # no upper case: no variants
+                reg._record(Event("register", model, ACTOR, version=m["version"], to=digest))
+                fps._add(m, digest)
+                if i % 100 == 99:
+                    reg._record(Event("metrics", model, ACTOR, version=m["version"], to=digest,
+                                      data={"suite": "eval", "values": {"score": round(0.5 + (i % 500) / 1000, 3)}}))
+            fps.mark_current(model)
+    held = f"{model}@1.0.{n - 3}"
+    for i in range(max(0, n - 8), n - 3):  # some stage history: promotions, a rollback
+        reg.promote(f"{model}@1.0.{i}", "staging", actor=ACTOR)
+    reg.rollback(model, "staging", actor=ACTOR)
+    reg.promote(held, "staging", actor=ACTOR)
+    reg.promote(held, "production", actor=ACTOR)
+
+
+def build_one_model(path: Path, n: int) -> float:
+    """A registry holding one model ``m`` with ``n`` versions; seconds taken (linear in ``n``)."""
+    if (path / ".modelreg" / "config.yaml").exists():
+        shutil.rmtree(path)
+    from .registry import Registry
+
+    Registry.init(path)
+    t0 = time.perf_counter()
+    p = mp.get_context("fork").Process(target=_bulk_worker, args=(str(path / ".modelreg"), "m", n))
+    p.start()
+    p.join()
+    if p.exitcode:
+        raise RuntimeError("write fixture build failed")
+    return time.perf_counter() - t0
+
+
+def _write_cmds(reg_dir: Path, r: int, tag: str) -> dict[str, list[str]]:
+    """Round ``r`` of the write commands: each leaves the model as the round found it, but for one new
+    (archived) version: production goes to w<tag>.<r> and back, staging is cleared."""
+    v = f"m@w{tag}.{r}"
+    return {
+        "register": _cli(reg_dir, "register", "m", f"w{tag}.{r}", "--no-check", "-a", f"checkpoint=s3://bench/m/{r}.bin",
+                         "-p", "lr=0.001", "-p", f"epochs={r % 50}", "-p", "optimizer=adamw"),
+        "promote staging": _cli(reg_dir, "promote", v, "staging"),
+        "promote production": _cli(reg_dir, "promote", v, "production"),  # demotes the holder into staging
+        "rollback": _cli(reg_dir, "rollback", "m", "production"),
+        "clear": _cli(reg_dir, "clear", "m", "staging", "--reason", "bench"),
+        "tag add": _cli(reg_dir, "tag", v, "add", f"t{r}"),
+        "approve": _cli(reg_dir, "approve", v, "--stage", "production"),
+        "metrics set": _cli(reg_dir, "metrics", "set", v, "--suite", "eval", "score=0.9"),
+        "bind": _cli(reg_dir, "bind", v, "--provider", "sagemaker", "--id", f"ep-{r}"),
+        "archive": _cli(reg_dir, "archive", v, "--reason", "bench"),
+    }
+
+
+def _library_register_ms(reg_dir: Path, k: int) -> float:
+    """ms per ``register_manifest`` (no fsync, fresh process) for ``k`` versions added to a fixture."""
+    code = ("import os, sys, time; os.environ['MODELREG_UNSAFE_NO_FSYNC'] = '1'\n"
+            "from modelreg.bench import _manifest, ACTOR\nfrom modelreg.registry import Registry\n"
+            f"reg = Registry({str(reg_dir)!r}); k = {k}\n"
+            "tag = os.urandom(3).hex()\n"
+            "reg.register_manifest(_manifest('m', f'lib{tag}.warm', 0), actor=ACTOR, check=False)\n"
+            "t = time.perf_counter()\n"
+            "for i in range(k):\n"
+            "    reg.register_manifest(_manifest('m', f'lib{tag}.{i}', i), actor=ACTOR, check=False)\n"
+            "print((time.perf_counter() - t) / k * 1000)\n")
+    env = {k2: v for k2, v in _env().items() if k2 != "MODELREG_UNSAFE_NO_FSYNC"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
+def _snapshot_figures(reg_dir: Path) -> dict[str, Any]:
+    """Size of the state snapshot; a warm check of it against the log vs folding the whole log; a
+    rebuild from scratch (what deleting it costs once), each in a fresh process with its peak RSS."""
+    from .cachedir import cache_dir
+    from .derived.snapshot import path_for
+
+    db = path_for(cache_dir(reg_dir), "m")
+    size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
+    log_bytes = (reg_dir / "logs" / "m.jsonl").stat().st_size
+    env = _env()
+    prog = ("import sys; from modelreg.registry import Registry; reg = Registry(sys.argv[1]); "
+            "st = reg.model_state('m'); st.head('production'); st.versions.get('1.0.0')")
+    full = ("import sys; from pathlib import Path; from modelreg import log; from modelreg.state import fold; "
+            "fold(log.read(Path(sys.argv[1]) / 'logs', 'm')[0])")
+    warm = _measured([sys.executable, "-c", prog, str(reg_dir)], reg_dir, env)
+    whole = _measured([sys.executable, "-c", full, str(reg_dir)], reg_dir, env)
+    for p in db.parent.glob(db.name + "*"):
+        p.unlink()
+    rebuild = _measured([sys.executable, "-c", prog, str(reg_dir)], reg_dir, env)
+    return {"snapshot_bytes": size, "log_bytes": log_bytes, "warm": warm, "fold_whole_log": whole,
+            "rebuild": rebuild}
+
+
+def measure_writes(workdir: Path, sizes: list[int], runs: int, reuse: bool) -> dict[str, Any]:
+    """Every write command as a fresh CLI process (fsync on) on one model of each size and on a 10-version
+    model, interleaved round by round: median wall time and peak RSS, and the ratio to the baseline."""
+    all_sizes = [WRITE_BASE, *sizes]
+    paths: dict[int, Path] = {}
+    res: dict[str, Any] = {"sizes": all_sizes, "build": {}, "runs": runs}
+    for n in all_sizes:
+        path = workdir / f"writes-{n}"
+        marker = path / ".built"
+        paths[n] = path
+        if reuse and marker.exists():
+            res["build"][str(n)] = json.loads(marker.read_text())
+            continue
+        print(f"building one model with {n} versions...", file=sys.stderr, flush=True)
+        bt = build_one_model(path, n)
+        info = {"seconds": bt, "ms_per_version": 1000 * bt / n}
+        marker.write_text(json.dumps(info))
+        res["build"][str(n)] = info
+    env = _env()
+    samples: dict[str, dict[int, list[dict[str, float]]]] = {w: {n: [] for n in all_sizes} for w in WRITES}
+    warmup: dict[str, dict[int, dict[str, float]]] = {w: {} for w in WRITES}
+    tag = os.urandom(3).hex()  # fixtures may be reused: each run registers versions of its own
+    for r in range(runs + 1):  # round 0 warms the page cache and the caches; not counted
+        print(f"write round {r}/{runs}...", file=sys.stderr, flush=True)
+        per_size = {n: _write_cmds(paths[n] / ".modelreg", r, tag) for n in all_sizes}
+        for w in WRITES:
+            for n in all_sizes:
+                m = _measured(per_size[n][w], paths[n], env)
+                if r:
+                    samples[w][n].append(m)
+                else:
+                    warmup[w][n] = m
+    table: dict[str, dict[str, Any]] = {}
+    for w in WRITES:
+        row: dict[str, Any] = {}
+        base = samples[w][WRITE_BASE]
+        for n in all_sizes:
+            xs = samples[w][n]
+
+            def paired(key: str) -> float:  # each round's ratio to the baseline run next to it: load drifts cancel
+                return statistics.median(x[key] / b[key] for x, b in zip(xs, base))
+
+            row[str(n)] = {
+                "seconds": statistics.median(x["seconds"] for x in xs),
+                "cpu_seconds": statistics.median(x["cpu_seconds"] for x in xs),
+                "peak_rss_mb": statistics.median(x["peak_rss_mb"] for x in xs),
+                "time_ratio": paired("seconds"), "cpu_ratio": paired("cpu_seconds"), "rss_ratio": paired("peak_rss_mb"),
+                "first_round_seconds": warmup[w][n]["seconds"], "samples": xs,
+            }
+        table[w] = row
+    res["writes"] = table
+    print("library registration and snapshot figures...", file=sys.stderr, flush=True)
+    res["library_register_ms"] = {str(n): _library_register_ms(paths[n] / ".modelreg", 200) for n in all_sizes}
+    res["snapshot"] = {str(n): _snapshot_figures(paths[n] / ".modelreg") for n in all_sizes}
+    return res
+
+
+def writes_report(w: dict[str, Any]) -> str:
+    sizes = w["sizes"]
+    head = "".join(f"{n:>30,}" for n in sizes)
+    lines = [f"Writes on one model, CLI, fsync on: median of {w['runs']} interleaved fresh processes; ratios are",
+             "the median of each round's ratio to the 10-version run next to it (wall time, CPU time, peak RSS)",
+             f"  {'versions':<20}{head}"]
+    for name, row in w["writes"].items():
+        cells = "".join(f"{_fmt_s(row[str(n)]['seconds']):>9} {row[str(n)]['time_ratio']:>4.2f}x"
+                        f" cpu {row[str(n)]['cpu_ratio']:>4.2f}x {row[str(n)]['peak_rss_mb']:>4.0f}MB" for n in sizes)
+        lines.append(f"  {name:<20}{cells}")
+    lines.append(f"  {'fixture build':<20}" + "".join(
+        f"{w['build'][str(n)]['ms_per_version']:>23.2f} ms/ver" for n in sizes))
+    lines.append(f"  {'register_manifest':<20}" + "".join(
+        f"{w['library_register_ms'][str(n)]:>23.2f} ms/ver" for n in sizes))
+    for key, label in (("warm", "snapshot check"), ("fold_whole_log", "fold whole log"), ("rebuild", "snapshot rebuild")):
+        lines.append(f"  {label:<20}" + "".join(
+            f"{_fmt_s(w['snapshot'][str(n)][key]['seconds']):>20} {w['snapshot'][str(n)][key]['peak_rss_mb']:>5.0f}MB"
+            for n in sizes))
+    lines.append(f"  {'snapshot / log size':<20}" + "".join(
+        f"{w['snapshot'][str(n)]['snapshot_bytes'] / 1e6:>17.1f}/{w['snapshot'][str(n)]['log_bytes'] / 1e6:>6.1f} MB"
+        for n in sizes))
+    return "\n".join(lines)
+
+
+def writes_targets(w: dict[str, Any]) -> list[tuple[str, bool]]:
+    out = []
+    for n in w["sizes"]:
+        if n < 100_000:
+            continue
+        worst_t = max((row[str(n)]["time_ratio"], name) for name, row in w["writes"].items())
+        worst_m = max((row[str(n)]["rss_ratio"], name) for name, row in w["writes"].items())
+        out.append((f"every write at {n:,} versions <= 1.25x the 10-version time (worst {worst_t[1]} {worst_t[0]:.2f}x)",
+                    worst_t[0] <= 1.25))
+        out.append((f"every write at {n:,} versions <= 1.5x the 10-version peak RSS (worst {worst_m[1]} "
+                    f"{worst_m[0]:.2f}x)", worst_m[0] <= 1.5))
+    return out
+
+
+
+
 # --------------------------------------------------------------------- site
 def cpu_calibration() -> float:
     """Seconds a fixed pure-Python loop takes now: the machine's speed (and load) at the time of a figure."""
@@ -650,13 +863,14 @@ def _measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float
     code = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
             "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
             "dt = time.perf_counter() - t; "
-            "print(json.dumps({'rc': p.returncode, 's': dt, 'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
+            "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+            "print(json.dumps({'rc': p.returncode, 's': dt, 'rss': u.ru_maxrss, 'cpu': u.ru_utime + u.ru_stime,"
             " 'err': p.stderr.decode()[-300:]}))")
     out = subprocess.run([sys.executable, "-c", code, *cmd], cwd=cwd, env=env, capture_output=True, text=True, check=True)
     row = json.loads(out.stdout)
     if row["rc"] != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {row['rc']}: {row['err']}")
-    return {"seconds": row["s"], "peak_rss_mb": row["rss"] * 1024 / 1e6}
+    return {"seconds": row["s"], "peak_rss_mb": row["rss"] * 1024 / 1e6, "cpu_seconds": row["cpu"]}
 
 
 def measure_tree(workdir: Path, files: int, total: int) -> dict[str, Any]:
@@ -766,6 +980,8 @@ def report(res: dict[str, Any]) -> str:
                 lines.append(f"  {k:<10} {h[k]['mib_per_s']:>8.0f} MiB/s  peak RSS {h[k]['peak_rss_mb']:.1f} MB")
         if "ratio_vs_sha256sum" in h:
             lines.append(f"  ratio {h['ratio_vs_sha256sum']:.2f}x, digests match: {h['digests_match']}")
+    if "writes" in res:
+        lines += ["", writes_report(res["writes"])]
     return "\n".join(lines + _site_report(res))
 
 
@@ -860,6 +1076,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="only the directory-artifact benchmark: register, verify, fetch a large folder")
     ap.add_argument("--tree-files", type=int, default=2000, help="files in the --tree folder (default 2000)")
     ap.add_argument("--tree-mib", type=int, default=2048, help="size of the --tree folder in MiB (default 2048)")
+    ap.add_argument("--writes", action="store_true",
+                    help="only the write-scaling figures: each write at --sizes versions of one model (default "
+                         "1000,100000; add 1000000) against a 10-version model")
     args = ap.parse_args(argv)
     if os.environ.get("MODELREG_UNSAFE_NO_FSYNC"):
         ap.error("unset MODELREG_UNSAFE_NO_FSYNC: the bench sets it itself, only where it builds fixtures")
@@ -876,6 +1095,8 @@ def main(argv: list[str] | None = None) -> int:
         print(tree_report(t))
         print(f"\nJSON: {out}")
         return 0
+    if args.writes:
+        return _writes_main(args)
     sizes = [int(s) for s in (args.sizes or ("1000" if args.quick else "1000,10000,100000")).split(",")]
     runs = args.runs or (10 if args.quick else 15)
     hash_bytes = (args.hash_mib or (128 if args.quick else 1024)) << 20
@@ -937,6 +1158,9 @@ def main(argv: list[str] | None = None) -> int:
             res["promote"] = measure_promote(workdir, [1, 4, 16], 10 if args.quick else 25)
             print("hashing...", file=sys.stderr, flush=True)
             res["hash"] = measure_hash(workdir, hash_bytes)
+            print("write scaling...", file=sys.stderr, flush=True)
+            res["writes"] = measure_writes(workdir, [1000] if args.quick else list(WRITE_SIZES),
+                                           5 if args.quick else 9, args.reuse)
         if not args.no_site:
             biggest = str(max(sizes))
             print(f"site build of {biggest} versions (cold, unchanged, one change)...", file=sys.stderr, flush=True)
@@ -947,11 +1171,33 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-    res["targets"] = targets(res)
+    res["targets"] = targets(res) + (writes_targets(res["writes"]) if "writes" in res else [])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(report(res))
+    print(f"\nJSON: {out}")
+    return 0
+
+
+def _writes_main(args: argparse.Namespace) -> int:
+    sizes = [int(x) for x in (args.sizes or ",".join(map(str, WRITE_SIZES))).split(",")]
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="modelreg-bench-writes-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.environ["MODELREG_ACTOR"] = ACTOR
+    os.environ["MODELREG_CACHE_DIR"] = str(workdir / "cache")
+    try:
+        w = measure_writes(workdir, sizes, args.runs or 9, args.reuse)
+    finally:
+        if not args.keep and not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    w["machine"] = {"python": platform.python_version(), "platform": platform.platform(), "cores": os.cpu_count()}
+    w["targets"] = writes_targets(w)
+    out = Path(args.out if args.out != "bench-results/bench.json" else "bench-results/bench-writes.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(w, indent=2) + "\n")
+    print(writes_report(w))
+    print("\nTargets\n" + "\n".join(f"  [{'met' if ok else 'MISSED'}] {t}" for t, ok in w["targets"]))
     print(f"\nJSON: {out}")
     return 0
 

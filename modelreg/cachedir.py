@@ -71,6 +71,31 @@ def read_bytes(path: str | os.PathLike[str], limit: int = MAX_FILE) -> bytes | N
         os.close(fd)
 
 
+def read_bytes_at_end(path: str | os.PathLike[str], size: int) -> bytes | None:
+    """The last ``size`` bytes of a cache file (all of it if shorter), or None as :func:`read_bytes`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not _is_reg(st):
+            return None
+        start = max(0, st.st_size - size)
+        chunks, pos = [], start
+        while pos < st.st_size:
+            chunk = os.pread(fd, st.st_size - pos, pos)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            pos += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     """A cache file parsed as JSON, or None when it cannot be read or parsed."""
     data = read_bytes(path)
@@ -104,6 +129,20 @@ def _makedirs(path: Path) -> bool:
             except FileExistsError:
                 pass
         return True
+    except OSError:
+        return False
+
+
+def ensure_dir(path: str | os.PathLike[str]) -> bool:
+    """Create directory ``path`` (and parents) private to the user if missing; False if that failed
+    or ``path`` is not a real directory (a link is never used)."""
+    p = Path(path)
+    if not _makedirs(p):
+        return False
+    try:
+        import stat
+
+        return stat.S_ISDIR(os.lstat(p).st_mode)
     except OSError:
         return False
 

@@ -408,6 +408,8 @@ def register_cmd(
         )
     for d in result.duplicates:
         warn(f"same params fingerprint as {d.name}@{d.version} ({d.digest[:19]})")
+    if result.more_duplicates:
+        warn("more versions have the same params fingerprint (of each model the five most recently registered are named)")
     for same in result.same_artifacts:
         warn(same.message())
     if as_json:

@@ -14,9 +14,10 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import query
+from . import cachedir, fileio, log, query
 from .errors import Conflict, ModelregError, NotFound, UsageError
 from .index.records import _copy, fingerprint, manifest_part, version_fields
 from .lookalike import find_lookalike
@@ -386,52 +387,182 @@ def _looks_like_path(value: str) -> bool:
 
 
 class FingerprintIndex:
-    """The versions whose params have a given fingerprint, or with an artifact of a given sha256, from the
-    query index (:mod:`modelreg.index`).
+    """``fingerprints/`` in the cache directory: for each model, the versions whose params have a
+    fingerprint, and those with an artifact of given bytes (sha256).
 
-    A lookup brings the index up to date (a stat per model; a changed model is refolded) and
-    checks each version it returns against the registry (its version entry must hold that
-    digest). Without a usable index, every record is computed from the registry.
+    ``by-model/<model>/fp/ab/cdef...`` lists ``digest model version`` lines for fingerprint
+    ``sha256:abcdef...``, and ``by-model/<model>/sha256/ab/cdef...`` lists ``digest model version
+    role`` lines for artifacts whose sha256 is ``abcdef...``, appended as versions are registered.
+    ``stamps.json`` remembers, per model, the ``lstat`` of its log and how far the index has read it (a
+    :class:`modelreg.derived.logtail.Mark`). A log that only grew since is read from that mark:
+    the versions its new ``register`` events name are added (one manifest read each). A log
+    changed otherwise (a git merge inserts lines, a checkout replaces it) makes that model's
+    part rebuilt from its whole log. So keeping the index current costs what was appended
+    since, never a scan of a model's history, and a lookup reads the newest lines of one
+    small file per model. Derivable like the search cache: garbage makes it rebuilt.
     """
 
-    FORMAT = 2  # 2: artifact sha256s are indexed too; stamps of another format cover nothing
+    FORMAT = 4  # 4: artifact sha256s too; stamps of another format cover nothing
+    SHOWN = 5  # duplicates a lookup returns per model: the most recently registered
 
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
+        self.dir = cachedir.cache_dir(reg.path) / "fingerprints"
+
+    def _file(self, model: str, fp: str, kind: str = "fp") -> Path:
+        hexd = fp.removeprefix("sha256:")  # no ':' in file names (Windows), sharded like objects/
+        return self.dir / "by-model" / check_model(model) / kind / hexd[:2] / hexd[2:]
+
+    def _stamps(self) -> dict[str, Any]:
+        data = cachedir.read_json(self.dir / "stamps.json")
+        if isinstance(data, dict) and data.get("format") == self.FORMAT and isinstance(data.get("models"), dict):
+            return data["models"]
+        cachedir.clear(self.dir)  # absent, garbage or another format: start again
+        return {}
+
+    def _save_stamps(self, stamps: dict[str, Any]) -> None:
+        # renamed into place, not fsynced: a cache
+        cachedir.write_json(self.dir / "stamps.json", {"format": self.FORMAT, "models": stamps})
+
+    def _append(self, path: Path, line: str) -> None:
+        last = cachedir.read_bytes_at_end(path, 1)
+        fence = b"\n" if last and not last.endswith(b"\n") else b""  # never glue onto a torn line
+        cachedir.append_line(path, fence + line.encode() + b"\n")
+
+    def _add(self, m: dict[str, Any], digest: str) -> None:
+        """Index one version's manifest ``m`` (its params' fingerprint, its artifacts' sha256s)."""
+        name, version = m["name"], m["version"]
+        if m.get("params"):
+            self._append(self._file(name, fingerprint(m["params"])), f"{digest} {name} {version}")
+        for a in m.get("artifacts") or []:
+            sha, role = a.get("sha256"), a.get("role")
+            if isinstance(sha, str) and _SHA256_RE.match(sha) and isinstance(role, str) and role \
+                    and not any(c in role for c in "\r\n"):
+                self._append(self._file(name, sha, "sha256"), f"{digest} {name} {version} {role}")
+
+    def _log_stat(self, model: str) -> list[int] | None:
+        s = fileio.lstat(log.path_for(self.reg.logs_dir, model))
+        return None if s is None else [s.st_ino, s.st_size, s.st_mtime_ns]
+
+    def _current(self, model: str, stamp: Any) -> bool:
+        return isinstance(stamp, dict) and stamp.get("stat") == self._log_stat(model)
+
+    def _catch_up(self, model: str, stamp: Any) -> dict[str, Any]:
+        """Add the versions registered in ``model``'s log since ``stamp`` (all of them, after removing
+        the model's part, when the log changed other than by appending); the new stamp."""
+        from .derived import logtail
+
+        mark = logtail.Mark.from_json(stamp.get("mark")) if isinstance(stamp, dict) else None
+        stat_ = self._log_stat(model)
+        fd = logtail.open_log(self.reg.logs_dir, model)
+        try:
+            if fd is None or mark is None or not logtail.holds(fd, mark):
+                cachedir.clear(self.dir / "by-model" / model)
+                mark = logtail.Mark()
+            end = mark.offset
+            if fd is not None:
+                for e, end in logtail.events(fd, mark.offset):
+                    if e is not None and e.action == "register" and e.version and e.to and e.model == model:
+                        self._index_version(model, e.version, e.to)
+            return {"stat": stat_, "mark": (logtail.mark_at(fd, end) if fd is not None else mark).to_json()}
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _index_version(self, model: str, version: str, digest: str) -> None:
+        from .registry import Resolved
+
+        try:
+            if self.reg.refs.read_version(model, version) != digest:
+                return
+            m = self.reg._manifest_of(Resolved(model, version, digest))
+        except ModelregError:
+            return  # an unreadable version is for fsck to report; the index only skips it
+        self._add(m, digest)
+
+    def refresh(self, only: str | None = None) -> list[str]:
+        """Bring the index up to date with every model whose log changed (or just ``only``); the models."""
+        stamps = self._stamps()
+        models = self.reg.refs.models() if only is None else ([only] if self.reg.refs.has_versions(only) else [])
+        changed = False
+        for model in models:
+            if not self._current(model, stamps.get(model)):
+                stamps[model] = self._catch_up(model, stamps.get(model))
+                changed = True
+        if changed:
+            self._save_stamps(stamps)
+        return models
 
     def lookup(self, fp: str) -> list[tuple[str, str, str]]:
-        """(digest, name, version) of every version whose params have fingerprint ``fp``."""
-        idx = _open_index(self.reg)
-        if idx is None:
-            rows = [(r["digest"], r["name"], r["version"]) for r in record_dicts(self.reg) if r["fingerprint"] == fp]
-        else:
-            try:
-                rows = idx.by_fingerprint(fp)
-            finally:
-                idx.close()
-        found = {(d, n, v) for d, n, v in rows if self._registered(d, n, v)}
-        return sorted(found, key=lambda t: (t[1], t[2]))
+        """(digest, name, version) of versions whose params have fingerprint ``fp``: of each model
+        (in name order) the most recently registered, newest first, at most SHOWN + 2.
 
-    def lookup_artifacts(self, shas: list[str]) -> dict[str, list[tuple[str, str, str, str]]]:
-        """sha256 -> (digest, name, version, role) of every version with an artifact of those bytes
-        (each checked against the registry as in :meth:`lookup`)."""
+        Each line read from the index is checked against the registry (a well-formed line
+        whose version entry holds that digest); anything else is ignored.
+        """
+        models = self.refresh()
+        found = self._read(models, fp)
+        if found is None:  # garbage in the index: it cannot be trusted to be complete, rebuild it
+            cachedir.clear(self.dir)
+            models = self.refresh()
+            found = self._read(models, fp) or []
+        return found
+
+    def lookup_artifacts(self, shas: list[str], model: str | None = None) -> dict[str, list[tuple[str, str, str, str]]]:
+        """sha256 -> (digest, name, version, role) of versions with an artifact of those bytes (of ``model``
+        only, if given): of each model the most recently registered, at most SHOWN + 2 per sha256 and model.
+        Each line is checked against the registry as in :meth:`lookup`."""
         wanted = sorted({s for s in shas if isinstance(s, str) and _SHA256_RE.match(s)})
         if not wanted:
             return {}
-        idx = _open_index(self.reg)
-        if idx is None:
-            rows = [(a.get("sha256"), r["digest"], r["name"], r["version"], a.get("role"))
-                    for r in record_dicts(self.reg) for a in r.get("artifacts") or [] if a.get("sha256") in wanted]
-        else:
-            try:
-                rows = idx.by_artifact(wanted)
-            finally:
-                idx.close()
-        out: dict[str, list[tuple[str, str, str, str]]] = {}
-        for sha, d, n, v, role in rows:
-            if isinstance(role, str) and self._registered(d, n, v):
-                out.setdefault(sha, []).append((d, n, v, role))
-        return {sha: sorted(set(found), key=lambda t: (t[1], t[2], t[3])) for sha, found in out.items()}
+        for attempt in (1, 2):
+            models = self.refresh(model)
+            out: dict[str, list[tuple[str, str, str, str]]] = {}
+            bad = False
+            for sha in wanted:
+                for m in models:
+                    found = self._read_model(m, sha, "sha256")
+                    if found is None:
+                        bad = True
+                        break
+                    out.setdefault(sha, []).extend(found)  # type: ignore[arg-type]
+            if not bad:
+                return {sha: found for sha, found in out.items() if found}
+            cachedir.clear(self.dir)  # garbage in the index: rebuild it
+        return {}
+
+    def _read(self, models: list[str], fp: str) -> list[tuple[str, str, str]] | None:
+        out: list[tuple[str, str, str]] = []
+        for model in models:
+            found = self._read_model(model, fp)
+            if found is None:
+                return None
+            out += found
+        return out
+
+    def _read_model(self, model: str, fp: str, kind: str = "fp") -> list[tuple[str, ...]] | None:
+        """The registered versions of ``model`` listed for ``fp`` (a fingerprint, or with ``kind`` "sha256"
+        an artifact's sha256: then with the artifact's role), newest line first, from the file's last
+        64 KiB (at most SHOWN + 2); None if a line read is malformed."""
+        data = cachedir.read_bytes_at_end(self._file(model, fp, kind), 64 << 10)
+        if not data:
+            return []
+        lines = data.decode("utf-8", "replace").split("\n")
+        if len(data) == 64 << 10:
+            lines = lines[1:]  # the first line read may be cut: the window starts inside it
+        found: dict[tuple[str, ...], None] = {}
+        for line in reversed(lines):
+            if not line:
+                continue
+            parts = line.split(" ", 3)
+            if len(parts) != (3 if kind == "fp" else 4) or not is_full_digest(parts[0]) or parts[1] != model:
+                return None
+            key = tuple(parts)
+            if key not in found and self._registered(*parts[:3]):  # a stale line (a version removed by git) is skipped
+                found[key] = None
+                if len(found) >= self.SHOWN + 2:  # one more than shown even when one is the version itself
+                    break
+        return list(found)
 
     def _registered(self, digest: str, name: str, version: str) -> bool:
         try:
@@ -440,11 +571,32 @@ class FingerprintIndex:
             return False
 
     def covers(self, model: str) -> bool:
-        """Kept for the write path: the index follows the registry's stamps by itself."""
-        return True
+        """True if the index is current for ``model`` (call inside the model's lock, before writing)."""
+        return self._current(model, self._stamps().get(model))
 
     def registered(self, m: dict[str, Any], digest: str, was_current: bool) -> None:
-        """Kept for the write path: the next query picks the registration up from the stamps."""
+        """Record a registration just made (inside the model's lock); best effort, it is a cache."""
+        self._add(m, digest)
+        if was_current:
+            self.mark_current(m["name"])
+
+    def mark_current(self, model: str) -> None:
+        """Record that the index holds every version of ``model``'s log as it is now (call inside the
+        model's lock, after adding the versions just registered, as :meth:`registered` does)."""
+        from .derived import logtail
+
+        fd = logtail.open_log(self.reg.logs_dir, model)
+        if fd is None:
+            return
+        try:
+            end = os.fstat(fd).st_size  # the log ends with the last registration's line
+            if end and os.pread(fd, 1, end - 1) != b"\n":
+                return  # a line still being written: the next lookup catches up instead
+            stamps = self._stamps()
+            stamps[model] = {"stat": self._log_stat(model), "mark": logtail.mark_at(fd, end).to_json()}
+        finally:
+            os.close(fd)
+        self._save_stamps(stamps)
 
 
 @dataclass
@@ -452,6 +604,7 @@ class RegisterChecks:
     """What the checks before a registration found (``duplicates``: same params fingerprint)."""
 
     duplicates: list[Resolved] = field(default_factory=list)
+    more: bool = False  # more versions than ``duplicates`` lists have the same params
 
 
 def check_registration(
@@ -485,7 +638,7 @@ def check_registration(
         if not reg.objects.exists(p["digest"]):
             raise NotFound(f"parent {p['digest']} does not exist in this registry")
     name, version = m["name"], m["version"]
-    if not reg.refs.version_names(name) and not new_model:
+    if not new_model and not reg.refs.has_versions(name):
         existing = find_lookalike(name, reg.refs.models())
         if existing is not None:
             raise Conflict(
@@ -495,9 +648,14 @@ def check_registration(
     out = RegisterChecks()
     if m.get("params"):
         fp = fingerprint(m["params"])
-        out.duplicates = [
-            Resolved(n, v, d) for d, n, v in FingerprintIndex(reg).lookup(fp) if not (n == name and v == version)
-        ]
+        index = FingerprintIndex(reg)
+        found = [Resolved(n, v, d) for d, n, v in index.lookup(fp) if not (n == name and v == version)]
+        shown: list[Resolved] = []
+        for r in found:  # of each model the SHOWN most recently registered
+            if sum(1 for x in shown if x.name == r.name) < index.SHOWN:
+                shown.append(r)
+        out.duplicates = sorted(shown, key=lambda r: (r.name, r.version))
+        out.more = len(shown) < len(found)
         # --strict refuses a new version only: re-registering an existing one is identical (exit 0)
         # or a conflict with its own content (exit 4), decided under the lock by register_manifest.
         if out.duplicates and strict and (version is None or reg.refs.read_version(name, version) is None):
@@ -534,10 +692,10 @@ def same_artifacts(reg: Registry, m: dict[str, Any], *, strict: bool = False) ->
 
     wanted = {a["sha256"]: a["role"] for a in m.get("artifacts", []) if a.get("sha256")}
     name, version = m["name"], m.get("version")
-    if not wanted or not reg.refs.version_names(name):
+    if not wanted or not reg.refs.has_versions(name):
         return []
     out = []
-    for sha, found in FingerprintIndex(reg).lookup_artifacts(sorted(wanted)).items():
+    for sha, found in FingerprintIndex(reg).lookup_artifacts(sorted(wanted), name).items():
         for digest, n, v, role in found:
             if n == name and v != version:
                 out.append(SameArtifact(Resolved(name, v, digest), wanted[sha], role, sha))

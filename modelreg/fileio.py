@@ -486,6 +486,17 @@ def listdir(path: str | os.PathLike[str]) -> list[str]:
         return os.listdir(fd if fd is not None else path)
 
 
+def has_entries(path: str | os.PathLike[str]) -> bool:
+    """True if directory ``path`` holds a name not starting with ``.``; False if it holds none or
+    does not exist. Stops at the first such name: one ``getdents`` of a directory of any size."""
+    try:
+        with _dir_fd(path) as fd:
+            with os.scandir(fd if fd is not None else path) as it:  # type: ignore[type-var]
+                return any(not e.name.startswith(".") for e in it)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
 class Dir:
     """An open directory: read and list many entries with one walk to it (see :func:`opendir`)."""
 

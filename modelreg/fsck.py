@@ -370,6 +370,12 @@ class _Checker:
                     m = self._manifest(digest, p, "version entry")
                     if m is not None and (m["name"], m["version"]) != (model, version):
                         self.error(p, f"points at a manifest of {m['name']}@{m['version']}")
+            folded: dict[str, str] = {}
+            for version in sorted(found[model]):  # registered on two clones, or without a register event
+                other = folded.setdefault(version.lower(), version)
+                if other != version:
+                    self.error(base / model / version, f"differs only by case from version {other!r} (the two "
+                               "clash on case-insensitive file systems); keep one (git rm the other's entry)")
         return found
 
     def check_refs(self, versions: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:

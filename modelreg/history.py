@@ -92,6 +92,7 @@ class HistoryWriter:
         self.skipped: list[str] = []  # changes the caller asked for and left out, said why
         self._pending: list[Callable[[], None] | Event] | None = None
         self._batch: str | None = None
+        self._folded: dict[str, list[str]] | None = None
 
     # ------------------------------------------------------------------ batches
     @contextmanager
@@ -198,15 +199,21 @@ class HistoryWriter:
         if existing is not None and existing != digest:
             raise Conflict(f"{self.name}@{version} is already registered with other content ({existing[:19]})")
         if existing is None:
-            self.reg.refs.check_new_version(self.name, version)
+            if self._folded is None:  # every version, by lower-case name: the case check looks up, never lists
+                self._folded = {}
+                for v in self.versions:
+                    self._folded.setdefault(v.lower(), []).append(v)
+            variants = list(self._folded.get(version.lower(), []))
+            self.reg.refs.check_new_version(self.name, version, variants)
 
             def write() -> None:
                 self.reg.objects.put(data)
-                self.reg.refs.add_version(self.name, version, digest)
+                self.reg.refs.add_version(self.name, version, digest, variants)
 
             self._do(write)
             self.objects.add(digest)
             self.versions[version] = digest
+            self._folded.setdefault(version.lower(), []).append(version)
         elif version in self.registered:
             return None
         self.registered.add(version)

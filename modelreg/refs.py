@@ -171,11 +171,15 @@ class Refs:
         except (FileNotFoundError, NotADirectoryError):
             return {}
 
-    def add_version(self, model: str, version: str, digest: str) -> bool:
+    def has_versions(self, model: str) -> bool:
+        """True if ``model`` has a registered version (reads the first entries of its directory, never all)."""
+        return fileio.has_entries(self.versions_dir / check_model(model))
+
+    def add_version(self, model: str, version: str, digest: str, variants: list[str] | None = None) -> bool:
         """Record ``version -> digest`` once; True if created, False if already identical.
 
-        Conflict if the version exists with another digest or differs from one only by case.
-        The caller holds the model's lock.
+        Conflict if the version exists with another digest or differs from one only by case
+        (see :meth:`check_new_version` for ``variants``). The caller holds the model's lock.
         """
         path = self.version_path(model, version)
         current = self._read(path)
@@ -183,16 +187,26 @@ class Refs:
             if current == digest:
                 return False
             raise Conflict(f"{model}@{version} is already registered with {current}")
-        self.check_new_version(model, version)
+        self.check_new_version(model, version, variants)
         fileio.makedirs(path.parent)
         fileio.atomic_write(path, f"{digest}\n".encode("ascii"))
         return True
 
-    def check_new_version(self, model: str, version: str) -> None:
-        """Conflict if ``version`` differs only by case from an existing version of ``model``."""
+    def check_new_version(self, model: str, version: str, variants: list[str] | None = None) -> None:
+        """Conflict if ``version`` differs only by case from an existing version of ``model``.
+
+        ``variants``: the versions the model's log registers that fold to ``version.lower()``
+        (:meth:`modelreg.derived.state.SnapshotState.case_variants`); then the check looks up
+        paths only: the all-lower-case name, and each variant. None: list the directory (a
+        version entry the log does not know is found too).
+        """
         folded = version.lower()
-        for other in self.version_names(model):
-            if other.lower() == folded and other != version:
+        if variants is None:
+            others = [v for v in self.version_names(model) if v.lower() == folded]
+        else:
+            others = [v for v in {folded, *variants} if self._read(self.version_path(model, v)) is not None]
+        for other in sorted(others):
+            if other != version:
                 raise Conflict(f"{model}@{version} differs only by case from the existing version {other!r}")
 
     def models(self) -> list[str]:

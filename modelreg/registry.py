@@ -19,11 +19,10 @@ from . import config as config_mod
 from . import fileio, gitguard, log, manifest
 from .errors import StorageError, Conflict, IntegrityError, ModelregError, NotFound, PolicyRefused, UsageError
 from .lifecycle.expect import Empty, Expect, wants_empty
-from .lifecycle.undo import rewind as _rewind
 from .log import Event
 from .names import Ref, check_key, check_model, check_stage, is_full_digest, parse_ref
 from .refs import Refs
-from .state import ANNOTATIONS, MOVES, ModelState, VersionState, fold
+from .state import ANNOTATIONS, MOVES, ModelState, VersionState
 from .store import ObjectStore
 
 if TYPE_CHECKING:  # imported where used: fsspec-facing and policy code stay off the read path
@@ -146,14 +145,17 @@ class RegisterResult:
     version: Resolved
     created: bool
     event: Event | None
-    duplicates: list[Resolved] = field(default_factory=list)  # other versions with the same params fingerprint
+    # other versions with the same params fingerprint (of each model the five most recently registered),
+    # and whether there are more
+    duplicates: list[Resolved] = field(default_factory=list)
+    more_duplicates: bool = False
     same_artifacts: list[Any] = field(default_factory=list)  # discovery.SameArtifact: same bytes, other version
     pruned: list[Resolved] = field(default_factory=list)  # archived by policy.retention (auto) in the same lock
     pruned_events: list[Event] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.version.to_dict(), "created": self.created, "event": self.event and self.event.to_dict(),
-                "duplicates": [d.to_dict() for d in self.duplicates],
+                "duplicates": [d.to_dict() for d in self.duplicates], "more_duplicates": self.more_duplicates,
                 "same_artifacts": [s.to_dict() for s in self.same_artifacts],
                 "pruned": [r.to_dict() for r in self.pruned]}
 
@@ -284,6 +286,8 @@ class Registry:
         self.locks_dir = self.path / "locks"
         self._config: config_mod.Config | None = None
         self._pending: list[Event] = []  # written under the lock, delivered to hooks once it is released
+        self._written: set[str] = set()  # models whose logs grew under the lock: their snapshots catch up after it
+        self._snapshots: dict[str, Any] = {}  # open state snapshots by model (modelreg.derived.state)
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -367,14 +371,35 @@ class Registry:
                     where = f" ({exc.filename})" if exc.filename else ""
                     raise StorageError(f"could not write to the registry: {exc.strerror or exc}{where}") from exc
         finally:
-            self._deliver()
+            try:
+                self._catch_up()
+            finally:
+                self._deliver()
 
     def _record(self, event: Event, signer: Any = None) -> Event:
         if signer is not None:
             event = signer.sign_event(event)
         log.append(self.logs_dir, event)
         self._pending.append(event)
+        self._written.add(event.model)
         return event
+
+    def _catch_up(self) -> None:
+        """Fold the lines a write just appended into the models' snapshots, so that the next write
+        reads none of them again (derived data: a failure here only costs the next command time)."""
+        models, self._written = self._written, set()
+        if models:
+            from .derived.state import refresh
+
+            for model in sorted(models):
+                refresh(self, model)
+
+    def _warm(self, model: str) -> None:
+        """Bring ``model``'s snapshot up to date before taking its lock: a snapshot that has to be folded
+        again from the whole log (deleted, or the log merged) is folded while other writers can still write."""
+        from .derived.state import refresh
+
+        refresh(self, model)
 
     def _deliver(self) -> None:
         """Hand the events written under the lock (now durable) to the user's hooks (:mod:`modelreg.hooks`)."""
@@ -453,9 +478,11 @@ class Registry:
         return self._identity(digest, where=f"refs/{name}/{stage}", model=name)
 
     def model_state(self, name: str) -> ModelState:
-        """The fold of one model's event log."""
-        events, _ = log.read(self.logs_dir, check_model(name))
-        return fold(events)
+        """The state of one model: its snapshot brought up to date with the log (see
+        :func:`modelreg.derived.state.state_of`), with the interface of :class:`ModelState`."""
+        from .derived.state import state_of
+
+        return state_of(self, check_model(name))  # type: ignore[return-value]
 
     def resolve(self, ref: str | Ref) -> Resolved:
         """Resolve ``NAME@VERSION|STAGE|latest|sha256:HEX`` (or a bare ``sha256:HEX``) to one version."""
@@ -510,7 +537,7 @@ class Registry:
         return NotFound(f"{name}@{stage} is empty ({verb} by {last.actor} at {last.time}{why})", info=info)
 
     def _require_model(self, name: str) -> None:
-        if not self.refs.version_names(name):
+        if not self.refs.has_versions(name):
             raise self._no_model(name)
 
     def _resolve_digest(self, r: Ref) -> Resolved:
@@ -525,11 +552,13 @@ class Registry:
         return found
 
     def _resolve_latest(self, name: str, state: ModelState | None = None) -> Resolved:
-        names = self.refs.version_names(name)
-        if not names:
-            raise self._no_model(name)
+        self._require_model(name)
         state = self.model_state(name) if state is None else state
-        for v in reversed(state.order(names)):
+        found = state.latest(lambda v: self.refs.read_version(name, v))
+        if found is not None:
+            return Resolved(name, *found)
+        # no version the log registers is left: the versions it does not know decide (a listing)
+        for v in reversed(state.order(self.refs.version_names(name))):
             st = state.versions.get(v)
             if not (st and st.archived):
                 digest = self.refs.read_version(name, v)
@@ -956,6 +985,7 @@ class Registry:
 
         rule = from_config(self.config.raw)  # a bad retention rule refuses before anything is written
         who = resolve_actor(actor)
+        self._warm(name)
         with self._locked(name):
             if next is not None:
                 from .names import check_version
@@ -967,11 +997,12 @@ class Registry:
             existing = self.refs.read_version(name, version)
             if existing is not None:
                 return self._same_or_conflict(m, existing, data)
-            self.refs.check_new_version(name, version)
+            variants = self.model_state(name).case_variants(version)
+            self.refs.check_new_version(name, version, variants)
             fingerprints = FingerprintIndex(self)
             was_current = fingerprints.covers(name)
             digest = self.objects.put(data)
-            self.refs.add_version(name, version, digest)
+            self.refs.add_version(name, version, digest, variants)
             event = self._record(Event("register", name, who, version=version, to=digest))
             fingerprints.registered(m, digest, was_current)
             pruned: list[Resolved] = []
@@ -983,7 +1014,7 @@ class Registry:
                     pruned_events += self._archive_locked(r, who, rule.reason(True), False, False,
                                                           {"retention": rule.to_dict()})
                     pruned.append(r)
-        return RegisterResult(Resolved(name, version, digest), True, event, checks.duplicates, same, pruned,
+        return RegisterResult(Resolved(name, version, digest), True, event, checks.duplicates, checks.more, same, pruned,
                               pruned_events)
 
     def _same_or_conflict(self, m: dict[str, Any], existing: str, data: bytes) -> RegisterResult:
@@ -1115,6 +1146,7 @@ class Registry:
         want_d = self._expected(target.name, expect_staging, "--expect-staging")
         who = resolve_actor(actor)
         signer = self._signer(sign)
+        self._warm(target.name)
         with self._locked(target.name):
             sides = self.refs.conflict_sides(target.name, stage) if force else None
             if sides is not None:
@@ -1226,19 +1258,19 @@ class Registry:
         problem = None
         gates = self.policy.gates.get(stage)
         if gates is not None and gates.require_signatures:
-            state, problem = self._signed_state(state)
+            state, problem = self._signed_state(state, [target.version] + ([holder.version] if holder else []))
         return policy_mod.evaluate(
             self.policy, stage, target.name, target.version, target.digest, state.versions.get(target.version),
             holder.version if holder else None, state.versions.get(holder.version) if holder else None,
             signatures=problem,
         )
 
-    def _signed_state(self, state: ModelState) -> tuple[ModelState, str | None]:
-        """The fold with only the approvals and metrics whose signature verifies against an allowed
-        signer, each approval under its signer's identity (one approver per signing key)."""
+    def _signed_state(self, state: ModelState, versions: list[str]) -> tuple[ModelState, str | None]:
+        """The states of ``versions`` with only the approvals and metrics whose signature verifies against
+        an allowed signer, each approval under its signer's identity (one approver per signing key)."""
         import dataclasses
 
-        from .state import fold
+        from .state import apply_version_event
         from .trust.signing import Verifier, allowed_signers_file
 
         try:
@@ -1248,15 +1280,22 @@ class Registry:
         else:
             problem = None if verifier.allowed is not None else (
                 "no allowed signers file: set MODELREG_ALLOWED_SIGNERS or git config gpg.ssh.allowedSignersFile")
-        kept = []
-        for e in state.events:
-            if e.action in ("approve", "metrics"):
-                v = verifier.verify(e) if verifier.allowed is not None else None
-                if v is None or not v.verified:
-                    continue
-                e = dataclasses.replace(e, actor=v.identity)
-            kept.append(e)
-        return fold(kept), problem
+        signed = ModelState()
+        for version in dict.fromkeys(versions):
+            base = state.versions.get(version)
+            if base is None:
+                continue
+            st = signed.get(version)
+            st.registered_at, st.registered_by, st.digest = base.registered_at, base.registered_by, base.digest
+            st.stages_held = set(base.stages_held)
+            for e in state.version_events(version):
+                if e.action in ("approve", "metrics"):
+                    v = verifier.verify(e) if verifier.allowed is not None else None
+                    if v is None or not v.verified:
+                        continue
+                    e = dataclasses.replace(e, actor=v.identity)
+                apply_version_event(st, e)
+        return signed, problem
 
     def check(self, ref: str, stage: str) -> GateReport:
         """Evaluate the rules and gates for moving ``ref`` into ``stage`` without moving anything."""
@@ -1335,18 +1374,18 @@ class Registry:
         want = self._expected(name, expect)
         who = resolve_actor(actor)
         signer = self._signer(sign)
+        self._warm(name)
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
             self._expect_holds(name, stage, current, want)
             before = self._holder(name, stage, current, False)  # an unregistered value: exit 6 before anything
             state = self.model_state(name)
-            stack = state.undo_stack(stage)
             if to is not None:
                 target = self.resolve(Ref(name, "version", to))
-                found = _rewind(stack, target.digest)
-                undone = found if found is not None else list(reversed(stack))
+                found = state.rewind(stage, target.digest)
+                undone = found if found is not None else list(reversed(state.undo_stack(stage)))
             else:
-                undone = [self._undoable(name, stage, current, stack)]
+                undone = [self._undoable(name, stage, current, state.undo_top(stage))]
                 target = self._identity(undone[0].from_, where=f"logs/{name}.jsonl event {undone[0].id}",  # type: ignore[arg-type]
                                         model=name)
             st = state.versions.get(target.version)
@@ -1361,14 +1400,13 @@ class Registry:
                                          {"undoes": [e.id for e in undone]}), signer)
         return Move(name, stage, before, target, True, [ev])
 
-    def _undoable(self, name: str, stage: str, current: str | None, stack: list[Event]) -> Event:
-        """The move a plain rollback undoes: the top of the stack, if undoing it is possible."""
+    def _undoable(self, name: str, stage: str, current: str | None, top: Event | None) -> Event:
+        """The move a plain rollback undoes: ``top``, the top of the stack, if undoing it is possible."""
         hint = f"use 'modelreg rollback {name} {stage} --to VERSION' or 'modelreg clear {name} {stage} --reason ...'"
         info = {"name": name, "stage": stage}
-        if not stack:
+        if top is None:
             what = "is empty and" if current is None else f"holds {self._label(current)} and"
             raise NotFound(f"{name}@{stage} {what} has nothing left to undo in the log; {hint}", info=info)
-        top = stack[-1]
         if top.to != current:
             raise Conflict(
                 f"{name}@{stage} holds {self._label(current)} but its last logged move set {self._label(top.to)} "
@@ -1398,6 +1436,7 @@ class Registry:
         want = self._expected(name, expect)
         who = resolve_actor(actor)
         signer = self._signer(sign)
+        self._warm(name)
         with self._locked(name):
             current = self.refs.read_stage(name, stage)
             self._expect_holds(name, stage, current, want)
@@ -1424,6 +1463,7 @@ class Registry:
         who = resolve_actor(actor)
         from contextlib import ExitStack
 
+        self._warm(target.name)
         with ExitStack() as stack:
             if undo:  # a version made live again: never while a purge deletes (retention.storelock)
                 from .retention.storelock import held
@@ -1443,6 +1483,7 @@ class Registry:
 
     def _promote_archived(self, target: Resolved, reason: str | None, who: str, signer: Any = None) -> Move:
         """``promote NAME@VERSION archived``: clear every stage it holds, archive it, one locked step."""
+        self._warm(target.name)
         with self._locked(target.name):
             events = self._archive_locked(target, who, reason, False, False, clear=True, signer=signer)
         return Move(target.name, "archived", None, target, bool(events), events)

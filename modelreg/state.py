@@ -10,11 +10,12 @@ later write wins and a writer with a skewed clock cannot reorder a stage's moves
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .lifecycle.order import MOVES
-from .lifecycle.undo import undo_stack
+from .lifecycle.undo import rewind, undo_stack
 from .log import Event
 
 
@@ -86,6 +87,36 @@ class ModelState:
     def undo_stack(self, stage: str) -> list[Event]:
         """The moves of ``stage`` a rollback could still undo, oldest first (see lifecycle.undo)."""
         return undo_stack(self.stage_events(stage))
+
+    def undo_top(self, stage: str) -> Event | None:
+        """The move of ``stage`` a plain rollback undoes (the top of its undo stack), or None."""
+        stack = self.undo_stack(stage)
+        return stack[-1] if stack else None
+
+    def rewind(self, stage: str, target: str) -> list[Event] | None:
+        """What ``rollback --to`` undoes to bring ``stage`` back to digest ``target`` (see lifecycle.undo.rewind)."""
+        return rewind(self.undo_stack(stage), target)
+
+    def latest(self, exists: Callable[[str], str | None]) -> tuple[str, str] | None:
+        """``(version, digest)`` of the most recently registered version that is not archived and for
+        which ``exists`` (the version entry's digest) is not None; None if the log registers no such
+        version (then versions the log does not know decide: see ``Registry._resolve_latest``)."""
+        live = [(st.registered_at, v) for v, st in self.versions.items() if st.registered_at and not st.archived]
+        for _, v in sorted(live, reverse=True):
+            digest = exists(v)
+            if digest:
+                return v, digest
+        return None
+
+    def case_variants(self, version: str) -> list[str] | None:
+        """Registered versions that differ from ``version`` only by case, or None when this state cannot
+        tell without listing the versions directory (a fold in memory does not know every entry)."""
+        return None
+
+    def version_events(self, version: str) -> list[Event]:
+        """The events that fold into ``version``'s annotations and archived state, in order."""
+        return [e for e in self.events if e.version == version and e.action in ANNOTATIONS]
+
 
 ANNOTATIONS = frozenset({"metrics", "tag", "approve", "bind", "bind-update", "unbind", "archive", "unarchive",
                          "rate", "purge"})
@@ -167,6 +198,28 @@ def _copy(value: Any) -> Any:
     return value
 
 
+def apply_version_event(st: VersionState, e: Event) -> None:
+    """Fold one event about ``st``'s version (register, archive, unarchive, an annotation) into it.
+
+    These events are order-free among themselves except by ``(time, id)``: the first register
+    wins, and for archived state and each annotation key the last one wins. So the state of a
+    version depends only on its own events taken in ``(time, id)`` order (the causal order puts
+    every event that is not a stage move in that order), which is what lets a snapshot keep
+    each version's events apart (:mod:`modelreg.derived`).
+    """
+    if e.action == "register":
+        if st.registered_at is None:
+            st.registered_at, st.registered_by, st.digest = e.time, e.actor, e.to
+    elif e.action == "archive":
+        if not st.archived:  # archived since the first of consecutive archive events
+            st.archived_at = e.time
+        st.archived, st.archived_reason = True, e.reason
+    elif e.action == "unarchive":
+        st.archived, st.archived_reason, st.archived_at = False, None, None
+    elif e.action in ANNOTATIONS:
+        _apply(st, e)
+
+
 def fold(events: list[Event]) -> ModelState:
     """Build the state of one model from its ordered events."""
     state = ModelState(events=events)
@@ -176,21 +229,9 @@ def fold(events: list[Event]) -> ModelState:
             continue
         if e.version is None:
             continue
-        if e.action == "register":
-            st = state.get(e.version)
-            if st.registered_at is None:
-                st.registered_at, st.registered_by, st.digest = e.time, e.actor, e.to
-        elif e.action == "archive":
-            st = state.get(e.version)
-            if not st.archived:  # archived since the first of consecutive archive events
-                st.archived_at = e.time
-            st.archived, st.archived_reason = True, e.reason
-        elif e.action == "unarchive":
-            st = state.get(e.version)
-            st.archived, st.archived_reason, st.archived_at = False, None, None
-        elif e.action in MOVES:
+        if e.action in MOVES:
             if e.stage and e.to:
                 state.get(e.version).stages_held.add(e.stage)
-        elif e.action in ANNOTATIONS:
-            _apply(state.get(e.version), e)
+        elif e.action == "register" or e.action in ANNOTATIONS:
+            apply_version_event(state.get(e.version), e)
     return state

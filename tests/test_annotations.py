@@ -184,16 +184,23 @@ def test_log_text_names_annotations(reg, cli):
 
 
 def test_reading_one_version_reads_only_its_models_log(reg, monkeypatch):
+    from modelreg.derived import logtail
+
     reg.register("other", "1")
     reg.set_metrics("bot@1.0.0", "core-v1", {"score": 0.9})
     seen = []
-    real = log.read
+    real, real_tail = log.read, logtail.open_log
 
     def spy(logs_dir, model):
         seen.append(model)
         return real(logs_dir, model)
 
+    def spy_tail(logs_dir, model):
+        seen.append(model)
+        return real_tail(logs_dir, model)
+
     monkeypatch.setattr(log, "read", spy)
+    monkeypatch.setattr(logtail, "open_log", spy_tail)
     assert reg.show("bot@1.0.0").metrics == {"core-v1": {"score": 0.9}}
     reg.metrics("bot@1.0.0")
     reg.check("bot@1.0.0", "production")

@@ -26,7 +26,7 @@ def _after(e: Event, by_id: dict[str, Event]) -> list[str]:
     return deps
 
 
-def causal_order(events: Iterable[Event]) -> list[Event]:
+def causal_order(events: Iterable[Event], broken: list[str] | None = None) -> list[Event]:
     """``events`` (ids unique) in the registry's order, the same whatever order the lines were in.
 
     The order is the topological order of the links (a move after the move its ``prev``
@@ -36,7 +36,7 @@ def causal_order(events: Iterable[Event]) -> list[Event]:
     of a chain (after a git union merge) interleave by ``(time, id)``, and events without
     links (every event but moves, and moves written before ``prev`` existed) go by time.
     A link to an unknown id is ignored; a cycle (only a hand-edited log has one) is broken
-    at its smallest ``(time, id)``.
+    at its smallest ``(time, id)``; its id is appended to ``broken`` when that list is given.
     """
     ordered = sorted(events, key=lambda e: (e.time, e.id))
     by_id = {e.id: e for e in ordered}
@@ -58,6 +58,8 @@ def causal_order(events: Iterable[Event]) -> list[Event]:
         if not free:  # a cycle: release its earliest member
             i = min(rank[k] for k, n in waiting.items() if n > 0 and k not in done)
             waiting[ordered[i].id] = 0
+            if broken is not None:
+                broken.append(ordered[i].id)
             free.append(i)
         i = heapq.heappop(free)
         e = ordered[i]

@@ -72,6 +72,8 @@ def test_the_cache_lives_in_the_users_cache_directory(flow: Flow, monkeypatch: p
     assert cache_dir(flow.registry) == flow.home / ".cache" / "modelreg" / key
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert flow.cli("register", "m", "2.0.0", "-p", "lr=0.5").code == 0
+    assert (flow.home / ".cache" / "modelreg" / key / "state" / "m.sqlite").is_file()
+    assert (flow.home / ".cache" / "modelreg" / key / "fingerprints" / "stamps.json").is_file()
     assert flow.cli("search").code == 0
     assert (flow.home / ".cache" / "modelreg" / key / "index.sqlite").is_file()
     assert not (flow.registry / "cache").exists()
@@ -82,7 +84,14 @@ def test_the_cache_lives_in_the_users_cache_directory(flow: Flow, monkeypatch: p
 
 
 def test_fingerprint_lookups_read_the_index(flow: Flow) -> None:
+    from modelreg.discovery import fingerprint
+
     assert flow.cli("register", "m", "2.0.0", "-p", "lr=0.5").code == 0
+    base = cache_dir(flow.registry) / "fingerprints"
+    names = [p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file() and p.name != "stamps.json"]
+    hexd = fingerprint({"lr": 0.5})[7:]
+    assert f"by-model/m/fp/{hexd[:2]}/{hexd[2:]}" in names
+    assert flow.cli("search").code == 0
     names = [p.name for p in cache_dir(flow.registry).rglob("*") if p.is_file()]
     assert "index.sqlite" in names and not any(":" in n for n in names)
     dup = flow.cli("register", "m", "2.0.1", "-p", "lr=0.5")

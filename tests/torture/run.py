@@ -7,7 +7,7 @@ included), faults (an os call fails), disk (full disk: short writes, then ENOSPC
 (fsck --repair against live writers), concurrency (N writers on one registry), skew (a
 writer whose clock is an hour behind), clones (N clones pushing to one remote at once),
 corruption, fuzz, import (the GTO/MLflow importers killed and faulted), site (site build
-killed). Progress goes to stderr; the figures to stdout.
+killed), snapshot (state snapshots deleted, stale, or made stale by merged-in lines during writes). Progress goes to stderr; the figures to stdout.
 
 SIGKILL is not power loss: a killed process's writes already handed to the kernel stay in
 the page cache and reach the disk later, so the crash loop proves the *ordering* and
@@ -80,6 +80,7 @@ class Figures:
     corruptions_detected: int = 0
     inputs_fuzzed: int = 0
     fuzz_exits: Counter = field(default_factory=Counter)
+    snapshot_mutations: Counter = field(default_factory=Counter)
     losses: list[str] = field(default_factory=list)
     on_loss: Any = None  # called with each loss as it is found (progress output)
 
@@ -480,6 +481,142 @@ def clock_skew(work: Path, ops: int, rnd: random.Random, fig: Figures) -> None:
     skewed = sum(1 for r in read_acks(ackfiles[0]) if r.get("events"))
     if not skewed:
         fig.lose("clock skew: the skewed writer wrote nothing")
+
+
+# ------------------------------------------------------------------ state snapshots
+def _snapshot_path(reg_dir: Path, model: str) -> Path:
+    from modelreg.cachedir import cache_dir
+    from modelreg.derived.snapshot import path_for
+
+    return path_for(cache_dir(reg_dir), model)
+
+
+def _state_differs(reg_dir: Path, model: str) -> str | None:
+    """Where the model's state from its snapshot differs from the fold of its whole log (None: nowhere)."""
+    from modelreg import log
+    from modelreg.derived.state import SnapshotState, state_of
+    from modelreg.state import fold
+
+    reg = Registry(reg_dir)
+    snap = state_of(reg, model)
+    full = fold(log.read(reg.logs_dir, model)[0])
+    if not isinstance(snap, SnapshotState):
+        return "no snapshot could be used"
+    if dict(snap.versions) != full.versions:
+        return "versions differ"
+    for stage in ("staging", "production"):
+        if snap.head(stage) != full.head(stage) or snap.undo_stack(stage) != full.undo_stack(stage):
+            return f"{stage}: last move or undo stack differs"
+    return None
+
+
+def _merge_in(reg_dir: Path, model: str, rnd: random.Random) -> int:
+    """Lines from another branch inserted in the middle of ``model``'s log, as a git union merge
+    does (the file replaced by rename), under the model's lock; the number of lines inserted."""
+    from modelreg import fileio
+    from modelreg.log import Event
+
+    reg = Registry(reg_dir)
+    path = reg.logs_dir / f"{model}.jsonl"
+    with fileio.lock(reg.locks_dir / f"{model}.lock"):
+        lines = path.read_bytes().splitlines(keepends=True)
+        versions = reg.refs.versions(model)
+        if len(lines) < 2 or not versions:
+            return 0
+        at = rnd.randrange(1, len(lines))
+        try:
+            when = json.loads(lines[at - 1])["time"]
+        except (ValueError, KeyError):
+            return 0
+        new = []
+        for _ in range(rnd.randrange(1, 4)):
+            v = rnd.choice(sorted(versions))
+            action = rnd.choice(("metrics", "tag"))
+            data = ({"suite": "merged", "values": {"k": rnd.randrange(100)}} if action == "metrics"
+                    else {"add": [f"m{rnd.randrange(5)}"], "remove": []})
+            new.append(Event(action, model, "other-branch", version=v, to=versions[v], data=data, time=when).line())
+        tmp = path.with_name(f".tmp-merge-{path.name}")
+        tmp.write_bytes(b"".join(lines[:at] + new + lines[at:]))
+        os.replace(tmp, path)
+        return len(new)
+
+
+def snapshot_torture(work: Path, ops: int, rnd: random.Random, fig: Figures) -> None:
+    """Writers at work while each model's state snapshot is deleted, put back stale, or made stale by lines
+    a git merge inserts in the middle of the log: nothing acknowledged is lost, fsck is clean, each stage
+    holds what its last logged move says, and the state read from each snapshot equals the fold of the
+    whole log (checked during the run, under the model's lock, and at the end)."""
+    import sqlite3
+
+    from modelreg import fileio
+
+    reg_dir = new_registry(work / "snapshot")
+    env = child_env()
+    env["MODELREG_LOCK_TIMEOUT"] = "60"
+    ackfiles = [work / f"snap-acks-{i}.jsonl" for i in range(2)]
+    for a in ackfiles:
+        a.unlink(missing_ok=True)
+    ps = [subprocess.Popen([sys.executable, "-m", "tests.torture.child", str(reg_dir), str(a), str(rnd.randrange(10**9)),
+                            str(ops)], env=env, cwd=ROOT, stderr=subprocess.PIPE) for a in ackfiles]
+    saved: dict[str, Path] = {}
+    merged = 0
+    models = ("alpha", "beta")
+    while any(p.poll() is None for p in ps):
+        time.sleep(rnd.uniform(0.02, 0.12))
+        model = rnd.choice(models)
+        db = _snapshot_path(reg_dir, model)
+        what = rnd.choice(("delete", "save", "stale", "merge", "check"))
+        if what == "delete":
+            for f in db.parent.glob(db.name + "*"):
+                f.unlink(missing_ok=True)
+        elif what == "save" and db.exists():  # a consistent copy, through SQLite's backup
+            saved[model] = work / f"snap-saved-{model}.sqlite"
+            saved[model].unlink(missing_ok=True)
+            with sqlite3.connect(db) as src, sqlite3.connect(saved[model]) as dst:
+                src.backup(dst)
+        elif what == "stale" and model in saved and db.exists():  # an older snapshot put back
+            with sqlite3.connect(saved[model]) as src, sqlite3.connect(db, timeout=30) as dst:
+                src.backup(dst)
+        elif what == "merge":
+            merged += _merge_in(reg_dir, model, rnd)
+        elif what == "check":
+            with fileio.lock(reg_dir / "locks" / f"{model}.lock"):
+                differs = _state_differs(reg_dir, model)
+            if differs:
+                fig.lose(f"snapshot: {model} mid-run: {differs}")
+        fig.snapshot_mutations[what] += 1
+    for p in ps:
+        _, err = p.communicate()
+        if p.returncode:
+            fig.lose(f"snapshot: worker exited {p.returncode}: {err.decode()[-300:]}")
+    acks = [r for a in ackfiles for r in read_acks(a)]
+    fig.ops_attempted += 2 * ops
+    fig.ops_acknowledged += len(acks)
+    ids = raw_event_ids(reg_dir)
+    for r in acks:
+        if r["op"] == "error":
+            fig.lose(f"snapshot: {r['error']}")
+        for ev in r.get("events") or []:
+            if ids[ev] != 1:
+                fig.lose(f"snapshot: acknowledged {r['op']} event {ev} occurs {ids[ev]} times")
+    if merged and sum(1 for line in (reg_dir / "logs" / "alpha.jsonl").read_bytes().splitlines()
+                      + (reg_dir / "logs" / "beta.jsonl").read_bytes().splitlines()
+                      if b'"actor":"other-branch"' in line) != merged:
+        fig.lose("snapshot: lines merged into a log went missing")
+    errs = fsck_errors(reg_dir)
+    if errs:
+        fig.lose(f"snapshot: fsck errors {errs[:3]}")
+    reg = Registry(reg_dir)
+    for model in models:
+        differs = _state_differs(reg_dir, model)
+        if differs:
+            fig.lose(f"snapshot: {model} at the end: {differs}")
+        state = reg.model_state(model)
+        for stage in ("staging", "production"):
+            head = state.head(stage)
+            held = reg.refs.read_stage(model, stage)
+            if head is not None and head.to != held:
+                fig.lose(f"snapshot: {model}@{stage} holds {held}, the last logged move says {head.to}")
 
 
 # ------------------------------------------------------------------ corruption
@@ -1020,16 +1157,16 @@ def snapshot_registry(reg_dir: Path) -> dict[str, bytes]:
 MODES = {
     "quick": dict(kills=None, max_delay=0.4, procs=4, ops=25, fuzz=40, faults="quick", disk=25, repair=(2, 30),
                   clones=(3, 2), skew_ops=60, import_kills=6, import_faults=3, per_call=6,
-                  site=6),
+                  site=6, snapshot_ops=40),
     "default": dict(kills=100, max_delay=0.8, procs=8, ops=50, fuzz=200, faults="all", disk=150, repair=(2, 150),
                     clones=(8, 2), skew_ops=150, import_kills=20, import_faults=8, per_call=None,
-                    site=15),
+                    site=15, snapshot_ops=150),
     "long": dict(kills=500, max_delay=1.0, procs=16, ops=100, fuzz=1000, faults="all", disk=400, repair=(3, 300),
                  clones=(16, 3), skew_ops=400, import_kills=60, import_faults=25, per_call=None,
-                 site=40),
+                 site=40, snapshot_ops=400),
 }
 SECTIONS = ("crash", "faults", "disk", "repair", "concurrency", "skew", "clones", "corruption", "fuzz", "import",
-            "site")
+            "site", "snapshot")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1088,6 +1225,7 @@ def main(argv: list[str] | None = None) -> int:
             ("fuzz", lambda: fuzz(work, mode["fuzz"], fig)),
             ("import", lambda: import_torture(work, mode["import_kills"], rnd, fig, mode["import_faults"])),
             ("site", lambda: site_crash(work, mode["site"], rnd, fig)),
+            ("snapshot", lambda: snapshot_torture(work, mode["snapshot_ops"], rnd, fig)),
         ):
             if name in only:
                 progress.note(f"{name}: starting")
@@ -1138,6 +1276,9 @@ def report(fig: Figures, mode_name: str, seed: int, seconds: float, timings: dic
     print(f"  inputs fuzzed             {fig.inputs_fuzzed}"
           + (f"  (exit codes: {', '.join(f'{k}: {v}' for k, v in sorted(fig.fuzz_exits.items(), key=str))})"
              if fig.fuzz_exits else ""))
+    if fig.snapshot_mutations:
+        print("  snapshot mutations        " + ", ".join(f"{k} {v}" for k, v in sorted(fig.snapshot_mutations.items()))
+              + " (during writes; 'check': the snapshot's state compared with the fold of the whole log)")
     print(f"  losses found              {len(fig.losses)}")
     for loss in fig.losses[:50]:
         print(f"    LOSS: {loss}")
