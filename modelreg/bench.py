@@ -172,6 +172,21 @@ def _write_worker(path: str, models: list[str], per_model: int) -> None:
         (root / "logs" / f"{model}.jsonl").write_bytes(b"".join(lines))
 
 
+def _in_workers(target: Any, path: Path, models: list[str], per_model: int, workers: int) -> float:
+    """Run ``target(registry, models, per_model)`` over ``models`` split across forked workers; seconds taken."""
+    t0 = time.perf_counter()
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=target, args=(str(path / ".modelreg"), models[w::workers], per_model))
+             for w in range(max(1, workers))]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        if p.exitcode:
+            raise RuntimeError("fixture build failed")
+    return time.perf_counter() - t0
+
+
 def build_fast(path: Path, n_models: int, per_model: int, workers: int = 2, prefix: str = "m") -> float:
     """Like :func:`build`, but written straight to disk by :func:`_write_worker`; seconds taken."""
     if (path / ".modelreg" / "config.yaml").exists():
@@ -180,17 +195,7 @@ def build_fast(path: Path, n_models: int, per_model: int, workers: int = 2, pref
     for sub in ("objects", "logs"):
         (path / ".modelreg" / sub).mkdir(exist_ok=True)
     models = [f"{prefix}{i:04d}" for i in range(n_models)]
-    t0 = time.perf_counter()
-    ctx = mp.get_context("fork")
-    procs = [ctx.Process(target=_write_worker, args=(str(path / ".modelreg"), models[w::workers], per_model))
-             for w in range(workers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-        if p.exitcode:
-            raise RuntimeError("fixture build failed")
-    return time.perf_counter() - t0
+    return _in_workers(_write_worker, path, models, per_model, workers)
 
 
 def build(path: Path, n_models: int, per_model: int, workers: int = 2, prefix: str = "m") -> float:
@@ -201,23 +206,7 @@ def build(path: Path, n_models: int, per_model: int, workers: int = 2, prefix: s
         shutil.rmtree(path)
     init_registry(path)
     models = [f"{prefix}{i:04d}" for i in range(n_models)]
-    t0 = time.perf_counter()
-    ctx = mp.get_context("fork")
-    if n_models == 1 or workers == 1:
-        p = ctx.Process(target=_build_worker, args=(str(path / ".modelreg"), models, per_model))
-        p.start(); p.join()
-        if p.exitcode:
-            raise RuntimeError("fixture build failed")
-    else:
-        procs = [ctx.Process(target=_build_worker, args=(str(path / ".modelreg"), models[w::workers], per_model))
-                 for w in range(workers)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-            if p.exitcode:
-                raise RuntimeError("fixture build failed")
-    return time.perf_counter() - t0
+    return _in_workers(_build_worker, path, models, per_model, 1 if n_models == 1 else workers)
 
 
 def disk_usage(path: Path) -> tuple[int, int]:

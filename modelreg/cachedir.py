@@ -48,11 +48,18 @@ def cache_dir(registry_path: str | os.PathLike[str]) -> Path:
     return base_dir() / hashlib.sha256(os.fsencode(real)).hexdigest()
 
 
+def _open_read(path: str | os.PathLike[str]) -> int | None:
+    """A descriptor of ``path`` opened for reading without following a link or blocking on a FIFO, or None."""
+    try:
+        return os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+
+
 def read_bytes(path: str | os.PathLike[str], limit: int = MAX_FILE) -> bytes | None:
     """The bytes of a cache file, or None if it is missing, unreadable, too big or not a regular file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+    fd = _open_read(path)
+    if fd is None:
         return None
     try:
         st = os.fstat(fd)
@@ -73,9 +80,8 @@ def read_bytes(path: str | os.PathLike[str], limit: int = MAX_FILE) -> bytes | N
 
 def read_bytes_at_end(path: str | os.PathLike[str], size: int) -> bytes | None:
     """The last ``size`` bytes of a cache file (all of it if shorter), or None as :func:`read_bytes`."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+    fd = _open_read(path)
+    if fd is None:
         return None
     try:
         st = os.fstat(fd)

@@ -444,6 +444,26 @@ def concurrency(work: Path, procs: int, ops: int, rnd: random.Random, fig: Figur
 
 
 # ------------------------------------------------------------------ clock skew
+def _settle_workers(fig: Any, label: str, ps: list[subprocess.Popen], ackfiles: list[Path], reg_dir: Path,
+                    ops: int) -> None:
+    """Wait for the workers, count their acknowledgements, and lose every acknowledged event that is
+    not in the log exactly once (and every worker that failed)."""
+    for p in ps:
+        _, err = p.communicate()
+        if p.returncode:
+            fig.lose(f"{label}: worker exited {p.returncode}: {err.decode()[-300:]}")
+    acks = [r for a in ackfiles for r in read_acks(a)]
+    fig.ops_attempted += len(ps) * ops
+    fig.ops_acknowledged += len(acks)
+    ids = raw_event_ids(reg_dir)
+    for r in acks:
+        if r["op"] == "error":
+            fig.lose(f"{label}: {r['error']}")
+        for ev in r.get("events") or []:
+            if ids[ev] != 1:
+                fig.lose(f"{label}: acknowledged {r['op']} event {ev} occurs {ids[ev]} times")
+
+
 def clock_skew(work: Path, ops: int, rnd: random.Random, fig: Figures) -> None:
     """Two writers at once, one with its clock an hour behind (TORTURE_CLOCK_SKEW, see child.py):
     nothing lost, fsck finds no error and no warning (no interruption that never happened), and
@@ -458,20 +478,7 @@ def clock_skew(work: Path, ops: int, rnd: random.Random, fig: Figures) -> None:
         ps.append(subprocess.Popen(
             [sys.executable, "-m", "tests.torture.child", str(reg_dir), str(ackfile), str(rnd.randrange(10**9)),
              str(ops)], env={**env, "TORTURE_CLOCK_SKEW": skew}, cwd=ROOT, stderr=subprocess.PIPE))
-    for p in ps:
-        _, err = p.communicate()
-        if p.returncode:
-            fig.lose(f"clock skew: worker exited {p.returncode}: {err.decode()[-300:]}")
-    acks = [r for a in ackfiles for r in read_acks(a)]
-    fig.ops_attempted += 2 * ops
-    fig.ops_acknowledged += len(acks)
-    ids = raw_event_ids(reg_dir)
-    for r in acks:
-        if r["op"] == "error":
-            fig.lose(f"clock skew: {r['error']}")
-        for ev in r.get("events") or []:
-            if ids[ev] != 1:
-                fig.lose(f"clock skew: acknowledged {r['op']} event {ev} occurs {ids[ev]} times")
+    _settle_workers(fig, "clock skew", ps, ackfiles, reg_dir, ops)
     rep = fsck(Registry(reg_dir))
     if rep.problems:
         fig.lose(f"clock skew: fsck reports {[p.to_dict() for p in rep.problems][:3]}")
@@ -585,20 +592,7 @@ def snapshot_torture(work: Path, ops: int, rnd: random.Random, fig: Figures) -> 
             if differs:
                 fig.lose(f"snapshot: {model} mid-run: {differs}")
         fig.snapshot_mutations[what] += 1
-    for p in ps:
-        _, err = p.communicate()
-        if p.returncode:
-            fig.lose(f"snapshot: worker exited {p.returncode}: {err.decode()[-300:]}")
-    acks = [r for a in ackfiles for r in read_acks(a)]
-    fig.ops_attempted += 2 * ops
-    fig.ops_acknowledged += len(acks)
-    ids = raw_event_ids(reg_dir)
-    for r in acks:
-        if r["op"] == "error":
-            fig.lose(f"snapshot: {r['error']}")
-        for ev in r.get("events") or []:
-            if ids[ev] != 1:
-                fig.lose(f"snapshot: acknowledged {r['op']} event {ev} occurs {ids[ev]} times")
+    _settle_workers(fig, "snapshot", ps, ackfiles, reg_dir, ops)
     if merged and sum(1 for line in (reg_dir / "logs" / "alpha.jsonl").read_bytes().splitlines()
                       + (reg_dir / "logs" / "beta.jsonl").read_bytes().splitlines()
                       if b'"actor":"other-branch"' in line) != merged:
