@@ -22,7 +22,7 @@ from .. import cachedir
 if TYPE_CHECKING:
     from ..registry import Registry
 
-SCHEMA_VERSION = 4  # bump when a table or a derived field changes: older files are rebuilt
+SCHEMA_VERSION = 5  # bump when a table or a derived field changes: older files are rebuilt
 FILENAME = "index.sqlite"
 BUSY_MS = 10_000
 
@@ -56,9 +56,6 @@ CREATE TABLE attrs (
 CREATE INDEX attrs_num ON attrs (path, kind, num);
 CREATE INDEX attrs_txt ON attrs (path, kind, txt);
 CREATE INDEX attrs_vid ON attrs (vid, path);
-CREATE TABLE artifacts (vid INTEGER NOT NULL, sha256 TEXT NOT NULL, role TEXT);
-CREATE INDEX artifacts_sha256 ON artifacts (sha256);
-CREATE INDEX artifacts_vid ON artifacts (vid);
 CREATE TABLE events (
     model TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, time TEXT NOT NULL, event TEXT NOT NULL,
     PRIMARY KEY (model, seq)
@@ -216,16 +213,6 @@ class Index:
             r["stages"] = json.loads(stages)
             out.append(r)
         return out
-
-    def by_fingerprint(self, fp: str) -> list[tuple[str, str, str]]:
-        return self.con.execute("SELECT digest, model, version FROM versions WHERE fingerprint = ? "
-                                "ORDER BY model, version", (fp,)).fetchall()
-
-    def by_artifact(self, shas: list[str]) -> list[tuple[str, str, str, str, str]]:
-        """``(sha256, digest, model, version, role)`` of every artifact with one of ``shas``."""
-        q = (f"SELECT a.sha256, v.digest, v.model, v.version, a.role FROM artifacts a JOIN versions v ON v.vid = a.vid "
-             f"WHERE a.sha256 IN ({','.join('?' * len(shas))})")
-        return self.con.execute(q, shas).fetchall()
 
     def all_sorted(self) -> bool:
         return self.con.execute("SELECT count(*) FROM models WHERE NOT causal_sorted").fetchone()[0] == 0

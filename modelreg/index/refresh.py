@@ -156,7 +156,6 @@ def refresh(idx: Index, only: str | None = None) -> None:
 
 def _drop(con: Any, model: str) -> None:
     con.execute("DELETE FROM attrs WHERE vid IN (SELECT vid FROM versions WHERE model = ?)", (model,))
-    con.execute("DELETE FROM artifacts WHERE vid IN (SELECT vid FROM versions WHERE model = ?)", (model,))
     con.execute("DELETE FROM versions WHERE model = ?", (model,))
     con.execute("DELETE FROM events WHERE model = ?", (model,))
     con.execute("DELETE FROM models WHERE name = ?", (model,))
@@ -295,9 +294,6 @@ def _apply(con: Any, model: str, stamp: str, plan: dict[str, Any], existing: dic
         vid = cur.lastrowid
         con.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?, ?)",
                         [(vid, *leaf) for leaf in leaves({**record, "stages": stages})])
-        con.executemany("INSERT INTO artifacts VALUES (?, ?, ?)",
-                        [(vid, a["sha256"], a.get("role")) for a in record.get("artifacts") or []
-                         if isinstance(a.get("sha256"), str)])
     for vid, *_ in existing.values():  # versions no longer there (a git checkout removed them)
         _delete(con, vid)
     con.execute("INSERT OR REPLACE INTO models (name, stamp, n_versions, latest, holders, stage_versions, fields, "
@@ -309,7 +305,6 @@ def _apply(con: Any, model: str, stamp: str, plan: dict[str, Any], existing: dic
 
 def _delete(con: Any, vid: int) -> None:
     con.execute("DELETE FROM attrs WHERE vid = ?", (vid,))
-    con.execute("DELETE FROM artifacts WHERE vid = ?", (vid,))
     con.execute("DELETE FROM versions WHERE vid = ?", (vid,))
 
 
