@@ -3,17 +3,35 @@
 Every call stats, per model, ``versions/<model>/`` (a new or removed version entry changes
 it), ``logs/<model>.jsonl`` (inode, size, mtime, ctime: an append, a rewrite by git or
 fsck --repair) and ``refs/<model>/`` with each ref file in it, plus ``config.yaml`` (stage
-order). A model whose stamps differ from the stored ones is refolded from the registry, in
-its own ``BEGIN IMMEDIATE`` transaction (so two processes never interleave one model's rows;
-the second finds it done): its log is read and folded, manifests are parsed only for digests
-the index has not seen (manifests are immutable), and only the rows that changed are written.
-Stamps are taken before the registry is read, so a write that lands meanwhile leaves a stale
-stamp and is picked up by the next call: the index can lag a racing write exactly as a direct
-read can, never more.
+order). A model whose stamp differs from the stored one is brought up to date in its own
+``BEGIN IMMEDIATE`` transaction (so two processes never interleave one model's rows; the
+second finds it done).
 
-A per-model state snapshot kept elsewhere in the cache directory (the write path's
-``state_of(reg, model)``) can replace the log fold here: :func:`_fold` is the one place that
-turns a model's log into versions and annotations.
+First incrementally (:func:`modelreg.index.incremental.advance`), at a cost that follows
+what changed: the log is read only after the mark the index kept (offset after the last whole
+line plus digests of the windows before it, checked with :mod:`modelreg.derived.logtail` as
+the state snapshot does); ``versions/<model>/`` is listed and ``lstat``'ed only if it changed,
+and only new entries are read; refs are read again; only the rows of versions named by the
+appended events, versions whose stages changed and new versions are rebuilt, from the model's
+state snapshot (``Registry.model_state``). That equals a refold because the appended events
+all sort after the indexed ones by ``(time, id)`` and none is linked to by an indexed event,
+so the causal order of the whole log is the old order followed by theirs
+(:func:`modelreg.lifecycle.order.causal_order`); a version's row depends only on its own
+events, its manifest, its stages and the model's fields; and a new version sorting after every
+indexed one keeps the registration order (``seq``) of the others.
+
+Otherwise (:class:`~modelreg.index.incremental.Fallback` or any error) the model is refolded
+by :func:`compute`: the log rewritten, shrunk, its prefix changed or an unterminated last line;
+an appended event sorting before an indexed one, repeating an indexed id, or one an indexed
+event links to; a version entry removed or replaced; a new version registered before the
+newest indexed one or a registration time changed; the model's fields changed (every record
+embeds them); config.yaml changed; no mark (a new model, an older index). A refold reads and
+folds the log, parses manifests only for digests the index has not seen (manifests are
+immutable) and writes only the rows that changed.
+
+Stamps are taken before the registry is read, and the log is read before the state, so a write
+that lands meanwhile leaves a stale stamp (and lines past the mark) picked up by the next call:
+the index can lag a racing write exactly as a direct read can, never more.
 """
 
 from __future__ import annotations
