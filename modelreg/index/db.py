@@ -22,7 +22,7 @@ from .. import cachedir
 if TYPE_CHECKING:
     from ..registry import Registry
 
-SCHEMA_VERSION = 5  # bump when a table or a derived field changes: older files are rebuilt
+SCHEMA_VERSION = 6  # 6: what an incremental refresh starts from (models.incr, versions.entry); bump when a table or a derived field changes: older files are rebuilt
 FILENAME = "index.sqlite"
 BUSY_MS = 10_000
 
@@ -37,14 +37,15 @@ CREATE TABLE models (
     stage_versions TEXT NOT NULL DEFAULT '{}',
     fields TEXT NOT NULL DEFAULT '{}',
     causal_sorted INTEGER NOT NULL DEFAULT 1,
-    has_versions INTEGER NOT NULL DEFAULT 0
+    has_versions INTEGER NOT NULL DEFAULT 0,
+    incr TEXT
 );
 CREATE TABLE versions (
     vid INTEGER PRIMARY KEY,
     model TEXT NOT NULL, version TEXT NOT NULL, seq INTEGER NOT NULL, digest TEXT NOT NULL,
     archived INTEGER NOT NULL, license TEXT, fingerprint TEXT, registered_at TEXT,
     stages TEXT NOT NULL, tags TEXT NOT NULL,
-    record TEXT NOT NULL, info TEXT NOT NULL,
+    record TEXT NOT NULL, info TEXT NOT NULL, entry TEXT,
     UNIQUE (model, version)
 );
 CREATE INDEX versions_order ON versions (model, seq);
@@ -61,6 +62,7 @@ CREATE TABLE events (
     PRIMARY KEY (model, seq)
 );
 CREATE INDEX events_time ON events (time, id, model);
+CREATE INDEX events_id ON events (model, id);
 """
 
 class Unavailable(Exception):

@@ -127,3 +127,21 @@ def manifest_part(reg: Any, model: str, version: str, digest: str) -> dict[str, 
         "fingerprint": fingerprint(m.get("params")) if m.get("params") else None,
         "artifacts": [{k: a.get(k) for k in ("role", "uri", "sha256", "size", "tree")} for a in m.get("artifacts", [])],
     }
+
+
+_DUMP = {"ensure_ascii": False, "separators": (",", ":")}
+
+
+def row(reg: Any, model: str, seq: int, version: str, digest: str, part: dict[str, Any], state: Any,
+        model_fields: dict[str, Any], stages: list[str], entry: Any) -> tuple[Any, ...]:
+    """One row of ``versions`` as the index stores it: ``(version, seq, digest, record, stages,
+    record JSON, stages JSON, info JSON, entry JSON)``; ``part`` is :func:`manifest_part`'s."""
+    import json
+
+    from ..registry import Resolved
+
+    st = state.versions.get(version)
+    record = {**part, **version_fields(st, part.get("manifest_tags", [])), "model": model_fields}
+    info = reg._info(Resolved(model, version, digest), None, state, {}, []).to_dict()
+    return (version, seq, digest, record, stages, json.dumps(record, **_DUMP), json.dumps(stages),
+            json.dumps(info, **_DUMP), None if entry is None else json.dumps(entry))

@@ -3,22 +3,41 @@
 Every call stats, per model, ``versions/<model>/`` (a new or removed version entry changes
 it), ``logs/<model>.jsonl`` (inode, size, mtime, ctime: an append, a rewrite by git or
 fsck --repair) and ``refs/<model>/`` with each ref file in it, plus ``config.yaml`` (stage
-order). A model whose stamps differ from the stored ones is refolded from the registry, in
-its own ``BEGIN IMMEDIATE`` transaction (so two processes never interleave one model's rows;
-the second finds it done): its log is read and folded, manifests are parsed only for digests
-the index has not seen (manifests are immutable), and only the rows that changed are written.
-Stamps are taken before the registry is read, so a write that lands meanwhile leaves a stale
-stamp and is picked up by the next call: the index can lag a racing write exactly as a direct
-read can, never more.
+order). A model whose stamp differs from the stored one is brought up to date in its own
+``BEGIN IMMEDIATE`` transaction (so two processes never interleave one model's rows; the
+second finds it done).
 
-A per-model state snapshot kept elsewhere in the cache directory (the write path's
-``state_of(reg, model)``) can replace the log fold here: :func:`_fold` is the one place that
-turns a model's log into versions and annotations.
+First incrementally (:func:`modelreg.index.incremental.advance`), at a cost that follows
+what changed: the log is read only after the mark the index kept (offset after the last whole
+line plus digests of the windows before it, checked with :mod:`modelreg.derived.logtail` as
+the state snapshot does); ``versions/<model>/`` is listed and ``lstat``'ed only if it changed,
+and only new entries are read; refs are read again; only the rows of versions named by the
+appended events, versions whose stages changed and new versions are rebuilt, from the model's
+state snapshot (``Registry.model_state``). That equals a refold because the appended events
+all sort after the indexed ones by ``(time, id)`` and none is linked to by an indexed event,
+so the causal order of the whole log is the old order followed by theirs
+(:func:`modelreg.lifecycle.order.causal_order`); a version's row depends only on its own
+events, its manifest, its stages and the model's fields; and a new version sorting after every
+indexed one keeps the registration order (``seq``) of the others.
+
+Otherwise (:class:`~modelreg.index.incremental.Fallback` or any error) the model is refolded
+by :func:`compute`: the log rewritten, shrunk, its prefix changed or an unterminated last line;
+an appended event sorting before an indexed one, repeating an indexed id, or one an indexed
+event links to; a version entry removed or replaced; a new version registered before the
+newest indexed one or a registration time changed; the model's fields changed (every record
+embeds them); config.yaml changed; no mark (a new model, an older index). A refold reads and
+folds the log, parses manifests only for digests the index has not seen (manifests are
+immutable) and writes only the rows that changed.
+
+Stamps are taken before the registry is read, and the log is read before the state, so a write
+that lands meanwhile leaves a stale stamp (and lines past the mark) picked up by the next call:
+the index can lag a racing write exactly as a direct read can, never more.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 from collections.abc import Iterator
@@ -27,28 +46,17 @@ from typing import TYPE_CHECKING, Any
 from .. import fileio, log
 from ..names import check_model
 from ..refs import _valid
-from .records import leaves, manifest_part, version_fields
+from .incremental import MANIFEST_KEYS as _MANIFEST_KEYS
+from .incremental import Fallback, advance, delete_row, entries, put_row, read_log
+from .incremental import key as _key
+from .incremental import lstat_at as _lstat
+from .records import _DUMP, manifest_part, row
 
 if TYPE_CHECKING:
     from .db import Index
 
-_DUMP = {"ensure_ascii": False, "separators": (",", ":")}
-_MANIFEST_KEYS = ("name", "version", "digest", "manifest_tags", "meta", "params", "license", "parents", "parent_names",
-                  "fingerprint", "artifacts")
+_log = logging.getLogger("modelreg.index")
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def _key(st: os.stat_result | None) -> list[int] | None:
-    return None if st is None else [st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-
-def _lstat(name: str, fd: int | None, base: Any) -> os.stat_result | None:
-    try:
-        if fd is not None:
-            return os.lstat(name, dir_fd=fd)
-        return fileio.lstat(os.path.join(base, name))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 def _valid_name(name: str) -> bool:
@@ -207,12 +215,23 @@ def _update(idx: Index, model: str, stamp: str, plan: dict[str, Any] | None = No
     con, reg = idx.con, idx.reg
     con.execute("BEGIN IMMEDIATE")
     try:
-        row = con.execute("SELECT stamp FROM models WHERE name = ?", (model,)).fetchone()
-        if row is not None and row[0] == stamp:  # another process refreshed it meanwhile
+        found = con.execute("SELECT stamp, incr FROM models WHERE name = ?", (model,)).fetchone()
+        if found is not None and found[0] == stamp:  # another process refreshed it meanwhile
             con.execute("COMMIT")
             return
-        existing = {v: (vid, rec, stg, seq, info) for vid, v, rec, stg, seq, info in con.execute(
-            "SELECT vid, version, record, stages, seq, info FROM versions WHERE model = ?", (model,))}
+        if plan is None and found is not None and found[0]:
+            con.execute("SAVEPOINT advance")
+            try:
+                advance(con, reg, model, found[0], stamp, found[1])
+                con.execute("RELEASE advance")
+                con.execute("COMMIT")
+                return
+            except Exception as exc:  # noqa: BLE001 - anything unusual: the refold below (which reports errors)
+                _log.debug("index: refolding %s (%s)", model, exc if isinstance(exc, Fallback) else repr(exc))
+                con.execute("ROLLBACK TO advance")
+                con.execute("RELEASE advance")
+        existing = {v: (vid, rec, stg, seq, info, entry) for vid, v, rec, stg, seq, info, entry in con.execute(
+            "SELECT vid, version, record, stages, seq, info, entry FROM versions WHERE model = ?", (model,))}
         if plan is None:
             known = {}  # manifest fields of digests already indexed (manifests are immutable): no YAML again
             for _vid, rec, *_rest in existing.values():
@@ -229,15 +248,12 @@ def _update(idx: Index, model: str, stamp: str, plan: dict[str, Any] | None = No
 def compute(reg: Any, model: str, stamp: str, known: dict[str, Any]) -> dict[str, Any]:
     """Everything the index holds about ``model``, read from the registry (no database access):
     safe to run in another process."""
-    from ..registry import Resolved
-
     has_versions = json.loads(stamp)[0] is not None
-    if has_versions:
+    listing = entries(reg, model) if has_versions else {}  # stat'ed before they are read (see incremental)
+    if listing:
         vdir = os.path.join(reg.refs.versions_dir, model)
-        try:
-            fileio.prefetch([os.path.join(vdir, n) for n in fileio.listdir(vdir) if not n.startswith(".")])
-        except (OSError, fileio.SymlinkError):
-            pass  # the library's own read below says what is wrong
+        fileio.prefetch([os.path.join(vdir, n) for n in listing])
+    events, incr = read_log(reg, model)  # before the state: the rows then reflect at least these lines
     digests, state = _fold(reg, model, has_versions)
     order = state.order(list(digests))
     holders: dict[str, str] = reg.checked_holders(model, digests) if has_versions else reg.stage_holders(model)
@@ -263,49 +279,31 @@ def compute(reg: Any, model: str, stamp: str, known: dict[str, Any]) -> dict[str
         part = known.get(d)
         if part is None or part.get("name") != model or part.get("version") != v:
             part = manifest_part(reg, model, v, d)
-        st = state.versions.get(v)
-        record = {**part, **version_fields(st, part.get("manifest_tags", [])), "model": model_fields}
-        stages = stage_of.get(d, [])
-        info = reg._info(Resolved(model, v, d), None, state, {}, []).to_dict()
-        rows.append((v, seq, d, record, stages, json.dumps(record, **_DUMP), json.dumps(stages),
-                     json.dumps(info, **_DUMP)))
-    times = [(e.time, e.id) for e in state.events]
+        rows.append(row(reg, model, seq, v, d, part, state, model_fields, stage_of.get(d, []), listing.get(v)))
+    times = [(e.time, e.id) for e in events]
     return {
         "rows": rows, "n": len(digests), "latest": latest, "holders": holders, "stage_versions": stage_versions,
         "fields": model_fields,
         "sorted": all(a <= b for a, b in zip(times, times[1:])), "has_versions": has_versions,
-        "events": [(e.id, e.time, json.dumps(e.to_dict(), **_DUMP)) for e in state.events],
+        "events": [(e.id, e.time, json.dumps(e.to_dict(), **_DUMP)) for e in events],
+        "incr": None if incr is None else json.dumps(incr),
     }
 
 
 def _apply(con: Any, model: str, stamp: str, plan: dict[str, Any], existing: dict[str, Any]) -> None:
     _events(con, model, plan["events"])
-    for v, seq, d, record, stages, rec_j, stg_j, info_j in plan["rows"]:
-        old = existing.pop(v, None)
-        if old is not None and old[1:] == (rec_j, stg_j, seq, info_j):
+    for r in plan["rows"]:
+        old = existing.pop(r[0], None)
+        if old is not None and old[1:] == (r[5], r[6], r[1], r[7], r[8]):
             continue
-        if old is not None:
-            _delete(con, old[0])
-        cur = con.execute(
-            "INSERT INTO versions (model, version, seq, digest, archived, license, fingerprint, registered_at, "
-            "stages, tags, record, info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (model, v, seq, d, int(record["archived"]), record.get("license"), record.get("fingerprint"),
-             record.get("registered_at"), stg_j, json.dumps(record["tags"]), rec_j, info_j))
-        vid = cur.lastrowid
-        con.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?, ?)",
-                        [(vid, *leaf) for leaf in leaves({**record, "stages": stages})])
+        put_row(con, model, r, None if old is None else old[0])
     for vid, *_ in existing.values():  # versions no longer there (a git checkout removed them)
-        _delete(con, vid)
+        delete_row(con, vid)
     con.execute("INSERT OR REPLACE INTO models (name, stamp, n_versions, latest, holders, stage_versions, fields, "
-                "causal_sorted, has_versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "causal_sorted, has_versions, incr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (model, stamp, plan["n"], plan["latest"], json.dumps(plan["holders"]),
                  json.dumps(plan["stage_versions"]), json.dumps(plan["fields"], **_DUMP), int(plan["sorted"]),
-                 int(plan["has_versions"])))
-
-
-def _delete(con: Any, vid: int) -> None:
-    con.execute("DELETE FROM attrs WHERE vid = ?", (vid,))
-    con.execute("DELETE FROM versions WHERE vid = ?", (vid,))
+                 int(plan["has_versions"]), plan["incr"]))
 
 
 _WORKER_REG: Any = None
