@@ -199,12 +199,12 @@ def test_incremental_fold_equals_full_fold(tmp_path: Path, seed: int, steps: lis
         elif step == "delete":  # deleting the snapshot only costs time
             reg = Registry(reg.path)
             for p in db.parent.glob(db.name + "*"):
-                p.unlink()
+                p.unlink(missing_ok=True)  # a -shm/-wal file can go between glob and unlink
         elif step == "stale":  # an older snapshot comes back (a backup, a copied cache directory)
             reg = Registry(reg.path)
             if saved.exists():
                 for p in db.parent.glob(db.name + "*"):
-                    p.unlink()
+                    p.unlink(missing_ok=True)  # a -shm/-wal file can go between glob and unlink
                 shutil.copy(saved, db)
             elif db.exists():
                 state_of(reg, MODEL)
@@ -267,7 +267,7 @@ def test_an_unusable_snapshot_costs_only_time(tmp_path: Path) -> None:
     assert_same(reg)
     db = snapshot_mod.path_for(cache_dir(reg.path), MODEL)
     for p in db.parent.glob(db.name + "*"):
-        p.unlink()
+        p.unlink(missing_ok=True)  # a -shm/-wal file can go between glob and unlink
     db.write_bytes(b"\x00 not a database" * 100)  # garbage: the state comes from the log
     reg = Registry(reg.path)
     full = fold(log.read(reg.logs_dir, MODEL)[0])
@@ -275,7 +275,7 @@ def test_an_unusable_snapshot_costs_only_time(tmp_path: Path) -> None:
     assert dict(got.versions) == full.versions and got.head("production") == full.head("production")
     assert isinstance(got, SnapshotState)  # the garbage was replaced by a new snapshot, not kept
     for p in db.parent.glob(db.name + "*"):
-        p.unlink()
+        p.unlink(missing_ok=True)  # a -shm/-wal file can go between glob and unlink
     target = tmp_path / "elsewhere"
     target.write_bytes(b"keep me")
     db.symlink_to(target)  # a link in the cache is removed, never followed
