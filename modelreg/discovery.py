@@ -425,20 +425,30 @@ class FingerprintIndex:
         cachedir.write_json(self.dir / "stamps.json", {"format": self.FORMAT, "models": stamps})
 
     def _append(self, path: Path, line: str) -> None:
+        self._append_lines(path, [line])
+
+    def _append_lines(self, path: Path, lines: list[str]) -> None:
         last = cachedir.read_bytes_at_end(path, 1)
         fence = b"\n" if last and not last.endswith(b"\n") else b""  # never glue onto a torn line
-        cachedir.append_line(path, fence + line.encode() + b"\n")
+        cachedir.append_line(path, fence + "".join(line + "\n" for line in lines).encode())
 
-    def _add(self, m: dict[str, Any], digest: str) -> None:
-        """Index one version's manifest ``m`` (its params' fingerprint, its artifacts' sha256s)."""
+    def _lines(self, m: dict[str, Any], digest: str) -> list[tuple[Path, str]]:
+        """The index lines of one version's manifest ``m``: its params' fingerprint, its artifacts' sha256s."""
         name, version = m["name"], m["version"]
+        out = []
         if m.get("params"):
-            self._append(self._file(name, fingerprint(m["params"])), f"{digest} {name} {version}")
+            out.append((self._file(name, fingerprint(m["params"])), f"{digest} {name} {version}"))
         for a in m.get("artifacts") or []:
             sha, role = a.get("sha256"), a.get("role")
             if isinstance(sha, str) and _SHA256_RE.match(sha) and isinstance(role, str) and role \
                     and not any(c in role for c in "\r\n"):
-                self._append(self._file(name, sha, "sha256"), f"{digest} {name} {version} {role}")
+                out.append((self._file(name, sha, "sha256"), f"{digest} {name} {version} {role}"))
+        return out
+
+    def _add(self, m: dict[str, Any], digest: str) -> None:
+        """Index one version's manifest ``m``."""
+        for path, line in self._lines(m, digest):
+            self._append(path, line)
 
     def _log_stat(self, model: str) -> list[int] | None:
         s = fileio.lstat(log.path_for(self.reg.logs_dir, model))
@@ -460,25 +470,42 @@ class FingerprintIndex:
                 cachedir.clear(self.dir / "by-model" / model)
                 mark = logtail.Mark()
             end = mark.offset
+            registered = []
             if fd is not None:
                 for e, end in logtail.events(fd, mark.offset):
                     if e is not None and e.action == "register" and e.version and e.to and e.model == model:
-                        self._index_version(model, e.version, e.to)
+                        registered.append((e.version, e.to))
+            self._index_versions(model, registered)
             return {"stat": stat_, "mark": (logtail.mark_at(fd, end) if fd is not None else mark).to_json()}
         finally:
             if fd is not None:
                 os.close(fd)
 
-    def _index_version(self, model: str, version: str, digest: str) -> None:
+    def _index_versions(self, model: str, registered: list[tuple[str, str]]) -> None:
+        """Index the versions ``[(version, digest)]`` of ``model``: many at once (a cold cache in a fresh
+        CI job) ask the disk for all their files first, and each index file is appended to once."""
         from .registry import Resolved
 
-        try:
-            if self.reg.refs.read_version(model, version) != digest:
-                return
-            m = self.reg._manifest_of(Resolved(model, version, digest))
-        except ModelregError:
-            return  # an unreadable version is for fsck to report; the index only skips it
-        self._add(m, digest)
+        if len(registered) > 8:
+            paths = []
+            for version, digest in registered:
+                try:
+                    paths += [str(self.reg.refs.version_path(model, version)), str(self.reg.objects.path(digest))]
+                except ModelregError:
+                    continue
+            fileio.prefetch(paths)
+        out: dict[Path, list[str]] = {}
+        for version, digest in registered:
+            try:
+                if self.reg.refs.read_version(model, version) != digest:
+                    continue
+                m = self.reg._manifest_of(Resolved(model, version, digest))
+            except ModelregError:
+                continue  # an unreadable version is for fsck to report; the index only skips it
+            for path, line in self._lines(m, digest):
+                out.setdefault(path, []).append(line)
+        for path, lines in out.items():
+            self._append_lines(path, lines)
 
     def refresh(self, only: str | None = None) -> list[str]:
         """Bring the index up to date with every model whose log changed (or just ``only``); the models."""
