@@ -83,6 +83,8 @@ def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Call
             except ModelregError as exc:
                 fail(exc)
             except OSError as exc:  # disk full, EIO, permission denied...: one line, not a traceback
+                if isinstance(exc, BrokenPipeError):
+                    stdout_gone()
                 fail(ModelregError(os_message(exc)))
 
         (group or app).command(*args, **kwargs)(wrapper)
@@ -133,7 +135,7 @@ def _traceback_wanted() -> bool:
         return False
 
 
-from .errors import os_message  # noqa: E402 - one wording for both entry points (modelreg.fastpath)
+from .errors import os_message, stdout_gone  # noqa: E402 - one wording for both entry points (modelreg.fastpath)
 
 
 def note(message: str) -> None:
@@ -1848,6 +1850,8 @@ def _run(argv: list[str] | None) -> None:
         report(exc)
         sys.exit(exc.exit_code)
     except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            stdout_gone()
         report(ModelregError(os_message(exc)))
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

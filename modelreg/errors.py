@@ -78,6 +78,20 @@ class Unreachable(ModelregError):
     exit_code = 7
 
 
+def stdout_gone() -> None:
+    """After a BrokenPipeError (``modelreg ... | head``): point stdout at /dev/null so nothing more
+    written to it (a JSON error object, the flush at exit) raises again."""
+    import os
+    import sys
+
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def os_message(exc: OSError) -> str:
     """One line for an operating-system error: what failed and on which file."""
     what = exc.strerror or str(exc) or type(exc).__name__

@@ -213,8 +213,10 @@ def run(args: list[str], registry: str | None, command: str, positional: list[st
         _report(exc, as_json)
         return exc.exit_code
     except OSError as exc:
-        from .errors import os_message
+        from .errors import os_message, stdout_gone
 
+        if isinstance(exc, BrokenPipeError):
+            stdout_gone()
         _report(ModelregError(os_message(exc)), as_json)
         return 1
     except KeyboardInterrupt:

@@ -221,3 +221,21 @@ def test_json_output_is_exactly_json_dumps(value):
     from modelreg.printable import json_dumps
 
     assert json_dumps(value) == json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("entry", ["modelreg", "modelreg.cli"])
+@pytest.mark.parametrize("args", [["ls", "--json"], ["log", "--json"], ["show", "m@1.0.0", "--json"], ["log"]])
+def test_a_reader_that_goes_away_gets_one_line_not_a_traceback(world, entry, args):
+    """`modelreg ... --json | head`: the pipe closes before the output is written. Both entry points
+    say so in one line on stderr and exit 1; nothing else is written (no JSON error into the dead pipe)."""
+    code = f"import runpy, sys; sys.argv = ['modelreg', *{args!r}]; runpy.run_module({entry!r}, run_name='__main__')"
+    if entry == "modelreg.cli":
+        code = f"import sys; from modelreg.cli import main; main({args!r})"
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first byte
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=world["proj"], stdout=w, stderr=subprocess.PIPE,
+                              env=subprocess_env(MODELREG_ACTOR=ACTOR), text=True, timeout=60)
+    finally:
+        os.close(w)
+    assert proc.returncode == 1 and proc.stderr == "modelreg: error: Broken pipe\n", proc.stderr
