@@ -385,16 +385,21 @@ def _read_fd(fd: int, shown: str, limit: int | None) -> bytes:
 def read_file(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
     """Read a whole regular file; refuse files over ``limit`` bytes."""
     with _parent(path) as (dfd, name, shown):
-        fd = _open_at(dfd, name, os.O_RDONLY | O_NONBLOCK, shown)
+        return _read_at(dfd, name, shown, limit)
+
+
+def _read_at(dfd: int | None, name: str, shown: str, limit: int | None) -> bytes:
+    """The bytes of ``name`` under ``dfd`` (not followed if a link), a regular file of at most ``limit``."""
+    fd = _open_at(dfd, name, os.O_RDONLY | O_NONBLOCK, shown)
+    try:
+        if limit is None or limit > SMALL_READ:
+            _regular(fd, shown)
         try:
-            if limit is None or limit > SMALL_READ:
-                _regular(fd, shown)
-            try:
-                return _read_fd(fd, shown, limit)
-            except IsADirectoryError:
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), shown) from None
-        finally:
-            os.close(fd)
+            return _read_fd(fd, shown, limit)
+        except IsADirectoryError:
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), shown) from None
+    finally:
+        os.close(fd)
 
 
 def read_lines(path: str | os.PathLike[str], max_line: int) -> Iterator[tuple[int, bytes, bool]]:
@@ -510,17 +515,7 @@ class Dir:
         return os.listdir(self.fd if self.fd is not None else self.path)
 
     def read(self, name: str, limit: int | None = None) -> bytes:
-        shown = os.path.join(self.path, name)
-        fd = _open_at(self.fd, self._name(name), os.O_RDONLY | O_NONBLOCK, shown)
-        try:
-            if limit is None or limit > SMALL_READ:
-                _regular(fd, shown)
-            try:
-                return _read_fd(fd, shown, limit)
-            except IsADirectoryError:
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), shown) from None
-        finally:
-            os.close(fd)
+        return _read_at(self.fd, self._name(name), os.path.join(self.path, name), limit)
 
     def lstat(self, name: str) -> os.stat_result | None:
         try:

@@ -306,35 +306,27 @@ def _fmt(value: Any) -> str:
 
 
 def progress_bar(label: str, total: int) -> Callable[[int], None]:
-    """A rich progress bar on stderr; returns the per-chunk callback (closes itself at total)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+    """A rich progress bar on stderr counting bytes; returns the per-chunk callback (closes itself at total)."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
 
-    progress = Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        console=Console(stderr=True), transient=True,
-    )
-    task = progress.add_task(label[-40:], total=total)
-    progress.start()
-    done = [0]
-
-    def advance(n: int) -> None:
-        done[0] += n
-        progress.update(task, advance=n)
-        if done[0] >= total:
-            progress.stop()
-
-    advance.close = progress.stop  # type: ignore[attr-defined]  # for a transfer cut short
-    return advance
+    return _bar(label, total, DownloadColumn(), TransferSpeedColumn())
 
 
 def count_bar(label: str, total: int) -> Callable[[int], None]:
     """A rich progress bar on stderr counting steps (N/TOTAL); returns the per-step callback."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import MofNCompleteColumn, TimeRemainingColumn
 
-    progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    return _bar(label, total, MofNCompleteColumn(), TimeRemainingColumn())
+
+
+def _bar(label: str, total: int, *columns: Any) -> Callable[[int], None]:
+    """A transient bar on stderr with ``columns`` after it; the callback advances it and stops it at
+    ``total``; its ``close()`` stops it early (a transfer cut short)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(), *columns,
+                        console=Console(stderr=True), transient=True)
     task = progress.add_task(label[-40:], total=total)
     progress.start()
     done = [0]

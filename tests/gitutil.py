@@ -102,3 +102,28 @@ def cli_proc(cwd: Path, *args: str, timeout: float = 60) -> Run:
 def log_lines(repo: Path, model: str) -> list[dict[str, Any]]:
     text = (repo / ".modelreg" / "logs" / f"{model}.jsonl").read_text()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def ok(run: Run) -> Run:
+    """``run``, after asserting it exited 0 (its stderr as the message)."""
+    assert run.code == 0, run.err
+    return run
+
+
+def seeded_remote(tmp: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A bare repo whose main holds a registry with faq-bot@1.0.0 in production."""
+    seed = new_repo(tmp / "seed")
+    ok(cli(capsys, seed, "register", "faq-bot", "1.0.0"))
+    ok(cli(capsys, seed, "promote", "faq-bot@1.0.0", "production"))
+    git(seed, "add", "-A")
+    git(seed, "commit", "-q", "-m", "seed")
+    bare = tmp / "remote.git"
+    git(tmp, "clone", "-q", "--bare", str(seed), str(bare))
+    return bare
+
+
+def clone_of(bare: Path, dest: Path, who: str = "tester") -> Path:
+    """A clone of ``bare`` at ``dest`` with ``who`` as its commit identity."""
+    git(bare.parent, "clone", "-q", str(bare), str(dest))
+    configure(dest, who)
+    return dest

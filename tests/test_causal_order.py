@@ -17,6 +17,7 @@ import pytest
 
 import modelreg.log as log_mod
 from gitutil import cli as git_cli
+from gitutil import ok as _ok
 from gitutil import git, git_env, log_lines, new_repo  # noqa: F401  (git_env is a fixture)
 from modelreg.fsck import fsck
 from modelreg.lifecycle.order import causal_order
@@ -122,11 +123,6 @@ def test_links_to_unknown_ids_and_cycles_are_read_deterministically():
 def _commit(repo: Path, msg: str) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", msg)
-
-
-def _ok(run):  # type: ignore[no-untyped-def]
-    assert run.code == 0, run.err
-    return run
 
 
 def test_two_clones_merged_by_union_fold_to_the_same_rollback_stack(git_env: Path, capsys, skew) -> None:

@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 
 from gitutil import cli, git, git_env, log_lines, new_repo  # noqa: F401  (git_env is a fixture)
+from gitutil import ok as _ok
 
 pytestmark = pytest.mark.usefixtures("git_env")
-
-
-def _ok(run):  # type: ignore[no-untyped-def]
-    assert run.code == 0, run.err
-    return run
 
 
 def _commit(repo: Path, msg: str) -> None:

@@ -14,30 +14,9 @@ from pathlib import Path
 import pytest
 
 from gitutil import cli, cli_proc, configure, git, git_env, log_lines, new_repo  # noqa: F401
+from gitutil import ok as _ok, seeded_remote as _remote, clone_of as _clone
 
 pytestmark = pytest.mark.usefixtures("git_env")
-
-
-def _ok(run):  # type: ignore[no-untyped-def]
-    assert run.code == 0, run.err
-    return run
-
-
-def _remote(tmp: Path, capsys) -> Path:  # type: ignore[no-untyped-def]
-    seed = new_repo(tmp / "seed")
-    _ok(cli(capsys, seed, "register", "faq-bot", "1.0.0"))
-    _ok(cli(capsys, seed, "promote", "faq-bot@1.0.0", "production"))
-    git(seed, "add", "-A")
-    git(seed, "commit", "-q", "-m", "seed")
-    bare = tmp / "remote.git"
-    git(tmp, "clone", "-q", "--bare", str(seed), str(bare))
-    return bare
-
-
-def _clone(bare: Path, dest: Path, who: str = "tester") -> Path:
-    git(bare.parent, "clone", "-q", str(bare), str(dest))
-    configure(dest, who)
-    return dest
 
 
 def _on_remote(bare: Path, commit: str) -> bool:

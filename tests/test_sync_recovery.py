@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gitutil import cli, configure, git, git_env, log_lines, new_repo  # noqa: F401
+from gitutil import clone_of, seeded_remote, ok as _ok
 
 pytestmark = pytest.mark.usefixtures("git_env")
 
@@ -27,24 +28,10 @@ READS_AND_WRITES = [
 ]
 
 
-def _ok(run):  # type: ignore[no-untyped-def]
-    assert run.code == 0, run.err
-    return run
-
-
 def _setup(tmp: Path, capsys) -> tuple[Path, Path, Path]:  # type: ignore[no-untyped-def]
     """A remote, clone one (which pushed two more versions) and clone two (with its own unpushed events)."""
-    seed = new_repo(tmp / "seed")
-    _ok(cli(capsys, seed, "register", "faq-bot", "1.0.0"))
-    _ok(cli(capsys, seed, "promote", "faq-bot@1.0.0", "production"))
-    git(seed, "add", "-A")
-    git(seed, "commit", "-q", "-m", "seed")
-    bare = tmp / "remote.git"
-    git(tmp, "clone", "-q", "--bare", str(seed), str(bare))
-    one, two = tmp / "one", tmp / "two"
-    for c in (one, two):
-        git(tmp, "clone", "-q", str(bare), str(c))
-        configure(c)
+    bare = seeded_remote(tmp, capsys)
+    one, two = clone_of(bare, tmp / "one"), clone_of(bare, tmp / "two")
     for v in ("1.1.0", "1.2.0"):
         _ok(cli(capsys, one, "register", "faq-bot", v))
     _ok(cli(capsys, one, "sync", "--push"))
